@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/internal/gen"
+	"valora/processor"
+	"valora/schemas"
+)
+
+// benchResult is what `valora bench` reports.
+type benchResult struct {
+	Customers        int     `json:"customers"`
+	Events           int64   `json:"events"`
+	Partitions       int     `json:"partitions"`
+	ProduceSeconds   float64 `json:"produce_seconds"`
+	ProducePerSecond float64 `json:"produce_events_per_second"`
+	Seconds          float64 `json:"seconds"`
+	EventsPerSecond  float64 `json:"events_per_second"`
+	DeadLettered     float64 `json:"dead_lettered"`
+	TierChanges      float64 `json:"tier_changes"`
+	LatencyP50       float64 `json:"latency_p50_seconds"`
+	LatencyP99       float64 `json:"latency_p99_seconds"`
+	LatencyMax       float64 `json:"latency_max_seconds"`
+	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
+	GoMaxProcs       int     `json:"gomaxprocs"`
+}
+
+func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "Run a fixed workload through the real pipeline (embedded broker, Pebble on disk):\n"+
+		"generate and produce the events first, then score them all and report events/s,\n"+
+		"latency percentiles (a fetched batch to its durable commit) and peak RSS.", stderr)
+	var sf scorerFlags
+	var gf genFlags
+	sf.register(fs, "")
+	gf.register(fs, 1_000_000, 0)
+	partitions := fs.Int("partitions", 12, "partitions of each input topic")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if gf.events == 0 {
+		gf.events = 10_000_000
+	}
+	if gf.skew == 0 {
+		gf.skew = 1
+	}
+	if *partitions < 1 {
+		return usagef("--partitions: %d must be at least 1", *partitions)
+	}
+	now := time.Now()
+	params, err := gf.params(now)
+	if err != nil {
+		return err
+	}
+	if gf.start == "" {
+		params.Start = now.AddDate(-3, 0, 0).Truncate(24 * time.Hour)
+	}
+	// Every event time must lie in the past, or it would be dead-lettered
+	// as a future timestamp.
+	params.Horizon = now.Sub(params.Start) - time.Hour
+	log, err := sf.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if sf.stateDir == "valora-state" {
+		dir, err := os.MkdirTemp("", "valora-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		sf.stateDir = dir
+	}
+	topics := []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), topics...))
+	if err != nil {
+		return fmt.Errorf("embedded broker: %w", err)
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+
+	// Phase 1: produce the workload.
+	gn, err := gen.New(params)
+	if err != nil {
+		return usageError{err}
+	}
+	codec, err := newCodec(ctx, "", schemas.TopicNames{})
+	if err != nil {
+		return err
+	}
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.MaxBufferedRecords(200_000), kgo.ProducerBatchMaxBytes(4<<20))
+	if err != nil {
+		return err
+	}
+	prod := &producer{cl: pcl, codec: codec, interactions: sf.interactions, purchases: sf.purchases}
+	fmt.Fprintf(stderr, "bench: producing up to %d events for %d customers into %d partitions...\n",
+		gf.events, params.Customers, *partitions)
+	pstart := time.Now()
+	err = prod.run(ctx, gn, gf.events, 0, 0)
+	pcl.Close()
+	if err != nil {
+		return err
+	}
+	res := benchResult{
+		Customers: params.Customers, Events: prod.produced.Load(), Partitions: *partitions,
+		ProduceSeconds: time.Since(pstart).Seconds(), GoMaxProcs: runtime.GOMAXPROCS(0),
+	}
+	res.ProducePerSecond = float64(res.Events) / res.ProduceSeconds
+	fmt.Fprintf(stderr, "bench: produced %d events in %.1fs; scoring...\n", res.Events, res.ProduceSeconds)
+
+	// Phase 2: score everything.
+	var mu sync.Mutex
+	type obs struct {
+		n   int
+		lat time.Duration
+	}
+	var lats []obs
+	sf.brokers = addr
+	sf.createTopics = true
+	sf.httpAddr = ""
+	s, err := newScorer(ctx, &sf, log, func(c *processor.Config) {
+		c.OnCommit = func(n int, lat time.Duration) {
+			mu.Lock()
+			lats = append(lats, obs{n, lat})
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.run(rctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var handled float64
+wait:
+	for {
+		select {
+		case err := <-done:
+			return fmt.Errorf("scorer stopped early: %w", err)
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+			mfs, _ := s.reg.Gather()
+			handled = sumMetric(mfs, "valora_records_applied_total", "") + sumMetric(mfs, "valora_records_dead_lettered_total", "")
+			if handled >= float64(res.Events) {
+				res.Seconds = time.Since(start).Seconds()
+				res.DeadLettered = sumMetric(mfs, "valora_records_dead_lettered_total", "")
+				res.TierChanges = sumMetric(mfs, "valora_tier_changes_total", "")
+				break wait
+			}
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	res.EventsPerSecond = float64(res.Events) / res.Seconds
+	mu.Lock()
+	slices.SortFunc(lats, func(a, b obs) int { return int(a.lat - b.lat) })
+	var total int
+	for _, o := range lats {
+		total += o.n
+	}
+	pct := func(q float64) float64 {
+		target := int(q * float64(total))
+		acc := 0
+		for _, o := range lats {
+			acc += o.n
+			if acc >= target {
+				return o.lat.Seconds()
+			}
+		}
+		return 0
+	}
+	res.LatencyP50, res.LatencyP99 = pct(0.50), pct(0.99)
+	if len(lats) > 0 {
+		res.LatencyMax = lats[len(lats)-1].lat.Seconds()
+	}
+	mu.Unlock()
+	res.PeakRSSBytes = peakRSS()
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Fprintf(stdout, "workload:   %d events, %d customers, %d partitions (GOMAXPROCS %d)\n",
+		res.Events, res.Customers, res.Partitions, res.GoMaxProcs)
+	fmt.Fprintf(stdout, "produce:    %.1fs (%.0f events/s)\n", res.ProduceSeconds, res.ProducePerSecond)
+	fmt.Fprintf(stdout, "score:      %.1fs (%.0f events/s end to end)\n", res.Seconds, res.EventsPerSecond)
+	fmt.Fprintf(stdout, "latency:    p50 %.1fms  p99 %.1fms  max %.1fms (fetched batch to durable commit)\n",
+		res.LatencyP50*1e3, res.LatencyP99*1e3, res.LatencyMax*1e3)
+	fmt.Fprintf(stdout, "outputs:    %.0f tier changes, %.0f dead-lettered\n", res.TierChanges, res.DeadLettered)
+	fmt.Fprintf(stdout, "peak RSS:   %.0f MiB (whole process: embedded broker holding every record, scorer, Pebble caches)\n",
+		float64(res.PeakRSSBytes)/(1<<20))
+	return nil
+}
+
+// peakRSS reads the process's peak resident set size (VmHWM) on Linux; 0
+// elsewhere.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

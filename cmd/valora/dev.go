@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/internal/gen"
+	"valora/schemas"
+)
+
+// devFlags are dev's own flags; it also takes the scorer's and gen's.
+type devFlags struct {
+	kafkaPort  int
+	partitions int
+	brokerOnly bool
+	summary    time.Duration
+	keepState  bool
+}
+
+func (d *devFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&d.kafkaPort, "kafka-port", 9092, "port of the embedded Kafka-protocol broker on 127.0.0.1 (0: any free port)")
+	fs.IntVar(&d.partitions, "partitions", 6, "partitions of each topic")
+	fs.BoolVar(&d.brokerOnly, "broker-only", false, "run only the embedded broker with the topics, for trying other clients")
+	fs.DurationVar(&d.summary, "summary-interval", 5*time.Second, "how often to print the summary")
+	fs.BoolVar(&d.keepState, "keep-state", false, "keep the state directory at exit (by default a temporary one is removed)")
+}
+
+func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", "Start an embedded Kafka-protocol broker on 127.0.0.1, create the topics, generate\n"+
+		"traffic with simulated time running fast, run the scorer and print a live summary.\nCtrl-C stops everything.", stderr)
+	var d devFlags
+	var sf scorerFlags
+	var gf genFlags
+	d.register(fs)
+	sf.register(fs, "127.0.0.1:8089")
+	gf.register(fs, 2000, 24*time.Hour)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if d.partitions < 1 {
+		return usagef("--partitions: %d must be at least 1", d.partitions)
+	}
+	if d.kafkaPort < 0 || d.kafkaPort > 65535 {
+		return usagef("--kafka-port: %d is not a port", d.kafkaPort)
+	}
+	params, err := gf.params(time.Now())
+	if err != nil {
+		return err
+	}
+	if _, err := loadPolicy(sf.policy); err != nil {
+		return err
+	}
+	log, err := sf.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if sf.stateDir == "valora-state" && !d.keepState {
+		dir, err := os.MkdirTemp("", "valora-dev-")
+		if err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		sf.stateDir = dir
+	}
+
+	topics := []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter}
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(d.kafkaPort),
+		kfake.SeedTopics(int32(d.partitions), topics...),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(d.partitions),
+	)
+	if err != nil {
+		return fmt.Errorf("embedded broker on port %d: %w", d.kafkaPort, err)
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	fmt.Fprintf(stdout, "broker: %s (topics %s, %d partitions each)\n", addr, strings.Join(topics, ", "), d.partitions)
+	fmt.Fprintf(stdout, "try:    kcat -b %s -L\n", addr)
+	if d.brokerOnly {
+		<-ctx.Done()
+		fmt.Fprintln(stdout, "broker stopped")
+		return nil
+	}
+
+	sf.brokers = addr
+	sf.createTopics = true
+	s, err := newScorer(ctx, &sf, log)
+	if err != nil {
+		return err
+	}
+	if s.ln != nil {
+		fmt.Fprintf(stdout, "http:   http://%s/metrics\n", s.ln.Addr())
+	}
+	fmt.Fprintf(stdout, "state:  %s\n", sf.stateDir)
+	fmt.Fprintf(stdout, "traffic: %d customers from %s, %v of simulated time per second\n\n",
+		params.Customers, params.Start.Format(time.DateOnly), gf.speed)
+
+	codec, err := newCodec(ctx, sf.registry, schemas.TopicNames{
+		Interactions: sf.interactions, Purchases: sf.purchases, TierChanges: sf.tierChanges})
+	if err != nil {
+		return err
+	}
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer pcl.Close()
+	gn, err := gen.New(params)
+	if err != nil {
+		return usageError{err}
+	}
+	prod := &producer{cl: pcl, codec: codec, interactions: sf.interactions, purchases: sf.purchases}
+	tail := newTierTail(codec)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	wg.Go(func() {
+		if err := prod.run(ctx, gn, gf.events, gf.speed, gf.rate); err != nil {
+			errs <- fmt.Errorf("generator: %w", err)
+			cancel()
+		}
+	})
+	wg.Go(func() {
+		if err := tail.run(ctx, addr, sf.tierChanges); err != nil {
+			errs <- fmt.Errorf("tier-change tail: %w", err)
+			cancel()
+		}
+	})
+	wg.Go(func() { summarize(ctx, stdout, d.summary, s.reg, prod, tail) })
+	err = s.run(ctx)
+	cancel()
+	wg.Wait()
+	close(errs)
+	if err != nil {
+		return err
+	}
+	for e := range errs {
+		return e
+	}
+	fmt.Fprintln(stdout, "stopped")
+	return nil
+}
+
+// tierTail follows the tier-change topic and keeps the latest few changes.
+type tierTail struct {
+	codec *schemas.Codec
+	mu    sync.Mutex
+	last  []schemas.TierChange
+	total int
+}
+
+func newTierTail(c *schemas.Codec) *tierTail { return &tierTail{codec: c} }
+
+func (t *tierTail) run(ctx context.Context, addr, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := fs.Err0(); err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var tc schemas.TierChange
+			if err := t.codec.DecodeTierChange(r.Value, &tc); err != nil {
+				return
+			}
+			t.mu.Lock()
+			t.total++
+			t.last = append(t.last, tc)
+			if len(t.last) > 5 {
+				t.last = t.last[len(t.last)-5:]
+			}
+			t.mu.Unlock()
+		})
+	}
+}
+
+func (t *tierTail) snapshot() (int, []schemas.TierChange) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.total, append([]schemas.TierChange(nil), t.last...)
+}
+
+// summarize prints a short summary every interval until ctx ends.
+func summarize(ctx context.Context, w io.Writer, every time.Duration, g prometheus.Gatherer, p *producer, tail *tierTail) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var lastConsumed float64
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			mfs, err := g.Gather()
+			if err != nil {
+				slog.Default().Debug("gather", "err", err)
+			}
+			consumed := sumMetric(mfs, "valora_records_consumed_total", "")
+			dlq := sumMetric(mfs, "valora_records_dead_lettered_total", "")
+			tiers := byLabel(mfs, "valora_customers", "tier")
+			rate := (consumed - lastConsumed) / now.Sub(last).Seconds()
+			lastConsumed, last = consumed, now
+			total, changes := tail.snapshot()
+			var b strings.Builder
+			fmt.Fprintf(&b, "── %s  sim %s  produced %d  consumed %.0f (%.0f events/s)  dead-lettered %.0f  tier changes %d\n",
+				now.Format(time.TimeOnly), time.UnixMilli(p.simTime.Load()).UTC().Format(time.DateOnly),
+				p.produced.Load(), consumed, rate, dlq, total)
+			names := make([]string, 0, len(tiers))
+			for k := range tiers {
+				names = append(names, k)
+			}
+			sort.Slice(names, func(i, j int) bool { return tiers[names[i]] > tiers[names[j]] })
+			b.WriteString("   customers per tier:")
+			for _, k := range names {
+				if tiers[k] > 0 {
+					fmt.Fprintf(&b, " %s=%.0f", k, tiers[k])
+				}
+			}
+			b.WriteString("\n")
+			for _, c := range changes {
+				prev := "(new)"
+				if c.PreviousTier != nil {
+					prev = *c.PreviousTier
+				}
+				fmt.Fprintf(&b, "   %s %-10s %-18s → %-18s %-11s stage=%s churn=%v\n",
+					time.UnixMilli(c.OccurredAt).UTC().Format(time.DateOnly), c.CustomerID, prev, c.Tier,
+					c.Cause, c.LifecycleStage, c.ChurnRisk)
+			}
+			fmt.Fprint(w, b.String())
+		}
+	}
+}

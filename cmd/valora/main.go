@@ -1,0 +1,80 @@
+// Command valora is a Kafka stream processor that scores customers (RFM
+// tiers, churn, lifecycle) in real time. Run `valora help` for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env looks up an environment variable; tests pass a map's lookup.
+type env func(string) string
+
+// command is one subcommand: it parses its own flags from args.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"dev", "embedded broker, generated traffic and the scorer, with a live summary (no setup)", runDev},
+	{"run", "the production daemon against real Kafka brokers", runRun},
+	{"gen", "synthetic traffic from a BG/NBD + Gamma-Gamma customer-base model", runGen},
+	{"bench", "end-to-end benchmark: a fixed workload through the real pipeline", runBench},
+	{"inspect", "read one customer or a summary of a state directory offline", runInspect},
+}
+
+// run is main without the process: tests call it directly. It returns the
+// exit code: 0 success, 1 runtime failure, 2 usage or configuration error.
+func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], getenv, stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case isUsage(err):
+			if err.Error() != "" {
+				fmt.Fprintf(stderr, "valora %s: %v\n", c.name, err)
+			}
+			return 2
+		default:
+			fmt.Fprintf(stderr, "valora %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "valora: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "valora scores customers from Kafka in real time: RFM tiers, churn, lifecycle.")
+	fmt.Fprintln(w, "\nUsage: valora <command> [flags]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `valora <command> --help` for a command's flags. Every flag can also be")
+	fmt.Fprintln(w, "set by an environment variable VALORA_<FLAG>, e.g. VALORA_BROKERS for --brokers.")
+}

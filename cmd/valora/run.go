@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/plugin/kprom"
+
+	"valora/processor"
+	"valora/processor/score"
+	"valora/schemas"
+	"valora/state"
+)
+
+// scorerFlags are the flags of the scorer, shared by run, dev and bench.
+type scorerFlags struct {
+	brokers        string
+	group          string
+	stateDir       string
+	policy         string
+	interactions   string
+	purchases      string
+	tierChanges    string
+	deadLetter     string
+	httpAddr       string
+	guarantee      string
+	commitInterval time.Duration
+	commitRecords  int
+	cacheCustomers int
+	maxClockSkew   time.Duration
+	createTopics   bool
+	registry       string
+	logs           logFlags
+}
+
+func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
+	t := processor.DefaultTopics()
+	fs.StringVar(&f.brokers, "brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers")
+	fs.StringVar(&f.group, "group", "valora", "consumer group id shared by every instance of one deployment")
+	fs.StringVar(&f.stateDir, "state-dir", "valora-state", "directory of the Pebble state store (one per instance)")
+	fs.StringVar(&f.policy, "policy", "", "policy file (YAML); empty uses the built-in default policy")
+	fs.StringVar(&f.interactions, "interactions-topic", t.Interactions, "input topic of Interaction records")
+	fs.StringVar(&f.purchases, "purchases-topic", t.Purchases, "input topic of Purchase records (co-partitioned with interactions)")
+	fs.StringVar(&f.tierChanges, "tier-changes-topic", t.TierChanges, "output topic of TierChange records")
+	fs.StringVar(&f.deadLetter, "dlq-topic", t.DeadLetter, "dead-letter topic for records that cannot be applied")
+	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTP, "address of the HTTP server (/metrics, /healthz, /readyz, /v1/customers/{id}); empty disables it")
+	fs.StringVar(&f.guarantee, "guarantee", string(processor.AtLeastOnce), "output guarantee: at_least_once")
+	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
+	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
+	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (negative disables the cache)")
+	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
+	fs.BoolVar(&f.createTopics, "create-topics", false, "create missing output topics with the inputs' partition count")
+	fs.StringVar(&f.registry, "schema-registry", "", "schema registry URL: write the Confluent framing and resolve unknown schema ids (default: Avro single-object encoding, no registry)")
+	f.logs.register(fs)
+}
+
+func (f *scorerFlags) topics() processor.Topics {
+	return processor.Topics{
+		Interactions: f.interactions, Purchases: f.purchases,
+		TierChanges: f.tierChanges, DeadLetter: f.deadLetter,
+	}
+}
+
+// scorer is a wired processor with its store, codec, registry and HTTP
+// server. close releases them in reverse order.
+type scorer struct {
+	proc  *processor.Processor
+	store *state.Store
+	reg   *prometheus.Registry
+	srv   *http.Server
+	ln    net.Listener
+	log   *slog.Logger
+}
+
+// loadPolicy reads the policy file, or returns the default policy.
+func loadPolicy(path string) (*score.Policy, error) {
+	if path == "" {
+		return score.DefaultPolicy(), nil
+	}
+	p, err := score.LoadPolicy(path)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--policy %s: %w", path, err)}
+	}
+	return p, nil
+}
+
+// newCodec builds the codec: single-object framing, or Confluent framing
+// with a registry.
+func newCodec(ctx context.Context, registry string, t schemas.TopicNames) (*schemas.Codec, error) {
+	opts := schemas.Options{Framing: schemas.FramingSingleObject, Topics: t}
+	if registry != "" {
+		cl, err := sr.NewClient(sr.URLs(registry))
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--schema-registry %q: %w", registry, err)}
+		}
+		opts.Framing = schemas.FramingConfluent
+		opts.Registry = cl
+	}
+	c, err := schemas.NewCodec(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %w", err)
+	}
+	return c, nil
+}
+
+// newScorer validates the flags, then opens the store, the codec and the
+// HTTP listener, in that order. Nothing is opened when a flag is invalid.
+//
+// Callers such as bench adjust the processor config through tune.
+func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...func(*processor.Config)) (*scorer, error) {
+	pol, err := loadPolicy(f.policy)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	kp := kprom.NewMetrics("valora_kafka", kprom.Registry(reg))
+	cfg := processor.Config{
+		Brokers:        splitList(f.brokers),
+		Group:          f.group,
+		Topics:         f.topics(),
+		Guarantee:      processor.Guarantee(f.guarantee),
+		Policy:         pol,
+		CommitInterval: f.commitInterval,
+		CommitRecords:  f.commitRecords,
+		CacheCustomers: f.cacheCustomers,
+		MaxClockSkew:   f.maxClockSkew,
+		CreateTopics:   f.createTopics,
+		Logger:         log,
+		Registerer:     reg,
+		ClientOpts:     []kgo.Opt{kgo.WithHooks(kp), kgo.WithLogger(kslogAdapter{log})},
+	}
+	for _, fn := range tune {
+		fn(&cfg)
+	}
+	// A bad flag stops us before any file or socket is touched.
+	if err := cfg.ValidateSettings(); err != nil {
+		return nil, usageError{err}
+	}
+	if f.stateDir == "" {
+		return nil, usagef("--state-dir: required")
+	}
+	s := &scorer{reg: reg, log: log}
+	codec, err := newCodec(ctx, f.registry, schemas.TopicNames{
+		Interactions: f.interactions, Purchases: f.purchases, TierChanges: f.tierChanges,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Codec = codec
+	s.store, err = state.Open(state.Options{Dir: f.stateDir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	cfg.Store = s.store
+	reg.MustRegister(state.NewCollector(s.store))
+	s.proc, err = processor.New(cfg)
+	if err != nil {
+		s.store.Close()
+		return nil, usageError{err}
+	}
+	if f.httpAddr != "" {
+		s.ln, err = net.Listen("tcp", f.httpAddr)
+		if err != nil {
+			s.store.Close()
+			return nil, fmt.Errorf("--http-addr %s: %w", f.httpAddr, err)
+		}
+		s.srv = &http.Server{
+			Handler:           s.proc.Handler(reg),
+			ReadHeaderTimeout: 5 * time.Second,
+			WriteTimeout:      30 * time.Second,
+		}
+	}
+	return s, nil
+}
+
+// run serves HTTP and processes until ctx ends; then it shuts both down
+// and closes the store. It always closes what newScorer opened.
+func (s *scorer) run(ctx context.Context) error {
+	httpErr := make(chan error, 1)
+	if s.srv != nil {
+		go func() { httpErr <- s.srv.Serve(s.ln) }()
+		s.log.Info("http listening", "addr", s.ln.Addr().String())
+	} else {
+		httpErr <- http.ErrServerClosed
+	}
+	err := s.proc.Run(ctx)
+	if s.srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.srv.Shutdown(sctx)
+		cancel()
+	}
+	if herr := <-httpErr; herr != nil && !errors.Is(herr, http.ErrServerClosed) && err == nil {
+		err = fmt.Errorf("http: %w", herr)
+	}
+	start := time.Now()
+	if cerr := s.store.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close state: %w", cerr)
+	}
+	s.log.Info("state closed", "took", time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+func runRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", "Run the scorer against real Kafka brokers until SIGINT or SIGTERM.", stderr)
+	var f scorerFlags
+	f.register(fs, ":8089")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := f.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	s, err := newScorer(ctx, &f, log)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+// kslogAdapter routes franz-go's logs to slog at their own levels.
+type kslogAdapter struct{ l *slog.Logger }
+
+func (a kslogAdapter) Level() kgo.LogLevel {
+	ctx := context.Background()
+	switch {
+	case a.l.Enabled(ctx, slog.LevelDebug):
+		return kgo.LogLevelDebug
+	case a.l.Enabled(ctx, slog.LevelInfo):
+		return kgo.LogLevelInfo
+	case a.l.Enabled(ctx, slog.LevelWarn):
+		return kgo.LogLevelWarn
+	default:
+		return kgo.LogLevelError
+	}
+}
+
+func (a kslogAdapter) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	var l slog.Level
+	switch level {
+	case kgo.LogLevelError:
+		l = slog.LevelError
+	case kgo.LogLevelWarn:
+		l = slog.LevelWarn
+	case kgo.LogLevelInfo:
+		// franz-go's info is chatty (every fetch session, every join step);
+		// keep it one level down.
+		l = slog.LevelDebug
+	default:
+		l = slog.LevelDebug - 4
+	}
+	a.l.Log(context.Background(), l, msg, append(keyvals, "component", "kafka")...)
+}

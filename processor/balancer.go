@@ -1,0 +1,143 @@
+package processor
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// coPartitionBalancer assigns whole tasks, not partitions: partition p of
+// every subscribed topic goes to the same member. It is sticky: a member
+// keeps the tasks it owned (reported in its join metadata) up to its fair
+// share, and only the surplus and the orphans move. It refuses to balance
+// topics whose partition counts differ, because such topics cannot be
+// co-partitioned by customer.
+//
+// It speaks the eager protocol: every member gives up its tasks at the start
+// of a rebalance and gets its (mostly unchanged) set back at the end.
+type coPartitionBalancer struct{}
+
+// balancerProtocol is the group protocol name. Every member of a valora group
+// must use it; Kafka refuses a member that offers no common protocol.
+const balancerProtocol = "valora-copartition-v1"
+
+var _ kgo.GroupBalancer = coPartitionBalancer{}
+
+func (coPartitionBalancer) ProtocolName() string { return balancerProtocol }
+func (coPartitionBalancer) IsCooperative() bool  { return false }
+
+func (coPartitionBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = interests
+	meta.Generation = generation
+	topics := make([]string, 0, len(current))
+	for t := range current {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	for _, t := range topics {
+		ps := slices.Clone(current[t])
+		slices.Sort(ps)
+		meta.OwnedPartitions = append(meta.OwnedPartitions, kmsg.ConsumerMemberMetadataOwnedPartition{Topic: t, Partitions: ps})
+	}
+	return meta.AppendTo(nil)
+}
+
+func (coPartitionBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(assignment)
+}
+
+func (b coPartitionBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	cb, err := kgo.NewConsumerBalancer(b, members)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cb, cb.MemberTopics(), nil
+}
+
+// Balance implements kgo.ConsumerBalancerBalance.
+func (coPartitionBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	names := make([]string, 0, len(topics))
+	for t := range topics {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	tasks := int32(-1)
+	for _, t := range names {
+		if tasks == -1 {
+			tasks = topics[t]
+		} else if topics[t] != tasks {
+			cb.SetError(fmt.Errorf("%w: %v", ErrNotCoPartitioned, topics))
+			return nil
+		}
+	}
+	plan := cb.NewPlan()
+	members := cb.Members()
+	if tasks <= 0 || len(members) == 0 {
+		return plan
+	}
+	prev := make([][]int32, len(members))
+	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+		i := slices.IndexFunc(members, func(x kmsg.JoinGroupResponseMember) bool { return x.MemberID == m.MemberID })
+		for _, op := range meta.OwnedPartitions {
+			for _, p := range op.Partitions {
+				if p < tasks && !slices.Contains(prev[i], p) {
+					prev[i] = append(prev[i], p)
+				}
+			}
+		}
+		slices.Sort(prev[i])
+	})
+	assign := assignTasks(int(tasks), prev)
+	for i, ts := range assign {
+		for _, p := range ts {
+			for _, t := range names {
+				plan.AddPartition(&members[i], t, p)
+			}
+		}
+	}
+	return plan
+}
+
+// assignTasks spreads tasks 0..n-1 over len(prev) members. Member i gets
+// n/m tasks, the first n%m members one more. A member keeps the tasks it
+// held before (prev[i]) up to its share; a task claimed by two members goes
+// to the first. The result is deterministic for a given input.
+func assignTasks(n int, prev [][]int32) [][]int32 {
+	m := len(prev)
+	quota := make([]int, m)
+	for i := range quota {
+		quota[i] = n / m
+		if i < n%m {
+			quota[i]++
+		}
+	}
+	out := make([][]int32, m)
+	owned := make([]bool, n)
+	for i, ps := range prev {
+		for _, p := range ps {
+			if int(p) < n && !owned[p] && len(out[i]) < quota[i] {
+				owned[p] = true
+				out[i] = append(out[i], p)
+			}
+		}
+	}
+	i := 0
+	for p := range n {
+		if owned[p] {
+			continue
+		}
+		for len(out[i]) >= quota[i] {
+			i = (i + 1) % m
+		}
+		out[i] = append(out[i], int32(p))
+		owned[p] = true
+	}
+	for i := range out {
+		slices.Sort(out[i])
+	}
+	return out
+}

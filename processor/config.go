@@ -1,0 +1,200 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/processor/score"
+	"valora/schemas"
+	"valora/state"
+)
+
+// Guarantee names the delivery guarantee of the outputs.
+type Guarantee string
+
+// The guarantees. State always counts every input record exactly once; the
+// guarantee is about the output topics.
+const (
+	// AtLeastOnce produces outputs before the state and offsets that cover
+	// them become durable: a crash may repeat an output, always with the
+	// same event_id and version.
+	AtLeastOnce Guarantee = "at_least_once"
+	// ExactlyOnce commits outputs, changelog and offsets in one Kafka
+	// transaction.
+	ExactlyOnce Guarantee = "exactly_once"
+)
+
+// Topics names the topics the processor reads and writes.
+type Topics struct {
+	Interactions string
+	Purchases    string
+	TierChanges  string
+	DeadLetter   string
+}
+
+// DefaultTopics returns the topic names of the contract.
+func DefaultTopics() Topics {
+	return Topics{
+		Interactions: "interactions",
+		Purchases:    "purchases",
+		TierChanges:  "customer-tier-changes",
+		DeadLetter:   "valora-dlq",
+	}
+}
+
+// Config is everything a Processor needs. The caller owns Store and Codec:
+// it opens them before New and closes them after Run returns.
+type Config struct {
+	// Brokers is the Kafka bootstrap list. Required.
+	Brokers []string
+	// Group is the consumer group id; every instance of one deployment
+	// shares it. Required.
+	Group  string
+	Topics Topics
+
+	// Guarantee of the outputs. Default AtLeastOnce (the only one this
+	// version implements).
+	Guarantee Guarantee
+
+	Policy *score.Policy
+	Codec  *schemas.Codec
+	Store  *state.Store
+
+	// CommitInterval bounds how long an applied record waits before its
+	// effects become durable. Default 100ms.
+	CommitInterval time.Duration
+	// CommitRecords forces a commit once a task has applied this many
+	// records since its last commit. Default 20000.
+	CommitRecords int
+	// CacheCustomers bounds the number of customers kept decoded in memory
+	// across all tasks of this instance. Default 1,000,000; 0 keeps the
+	// default, negative disables the cache.
+	CacheCustomers int
+	// MaxClockSkew is how far in the future (by the wall clock) an event
+	// time may be before the record is dead-lettered. Default 24h.
+	MaxClockSkew time.Duration
+	// CreateTopics creates missing output topics with the inputs'
+	// partition count. Default false: missing topics are an error.
+	CreateTopics bool
+
+	// Logger receives lifecycle logs; nothing is logged per record.
+	// Default: discard.
+	Logger *slog.Logger
+	// Registerer receives the processor's metrics. Default: a private
+	// registry that nobody scrapes.
+	Registerer prometheus.Registerer
+	// Now is the wall clock (validation of far-future timestamps). Default
+	// time.Now.
+	Now func() time.Time
+	// ClientOpts are appended to the Kafka client options (TLS, SASL,
+	// dialers in tests).
+	ClientOpts []kgo.Opt
+	// OnCommit, if set, is called by a task after each durable commit with
+	// the number of records it covered and the time from the earliest of
+	// their fetches to durability. Benchmarks use it; it must be fast.
+	OnCommit func(records int, latency time.Duration)
+}
+
+func (c *Config) setDefaults() {
+	if c.Guarantee == "" {
+		c.Guarantee = AtLeastOnce
+	}
+	d := DefaultTopics()
+	if c.Topics.Interactions == "" {
+		c.Topics.Interactions = d.Interactions
+	}
+	if c.Topics.Purchases == "" {
+		c.Topics.Purchases = d.Purchases
+	}
+	if c.Topics.TierChanges == "" {
+		c.Topics.TierChanges = d.TierChanges
+	}
+	if c.Topics.DeadLetter == "" {
+		c.Topics.DeadLetter = d.DeadLetter
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 100 * time.Millisecond
+	}
+	if c.CommitRecords == 0 {
+		c.CommitRecords = 20000
+	}
+	if c.CacheCustomers == 0 {
+		c.CacheCustomers = 1_000_000
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate applies defaults and reports every invalid field, including
+// missing dependencies (Policy, Codec, Store).
+func (c *Config) Validate() error {
+	err := c.ValidateSettings()
+	var errs []error
+	if c.Policy == nil {
+		errs = append(errs, errors.New("policy: required"))
+	}
+	if c.Codec == nil {
+		errs = append(errs, errors.New("codec: required"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("store: required"))
+	}
+	return errors.Join(append([]error{err}, errs...)...)
+}
+
+// ValidateSettings applies defaults and checks every plain setting, but not
+// the dependencies that a caller opens (Codec, Store): a command calls it
+// before opening anything.
+func (c *Config) ValidateSettings() error {
+	c.setDefaults()
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one broker address is required"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("group: a consumer group id is required"))
+	}
+	switch c.Guarantee {
+	case AtLeastOnce:
+	case ExactlyOnce:
+		errs = append(errs, errors.New("guarantee: exactly_once is not available in this version; use at_least_once"))
+	default:
+		errs = append(errs, fmt.Errorf("guarantee: %q is not one of at_least_once, exactly_once", c.Guarantee))
+	}
+	t := c.Topics
+	names := map[string]string{}
+	for _, f := range [...]struct{ field, name string }{
+		{"topics.interactions", t.Interactions}, {"topics.purchases", t.Purchases},
+		{"topics.tier_changes", t.TierChanges}, {"topics.dead_letter", t.DeadLetter},
+	} {
+		if other, dup := names[f.name]; dup {
+			errs = append(errs, fmt.Errorf("%s: topic %q is also used as %s", f.field, f.name, other))
+		}
+		names[f.name] = f.field
+	}
+	if c.CommitInterval < 0 {
+		errs = append(errs, fmt.Errorf("commit_interval: %v must be positive", c.CommitInterval))
+	}
+	if c.CommitRecords < 0 {
+		errs = append(errs, fmt.Errorf("commit_records: %d must be positive", c.CommitRecords))
+	}
+	if c.MaxClockSkew < 0 {
+		errs = append(errs, fmt.Errorf("max_clock_skew: %v must be positive", c.MaxClockSkew))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,101 @@
+package processor
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/schemas"
+)
+
+// Handler serves the HTTP API of this instance:
+//
+//	GET /metrics              Prometheus text format from g
+//	GET /healthz              200 while the process runs
+//	GET /readyz               200 once tasks are assigned, 503 before
+//	GET /v1/customers/{id}    the customer's committed state as JSON
+//
+// Errors are JSON objects {"error": "..."}. The customer lookup reads only
+// committed state and is safe to call concurrently with processing.
+func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-p.ready:
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		default:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no tasks assigned yet"})
+		}
+	})
+	mux.HandleFunc("GET /v1/customers/{id}", p.serveCustomer)
+	return mux
+}
+
+// CustomerView is the JSON body of GET /v1/customers/{id}.
+type CustomerView struct {
+	Task int32 `json:"task"`
+	*schemas.Customer
+}
+
+func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > 256 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "customer id must be 1 to 256 bytes"})
+		return
+	}
+	p.mu.Lock()
+	n := p.partitions
+	var owned bool
+	var part int32
+	if n > 0 {
+		part = PartitionOf(id, n)
+		owned = p.tasks[part] != nil
+	}
+	p.mu.Unlock()
+	if n == 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "processor not started"})
+		return
+	}
+	if !owned {
+		writeJSON(w, http.StatusMisdirectedRequest, map[string]any{
+			"error": "customer belongs to a task this instance does not own", "task": part})
+		return
+	}
+	val, found, err := p.cfg.Store.GetCustomer(part, []byte(id), nil)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "read state: " + err.Error()})
+		return
+	}
+	if !found {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown customer"})
+		return
+	}
+	var c schemas.Customer
+	if err := schemas.DecodeCustomer(val, &c); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "decode state: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, CustomerView{Task: part, Customer: &c})
+}
+
+var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
+
+// PartitionOf returns the partition that Kafka's default partitioner (murmur2
+// of the key, as in the Java client and kgo) gives a record keyed by
+// customerID in a topic of n partitions: the task that owns the customer.
+func PartitionOf(customerID string, n int) int32 {
+	return int32(keyPartitioner.Partition(&kgo.Record{Key: []byte(customerID)}, n))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

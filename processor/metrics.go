@@ -1,0 +1,95 @@
+package processor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the processor's Prometheus series. Labels are bounded: topic,
+// reason, tier and cause come from small fixed sets, never from a customer.
+type metrics struct {
+	consumed     *prometheus.CounterVec // topic
+	applied      *prometheus.CounterVec // topic
+	deadLettered *prometheus.CounterVec // topic, reason
+	tierChanges  *prometheus.CounterVec // from, to, cause
+	customers    *prometheus.GaugeVec   // tier
+	stages       *prometheus.GaugeVec   // stage
+	churnRisk    prometheus.Gauge
+	latency      prometheus.Histogram // fetch to durable commit, per batch
+	commitTime   prometheus.Histogram
+	commits      prometheus.Counter
+	tasks        prometheus.Gauge
+	rebalances   prometheus.Counter
+	cacheHits    prometheus.Counter
+	cacheMisses  prometheus.Counter
+}
+
+var latencyBuckets = []float64{
+	.0005, .001, .0025, .005, .01, .025, .05, .1, .15, .2, .3, .5, 1, 2.5, 5, 10,
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "valora_records_consumed_total",
+			Help: "Input records fetched and handled by a task, by topic.",
+		}, []string{"topic"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "valora_records_applied_total",
+			Help: "Input records whose effect on customer state is durable, by topic.",
+		}, []string{"topic"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "valora_records_dead_lettered_total",
+			Help: "Input records written to the dead-letter topic, by source topic and reason.",
+		}, []string{"topic", "reason"}),
+		tierChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "valora_tier_changes_total",
+			Help: "Tier changes published, by previous tier, new tier and cause.",
+		}, []string{"from", "to", "cause"}),
+		customers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "valora_customers",
+			Help: "Customers in the state of the tasks this instance owns, by tier.",
+		}, []string{"tier"}),
+		stages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "valora_customers_lifecycle",
+			Help: "Customers in the state of the tasks this instance owns, by lifecycle stage.",
+		}, []string{"stage"}),
+		churnRisk: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "valora_customers_churn_risk",
+			Help: "Customers flagged with churn risk in the tasks this instance owns.",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "valora_processing_latency_seconds",
+			Help:    "Time from a fetched batch reaching its task to its effects being durable.",
+			Buckets: latencyBuckets,
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "valora_commit_duration_seconds",
+			Help:    "Duration of a task's commit cycle (outputs acknowledged, state batch synced).",
+			Buckets: latencyBuckets,
+		}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "valora_commits_total",
+			Help: "Commit cycles completed by tasks.",
+		}),
+		tasks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "valora_tasks_assigned",
+			Help: "Tasks (partition numbers) this instance owns.",
+		}),
+		rebalances: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "valora_rebalances_total",
+			Help: "Group rebalances that assigned tasks to this instance.",
+		}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "valora_customer_cache_hits_total",
+			Help: "Customer lookups served from memory (write set or hot-customer cache).",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "valora_customer_cache_misses_total",
+			Help: "Customer lookups that read the state store.",
+		}),
+	}
+	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.tierChanges, m.customers,
+		m.stages, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
+		m.cacheHits, m.cacheMisses)
+	return m
+}

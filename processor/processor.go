@@ -1,0 +1,358 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ErrNotCoPartitioned is returned when the input topics do not have the same
+// number of partitions, so that partition p of each cannot hold the same
+// customers.
+var ErrNotCoPartitioned = errors.New("input topics are not co-partitioned")
+
+// pollRecords bounds one poll; with BlockRebalanceOnPoll it also bounds how
+// long a rebalance waits for the poll loop.
+const pollRecords = 10000
+
+// Processor consumes the input topics as a member of a consumer group and
+// runs one task per assigned partition number. Create it with New and call
+// Run once.
+type Processor struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+
+	mu sync.Mutex // guards the fields below
+	// partitions is the input topics' partition count, known after
+	// checkTopics and fixed for the life of the processor.
+	partitions int
+	tasks      map[int32]*task
+	cl         *kgo.Client
+	killed     bool // set by kill: tasks stop without committing
+
+	cancel context.CancelCauseFunc
+	ready  chan struct{} // closed once the first assignment has started its tasks
+	once   sync.Once
+}
+
+// New validates cfg and returns a Processor. It does no I/O.
+func New(cfg Config) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("processor config: %w", err)
+	}
+	return &Processor{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		m:     newMetrics(cfg.Registerer),
+		tasks: make(map[int32]*task),
+		ready: make(chan struct{}),
+	}, nil
+}
+
+// kgoOpts is the one place where the Kafka client settings are chosen.
+func (p *Processor) kgoOpts() []kgo.Opt {
+	c := &p.cfg
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ConsumerGroup(c.Group),
+		kgo.ConsumeTopics(c.Topics.Interactions, c.Topics.Purchases),
+		kgo.Balancers(coPartitionBalancer{}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// State is the source of truth for positions; Kafka commits are
+		// kept only so that lag tooling works.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(p.onAssigned),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onLost),
+		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
+		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.ClientID("valora"),
+	}
+	return append(opts, c.ClientOpts...)
+}
+
+// Run joins the group and processes until ctx is cancelled or a task fails.
+// On cancellation every task finishes its commit cycle before Run returns
+// nil. Run returns the first task or client error otherwise.
+func (p *Processor) Run(ctx context.Context) error {
+	cl, err := kgo.NewClient(p.kgoOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	// With BlockRebalanceOnPoll, Close would wait for a rebalance that the
+	// last poll still blocks.
+	defer cl.CloseAllowingRebalance()
+	if err := p.checkTopics(ctx, kadm.NewClient(cl)); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p.mu.Lock()
+	p.cl = cl
+	p.cancel = cancel
+	p.mu.Unlock()
+	p.log.Info("processor started", "group", p.cfg.Group, "brokers", p.cfg.Brokers,
+		"interactions", p.cfg.Topics.Interactions, "purchases", p.cfg.Topics.Purchases,
+		"guarantee", p.cfg.Guarantee)
+
+	for {
+		fs := cl.PollRecords(ctx, pollRecords)
+		if fs.IsClientClosed() || ctx.Err() != nil {
+			break
+		}
+		var fatal error
+		fs.EachError(func(topic string, part int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			// kgo retries retryable errors internally; what reaches us is
+			// data loss or an authorization or config problem.
+			fatal = fmt.Errorf("fetch %s[%d]: %w", topic, part, err)
+		})
+		if fatal != nil {
+			cl.AllowRebalance()
+			cancel(fatal)
+			break
+		}
+		now := time.Now()
+		p.mu.Lock()
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) == 0 {
+				return
+			}
+			t := p.tasks[ftp.Partition]
+			if t == nil {
+				return // not ours any more: the next owner reads from state offsets
+			}
+			select {
+			case t.in <- fetched{topic: ftp.Topic, records: ftp.Records, at: now}:
+			case <-t.done:
+			}
+		})
+		p.mu.Unlock()
+		cl.AllowRebalance()
+	}
+
+	cause := context.Cause(ctx)
+	if errors.Is(cause, context.Canceled) {
+		cause = nil
+	}
+	p.mu.Lock()
+	killed := p.killed
+	p.mu.Unlock()
+	p.stopTasks(!killed)
+	if !killed {
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := cl.CommitMarkedOffsets(cctx); err != nil {
+			p.log.Warn("commit offsets to kafka at shutdown", "err", err)
+		}
+		ccancel()
+	}
+	p.log.Info("processor stopped", "err", cause)
+	return cause
+}
+
+// Ready is closed once this instance has been assigned its first tasks.
+func (p *Processor) Ready() <-chan struct{} { return p.ready }
+
+// kill simulates a crash for tests: tasks stop without committing and Run
+// returns without committing anything to Kafka.
+func (p *Processor) kill() {
+	p.mu.Lock()
+	p.killed = true
+	for _, t := range p.tasks {
+		t.kill()
+	}
+	cancel := p.cancel
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel(context.Canceled)
+	}
+}
+
+// fail stops the processor with err; called by a task that cannot go on.
+func (p *Processor) fail(err error) {
+	p.mu.Lock()
+	cancel := p.cancel
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel(err)
+	}
+}
+
+// checkTopics verifies that the inputs exist and are co-partitioned, and
+// that the outputs exist (creating them if configured to).
+func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
+	t := p.cfg.Topics
+	details, err := adm.ListTopics(ctx, t.Interactions, t.Purchases, t.TierChanges, t.DeadLetter)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	parts := map[string]int{}
+	for _, name := range []string{t.Interactions, t.Purchases} {
+		d, ok := details[name]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("input topic %q does not exist: create it with the same partition count as the other input", name)
+		}
+		if d.Err != nil {
+			return fmt.Errorf("describe topic %q: %w", name, d.Err)
+		}
+		parts[name] = len(d.Partitions)
+	}
+	p.mu.Lock()
+	p.partitions = parts[t.Purchases]
+	p.mu.Unlock()
+	if parts[t.Interactions] != parts[t.Purchases] {
+		return fmt.Errorf("%w: %q has %d partitions and %q has %d; give both the same partition count and key both by customer id",
+			ErrNotCoPartitioned, t.Interactions, parts[t.Interactions], t.Purchases, parts[t.Purchases])
+	}
+	var missing []string
+	for _, name := range []string{t.TierChanges, t.DeadLetter} {
+		if d, ok := details[name]; !ok || d.Err != nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	if !p.cfg.CreateTopics {
+		return fmt.Errorf("output topics %v do not exist: create them, or let valora create them with --create-topics", missing)
+	}
+	resp, err := adm.CreateTopics(ctx, int32(parts[t.Purchases]), -1, nil, missing...)
+	if err != nil {
+		return fmt.Errorf("create output topics %v: %w", missing, err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create output topic %q: %w", r.Topic, r.Err)
+		}
+		p.log.Info("created output topic", "topic", r.Topic, "partitions", parts[t.Purchases])
+	}
+	return nil
+}
+
+// onAssigned starts a task for every newly assigned partition number.
+func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	nums := map[int32]bool{}
+	for _, ps := range assigned {
+		for _, n := range ps {
+			nums[n] = true
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killed {
+		return
+	}
+	started := 0
+	for n := range nums {
+		if p.tasks[n] != nil {
+			continue
+		}
+		t := newTask(p, n, cl)
+		p.tasks[n] = t
+		go t.run()
+		started++
+	}
+	p.m.rebalances.Inc()
+	p.m.tasks.Set(float64(len(p.tasks)))
+	p.log.Info("tasks assigned", "started", started, "owned", len(p.tasks))
+	p.once.Do(func() { close(p.ready) })
+}
+
+// onRevoked lets every revoked task finish its commit cycle, then commits
+// the marked offsets to Kafka for lag tooling.
+func (p *Processor) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	p.stopPartitions(revoked, true)
+	p.mu.Lock()
+	killed := p.killed
+	p.mu.Unlock()
+	if !killed {
+		if err := cl.CommitMarkedOffsets(ctx); err != nil {
+			p.log.Warn("commit offsets to kafka on revoke", "err", err)
+		}
+	}
+}
+
+// onLost drops the tasks' uncommitted work: another member may own them now.
+func (p *Processor) onLost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	p.stopPartitions(lost, false)
+}
+
+func (p *Processor) stopPartitions(parts map[string][]int32, graceful bool) {
+	nums := map[int32]bool{}
+	for _, ps := range parts {
+		for _, n := range ps {
+			nums[n] = true
+		}
+	}
+	p.mu.Lock()
+	var stopping []*task
+	for n := range nums {
+		if t := p.tasks[n]; t != nil {
+			delete(p.tasks, n)
+			stopping = append(stopping, t)
+		}
+	}
+	p.m.tasks.Set(float64(len(p.tasks)))
+	p.mu.Unlock()
+	for _, t := range stopping {
+		if !graceful {
+			t.kill()
+		}
+		t.stop()
+	}
+	if len(stopping) > 0 {
+		p.log.Info("tasks stopped", "stopped", len(stopping), "graceful", graceful)
+	}
+}
+
+func (p *Processor) stopTasks(graceful bool) {
+	p.mu.Lock()
+	all := map[string][]int32{"": nil}
+	for n := range p.tasks {
+		all[""] = append(all[""], n)
+	}
+	p.mu.Unlock()
+	p.stopPartitions(all, graceful)
+}
+
+// adjustOffsets starts each assigned partition at the position recorded in
+// the state store together with the state it covers. A partition the store
+// has never seen starts at the beginning of the topic, so that its state is
+// rebuilt from every input record.
+func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	byPart := map[int32]map[string]int64{}
+	for topic, ps := range offsets {
+		for part := range ps {
+			stored, ok := byPart[part]
+			if !ok {
+				var err error
+				stored, err = p.cfg.Store.Offsets(part)
+				if err != nil {
+					return nil, fmt.Errorf("read stored offsets of task %d: %w", part, err)
+				}
+				byPart[part] = stored
+			}
+			if next, ok := stored[topic]; ok {
+				ps[part] = kgo.NewOffset().At(next).WithEpoch(-1)
+			} else {
+				ps[part] = kgo.NewOffset().AtStart()
+			}
+		}
+	}
+	return offsets, nil
+}

@@ -1,0 +1,78 @@
+package score
+
+import (
+	"testing"
+
+	"valora/schemas"
+)
+
+// benchCustomer returns a customer with some history.
+func benchCustomer(b *testing.B, p *Policy) *schemas.Customer {
+	b.Helper()
+	c := &schemas.Customer{CustomerID: "customer-000001"}
+	for i := int64(0); i < 5; i++ {
+		if _, err := p.ApplyPurchase(c, purchase(t0+i*7*DayMs, 4000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c
+}
+
+func BenchmarkApplyPurchase(b *testing.B) {
+	p := DefaultPolicy()
+	c := benchCustomer(b, p)
+	e := purchase(c.LastActivity, 2599)
+	e.Currency = "EUR"
+	b.ReportAllocs()
+	for b.Loop() {
+		e.OccurredAt += 3600_000
+		if _, err := p.ApplyPurchase(c, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkApplyInteraction(b *testing.B) {
+	p := DefaultPolicy()
+	c := benchCustomer(b, p)
+	e := interaction(c.LastActivity, "survey_response")
+	s := int32(7)
+	e.Satisfaction = &s
+	b.ReportAllocs()
+	for b.Loop() {
+		e.OccurredAt += 3600_000
+		if _, err := p.ApplyInteraction(c, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEvaluate(b *testing.B) {
+	p := DefaultPolicy()
+	c := benchCustomer(b, p)
+	at := c.EvaluatedAt
+	b.ReportAllocs()
+	for b.Loop() {
+		at += 3600_000
+		p.Evaluate(c, at)
+	}
+}
+
+func BenchmarkNextDeadline(b *testing.B) {
+	p := DefaultPolicy()
+	c := benchCustomer(b, p)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.NextDeadline(c)
+	}
+}
+
+func BenchmarkTierChange(b *testing.B) {
+	p := DefaultPolicy()
+	c := benchCustomer(b, p)
+	o := Outcome{Changed: true, HadPrevious: true, Previous: Derived{Tier: "loyal"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.TierChange(c, o, schemas.CausePurchase, c.EvaluatedAt)
+	}
+}

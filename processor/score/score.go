@@ -1,0 +1,440 @@
+package score
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"valora/schemas"
+)
+
+// DayMs is one day in milliseconds, the unit of every window in a Policy.
+const DayMs int64 = 24 * 60 * 60 * 1000
+
+// MaxEventTime is the latest event time accepted: 9999-12-31T23:59:59.999Z
+// in Unix milliseconds. The earliest is 1 (0 means "never" in a Customer).
+const MaxEventTime int64 = 253402300799999
+
+// The lifecycle stages.
+const (
+	StageProspect    = "prospect"
+	StageNew         = "new"
+	StageActive      = "active"
+	StageAtRisk      = "at_risk"
+	StageChurned     = "churned"
+	StageReactivated = "reactivated"
+)
+
+// ErrInvalidEvent is returned (wrapped) by ApplyPurchase and
+// ApplyInteraction for an event that cannot be applied: a time out of range,
+// an unknown kind or channel, a non-positive amount, a satisfaction score
+// out of 0..10. Such an event is a dead-letter case; the customer is left
+// unchanged.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// Derived is the part of a Customer that a change is detected on: a change
+// of any field produces a TierChange.
+type Derived struct {
+	Tier           string
+	ChurnRisk      bool
+	LifecycleStage string
+	ValueClass     *string
+}
+
+// Equal reports whether d and o hold the same values (ValueClass compared by
+// value).
+func (d Derived) Equal(o Derived) bool {
+	if d.Tier != o.Tier || d.ChurnRisk != o.ChurnRisk || d.LifecycleStage != o.LifecycleStage {
+		return false
+	}
+	if d.ValueClass == nil || o.ValueClass == nil {
+		return d.ValueClass == nil && o.ValueClass == nil
+	}
+	return *d.ValueClass == *o.ValueClass
+}
+
+// Outcome reports what an evaluation did.
+type Outcome struct {
+	// Changed is true when a Derived field changed, or on a customer's
+	// first evaluation.
+	Changed bool
+	// Previous holds the Derived fields before the evaluation.
+	Previous Derived
+	// HadPrevious is false on a customer's first evaluation (Previous is
+	// then empty).
+	HadPrevious bool
+}
+
+func derivedOf(c *schemas.Customer) Derived {
+	return Derived{Tier: c.Tier, ChurnRisk: c.ChurnRisk, LifecycleStage: c.LifecycleStage, ValueClass: c.ValueClass}
+}
+
+// ToBase converts amountMinor minor units of currency into minor units of
+// the base currency, using the currency's rate and the ISO 4217 exponents of
+// both currencies, rounding half away from zero. The base currency converts
+// to itself exactly. It returns an error wrapping ErrUnknownCurrency for a
+// currency that is neither the base currency nor in Rates, and one wrapping
+// ErrOverflow when the result does not fit in an int64.
+func (p *Policy) ToBase(amountMinor int64, currency string) (int64, error) {
+	c := p.compiled()
+	conv, ok := c.conv[currency]
+	if !ok {
+		return 0, fmt.Errorf("%w %q (base currency %s)", ErrUnknownCurrency, currency, c.base)
+	}
+	v, ok := conv.apply(amountMinor)
+	if !ok {
+		return 0, fmt.Errorf("convert %d %s minor units to %s: %w", amountMinor, currency, c.base, ErrOverflow)
+	}
+	return v, nil
+}
+
+func checkTime(kind string, t int64) error {
+	if t < 1 || t > MaxEventTime {
+		return fmt.Errorf("%w: %s occurred_at %d out of range 1..%d", ErrInvalidEvent, kind, t, MaxEventTime)
+	}
+	return nil
+}
+
+// ApplyPurchase applies a purchase or a refund to c and re-evaluates c at
+// max(e.OccurredAt, c.EvaluatedAt). The event is checked first (time, kind,
+// amount > 0, channel, currency, and that the new total fits in an int64);
+// on error c is left unchanged. Version grows by exactly one.
+func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcome, error) {
+	pc := p.compiled()
+	t := e.OccurredAt
+	if err := checkTime("purchase", t); err != nil {
+		return Outcome{}, err
+	}
+	refund := false
+	switch e.Kind {
+	case schemas.KindPurchase:
+	case schemas.KindRefund:
+		refund = true
+	default:
+		return Outcome{}, fmt.Errorf("%w: unknown purchase kind %q", ErrInvalidEvent, e.Kind)
+	}
+	if e.AmountMinor <= 0 {
+		return Outcome{}, fmt.Errorf("%w: purchase amount_minor must be positive, got %d", ErrInvalidEvent, e.AmountMinor)
+	}
+	ch := schemas.ChannelIndex(e.Channel)
+	if ch < 0 {
+		return Outcome{}, fmt.Errorf("%w: unknown channel %q", ErrInvalidEvent, e.Channel)
+	}
+	base, err := p.ToBase(e.AmountMinor, e.Currency)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("purchase: %w", err)
+	}
+	monetary := c.MonetaryMinor
+	if refund {
+		if monetary < math.MinInt64+base {
+			return Outcome{}, fmt.Errorf("purchase: monetary total: %w", ErrOverflow)
+		}
+		monetary -= base
+	} else {
+		if monetary > math.MaxInt64-base {
+			return Outcome{}, fmt.Errorf("purchase: monetary total: %w", ErrOverflow)
+		}
+		monetary += base
+	}
+
+	// Valid: mutate.
+	ensureChannels(c)
+	seen(c, t)
+	if refund {
+		c.Refunds++
+	} else {
+		if reactivates(pc, c, t) {
+			c.ReactivatedAt = t
+		}
+		addPurchaseDay(c, t)
+		c.Purchases++
+		c.PurchasesByChannel[ch]++
+	}
+	c.MonetaryMinor = monetary
+	c.Version++
+	return p.evaluate(c, t), nil
+}
+
+// reactivates reports whether a purchase at t ends a churn: the customer
+// has bought before, the purchase is its latest activity, the customer was
+// churned before it (by the stored stage, or by the inactivity gap up to t),
+// and is not churned after it at the evaluation time.
+func reactivates(pc *compiled, c *schemas.Customer, t int64) bool {
+	if c.Purchases == 0 || t < c.LastActivity {
+		return false
+	}
+	if c.LifecycleStage != StageChurned && t-c.LastActivity < pc.inactivityMs {
+		return false
+	}
+	return max(t, c.EvaluatedAt)-t < pc.inactivityMs
+}
+
+// addPurchaseDay updates FirstPurchase, LastPurchase and RepeatDays for a
+// purchase at t (before Purchases is incremented).
+func addPurchaseDay(c *schemas.Customer, t int64) {
+	if c.Purchases == 0 || c.FirstPurchase == 0 {
+		c.FirstPurchase, c.LastPurchase = t, t
+		return
+	}
+	d, first, last := t/DayMs, c.FirstPurchase/DayMs, c.LastPurchase/DayMs
+	switch {
+	case d > last:
+		c.RepeatDays++ // a new day after every known one
+	case d < first:
+		c.RepeatDays++ // the old first day becomes a repeat day
+	}
+	// first <= d <= last: on the first or last day it merges; strictly
+	// between them it is not counted, as the days in between are not kept.
+	c.FirstPurchase = min(c.FirstPurchase, t)
+	c.LastPurchase = max(c.LastPurchase, t)
+}
+
+// ApplyInteraction applies an interaction to c and re-evaluates c at
+// max(e.OccurredAt, c.EvaluatedAt). The event is checked first (time,
+// channel, satisfaction in 0..10 when set); on error c is left unchanged.
+// A complaint type sets RiskUntil to at least t + risk.complaint_days, a
+// satisfaction at or below risk.low_satisfaction to at least t +
+// risk.risk_days. Version grows by exactly one.
+func (p *Policy) ApplyInteraction(c *schemas.Customer, e *schemas.Interaction) (Outcome, error) {
+	pc := p.compiled()
+	t := e.OccurredAt
+	if err := checkTime("interaction", t); err != nil {
+		return Outcome{}, err
+	}
+	ch := schemas.ChannelIndex(e.Channel)
+	if ch < 0 {
+		return Outcome{}, fmt.Errorf("%w: unknown channel %q", ErrInvalidEvent, e.Channel)
+	}
+	if s := e.Satisfaction; s != nil && (*s < 0 || *s > maxSatisfaction) {
+		return Outcome{}, fmt.Errorf("%w: interaction satisfaction %d out of range 0..%d", ErrInvalidEvent, *s, maxSatisfaction)
+	}
+
+	ensureChannels(c)
+	seen(c, t)
+	c.InteractionsByChannel[ch]++
+	var until int64
+	for _, typ := range pc.complaints {
+		if typ == e.Type {
+			until = t + pc.complaintMs
+			break
+		}
+	}
+	if s := e.Satisfaction; s != nil && *s <= pc.lowSat {
+		until = max(until, t+pc.lowSatMs)
+	}
+	c.RiskUntil = max(c.RiskUntil, until)
+	c.Version++
+	return p.evaluate(c, t), nil
+}
+
+// seen records activity at t.
+func seen(c *schemas.Customer, t int64) {
+	if c.FirstSeen == 0 || t < c.FirstSeen {
+		c.FirstSeen = t
+	}
+	c.LastActivity = max(c.LastActivity, t)
+}
+
+// ensureChannels sizes the per-channel counters (allocating only for a
+// customer that has none yet).
+func ensureChannels(c *schemas.Customer) {
+	if n := len(c.InteractionsByChannel); n < schemas.NumChannels {
+		c.InteractionsByChannel = append(c.InteractionsByChannel, make([]int64, schemas.NumChannels-n)...)
+	}
+	if n := len(c.PurchasesByChannel); n < schemas.NumChannels {
+		c.PurchasesByChannel = append(c.PurchasesByChannel, make([]int64, schemas.NumChannels-n)...)
+	}
+}
+
+// Evaluate re-derives c at now (or at c.EvaluatedAt if that is later: the
+// evaluation time never goes backwards) with no new event, as a timer does.
+// It stores the scores, tier, churn flag and lifecycle stage, EvaluatedAt and
+// PolicyVersion, and increments Version when the Outcome is Changed.
+func (p *Policy) Evaluate(c *schemas.Customer, now int64) Outcome {
+	o := p.evaluate(c, now)
+	if o.Changed {
+		c.Version++
+	}
+	return o
+}
+
+// evaluate is Evaluate without the Version increment.
+func (p *Policy) evaluate(c *schemas.Customer, now int64) Outcome {
+	pc := p.compiled()
+	now = max(now, c.EvaluatedAt)
+	o := Outcome{Previous: derivedOf(c), HadPrevious: c.EvaluatedAt != 0}
+	s := pc.derive(c, now)
+	c.RScore, c.FScore, c.MScore = s.r, s.f, s.m
+	c.Tier, c.ChurnRisk, c.LifecycleStage = s.d.Tier, s.d.ChurnRisk, s.d.LifecycleStage
+	c.EvaluatedAt = now
+	c.PolicyVersion = pc.version
+	o.Changed = !o.HadPrevious || !o.Previous.Equal(s.d)
+	return o
+}
+
+type derivation struct {
+	r, f, m int32
+	d       Derived
+}
+
+// derive computes the scores and Derived fields of c at now without
+// changing c.
+func (pc *compiled) derive(c *schemas.Customer, now int64) derivation {
+	s := derivation{r: 1, f: scoreUp(c.Purchases, &pc.frequency), m: 1}
+	s.d.ValueClass = c.ValueClass
+	if c.MonetaryMinor > 0 {
+		s.m = scoreUp(c.MonetaryMinor, &pc.monetary)
+	}
+	if c.Purchases == 0 {
+		s.d.Tier = pc.prospect
+		s.d.LifecycleStage = StageProspect
+		return s
+	}
+	s.r = maxScore + 1 - scoreUp(recencyDays(now, c.LastPurchase), &pc.recency)
+	s.d.Tier = pc.tiers[pc.grid[s.r-1][s.f-1][s.m-1]]
+	idle := now - c.LastActivity
+	s.d.ChurnRisk = idle >= pc.inactivityMs
+	switch {
+	case s.d.ChurnRisk:
+		s.d.LifecycleStage = StageChurned
+	case c.RiskUntil > now || idle >= pc.atRiskMs:
+		s.d.LifecycleStage = StageAtRisk
+	case c.ReactivatedAt != 0 && now-c.ReactivatedAt < pc.reactMs:
+		s.d.LifecycleStage = StageReactivated
+	case now-c.FirstPurchase < pc.newMs:
+		s.d.LifecycleStage = StageNew
+	default:
+		s.d.LifecycleStage = StageActive
+	}
+	return s
+}
+
+// scoreUp returns 1 + the number of boundaries below v: 1 when v <= b[0],
+// 5 when v > b[3].
+func scoreUp(v int64, b *[numBoundaries]int64) int32 {
+	s := int32(1)
+	for _, x := range b {
+		if v > x {
+			s++
+		}
+	}
+	return s
+}
+
+// recencyDays is the number of whole days from last to now (0 if now is
+// earlier).
+func recencyDays(now, last int64) int64 {
+	if now <= last {
+		return 0
+	}
+	return (now - last) / DayMs
+}
+
+// combine is the FM score: the mean of F and M, a half rounded up.
+func combine(f, m int) int { return (f + m + 1) / 2 }
+
+// NextDeadline returns the earliest event time after c.EvaluatedAt at which
+// Evaluate would change a Derived field of c with no new event: a recency
+// score boundary that changes the tier, the at-risk or churn inactivity
+// threshold, the end of the new or reactivated window, or a risk expiry. It
+// returns 0 when nothing can change without an event (prospects, customers
+// past every threshold, customers never evaluated), and c.EvaluatedAt itself
+// when the stored fields are already stale (c was last evaluated under
+// another policy).
+func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
+	pc := p.compiled()
+	now := c.EvaluatedAt
+	if now == 0 || c.Purchases == 0 {
+		return 0
+	}
+	cur := pc.derive(c, now).d
+	if !cur.Equal(derivedOf(c)) {
+		return now
+	}
+	var cand [numBoundaries + 5]int64
+	n := 0
+	for _, b := range pc.recency {
+		cand[n] = c.LastPurchase + (b+1)*DayMs
+		n++
+	}
+	cand[n], cand[n+1], cand[n+2] = c.LastActivity+pc.inactivityMs, c.LastActivity+pc.atRiskMs, c.FirstPurchase+pc.newMs
+	n += 3
+	if c.ReactivatedAt != 0 {
+		cand[n] = c.ReactivatedAt + pc.reactMs
+		n++
+	}
+	if c.RiskUntil != 0 {
+		cand[n] = c.RiskUntil
+		n++
+	}
+	// Insertion sort: at most nine values.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && cand[j] < cand[j-1]; j-- {
+			cand[j], cand[j-1] = cand[j-1], cand[j]
+		}
+	}
+	for _, t := range cand[:n] {
+		if t > now && !pc.derive(c, t).d.Equal(cur) {
+			return t
+		}
+	}
+	return 0
+}
+
+// TierChange builds the record announcing c's state after an evaluation
+// whose Outcome is o. cause and occurredAt name the event (or timer) that
+// produced it. EventID is CustomerID + ":" + Version. Fields no model has
+// produced yet (PAlive, ExpectedPurchases, CLV) are nil; RecencyDays is nil
+// for a customer without a purchase; Action is the recommended action of
+// c's tier under p, nil if none.
+func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause, occurredAt int64) schemas.TierChange {
+	pc := p.compiled()
+	tc := schemas.TierChange{
+		EventID:        c.CustomerID + ":" + strconv.FormatInt(c.Version, 10),
+		CustomerID:     c.CustomerID,
+		Version:        c.Version,
+		OccurredAt:     occurredAt,
+		Cause:          cause,
+		Tier:           c.Tier,
+		ChurnRisk:      c.ChurnRisk,
+		LifecycleStage: c.LifecycleStage,
+		Frequency:      c.Purchases,
+		Monetary:       c.MonetaryMinor,
+		Currency:       pc.base,
+		RScore:         c.RScore,
+		FScore:         c.FScore,
+		MScore:         c.MScore,
+		PolicyVersion:  pc.version,
+	}
+	if o.HadPrevious {
+		prev := o.Previous.Tier
+		tc.PreviousTier = &prev
+	}
+	if c.ValueClass != nil {
+		v := *c.ValueClass
+		tc.ValueClass = &v
+	}
+	if c.Purchases > 0 {
+		d := int32(min(recencyDays(c.EvaluatedAt, c.LastPurchase), math.MaxInt32))
+		tc.RecencyDays = &d
+	}
+	if a := pc.action(c.Tier); a != "" {
+		tc.Action = &a
+	}
+	return tc
+}
+
+// action returns the action of the named tier ("" for none or an unknown
+// tier).
+func (pc *compiled) action(tier string) string {
+	if tier == pc.prospect {
+		return pc.prospectAct
+	}
+	for i, name := range pc.tiers {
+		if name == tier {
+			return pc.actions[i]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,483 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/processor/score"
+	"valora/schemas"
+	"valora/state"
+)
+
+// fetched is one poll's records of one topic-partition, handed to its task.
+type fetched struct {
+	topic   string
+	records []*kgo.Record
+	at      time.Time
+}
+
+// Dead-letter reasons decided by the processor (decoding reasons come from
+// schemas.Reason, scoring ones from score).
+const (
+	ReasonMissingCustomerID = "missing_customer_id"
+	ReasonKeyMismatch       = "key_mismatch"
+	ReasonFutureTimestamp   = "future_timestamp"
+	ReasonInvalidTimestamp  = "invalid_timestamp"
+	ReasonUnknownCurrency   = "unknown_currency"
+	ReasonInvalidField      = "invalid_field"
+)
+
+// Dead-letter headers. The record keeps its original key and value.
+const (
+	HeaderSourceTopic     = "valora.source.topic"
+	HeaderSourcePartition = "valora.source.partition"
+	HeaderSourceOffset    = "valora.source.offset"
+	HeaderReason          = "valora.reason"
+	HeaderError           = "valora.error"
+)
+
+// task owns the state of one partition number: partition p of every input
+// topic. Only its goroutine touches its fields after start; the processor
+// talks to it through in, quit and done.
+//
+// Invariant: every record the task has handled since its last commit is
+// reflected in dirty, outputs and next; commit makes outputs acknowledged
+// first, then customers and next offsets durable in one synced batch. A
+// crash anywhere re-reads from the last batch's offsets, with the state of
+// that batch, and so re-derives the same outputs (at-least-once).
+type task struct {
+	p    *Processor
+	part int32
+	cl   *kgo.Client
+
+	in   chan fetched
+	done chan struct{}
+	quit sync.Once
+	dead chan struct{} // closed by kill: exit without committing
+
+	cache    *state.Cache[*schemas.Customer]
+	cacheCap int
+	dirty    map[string]*schemas.Customer
+	outputs  []*kgo.Record
+	next     map[string]int64
+	pending  int
+	oldest   time.Time // fetch time of the oldest uncommitted record
+
+	// per-cycle metric deltas, published at commit
+	consumed map[string]int
+	applied  map[string]int
+	dlq      map[[2]string]int
+
+	// per-task gauge contributions, removed when the task stops
+	tiers  map[string]float64
+	stages map[string]float64
+	churn  float64
+
+	// fatal is set when the store fails under a lookup: the task stops
+	// without committing, so nothing half-applied becomes durable.
+	fatal error
+
+	buf         []byte
+	batch       *state.Batch
+	purchase    schemas.Purchase
+	interaction schemas.Interaction
+}
+
+func newTask(p *Processor, part int32, cl *kgo.Client) *task {
+	capacity := p.cfg.CacheCustomers
+	if capacity > 0 {
+		// The cache budget is per instance; spread it over the tasks this
+		// instance can own at most (all of them, when it is alone).
+		capacity = max(1, capacity/max(1, p.partitions))
+	}
+	return &task{
+		p:        p,
+		part:     part,
+		cl:       cl,
+		in:       make(chan fetched, 4),
+		done:     make(chan struct{}),
+		dead:     make(chan struct{}),
+		cache:    state.NewCache[*schemas.Customer](capacity),
+		cacheCap: capacity,
+		dirty:    make(map[string]*schemas.Customer),
+		next:     make(map[string]int64, 2),
+		consumed: make(map[string]int, 2),
+		applied:  make(map[string]int, 2),
+		dlq:      make(map[[2]string]int),
+		tiers:    make(map[string]float64),
+		stages:   make(map[string]float64),
+	}
+}
+
+// stop asks the task to drain what it was handed, commit, and exit; it
+// waits until the task has exited.
+func (t *task) stop() {
+	t.quit.Do(func() { close(t.in) })
+	<-t.done
+}
+
+// kill makes the task exit at its next step without committing.
+func (t *task) kill() {
+	select {
+	case <-t.dead:
+	default:
+		close(t.dead)
+	}
+}
+
+func (t *task) run() {
+	defer close(t.done)
+	defer t.dropGauges()
+	if err := t.load(); err != nil {
+		t.p.fail(fmt.Errorf("task %d: load state: %w", t.part, err))
+		return
+	}
+	tick := time.NewTicker(t.p.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.dead:
+			return
+		case f, ok := <-t.in:
+			if !ok {
+				if err := t.commit(); err != nil {
+					t.p.fail(fmt.Errorf("task %d: final commit: %w", t.part, err))
+				}
+				return
+			}
+			t.handle(f)
+			if t.fatal != nil {
+				t.p.fail(fmt.Errorf("task %d: %w", t.part, t.fatal))
+				return
+			}
+			if t.pending >= t.p.cfg.CommitRecords {
+				if err := t.commit(); err != nil {
+					t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
+					return
+				}
+			}
+		case <-tick.C:
+			if err := t.commit(); err != nil {
+				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
+				return
+			}
+		}
+	}
+}
+
+// load scans the task's customers once: it counts them per tier, stage and
+// churn flag for the gauges, and warms the cache up to its capacity.
+func (t *task) load() error {
+	return t.p.cfg.Store.ScanCustomers(t.part, func(id, value []byte) error {
+		c := new(schemas.Customer)
+		if err := schemas.DecodeCustomer(value, c); err != nil {
+			return fmt.Errorf("decode customer in task %d: %w", t.part, err)
+		}
+		t.count(c, 1)
+		if t.cache.Len() < t.cacheCap {
+			t.cache.Put(c.CustomerID, c)
+		}
+		return nil
+	})
+}
+
+func (t *task) count(c *schemas.Customer, d float64) {
+	m := t.p.m
+	t.tiers[c.Tier] += d
+	m.customers.WithLabelValues(c.Tier).Add(d)
+	t.stages[c.LifecycleStage] += d
+	m.stages.WithLabelValues(c.LifecycleStage).Add(d)
+	if c.ChurnRisk {
+		t.churn += d
+		m.churnRisk.Add(d)
+	}
+}
+
+func (t *task) dropGauges() {
+	m := t.p.m
+	for k, v := range t.tiers {
+		m.customers.WithLabelValues(k).Sub(v)
+	}
+	for k, v := range t.stages {
+		m.stages.WithLabelValues(k).Sub(v)
+	}
+	m.churnRisk.Sub(t.churn)
+}
+
+// handle applies one fetched batch. It never logs and never fails: a record
+// that cannot be applied becomes a dead-letter output.
+func (t *task) handle(f fetched) {
+	if t.pending == 0 || f.at.Before(t.oldest) {
+		t.oldest = f.at
+	}
+	purchases := f.topic == t.p.cfg.Topics.Purchases
+	for _, r := range f.records {
+		t.pending++
+		t.consumed[f.topic]++
+		t.next[f.topic] = r.Offset + 1
+		var reason string
+		var err error
+		if purchases {
+			reason, err = t.applyPurchase(r)
+		} else {
+			reason, err = t.applyInteraction(r)
+		}
+		if t.fatal != nil {
+			return
+		}
+		if err != nil {
+			t.deadLetter(r, reason, err)
+			continue
+		}
+		t.applied[f.topic]++
+	}
+}
+
+func (t *task) applyPurchase(r *kgo.Record) (string, error) {
+	e := &t.purchase
+	*e = schemas.Purchase{}
+	if err := t.p.cfg.Codec.DecodePurchase(r.Value, e); err != nil {
+		return decodeReason(err), err
+	}
+	if reason, err := t.validate(r, e.CustomerID, e.OccurredAt); err != nil {
+		return reason, err
+	}
+	c, isNew := t.lookup(e.CustomerID)
+	if c == nil {
+		return "", nil // t.fatal is set
+	}
+	o, err := t.p.cfg.Policy.ApplyPurchase(c, e)
+	if err != nil {
+		return scoreReason(err), err
+	}
+	cause := schemas.CausePurchase
+	if e.Kind == schemas.KindRefund {
+		cause = schemas.CauseRefund
+	}
+	t.changed(c, isNew, o, cause, e.OccurredAt)
+	return "", nil
+}
+
+func (t *task) applyInteraction(r *kgo.Record) (string, error) {
+	e := &t.interaction
+	*e = schemas.Interaction{}
+	if err := t.p.cfg.Codec.DecodeInteraction(r.Value, e); err != nil {
+		return decodeReason(err), err
+	}
+	if reason, err := t.validate(r, e.CustomerID, e.OccurredAt); err != nil {
+		return reason, err
+	}
+	c, isNew := t.lookup(e.CustomerID)
+	if c == nil {
+		return "", nil // t.fatal is set
+	}
+	o, err := t.p.cfg.Policy.ApplyInteraction(c, e)
+	if err != nil {
+		return scoreReason(err), err
+	}
+	t.changed(c, isNew, o, schemas.CauseInteraction, e.OccurredAt)
+	return "", nil
+}
+
+func (t *task) validate(r *kgo.Record, id string, at int64) (string, error) {
+	switch {
+	case id == "":
+		return ReasonMissingCustomerID, errors.New("customer_id is empty")
+	case string(r.Key) != id:
+		return ReasonKeyMismatch, fmt.Errorf("record key %q differs from customer_id %q", truncate(r.Key), id)
+	case at < 0:
+		return ReasonInvalidTimestamp, fmt.Errorf("occurred_at %d is before 1970", at)
+	case at > t.p.cfg.Now().Add(t.p.cfg.MaxClockSkew).UnixMilli():
+		return ReasonFutureTimestamp, fmt.Errorf("occurred_at %s is more than %v in the future",
+			time.UnixMilli(at).UTC().Format(time.RFC3339), t.p.cfg.MaxClockSkew)
+	}
+	return "", nil
+}
+
+// lookup returns the customer for id from the write set, the cache, or the
+// store, or a new customer. A new customer enters the write set only when an
+// event applies to it (see changed). It returns nil and sets t.fatal if the
+// store fails.
+func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
+	if c := t.dirty[id]; c != nil {
+		t.p.m.cacheHits.Inc()
+		return c, false
+	}
+	if c, ok := t.cache.Get([]byte(id)); ok {
+		t.p.m.cacheHits.Inc()
+		return c, false
+	}
+	t.p.m.cacheMisses.Inc()
+	val, found, err := t.p.cfg.Store.GetCustomer(t.part, []byte(id), t.buf[:0])
+	if err != nil {
+		t.fatal = fmt.Errorf("read customer: %w", err)
+		return nil, false
+	}
+	if !found {
+		return &schemas.Customer{CustomerID: id}, true
+	}
+	t.buf = val
+	c = new(schemas.Customer)
+	if err := schemas.DecodeCustomer(val, c); err != nil {
+		t.fatal = fmt.Errorf("decode stored customer: %w", err)
+		return nil, false
+	}
+	return c, false
+}
+
+// changed records c in the write set and, if a derived field moved, the
+// TierChange output and the gauges.
+func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
+	t.dirty[c.CustomerID] = c
+	if !o.Changed {
+		return
+	}
+	m := t.p.m
+	from := "none"
+	if o.HadPrevious && !isNew {
+		prev := schemas.Customer{Tier: o.Previous.Tier, LifecycleStage: o.Previous.LifecycleStage, ChurnRisk: o.Previous.ChurnRisk}
+		t.count(&prev, -1)
+		from = o.Previous.Tier
+	}
+	t.count(c, 1)
+	m.tierChanges.WithLabelValues(from, c.Tier, string(cause)).Inc()
+	tc := t.p.cfg.Policy.TierChange(c, o, cause, at)
+	val, err := t.p.cfg.Codec.AppendTierChange(nil, &tc)
+	if err != nil {
+		// Our own record failed to encode: a bug, not bad input.
+		t.fatal = fmt.Errorf("encode tier change: %w", err)
+		return
+	}
+	t.outputs = append(t.outputs, &kgo.Record{
+		Topic: t.p.cfg.Topics.TierChanges,
+		Key:   []byte(c.CustomerID),
+		Value: val,
+	})
+}
+
+func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
+	t.dlq[[2]string{r.Topic, reason}]++
+	msg := err.Error()
+	if len(msg) > 512 {
+		msg = msg[:512]
+	}
+	t.outputs = append(t.outputs, &kgo.Record{
+		Topic: t.p.cfg.Topics.DeadLetter,
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderSourceTopic, Value: []byte(r.Topic)},
+			{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+			{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+			{Key: HeaderReason, Value: []byte(reason)},
+			{Key: HeaderError, Value: []byte(msg)},
+		},
+	})
+}
+
+// commit makes the cycle durable: outputs acknowledged by Kafka, then the
+// changed customers and the input offsets in one synced batch.
+func (t *task) commit() error {
+	if t.pending == 0 {
+		return nil
+	}
+	select {
+	case <-t.dead:
+		return nil
+	default:
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if len(t.outputs) > 0 {
+		if err := t.cl.ProduceSync(ctx, t.outputs...).FirstErr(); err != nil {
+			return fmt.Errorf("produce outputs: %w", err)
+		}
+	}
+	if t.batch == nil {
+		t.batch = t.p.cfg.Store.NewBatch()
+	}
+	b := t.batch
+	for id, c := range t.dirty {
+		var err error
+		t.buf, err = schemas.AppendCustomer(t.buf[:0], c)
+		if err != nil {
+			return fmt.Errorf("encode customer: %w", err)
+		}
+		b.PutCustomer(t.part, id, t.buf)
+	}
+	for topic, next := range t.next {
+		b.SetOffset(t.part, topic, next)
+	}
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("state batch: %w", err)
+	}
+	select {
+	case <-t.dead:
+		return nil
+	default:
+	}
+	now := time.Now()
+	m := t.p.m
+	m.commitTime.Observe(now.Sub(start).Seconds())
+	m.latency.Observe(now.Sub(t.oldest).Seconds())
+	m.commits.Inc()
+	for topic, n := range t.consumed {
+		m.consumed.WithLabelValues(topic).Add(float64(n))
+	}
+	for topic, n := range t.applied {
+		m.applied.WithLabelValues(topic).Add(float64(n))
+	}
+	for k, n := range t.dlq {
+		m.deadLettered.WithLabelValues(k[0], k[1]).Add(float64(n))
+	}
+	if f := t.p.cfg.OnCommit; f != nil {
+		f(t.pending, now.Sub(t.oldest))
+	}
+	marks := make(map[int32]kgo.EpochOffset, 1)
+	all := make(map[string]map[int32]kgo.EpochOffset, len(t.next))
+	for topic, next := range t.next {
+		marks = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: next}}
+		all[topic] = marks
+	}
+	t.cl.MarkCommitOffsets(all)
+	for id, c := range t.dirty {
+		t.cache.Put(id, c)
+	}
+	clear(t.dirty)
+	clear(t.consumed)
+	clear(t.applied)
+	clear(t.dlq)
+	clear(t.outputs)
+	t.outputs = t.outputs[:0]
+	t.pending = 0
+	return nil
+}
+
+func decodeReason(err error) string {
+	var de *schemas.DecodeError
+	if errors.As(err, &de) {
+		return string(de.Reason)
+	}
+	return "malformed"
+}
+
+func scoreReason(err error) string {
+	if errors.Is(err, score.ErrUnknownCurrency) {
+		return ReasonUnknownCurrency
+	}
+	return ReasonInvalidField
+}
+
+func truncate(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
+	}
+	return string(b)
+}

@@ -1,0 +1,165 @@
+package schemas
+
+// Channel is a customer touchpoint. Its values are the symbols of the Avro
+// enum valora.Channel, in enum order. The zero value "" is not a channel and
+// does not encode.
+type Channel string
+
+// The channels, in the order of the Avro enum.
+const (
+	ChannelEmail  Channel = "EMAIL"
+	ChannelPhone  Channel = "PHONE"
+	ChannelWeb    Channel = "WEB"
+	ChannelApp    Channel = "APP"
+	ChannelStore  Channel = "STORE"
+	ChannelSocial Channel = "SOCIAL"
+	ChannelSurvey Channel = "SURVEY"
+	ChannelChat   Channel = "CHAT"
+	ChannelFax    Channel = "FAX"
+	ChannelOther  Channel = "OTHER"
+)
+
+// Channels lists every channel in enum order. Index i of
+// Customer.InteractionsByChannel counts interactions on Channels[i].
+var Channels = [...]Channel{
+	ChannelEmail, ChannelPhone, ChannelWeb, ChannelApp, ChannelStore,
+	ChannelSocial, ChannelSurvey, ChannelChat, ChannelFax, ChannelOther,
+}
+
+// NumChannels is len(Channels).
+const NumChannels = len(Channels)
+
+// ChannelIndex returns the position of c in Channels, or -1 if c is not a
+// known channel.
+func ChannelIndex(c Channel) int {
+	for i, ch := range Channels {
+		if ch == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// PurchaseKind says whether a Purchase adds or subtracts value.
+type PurchaseKind string
+
+// The purchase kinds.
+const (
+	KindPurchase PurchaseKind = "PURCHASE"
+	KindRefund   PurchaseKind = "REFUND"
+)
+
+// Cause says what produced a TierChange.
+type Cause string
+
+// The causes, in the order of the Avro enum valora.Cause.
+const (
+	CausePurchase     Cause = "PURCHASE"
+	CauseRefund       Cause = "REFUND"
+	CauseInteraction  Cause = "INTERACTION"
+	CauseInactivity   Cause = "INACTIVITY"
+	CausePolicyChange Cause = "POLICY_CHANGE"
+	CauseErasure      Cause = "ERASURE"
+)
+
+// Interaction is one customer touchpoint (topic `interactions`).
+// OccurredAt is event time in Unix milliseconds (Avro timestamp-millis).
+type Interaction struct {
+	EventID      string            `avro:"event_id"`
+	CustomerID   string            `avro:"customer_id"`
+	OccurredAt   int64             `avro:"occurred_at"`
+	Channel      Channel           `avro:"channel"`
+	Type         string            `avro:"type"`
+	Satisfaction *int32            `avro:"satisfaction"`
+	Attributes   map[string]string `avro:"attributes"`
+}
+
+// Purchase is an order or a refund (topic `purchases`). AmountMinor is a
+// positive count of the currency's minor units; a REFUND subtracts it.
+type Purchase struct {
+	EventID     string       `avro:"event_id"`
+	CustomerID  string       `avro:"customer_id"`
+	OccurredAt  int64        `avro:"occurred_at"`
+	Kind        PurchaseKind `avro:"kind"`
+	AmountMinor int64        `avro:"amount_minor"`
+	Currency    string       `avro:"currency"`
+	Channel     Channel      `avro:"channel"`
+	Category    *string      `avro:"category"`
+	Items       int32        `avro:"items"`
+}
+
+// ErasureRequest asks valora to forget a customer (topic `customer-erasures`).
+type ErasureRequest struct {
+	CustomerID  string  `avro:"customer_id"`
+	RequestedAt int64   `avro:"requested_at"`
+	Reason      *string `avro:"reason"`
+}
+
+// TierChange is published on `customer-tier-changes` whenever a customer's
+// tier, churn flag, lifecycle stage or value class changes. Fields a model
+// has not produced yet are nil, never made up.
+type TierChange struct {
+	EventID           string   `avro:"event_id"`
+	CustomerID        string   `avro:"customer_id"`
+	Version           int64    `avro:"version"`
+	OccurredAt        int64    `avro:"occurred_at"`
+	Cause             Cause    `avro:"cause"`
+	PreviousTier      *string  `avro:"previous_tier"`
+	Tier              string   `avro:"tier"`
+	ChurnRisk         bool     `avro:"churn_risk"`
+	LifecycleStage    string   `avro:"lifecycle_stage"`
+	ValueClass        *string  `avro:"value_class"`
+	RecencyDays       *int32   `avro:"recency_days"`
+	Frequency         int64    `avro:"frequency"`
+	Monetary          int64    `avro:"monetary"`
+	Currency          string   `avro:"currency"`
+	RScore            int32    `avro:"r_score"`
+	FScore            int32    `avro:"f_score"`
+	MScore            int32    `avro:"m_score"`
+	PAlive            *float64 `avro:"p_alive"`
+	ExpectedPurchases *float64 `avro:"expected_purchases"`
+	CLV               *float64 `avro:"clv"`
+	PolicyVersion     string   `avro:"policy_version"`
+	Action            *string  `avro:"action"`
+}
+
+// Customer is the per-customer state valora keeps (Pebble value and, later,
+// changelog value). All times are Unix milliseconds of event time; 0 means
+// "never". Money is in minor units of the policy's base currency.
+type Customer struct {
+	CustomerID string `avro:"customer_id"`
+	// Version counts the updates applied to this customer (events and
+	// timer firings); it only grows and numbers the TierChanges.
+	Version       int64 `avro:"version"`
+	FirstSeen     int64 `avro:"first_seen"`
+	LastActivity  int64 `avro:"last_activity"`
+	FirstPurchase int64 `avro:"first_purchase"`
+	LastPurchase  int64 `avro:"last_purchase"`
+	// Purchases counts PURCHASE events (frequency); Refunds counts REFUNDs.
+	Purchases int64 `avro:"purchases"`
+	Refunds   int64 `avro:"refunds"`
+	// RepeatDays is BG/NBD's x: distinct purchase days after the first.
+	RepeatDays int64 `avro:"repeat_days"`
+	// MonetaryMinor is purchases minus refunds, in base-currency minor units.
+	MonetaryMinor int64 `avro:"monetary_minor"`
+	// InteractionsByChannel has NumChannels counters, indexed like Channels.
+	InteractionsByChannel []int64 `avro:"interactions_by_channel"`
+	PurchasesByChannel    []int64 `avro:"purchases_by_channel"`
+	// RiskUntil is the event time until which a complaint or a low
+	// satisfaction score keeps the customer at risk (0: none).
+	RiskUntil int64 `avro:"risk_until"`
+	// ReactivatedAt is the event time of the purchase that brought a
+	// churned customer back (0: never churned and returned).
+	ReactivatedAt int64 `avro:"reactivated_at"`
+
+	// Derived at the last evaluation, kept to detect changes.
+	Tier           string  `avro:"tier"`
+	RScore         int32   `avro:"r_score"`
+	FScore         int32   `avro:"f_score"`
+	MScore         int32   `avro:"m_score"`
+	ChurnRisk      bool    `avro:"churn_risk"`
+	LifecycleStage string  `avro:"lifecycle_stage"`
+	ValueClass     *string `avro:"value_class"`
+	EvaluatedAt    int64   `avro:"evaluated_at"`
+	PolicyVersion  string  `avro:"policy_version"`
+}

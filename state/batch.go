@@ -1,0 +1,84 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Batch collects customer writes and input offsets of one commit cycle, to be
+// made durable together by Commit: after a crash either all of a batch is
+// visible or none of it. Nothing is visible to readers before Commit.
+//
+// A Batch is not safe for concurrent use; each task goroutine owns its own.
+// Commit leaves it empty and ready for the next cycle, so one Batch can serve
+// a task for its whole life without allocating per cycle. Close releases it.
+type Batch struct {
+	b *pebble.Batch
+}
+
+// NewBatch returns an empty batch for the store.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{b: s.db.NewBatch()}
+}
+
+// PutCustomer sets a customer's value, wrapped in the current value envelope.
+// value is copied; the caller may reuse it at once.
+func (b *Batch) PutCustomer(partition int32, customerID string, value []byte) {
+	op := b.b.SetDeferred(partitionedPrefixLen+len(customerID), 1+len(value))
+	putPrefix(op.Key, KindCustomer, partition)
+	copy(op.Key[partitionedPrefixLen:], customerID)
+	op.Value[0] = valueVersion1
+	copy(op.Value[1:], value)
+	_ = op.Finish() // fails only for indexed batches
+}
+
+// DeleteCustomer removes a customer of a partition. Deleting a customer that
+// does not exist is not an error.
+func (b *Batch) DeleteCustomer(partition int32, customerID string) {
+	op := b.b.DeleteDeferred(partitionedPrefixLen + len(customerID))
+	putPrefix(op.Key, KindCustomer, partition)
+	copy(op.Key[partitionedPrefixLen:], customerID)
+	_ = op.Finish()
+}
+
+// SetOffset records next as the next offset to consume from topic in the
+// partition, i.e. the last applied record's offset plus one.
+func (b *Batch) SetOffset(partition int32, topic string, next int64) {
+	op := b.b.SetDeferred(partitionedPrefixLen+len(topic), 8)
+	putPrefix(op.Key, KindOffset, partition)
+	copy(op.Key[partitionedPrefixLen:], topic)
+	binary.BigEndian.PutUint64(op.Value, uint64(next))
+	_ = op.Finish()
+}
+
+// putPrefix writes the 5-byte prefix of a partitioned key into k.
+func putPrefix(k []byte, kind byte, partition int32) {
+	k[0] = kind
+	binary.BigEndian.PutUint32(k[1:partitionedPrefixLen], uint32(partition))
+}
+
+// Len returns the number of writes (puts, deletes, offsets) in the batch.
+func (b *Batch) Len() int { return int(b.b.Count()) }
+
+// Commit writes the batch atomically and syncs it to disk (pebble.Sync)
+// before returning, then empties the batch for reuse. An empty batch commits
+// at no cost (no sync). After an error the
+// batch's contents were possibly written, possibly not; the caller must not
+// go on with its in-memory state as if they were (stop the task and reload
+// from the store), and should Close the batch.
+func (b *Batch) Commit() error {
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit state batch: %w", err)
+	}
+	b.b.Reset()
+	return nil
+}
+
+// Reset discards the batch's pending writes, keeping its buffer for reuse.
+func (b *Batch) Reset() { b.b.Reset() }
+
+// Close releases the batch without committing its pending writes. The batch
+// must not be used afterwards.
+func (b *Batch) Close() { _ = b.b.Close() }
