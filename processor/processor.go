@@ -95,6 +95,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	// last poll still blocks.
 	defer cl.CloseAllowingRebalance()
 	if err := p.checkTopics(ctx, kadm.NewClient(cl)); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

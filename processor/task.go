@@ -31,6 +31,7 @@ const (
 	ReasonInvalidTimestamp  = "invalid_timestamp"
 	ReasonUnknownCurrency   = "unknown_currency"
 	ReasonInvalidField      = "invalid_field"
+	ReasonAmountOverflow    = "amount_overflow"
 )
 
 // Dead-letter headers. The record keeps its original key and value.
@@ -151,16 +152,9 @@ func (t *task) run() {
 				}
 				return
 			}
-			t.handle(f)
-			if t.fatal != nil {
-				t.p.fail(fmt.Errorf("task %d: %w", t.part, t.fatal))
+			if err := t.handle(f); err != nil {
+				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
-			}
-			if t.pending >= t.p.cfg.CommitRecords {
-				if err := t.commit(); err != nil {
-					t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
-					return
-				}
 			}
 		case <-tick.C:
 			if err := t.commit(); err != nil {
@@ -210,14 +204,16 @@ func (t *task) dropGauges() {
 	m.churnRisk.Sub(t.churn)
 }
 
-// handle applies one fetched batch. It never logs and never fails: a record
-// that cannot be applied becomes a dead-letter output.
-func (t *task) handle(f fetched) {
-	if t.pending == 0 || f.at.Before(t.oldest) {
-		t.oldest = f.at
-	}
+// handle applies one fetched batch, committing whenever CommitRecords
+// records are pending. It never logs: a record that cannot be applied
+// becomes a dead-letter output. It returns an error only when the task
+// cannot go on (the store or a commit failed); nothing is committed then.
+func (t *task) handle(f fetched) error {
 	purchases := f.topic == t.p.cfg.Topics.Purchases
 	for _, r := range f.records {
+		if t.pending == 0 || f.at.Before(t.oldest) {
+			t.oldest = f.at
+		}
 		t.pending++
 		t.consumed[f.topic]++
 		t.next[f.topic] = r.Offset + 1
@@ -229,20 +225,31 @@ func (t *task) handle(f fetched) {
 			reason, err = t.applyInteraction(r)
 		}
 		if t.fatal != nil {
-			return
+			return t.fatal
 		}
 		if err != nil {
 			t.deadLetter(r, reason, err)
-			continue
+		} else {
+			t.applied[f.topic]++
 		}
-		t.applied[f.topic]++
+		if t.pending >= t.p.cfg.CommitRecords {
+			if err := t.commit(); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
 	}
+	return nil
 }
 
 func (t *task) applyPurchase(r *kgo.Record) (string, error) {
 	e := &t.purchase
 	*e = schemas.Purchase{}
 	if err := t.p.cfg.Codec.DecodePurchase(r.Value, e); err != nil {
+		if errors.Is(err, schemas.ErrRegistryUnavailable) {
+			// The record may be fine: stop rather than dead-letter it.
+			t.fatal = err
+			return "", nil
+		}
 		return decodeReason(err), err
 	}
 	if reason, err := t.validate(r, e.CustomerID, e.OccurredAt); err != nil {
@@ -268,6 +275,11 @@ func (t *task) applyInteraction(r *kgo.Record) (string, error) {
 	e := &t.interaction
 	*e = schemas.Interaction{}
 	if err := t.p.cfg.Codec.DecodeInteraction(r.Value, e); err != nil {
+		if errors.Is(err, schemas.ErrRegistryUnavailable) {
+			// The record may be fine: stop rather than dead-letter it.
+			t.fatal = err
+			return "", nil
+		}
 		return decodeReason(err), err
 	}
 	if reason, err := t.validate(r, e.CustomerID, e.OccurredAt); err != nil {
@@ -461,16 +473,18 @@ func (t *task) commit() error {
 }
 
 func decodeReason(err error) string {
-	var de *schemas.DecodeError
-	if errors.As(err, &de) {
-		return string(de.Reason)
+	if r, ok := schemas.ReasonOf(err); ok {
+		return string(r)
 	}
-	return "malformed"
+	return string(schemas.ReasonMalformed)
 }
 
 func scoreReason(err error) string {
-	if errors.Is(err, score.ErrUnknownCurrency) {
+	switch {
+	case errors.Is(err, score.ErrUnknownCurrency):
 		return ReasonUnknownCurrency
+	case errors.Is(err, score.ErrOverflow):
+		return ReasonAmountOverflow
 	}
 	return ReasonInvalidField
 }

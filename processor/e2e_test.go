@@ -1,0 +1,393 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/internal/gen"
+	"valora/internal/kafkatest"
+	"valora/schemas"
+)
+
+// Every test in this file runs against the broker kafkatest.New picks: the
+// real Apache Kafka named by VALORA_TEST_BROKERS, or in-process kfake.
+
+var t0 = time.Date(2025, 1, 1, 9, 0, 0, 0, time.UTC)
+
+func day(n int) int64 { return t0.Add(time.Duration(n) * 24 * time.Hour).UnixMilli() }
+
+// change is the part of a TierChange a scripted test pins down.
+type change struct {
+	customer string
+	version  int64
+	prev     string // "" for a new customer
+	tier     string
+	cause    schemas.Cause
+	stage    string
+}
+
+func (h *harness) tierChanges(t *testing.T, n int) []change {
+	t.Helper()
+	recs := h.b.ConsumeN(t, h.topics.TierChanges, n, time.Minute)
+	var out []change
+	for _, r := range recs {
+		var tc schemas.TierChange
+		if err := h.codec.DecodeTierChange(r.Value, &tc); err != nil {
+			t.Fatalf("decode tier change: %v", err)
+		}
+		if string(r.Key) != tc.CustomerID {
+			t.Errorf("tier change key %q, customer %q", r.Key, tc.CustomerID)
+		}
+		if want := tc.CustomerID + ":" + strconv.FormatInt(tc.Version, 10); tc.EventID != want {
+			t.Errorf("event_id %q, want %q", tc.EventID, want)
+		}
+		c := change{customer: tc.CustomerID, version: tc.Version, tier: tc.Tier, cause: tc.Cause, stage: tc.LifecycleStage}
+		if tc.PreviousTier != nil {
+			c.prev = *tc.PreviousTier
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b change) int {
+		if a.customer != b.customer {
+			if a.customer < b.customer {
+				return -1
+			}
+			return 1
+		}
+		return int(a.version - b.version)
+	})
+	return out
+}
+
+// TestScriptedHistory feeds a handful of customers a known history, in
+// causal phases, and checks the exact tier changes.
+func TestScriptedHistory(t *testing.T) {
+	h := newHarness(t, 3)
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"))
+	phase := func(total float64, recs ...*kgo.Record) {
+		t.Helper()
+		h.b.Produce(t, recs...)
+		r.waitHandled(t, total)
+	}
+	phase(5,
+		h.purchase(schemas.Purchase{EventID: "a1", CustomerID: "alice", OccurredAt: day(0), AmountMinor: 3000}),
+		h.interaction(schemas.Interaction{EventID: "b1", CustomerID: "bob", OccurredAt: day(0)}),
+		h.purchase(schemas.Purchase{EventID: "c1", CustomerID: "carol", OccurredAt: day(0), AmountMinor: 1000, Currency: "EUR"}),
+		h.purchase(schemas.Purchase{EventID: "d1", CustomerID: "dave", OccurredAt: day(0), AmountMinor: 1000, Currency: "XXX"}),
+		h.purchase(schemas.Purchase{EventID: "e1", CustomerID: "erin", OccurredAt: day(0), AmountMinor: 5000}),
+	)
+	phase(9,
+		// F=2, M=23000 → M=3, FM=3, R=5: loyal.
+		h.purchase(schemas.Purchase{EventID: "a2", CustomerID: "alice", OccurredAt: day(10), AmountMinor: 20000}),
+		// F=1, M=5, FM=3, R=5: loyal.
+		h.purchase(schemas.Purchase{EventID: "b2", CustomerID: "bob", OccurredAt: day(1), AmountMinor: 200000}),
+		// Refund of the whole order: M stays 1, no change.
+		h.purchase(schemas.Purchase{EventID: "c2", CustomerID: "carol", OccurredAt: day(2), AmountMinor: 1000, Currency: "EUR", Kind: schemas.KindRefund}),
+		// 200 days later: R=2, FM=1: hibernating, and active again.
+		h.interaction(schemas.Interaction{EventID: "e2", CustomerID: "erin", OccurredAt: day(200), Channel: schemas.ChannelEmail, Type: "email_open"}),
+	)
+	got := h.tierChanges(t, 7)
+	want := []change{
+		{"alice", 1, "", "new_customers", schemas.CausePurchase, "new"},
+		{"alice", 2, "new_customers", "loyal", schemas.CausePurchase, "new"},
+		{"bob", 1, "", "prospect", schemas.CauseInteraction, "prospect"},
+		{"bob", 2, "prospect", "loyal", schemas.CausePurchase, "new"},
+		{"carol", 1, "", "new_customers", schemas.CausePurchase, "new"},
+		{"erin", 1, "", "new_customers", schemas.CausePurchase, "new"},
+		{"erin", 2, "new_customers", "hibernating", schemas.CauseInteraction, "active"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tier changes:\n got %+v\nwant %+v", got, want)
+	}
+	dlq := h.b.ConsumeN(t, h.topics.DeadLetter, 1, time.Minute)
+	if len(dlq) != 1 || header(dlq[0], HeaderReason) != ReasonUnknownCurrency || string(dlq[0].Key) != "dave" {
+		t.Errorf("dead letters: want dave's unknown currency, got %d records, first reason %q", len(dlq), header(dlq[0], HeaderReason))
+	}
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestDeadLetters sends every kind of bad record between good ones and
+// checks that each lands in the dead-letter topic with its reason and source,
+// and that processing goes on.
+func TestDeadLetters(t *testing.T) {
+	h := newHarness(t, 1)
+	dir := t.TempDir()
+	r := h.start(dir, kafkatest.Name(t, "g"))
+	good := h.purchase(schemas.Purchase{EventID: "ok1", CustomerID: "ok", OccurredAt: day(0), AmountMinor: 1000})
+	truncated := h.purchase(schemas.Purchase{EventID: "x", CustomerID: "trunc", OccurredAt: day(0), AmountMinor: 1000})
+	truncated.Value = truncated.Value[:len(truncated.Value)-3]
+	mismatch := h.purchase(schemas.Purchase{EventID: "x", CustomerID: "mallory", OccurredAt: day(0), AmountMinor: 1000})
+	mismatch.Key = []byte("someone-else")
+	bad := []struct {
+		rec    *kgo.Record
+		reason string
+	}{
+		{&kgo.Record{Topic: h.topics.Purchases, Key: []byte("g"), Value: []byte("garbage bytes, not avro")}, string(schemas.ReasonBadMagic)},
+		{truncated, string(schemas.ReasonMalformed)},
+		{h.purchase(schemas.Purchase{EventID: "x", CustomerID: "cur", OccurredAt: day(0), AmountMinor: 1000, Currency: "ZZZ"}), ReasonUnknownCurrency},
+		{h.purchase(schemas.Purchase{EventID: "x", CustomerID: "", OccurredAt: day(0), AmountMinor: 1000}), ReasonMissingCustomerID},
+		{h.purchase(schemas.Purchase{EventID: "x", CustomerID: "future", OccurredAt: time.Now().Add(72 * time.Hour).UnixMilli(), AmountMinor: 1000}), ReasonFutureTimestamp},
+		{mismatch, ReasonKeyMismatch},
+		{h.purchase(schemas.Purchase{EventID: "x", CustomerID: "neg", OccurredAt: day(0), AmountMinor: -5}), ReasonInvalidField},
+		{h.interaction(schemas.Interaction{EventID: "x", CustomerID: "past", OccurredAt: -1000}), ReasonInvalidTimestamp},
+	}
+	recs := []*kgo.Record{good}
+	for _, b := range bad {
+		recs = append(recs, b.rec)
+	}
+	recs = append(recs, h.purchase(schemas.Purchase{EventID: "ok2", CustomerID: "ok", OccurredAt: day(1), AmountMinor: 1000}))
+	h.b.Produce(t, recs...) // produced in order: offsets follow the slice per topic
+	r.waitHandled(t, float64(len(recs)))
+
+	dlq := h.b.ConsumeN(t, h.topics.DeadLetter, len(bad), time.Minute)
+	if len(dlq) != len(bad) {
+		t.Fatalf("dead letters: got %d, want %d", len(dlq), len(bad))
+	}
+	byOffset := map[string]*kgo.Record{}
+	for _, d := range dlq {
+		byOffset[header(d, HeaderSourceTopic)+"/"+header(d, HeaderSourceOffset)] = d
+	}
+	for _, b := range bad {
+		key := b.rec.Topic + "/" + strconv.FormatInt(b.rec.Offset, 10)
+		d := byOffset[key]
+		if d == nil {
+			t.Errorf("no dead letter for %s (want reason %s)", key, b.reason)
+			continue
+		}
+		if got := header(d, HeaderReason); got != b.reason {
+			t.Errorf("%s: reason %q, want %q (error: %s)", key, got, b.reason, header(d, HeaderError))
+		}
+		if header(d, HeaderError) == "" || header(d, HeaderSourcePartition) != "0" {
+			t.Errorf("%s: missing error or partition header: %v", key, d.Headers)
+		}
+		if string(d.Value) != string(b.rec.Value) || string(d.Key) != string(b.rec.Key) {
+			t.Errorf("%s: dead letter does not carry the original key and value", key)
+		}
+	}
+	consumed := sumCounter(r.p.m.consumed)
+	applied := sumCounter(r.p.m.applied)
+	dead := sumCounter(r.p.m.deadLettered)
+	if consumed != applied+dead || applied != 2 || dead != float64(len(bad)) {
+		t.Errorf("consumed %v, applied %v, dead-lettered %v: want consumed = applied + dead-lettered, 2 applied", consumed, applied, dead)
+	}
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	st := snapshot(t, dir)
+	if c, ok := st["ok"]; !ok || c.Purchases != 2 {
+		t.Errorf("customer ok: %+v, want 2 purchases", c)
+	}
+	if len(st) != 1 {
+		t.Errorf("state has %d customers, want only the valid one", len(st))
+	}
+}
+
+// TestRefusesNotCoPartitioned checks that the processor will not start on
+// inputs with different partition counts, and says what to fix.
+func TestRefusesNotCoPartitioned(t *testing.T) {
+	h := newHarness(t, 2)
+	h.topics.Interactions = kafkatest.Name(t, "interactions3")
+	h.b.CreateTopics(t, 3, h.topics.Interactions)
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"))
+	var err error
+	select {
+	case err = <-r.done:
+		r.done <- err
+	case <-time.After(time.Minute):
+		t.Fatal("processor did not refuse to start")
+	}
+	if !errors.Is(err, ErrNotCoPartitioned) {
+		t.Fatalf("err = %v, want ErrNotCoPartitioned", err)
+	}
+	t.Logf("refused with: %v", err)
+}
+
+// workload produces a generated purchase history and returns the number of
+// records. Only purchases are used, so that each partition's records have
+// one order whatever the fetch interleaving, and outputs are comparable
+// record for record across runs.
+func (h *harness) workload(t *testing.T, seed uint64, customers int) int {
+	t.Helper()
+	p := gen.DefaultParams()
+	p.Seed = seed
+	p.Customers = customers
+	p.Start = t0.AddDate(-1, 0, 0)
+	p.Horizon = 300 * 24 * time.Hour
+	p.R, p.Alpha = 1, 10 // about one purchase in ten days
+	p.Currencies = []string{"USD", "EUR", "JPY"}
+	g, err := gen.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	var ev gen.Event
+	for g.Next(&ev) {
+		if ev.Kind == gen.KindPurchase {
+			recs = append(recs, h.purchase(ev.Purchase))
+		}
+	}
+	// A few bad records, so that dead letters are part of the replay too.
+	for i := range 5 {
+		recs = append(recs, &kgo.Record{Topic: h.topics.Purchases, Key: []byte(fmt.Sprint("junk", i)), Value: []byte{0xC3, 0x01, byte(i)}})
+	}
+	h.b.Produce(t, recs...)
+	return len(recs)
+}
+
+// TestCrashRestartSameState runs a workload once without interruption, and
+// once with the processor killed (no clean shutdown, nothing committed
+// after the kill) at random points and restarted on the same state
+// directory, over many seeds. The final states must be equal, and the
+// tier changes of the interrupted run, once repeats (same event_id) are
+// dropped, must equal the uninterrupted run's.
+func TestCrashRestartSameState(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 2
+	}
+	for seed := range uint64(seeds) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			h := newHarness(t, 3)
+			n := h.workload(t, seed+1, 150)
+			t.Logf("workload: %d records", n)
+
+			refDir := filepath.Join(t.TempDir(), "ref")
+			ref := h.start(refDir, kafkatest.Name(t, "ref"))
+			ref.waitHandled(t, float64(n))
+			if err := ref.shutdown(t, false); err != nil {
+				t.Fatal(err)
+			}
+			want := snapshot(t, refDir)
+			wantOut := dedupOutputs(t, h, h.topics.TierChanges)
+
+			crash := h.withOutputs()
+			dir := filepath.Join(t.TempDir(), "crash")
+			group := kafkatest.Name(t, "crash")
+			rng := rand.New(rand.NewPCG(seed, 42))
+			restarts := 0
+			for {
+				// Crash after a random number of commits of any task: the
+				// other tasks are then at arbitrary points of their cycles.
+				killAt := int64(rng.IntN(12))
+				crashing := restarts < 8 && handledInDir(t, dir) < n
+				var commits atomic.Int64
+				var r *running
+				r = crash.start(dir, group, func(c *Config) {
+					c.CommitRecords = 1 + rng.IntN(100)
+					if crashing {
+						c.OnCommit = func(int, time.Duration) {
+							if commits.Add(1) == killAt {
+								go r.p.kill()
+							}
+						}
+					}
+				})
+				if crashing && killAt == 0 {
+					r.p.kill()
+				}
+				if crashing {
+					kafkatest.Eventually(t, time.Minute, func() error {
+						if commits.Load() >= killAt || handledInStore(t, r.store) >= n {
+							return nil
+						}
+						return fmt.Errorf("%d commits, waiting for %d", commits.Load(), killAt)
+					})
+					r.shutdown(t, true)
+					restarts++
+					continue
+				}
+				kafkatest.Eventually(t, time.Minute, func() error {
+					if got := handledInStore(t, r.store); got < n {
+						return fmt.Errorf("state covers %d of %d records", got, n)
+					}
+					return nil
+				})
+				if err := r.shutdown(t, false); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+			t.Logf("%d crashes", restarts)
+			got := snapshot(t, dir)
+			if len(got) != len(want) {
+				t.Fatalf("customers: got %d, want %d", len(got), len(want))
+			}
+			for id, w := range want {
+				if g := got[id]; !reflect.DeepEqual(g, w) {
+					t.Fatalf("customer %s differs after crashes:\n got %+v\nwant %+v", id, g, w)
+				}
+			}
+			gotOut := dedupOutputs(t, crash, crash.topics.TierChanges)
+			if !reflect.DeepEqual(gotOut, wantOut) {
+				t.Fatalf("tier changes differ: got %d distinct, want %d", len(gotOut), len(wantOut))
+			}
+		})
+	}
+}
+
+// handledInStore sums the stored input offsets: the records whose effects
+// are durable (offsets start at 0, one partition per task).
+func handledInStore(t *testing.T, st offsetReader) int {
+	t.Helper()
+	parts, err := st.Partitions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range parts {
+		offs, err := st.Offsets(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range offs {
+			n += o
+		}
+	}
+	return int(n)
+}
+
+// dedupOutputs reads a tier-change topic and returns its records by
+// event_id, failing if two records with one event_id differ.
+func dedupOutputs(t *testing.T, h *harness, topic string) map[string]schemas.TierChange {
+	t.Helper()
+	out := map[string]schemas.TierChange{}
+	repeats := 0
+	for _, r := range h.b.ConsumeAll(t, topic) {
+		var tc schemas.TierChange
+		if err := h.codec.DecodeTierChange(r.Value, &tc); err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := out[tc.EventID]; ok {
+			repeats++
+			if !reflect.DeepEqual(prev, tc) {
+				t.Fatalf("event %s repeated with different content:\n%+v\n%+v", tc.EventID, prev, tc)
+			}
+		}
+		out[tc.EventID] = tc
+	}
+	if repeats > 0 {
+		t.Logf("%s: %d repeats dropped by event_id", topic, repeats)
+	}
+	return out
+}
