@@ -452,11 +452,9 @@ func (t *task) commit() error {
 	if f := t.p.cfg.OnCommit; f != nil {
 		f(t.pending, now.Sub(t.oldest))
 	}
-	marks := make(map[int32]kgo.EpochOffset, 1)
 	all := make(map[string]map[int32]kgo.EpochOffset, len(t.next))
 	for topic, next := range t.next {
-		marks = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: next}}
-		all[topic] = marks
+		all[topic] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: next}}
 	}
 	t.cl.MarkCommitOffsets(all)
 	for id, c := range t.dirty {

@@ -464,8 +464,7 @@ func TestDecodeErrors(t *testing.T) {
 		t.Errorf("huge array: %v, want %s", err, ReasonMalformed)
 	}
 	// A customer with a bad boolean (churn_risk = 2).
-	var bad Customer
-	bad = *sampleCustomer()
+	bad := *sampleCustomer()
 	bad.ValueClass = nil
 	b, err := AppendCustomer(nil, &bad)
 	if err != nil {

@@ -307,7 +307,7 @@ func TestTierChange(t *testing.T) {
 		t.Errorf("prospect:\n got %+v\nwant %+v", tc, want)
 	}
 
-	o = mustPurchase(t, p, c, purchase(t0+2*DayMs, 25000))
+	mustPurchase(t, p, c, purchase(t0+2*DayMs, 25000))
 	o = p.Evaluate(c, t0+40*DayMs)
 	if !o.Changed {
 		t.Fatal("no change")

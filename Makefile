@@ -1,0 +1,50 @@
+# valora: common tasks. `make test` is the test command; `make ci` runs what CI runs.
+GO ?= go
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: build test test-race test-kafka lint bench bench-e2e fuzz dev ci clean
+
+build:
+	$(GO) build -o bin/valora ./cmd/valora
+
+test:
+	$(GO) test ./...
+
+test-race:
+	$(GO) test -race -short ./...
+
+# The integration suite against a real single-node Apache Kafka (Maven jars).
+test-kafka:
+	@set -e; eval "$$(deploy/kafka-local/up.sh)"; export VALORA_TEST_BROKERS; \
+	trap 'deploy/kafka-local/down.sh' EXIT; \
+	$(GO) test -count=1 ./processor/... ./internal/... ./cmd/...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+# Microbenchmarks (decode, score, state, cache, generator), with allocations.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./state ./processor/... ./internal/gen
+
+# The end-to-end benchmark of BENCHMARKS.md: 10M events, 1M customers, 12 partitions.
+bench-e2e: build
+	/usr/bin/time -v bin/valora bench
+
+# Longer fuzzing than CI does: FUZZTIME per target.
+FUZZTIME ?= 60s
+fuzz:
+	@for t in FuzzDecodeInteraction FuzzDecodePurchase FuzzDecodeErasure FuzzDecodeTierChange FuzzDecodeCustomer; do \
+		$(GO) test ./schemas -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	@for t in FuzzDecodeKey FuzzCustomerKeyRoundTrip; do \
+		$(GO) test ./state -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+dev: build
+	bin/valora dev
+
+ci:
+	bash .ci/run
+
+clean:
+	rm -rf bin

@@ -1,0 +1,67 @@
+// Package processor is valora's consume → score → produce engine. It joins
+// a Kafka consumer group over the two input topics, owns one task per
+// assigned partition number, applies each record to the customer's state
+// with the pure scoring rules of package score, publishes a TierChange when a
+// customer's tier, churn flag, lifecycle stage or value class changes, and
+// sends records it cannot apply to the dead-letter topic.
+//
+// # Tasks and ownership
+//
+// Partition p of the interactions topic and partition p of the purchases
+// topic hold the same customers (both keyed by customer id, same partition
+// count: checked at start, ErrNotCoPartitioned otherwise). They form task p.
+// The group balancer (protocol "valora-copartition-v1") assigns whole tasks
+// and keeps a member's tasks where it can. One goroutine owns a task and its
+// state, so the hot path takes no locks: the poll loop hands each task its
+// fetched records over a channel, and a rebalance waits (BlockRebalanceOnPoll)
+// until revoked tasks have drained what they were given and committed.
+//
+// # Commit cycle and guarantees
+//
+// A task applies records to a write set of changed customers and collects
+// its outputs. Every CommitInterval, after CommitRecords records, and before
+// it hands a task over, it commits:
+//
+//  1. produce the outputs (tier changes, dead letters) and wait until Kafka
+//     has acknowledged all of them;
+//  2. write the changed customers and the next input offset of each topic in
+//     one synced Pebble batch.
+//
+// Input positions live in the state store, next to the state they cover;
+// on assignment a task resumes from them (AdjustFetchOffsetsFn), and a task
+// the store has never seen starts at the beginning of the inputs, rebuilding
+// its state from every record. So the state counts each input record exactly
+// once across crashes and restarts. Offsets are also committed to Kafka after
+// each cycle, for lag tooling only.
+//
+// Outputs are at least once: a crash after step 1 and before step 2 replays
+// the cycle, which re-derives the same outputs with the same event_id
+// (customer id and state version) and version, so consumers can drop
+// repeats. Within a partition, one customer's tier changes are published in
+// version order. (The exactly-once mode, with outputs, changelog and offsets
+// in one Kafka transaction, is not implemented yet; Config.Validate rejects
+// it.)
+//
+// Every consumed record is either applied or dead-lettered, so
+// valora_records_consumed_total = valora_records_applied_total +
+// valora_records_dead_lettered_total once a cycle is committed.
+//
+// # Dead letters
+//
+// A dead-letter record keeps the original key and value and carries the
+// headers valora.source.topic, valora.source.partition,
+// valora.source.offset, valora.reason (a short code, also the metric label)
+// and valora.error (a message). Reasons: the schemas.Reason codes for bytes
+// that do not decode, and missing_customer_id, key_mismatch,
+// invalid_timestamp, future_timestamp, unknown_currency, amount_overflow and
+// invalid_field for records that decode but fail validation. A schema
+// registry that cannot be reached is not a dead-letter reason: the task
+// stops without committing, and the record is read again on restart.
+//
+// # Order
+//
+// Within a task, records of one topic are applied in offset order; the two
+// topics are interleaved in the order their fetches arrive. Counts and sums
+// do not depend on that interleaving; which intermediate tier changes are
+// published can.
+package processor
