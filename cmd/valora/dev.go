@@ -90,7 +90,7 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	defer cluster.Close()
 	addr := cluster.ListenAddrs()[0]
 	fmt.Fprintf(stdout, "broker: %s (topics %s, %d partitions each)\n", addr, strings.Join(topics, ", "), d.partitions)
-	fmt.Fprintf(stdout, "try:    kcat -b %s -L\n", addr)
+	fmt.Fprintf(stdout, "try:    kcat -b %s -L   (when producing with kcat, add -X partitioner=murmur2_random)\n", addr)
 	if d.brokerOnly {
 		<-ctx.Done()
 		fmt.Fprintln(stdout, "broker stopped")

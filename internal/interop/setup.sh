@@ -4,10 +4,10 @@
 #   - a virtualenv at ${VALORA_PY_VENV:-$HOME/.cache/valora-py} with the
 #     packages of requirements.txt (pip runs again only when that file
 #     changes).
-# Prints one line on stdout, VALORA_PYTHON=<the virtualenv's python>, so that
-# `eval "$(internal/interop/setup.sh)"; export VALORA_PYTHON` works; progress
-# goes to stderr. PYTHON picks the interpreter that creates the virtualenv
-# (default python3).
+# Prints one line on stdout, the path of the virtualenv's python, so that
+# `export VALORA_PYTHON=$(internal/interop/setup.sh)` works; progress goes to
+# stderr. PYTHON picks the interpreter that creates the virtualenv (default
+# python3).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,4 +51,4 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
 fi
 "$venv/bin/python" -c 'import fastavro, confluent_kafka' >&2
 
-echo "VALORA_PYTHON=$venv/bin/python"
+echo "$venv/bin/python"

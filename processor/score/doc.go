@@ -31,7 +31,7 @@
 //
 // Boundaries are inclusive upper limits. Frequency counts PURCHASE events;
 // MonetaryMinor is purchases minus refunds and may be negative. A customer
-// with no purchase has R = 1.
+// with no purchase is not scored: R, F and M are 0.
 //
 // # Tiers
 //

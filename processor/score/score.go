@@ -287,6 +287,8 @@ func (pc *compiled) derive(c *schemas.Customer, now int64) derivation {
 		s.m = scoreUp(c.MonetaryMinor, &pc.monetary)
 	}
 	if c.Purchases == 0 {
+		// Not scored: a customer who has not bought has no R, F or M.
+		s.r, s.f, s.m = 0, 0, 0
 		s.d.Tier = pc.prospect
 		s.d.LifecycleStage = StageProspect
 		return s

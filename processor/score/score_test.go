@@ -87,6 +87,9 @@ func TestScoreBoundaries(t *testing.T) {
 				if n == 0 {
 					p.Evaluate(c, t0)
 				}
+				if n == 0 {
+					want = 0 // not scored before the first purchase
+				}
 				if c.FScore != want {
 					t.Errorf("frequency boundary %d, %d purchases: F = %d, want %d", b, n, c.FScore, want)
 				}
@@ -300,7 +303,7 @@ func TestTierChange(t *testing.T) {
 	want := schemas.TierChange{
 		EventID: "cust-7:1", CustomerID: "cust-7", Version: 1, OccurredAt: t0,
 		Cause: schemas.CauseInteraction, Tier: "prospect", LifecycleStage: StageProspect,
-		Currency: "USD", RScore: 1, FScore: 1, MScore: 1, PolicyVersion: "default-1",
+		Currency: "USD", RScore: 0, FScore: 0, MScore: 0, PolicyVersion: "default-1",
 		Action: ptr(ActionAcquire),
 	}
 	if !reflect.DeepEqual(tc, want) {
