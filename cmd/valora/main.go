@@ -34,6 +34,7 @@ var commands = []command{
 	{"gen", "synthetic traffic from a BG/NBD + Gamma-Gamma customer-base model", runGen},
 	{"bench", "end-to-end benchmark: a fixed workload through the real pipeline", runBench},
 	{"inspect", "read one customer or a summary of a state directory offline", runInspect},
+	{"calibrate", "fit BG/NBD, Gamma-Gamma and RFM boundaries over a customer base; write a new policy", runCalibrate},
 }
 
 // run is main without the process: tests call it directly. It returns the
@@ -73,7 +74,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "valora scores customers from Kafka in real time: RFM tiers, churn, lifecycle.")
 	fmt.Fprintln(w, "\nUsage: valora <command> [flags]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun `valora <command> --help` for a command's flags. Every flag can also be")
 	fmt.Fprintln(w, "set by an environment variable VALORA_<FLAG>, e.g. VALORA_BROKERS for --brokers.")

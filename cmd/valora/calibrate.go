@@ -1,0 +1,1133 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"valora/processor/clv"
+	"valora/processor/score"
+	"valora/schemas"
+	"valora/state"
+)
+
+const calibrateSummary = `Fit BG/NBD, Gamma-Gamma and the RFM score boundaries over a customer base, print
+a report, and write a new policy with those boundaries and a new policy_version.
+
+The input is a whole state directory (--state-dir, opened read-only; not the
+directory of a running instance) or a CSV of transactions (--csv). With
+--format cdnow, the CSV is CDNOW's whitespace-separated log: the master file
+(customer_id date cds dollars, with a header line) or the 1/10 sample
+(master_id sample_id date cds dollars, no header; the customer is sample_id),
+dates YYYYMMDD, dollars in USD. With --format generic, it is a delimited file
+with a header line whose columns --csv-customer, --csv-time, --csv-amount and
+optionally --csv-currency name; a negative amount is a refund.
+
+Conventions (those of the published models): x counts the days with a
+purchase after the day of the first purchase (same-day purchases merge);
+t_x and T run from the first purchase to the last purchase and to the end of
+the calibration period, in --time-unit. Gamma-Gamma is fitted on the repeat
+buyers' mean repeat-purchase value, in major units of the policy's base
+currency. A state directory keeps totals, not histories, so there the spend
+is approximated by the mean value of all purchases net of refunds
+(monetary_minor / purchases), first purchase included.
+
+The policy's RFM boundaries become the quintiles of recency (whole days since
+the last purchase at the calibration end), frequency (purchases) and monetary
+value (net, base minor units): boundary k is the smallest value with at
+least (k+1)/5 of the customers at or below it; a boundary not above the one
+before it becomes that one plus 1, so the four stay strictly increasing.
+The policy has no field for model parameters yet: they are written next to
+it, to <out>.models.json.`
+
+// calibrateFlags are the flags of `valora calibrate`.
+type calibrateFlags struct {
+	stateDir      string
+	csvPath       string
+	format        string
+	colCustomer   string
+	colTime       string
+	timeLayout    string
+	colAmount     string
+	colCurrency   string
+	delimiter     string
+	calEnd        string
+	timeUnit      string
+	horizon       float64
+	discountRate  float64
+	policy        string
+	policyVersion string
+	out           string
+	json          bool
+	scoreOut      string
+}
+
+func (f *calibrateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.stateDir, "state-dir", "", "state directory to calibrate on (read-only); or use --csv")
+	fs.StringVar(&f.csvPath, "csv", "", "CSV file of transactions to calibrate on; or use --state-dir")
+	fs.StringVar(&f.format, "format", "cdnow", "format of --csv: cdnow or generic")
+	fs.StringVar(&f.colCustomer, "csv-customer", "customer_id", "generic CSV: the column of the customer id")
+	fs.StringVar(&f.colTime, "csv-time", "occurred_at", "generic CSV: the column of the purchase time")
+	fs.StringVar(&f.timeLayout, "csv-time-layout", time.RFC3339, "generic CSV: Go time layout of --csv-time (UTC unless it has a zone), or unix (seconds) or unix_ms")
+	fs.StringVar(&f.colAmount, "csv-amount", "amount", "generic CSV: the column of the amount, a decimal number in major units (negative: a refund)")
+	fs.StringVar(&f.colCurrency, "csv-currency", "", "generic CSV: the column of the ISO 4217 currency (default: every amount is in the policy's base currency)")
+	fs.StringVar(&f.delimiter, "csv-delimiter", ",", "generic CSV: the field delimiter, one character (\\t for a tab)")
+	fs.StringVar(&f.calEnd, "calibration-end", "", "end of the calibration period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive (default: the last purchase of the CSV, or the latest event time of the state)")
+	fs.StringVar(&f.timeUnit, "time-unit", "day", "time unit of the models: day or week")
+	fs.Float64Var(&f.horizon, "horizon", 0, "periods of --time-unit over which expected purchases and CLV are counted (default: a year, 365 days or 52 weeks)")
+	fs.Float64Var(&f.discountRate, "discount-rate", 0.1, "annual discount rate of the CLV")
+	fs.StringVar(&f.policy, "policy", "", "base policy file (YAML); empty uses the built-in default policy")
+	fs.StringVar(&f.policyVersion, "policy-version", "", "policy_version of the new policy (default: the base version followed by -cal and the calibration end as YYYYMMDD)")
+	fs.StringVar(&f.out, "out", "policy.calibrated.yaml", "file to write the new policy to; the model parameters go to <out>.models.json")
+	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
+	fs.StringVar(&f.scoreOut, "score-out", "", "also write one JSON line per customer (customer_id, x, t_x, T, p_alive, expected_purchases, expected_spend, clv) to this file")
+}
+
+// calCustomer is one customer's calibration data, from either input.
+type calCustomer struct {
+	id string
+	// first and last are the times of the first and the last purchase in
+	// the calibration period (Unix ms).
+	first, last int64
+	// x is the number of repeat purchase days in the period.
+	x int64
+	// purchases and monetary are the RFM frequency and monetary value (net
+	// of refunds, base minor units) in the period.
+	purchases, monetary int64
+	// meanSpend is the mean value of the repeat purchases, in major units
+	// of the base currency; 0 when unknown or not positive.
+	meanSpend float64
+	// holdout is the number of repeat purchase days after the calibration
+	// period (CSV input only).
+	holdout int64
+}
+
+// calInput is what a reader returns.
+type calInput struct {
+	customers []calCustomer
+	// later counts the customers whose first purchase is after the
+	// calibration end (left out).
+	later int
+	// calEnd is the calibration end used; holdoutEnd the last purchase
+	// after it (0: no holdout data).
+	calEnd, holdoutEnd int64
+	source             string
+}
+
+func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("calibrate", calibrateSummary, stderr)
+	var f calibrateFlags
+	f.register(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if (f.stateDir == "") == (f.csvPath == "") {
+		return usagef("give exactly one of --state-dir and --csv")
+	}
+	unit, err := clv.ParseTimeUnit(f.timeUnit)
+	if err != nil {
+		return usagef("--time-unit: %v", err)
+	}
+	if f.horizon == 0 { // a year
+		f.horizon = 365
+		if unit == clv.Week {
+			f.horizon = 52
+		}
+	}
+	var calEnd int64
+	if f.calEnd != "" {
+		t, err := calParseDate(f.calEnd)
+		if err != nil {
+			return usagef("--calibration-end: %v", err)
+		}
+		calEnd = t.UnixMilli()
+	}
+	base, err := loadPolicy(f.policy)
+	if err != nil {
+		return err
+	}
+	if !(f.horizon > 0) || math.IsInf(f.horizon, 1) {
+		return usagef("--horizon %v: want a positive number of %ss", f.horizon, unit)
+	}
+	if !(f.discountRate >= 0 && f.discountRate <= clv.MaxDiscountRate) {
+		return usagef("--discount-rate %v: want an annual rate in 0..%v", f.discountRate, clv.MaxDiscountRate)
+	}
+	if f.policyVersion != "" && strings.TrimSpace(f.policyVersion) == "" {
+		return usagef("--policy-version %q: blank", f.policyVersion)
+	}
+	if f.out == "" {
+		return usagef("--out: required")
+	}
+	if f.csvPath != "" {
+		if f.format != "cdnow" && f.format != "generic" {
+			return usagef("--format %q: want cdnow or generic", f.format)
+		}
+		if f.format == "generic" && len([]rune(calDelimiter(f.delimiter))) != 1 {
+			return usagef("--csv-delimiter %q: want one character", f.delimiter)
+		}
+	}
+
+	var in *calInput
+	if f.stateDir != "" {
+		in, err = calReadState(ctx, f.stateDir, calEnd, base)
+	} else {
+		in, err = calReadCSV(ctx, &f, calEnd, base)
+	}
+	if err != nil {
+		return err
+	}
+	rep, model, err := calFit(in, unit, base, &f)
+	if err != nil {
+		return err
+	}
+	pol, err := calPolicy(base, rep, &f, in.calEnd)
+	if err != nil {
+		return err
+	}
+	if err := calWritePolicy(f.out, pol, rep, model); err != nil {
+		return err
+	}
+	if f.scoreOut != "" {
+		if err := calWriteScores(f.scoreOut, in, unit, model); err != nil {
+			return err
+		}
+		rep.ScoreOut = f.scoreOut
+	}
+	if f.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.writeText(stdout)
+}
+
+// calReport is the report of `valora calibrate`, printed as text or JSON.
+type calReport struct {
+	Source         string          `json:"source"`
+	CalibrationEnd string          `json:"calibration_end"`
+	TimeUnit       clv.TimeUnit    `json:"time_unit"`
+	Currency       string          `json:"currency"`
+	Customers      calCounts       `json:"customers"`
+	BGNBD          calBGNBD        `json:"bgnbd"`
+	GammaGamma     calGammaGamma   `json:"gamma_gamma"`
+	Frequency      []calFreqRow    `json:"repeat_purchases"`
+	Holdout        *calHoldout     `json:"holdout,omitempty"`
+	RFM            calRFM          `json:"rfm_boundaries"`
+	Model          calModelSummary `json:"model"`
+	Policy         calPolicyOut    `json:"policy"`
+	ScoreOut       string          `json:"score_out,omitempty"`
+}
+
+// calRFM holds the new score boundaries (score.Scores with JSON names).
+type calRFM struct {
+	RecencyDays   []int64 `json:"recency_days"`
+	Frequency     []int64 `json:"frequency"`
+	MonetaryMinor []int64 `json:"monetary_minor"`
+}
+
+type calCounts struct {
+	// Fitted customers made their first purchase by the calibration end.
+	Fitted       int `json:"fitted"`
+	RepeatBuyers int `json:"repeat_buyers"`
+	// FirstAfterEnd first bought after the calibration end (left out).
+	FirstAfterEnd int `json:"first_purchase_after_end"`
+	// SpendFitted repeat buyers entered the Gamma-Gamma fit; the others had
+	// no positive mean spend.
+	SpendFitted int `json:"spend_fitted"`
+}
+
+type calBGNBD struct {
+	R             float64  `json:"r"`
+	Alpha         float64  `json:"alpha"`
+	A             float64  `json:"a"`
+	B             float64  `json:"b"`
+	LogLikelihood float64  `json:"log_likelihood"`
+	StdErr        calStdEr `json:"std_err"`
+	Iterations    int      `json:"iterations"`
+}
+
+type calGammaGamma struct {
+	P             float64  `json:"p"`
+	Q             float64  `json:"q"`
+	Gamma         float64  `json:"gamma"`
+	LogLikelihood float64  `json:"log_likelihood"`
+	StdErr        calStdEr `json:"std_err"`
+	Iterations    int      `json:"iterations"`
+	// MeanSpend is the model's population mean spend; ObservedMeanSpend
+	// the mean of the fitted customers' mean spends.
+	MeanSpend         float64 `json:"mean_spend"`
+	ObservedMeanSpend float64 `json:"observed_mean_spend"`
+	// CorrXSpend is the correlation between x and the mean spend across
+	// the fitted customers: the model assumes they are independent.
+	CorrXSpend *float64 `json:"corr_x_spend"`
+}
+
+// calStdEr maps parameter names to standard errors; null where the
+// information matrix is not positive definite.
+type calStdEr map[string]*float64
+
+type calFreqRow struct {
+	// X is the number of repeat purchases; the last row, "7+", counts 7 or
+	// more.
+	X         string  `json:"x"`
+	Actual    int     `json:"actual"`
+	Predicted float64 `json:"predicted"`
+}
+
+type calHoldout struct {
+	End       string          `json:"end"`
+	Length    float64         `json:"length"`
+	Actual    int64           `json:"actual"`
+	Predicted float64         `json:"predicted"`
+	ByX       []calHoldoutRow `json:"by_calibration_x"`
+}
+
+type calHoldoutRow struct {
+	X             string  `json:"x"`
+	Customers     int     `json:"customers"`
+	ActualMean    float64 `json:"actual_mean"`
+	PredictedMean float64 `json:"predicted_mean"`
+}
+
+type calModelSummary struct {
+	Horizon      float64 `json:"horizon"`
+	DiscountRate float64 `json:"discount_rate"`
+}
+
+type calPolicyOut struct {
+	Version     string `json:"policy_version"`
+	BaseVersion string `json:"base_policy_version"`
+	Path        string `json:"path"`
+	ModelsPath  string `json:"models_path"`
+}
+
+// calHistBuckets is the number of single-x rows of the repeat-purchase
+// table; the last row counts calHistBuckets or more.
+const calHistBuckets = 7
+
+// calFit fits the models and computes the RFM boundaries and the
+// diagnostics.
+func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFlags) (*calReport, *clv.Model, error) {
+	rep := &calReport{
+		Source:         in.source,
+		CalibrationEnd: time.UnixMilli(in.calEnd).UTC().Format(time.RFC3339),
+		TimeUnit:       unit,
+		Currency:       base.BaseCurrency,
+		Model:          calModelSummary{Horizon: f.horizon, DiscountRate: f.discountRate},
+	}
+	rep.Customers.Fitted = len(in.customers)
+	rep.Customers.FirstAfterEnd = in.later
+	sums := make([]clv.Summary, len(in.customers))
+	var spends []clv.Spend
+	for i, c := range in.customers {
+		sums[i] = clv.SummaryAt(c.x, c.first, c.last, in.calEnd, unit)
+		if c.x > 0 {
+			rep.Customers.RepeatBuyers++
+			if c.meanSpend > 0 {
+				spends = append(spends, clv.Spend{X: c.x, Mean: c.meanSpend})
+			}
+		}
+	}
+	rep.Customers.SpendFitted = len(spends)
+	if len(sums) == 0 {
+		return nil, nil, fmt.Errorf("no customer made a purchase by the calibration end %s", rep.CalibrationEnd)
+	}
+
+	bg, err := clv.FitBGNBD(sums)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.BGNBD = calBGNBD{
+		R: bg.Params.R, Alpha: bg.Params.Alpha, A: bg.Params.A, B: bg.Params.B,
+		LogLikelihood: bg.LogLikelihood,
+		StdErr: calStdEr{"r": calFinite(bg.StdErr.R), "alpha": calFinite(bg.StdErr.Alpha),
+			"a": calFinite(bg.StdErr.A), "b": calFinite(bg.StdErr.B)},
+		Iterations: bg.Iterations,
+	}
+	gg, err := clv.FitGammaGamma(spends)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.GammaGamma = calGammaGamma{
+		P: gg.Params.P, Q: gg.Params.Q, Gamma: gg.Params.Gamma,
+		LogLikelihood: gg.LogLikelihood,
+		StdErr: calStdEr{"p": calFinite(gg.StdErr.P), "q": calFinite(gg.StdErr.Q),
+			"gamma": calFinite(gg.StdErr.Gamma)},
+		Iterations: gg.Iterations,
+		MeanSpend:  gg.Params.MeanSpend(),
+	}
+	xs, ms := make([]float64, len(spends)), make([]float64, len(spends))
+	for i, s := range spends {
+		xs[i], ms[i] = float64(s.X), s.Mean
+		rep.GammaGamma.ObservedMeanSpend += s.Mean / float64(len(spends))
+	}
+	rep.GammaGamma.CorrXSpend = calFinite(calCorrelation(xs, ms))
+
+	// Repeat purchases in the period: observed against expected.
+	ts := make([]float64, len(sums))
+	actual := make([]int, calHistBuckets+1)
+	for i, s := range sums {
+		ts[i] = s.T
+		actual[min(s.X, calHistBuckets)]++
+	}
+	pred := bg.Params.RepeatHistogram(ts, calHistBuckets)
+	for x := range calHistBuckets + 1 {
+		label := strconv.Itoa(x)
+		if x == calHistBuckets {
+			label += "+"
+		}
+		rep.Frequency = append(rep.Frequency, calFreqRow{X: label, Actual: actual[x], Predicted: pred[x]})
+	}
+
+	// Holdout: repeat purchase days after the period, against the
+	// conditional expectation.
+	if in.holdoutEnd > in.calEnd {
+		h := &calHoldout{
+			End:    time.UnixMilli(in.holdoutEnd).UTC().Format(time.RFC3339),
+			Length: unit.Span(in.calEnd, in.holdoutEnd),
+		}
+		rows := make([]calHoldoutRow, calHistBuckets+1)
+		for i, s := range sums {
+			e := bg.Params.ExpectedPurchases(s, h.Length)
+			h.Actual += in.customers[i].holdout
+			h.Predicted += e
+			r := &rows[min(s.X, calHistBuckets)]
+			r.Customers++
+			r.ActualMean += float64(in.customers[i].holdout)
+			r.PredictedMean += e
+		}
+		for x := range rows {
+			r := &rows[x]
+			r.X = strconv.Itoa(x)
+			if x == calHistBuckets {
+				r.X += "+"
+			}
+			if r.Customers > 0 {
+				r.ActualMean /= float64(r.Customers)
+				r.PredictedMean /= float64(r.Customers)
+			}
+		}
+		h.ByX = rows
+		rep.Holdout = h
+	}
+
+	// RFM boundaries.
+	rec := make([]int64, len(in.customers))
+	freq := make([]int64, len(in.customers))
+	mon := make([]int64, len(in.customers))
+	for i, c := range in.customers {
+		rec[i] = (in.calEnd - c.last) / score.DayMs
+		freq[i] = c.purchases
+		mon[i] = c.monetary
+	}
+	rep.RFM = calRFM{
+		RecencyDays:   calQuintileBounds(rec),
+		Frequency:     calQuintileBounds(freq),
+		MonetaryMinor: calQuintileBounds(mon),
+	}
+
+	model := &clv.Model{
+		Unit:         unit,
+		BGNBD:        bg.Params,
+		GammaGamma:   gg.Params,
+		Horizon:      f.horizon,
+		DiscountRate: f.discountRate,
+	}
+	if err := model.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("fitted model: %w", err)
+	}
+	return rep, model, nil
+}
+
+// calQuintileBounds returns the four RFM boundaries of values: boundary k
+// is the smallest value v with at least (k+1)/5 of the values <= v (the
+// value at rank ceil((k+1)n/5) in ascending order); a boundary not above
+// its predecessor is raised to the predecessor plus 1, and the first is at
+// least 0, so the boundaries are strictly increasing and non-negative
+// whatever the ties. values is sorted in place.
+func calQuintileBounds(values []int64) []int64 {
+	slices.Sort(values)
+	n := len(values)
+	out := make([]int64, 4)
+	for k := range out {
+		var v int64
+		if n > 0 {
+			rank := ((k+1)*n + 4) / 5 // ceil((k+1)n/5), 1-based
+			v = values[rank-1]
+		}
+		if k == 0 {
+			v = max(v, 0)
+		} else if v <= out[k-1] {
+			v = out[k-1] + 1
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// calPolicy returns the base policy with the new boundaries and version,
+// validated.
+func calPolicy(base *score.Policy, rep *calReport, f *calibrateFlags, calEnd int64) (*score.Policy, error) {
+	pol := *base
+	pol.Scores = score.Scores(rep.RFM)
+	pol.Version = f.policyVersion
+	if pol.Version == "" {
+		pol.Version = base.Version + "-cal" + time.UnixMilli(calEnd).UTC().Format("20060102")
+	}
+	if err := pol.Validate(); err != nil {
+		return nil, fmt.Errorf("calibrated policy is invalid: %w", err)
+	}
+	rep.Policy = calPolicyOut{
+		Version:     pol.Version,
+		BaseVersion: base.Version,
+		Path:        f.out,
+		ModelsPath:  f.out + ".models.json",
+	}
+	return &pol, nil
+}
+
+// calModelsFile is the content of <out>.models.json: the fitted models in
+// the shape a policy's models section would take.
+type calModelsFile struct {
+	PolicyVersion  string     `json:"policy_version"`
+	CalibrationEnd string     `json:"calibration_end"`
+	Currency       string     `json:"currency"`
+	MoneyUnit      string     `json:"money_unit"`
+	Models         *clv.Model `json:"models"`
+	BGNBD          calBGNBD   `json:"bgnbd_fit"`
+	GammaGamma     calGGFit   `json:"gamma_gamma_fit"`
+	Customers      calCounts  `json:"customers"`
+}
+
+type calGGFit struct {
+	LogLikelihood float64  `json:"log_likelihood"`
+	StdErr        calStdEr `json:"std_err"`
+}
+
+// calWritePolicy writes the policy YAML and the models sidecar, each
+// through a temporary file renamed into place.
+func calWritePolicy(path string, pol *score.Policy, rep *calReport, model *clv.Model) error {
+	body, err := yaml.Marshal(pol)
+	if err != nil {
+		return fmt.Errorf("encode policy: %w", err)
+	}
+	header := fmt.Sprintf("# valora scoring policy written by `valora calibrate`.\n"+
+		"# Source: %s\n"+
+		"# Calibration period ends %s; base policy %q.\n"+
+		"# The RFM boundaries are the quintiles of the calibration data; the fitted\n"+
+		"# BG/NBD and Gamma-Gamma parameters are in %s.\n\n",
+		rep.Source, rep.CalibrationEnd, rep.Policy.BaseVersion, filepath.Base(rep.Policy.ModelsPath))
+	// The written file must load back as the same policy.
+	if _, err := score.ParsePolicy(append([]byte(header), body...)); err != nil {
+		return fmt.Errorf("encoded policy does not parse back: %w", err)
+	}
+	if err := calWriteFile(path, append([]byte(header), body...)); err != nil {
+		return err
+	}
+	side := calModelsFile{
+		PolicyVersion:  pol.Version,
+		CalibrationEnd: rep.CalibrationEnd,
+		Currency:       rep.Currency,
+		MoneyUnit:      "major",
+		Models:         model,
+		BGNBD:          rep.BGNBD,
+		GammaGamma:     calGGFit{LogLikelihood: rep.GammaGamma.LogLikelihood, StdErr: rep.GammaGamma.StdErr},
+		Customers:      rep.Customers,
+	}
+	js, err := json.MarshalIndent(side, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode models: %w", err)
+	}
+	return calWriteFile(rep.Policy.ModelsPath, append(js, '\n'))
+}
+
+// calWriteFile writes b to path atomically: a temporary file in the same
+// directory, synced, then renamed over path.
+func calWriteFile(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// calScoreLine is one line of --score-out.
+type calScoreLine struct {
+	CustomerID        string  `json:"customer_id"`
+	X                 int64   `json:"x"`
+	Tx                float64 `json:"t_x"`
+	T                 float64 `json:"T"`
+	PAlive            float64 `json:"p_alive"`
+	ExpectedPurchases float64 `json:"expected_purchases"`
+	ExpectedSpend     float64 `json:"expected_spend"`
+	CLV               float64 `json:"clv"`
+}
+
+// calWriteScores writes every fitted customer's evaluation at the
+// calibration end, in customer id order.
+func calWriteScores(path string, in *calInput, unit clv.TimeUnit, model *clv.Model) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write scores: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, c := range in.customers {
+		s := clv.SummaryAt(c.x, c.first, c.last, in.calEnd, unit)
+		v := model.Evaluate(s, c.meanSpend)
+		if err = enc.Encode(calScoreLine{
+			CustomerID: c.id, X: s.X, Tx: s.Tx, T: s.T,
+			PAlive: v.PAlive, ExpectedPurchases: v.ExpectedPurchases, ExpectedSpend: v.ExpectedSpend, CLV: v.CLV,
+		}); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write scores %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeText prints the report for a terminal.
+func (r *calReport) writeText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	se := func(v *float64) string {
+		if v == nil {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.4f", *v)
+	}
+	fmt.Fprintf(w, "valora calibrate: %s\n", r.Source)
+	fmt.Fprintf(w, "calibration period ends %s; time unit %s; money in %s (major units)\n", r.CalibrationEnd, r.TimeUnit, r.Currency)
+	fmt.Fprintf(w, "customers: %d fitted, %d repeat buyers, %d with a first purchase after the end (left out)\n\n",
+		r.Customers.Fitted, r.Customers.RepeatBuyers, r.Customers.FirstAfterEnd)
+
+	fmt.Fprintf(w, "BG/NBD (alpha per %s), log-likelihood %.3f, %d iterations\n", r.TimeUnit, r.BGNBD.LogLikelihood, r.BGNBD.Iterations)
+	p("\tparameter\testimate\tstd. error\t\n")
+	for _, v := range []struct {
+		n string
+		v float64
+	}{{"r", r.BGNBD.R}, {"alpha", r.BGNBD.Alpha}, {"a", r.BGNBD.A}, {"b", r.BGNBD.B}} {
+		p("\t%s\t%.4f\t%s\t\n", v.n, v.v, se(r.BGNBD.StdErr[v.n]))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nGamma-Gamma over %d repeat buyers, log-likelihood %.3f, %d iterations\n",
+		r.Customers.SpendFitted, r.GammaGamma.LogLikelihood, r.GammaGamma.Iterations)
+	p("\tparameter\testimate\tstd. error\t\n")
+	for _, v := range []struct {
+		n string
+		v float64
+	}{{"p", r.GammaGamma.P}, {"q", r.GammaGamma.Q}, {"gamma", r.GammaGamma.Gamma}} {
+		p("\t%s\t%.4f\t%s\t\n", v.n, v.v, se(r.GammaGamma.StdErr[v.n]))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	corr := "n/a"
+	if r.GammaGamma.CorrXSpend != nil {
+		corr = fmt.Sprintf("%.3f", *r.GammaGamma.CorrXSpend)
+	}
+	fmt.Fprintf(w, "  mean spend: model %.2f, observed %.2f; correlation of x and spend %s (the model assumes 0)\n\n",
+		r.GammaGamma.MeanSpend, r.GammaGamma.ObservedMeanSpend, corr)
+
+	fmt.Fprintln(w, "Customers by repeat purchases in the calibration period")
+	p("\tx\tactual\tpredicted\t\n")
+	for _, row := range r.Frequency {
+		p("\t%s\t%d\t%.1f\t\n", row.X, row.Actual, row.Predicted)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if h := r.Holdout; h != nil {
+		fmt.Fprintf(w, "\nHoldout to %s (%.2f %ss): %d repeat purchases, predicted %.1f\n", h.End, h.Length, r.TimeUnit, h.Actual, h.Predicted)
+		p("\tcalibration x\tcustomers\tactual mean\tpredicted mean\t\n")
+		for _, row := range h.ByX {
+			p("\t%s\t%d\t%.3f\t%.3f\t\n", row.X, row.Customers, row.ActualMean, row.PredictedMean)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "\nRFM boundaries (quintiles): recency_days %v, frequency %v, monetary_minor %v\n",
+		r.RFM.RecencyDays, r.RFM.Frequency, r.RFM.MonetaryMinor)
+	fmt.Fprintf(w, "policy %s (from %s) written to %s; models to %s (horizon %g %ss, discount rate %g a year)\n",
+		r.Policy.Version, r.Policy.BaseVersion, r.Policy.Path, r.Policy.ModelsPath, r.Model.Horizon, r.TimeUnit, r.Model.DiscountRate)
+	if r.ScoreOut != "" {
+		fmt.Fprintf(w, "per-customer scores written to %s\n", r.ScoreOut)
+	}
+	return nil
+}
+
+// calFinite returns &v, or nil when v is NaN or infinite (JSON null).
+func calFinite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+// calCorrelation returns Pearson's correlation of xs and ys (NaN when
+// either is constant).
+func calCorrelation(xs, ys []float64) float64 {
+	n := float64(len(xs))
+	var mx, my float64
+	for i := range xs {
+		mx += xs[i] / n
+		my += ys[i] / n
+	}
+	var sxy, sxx, syy float64
+	for i := range xs {
+		dx, dy := xs[i]-mx, ys[i]-my
+		sxy += dx * dy
+		sxx += dx * dx
+		syy += dy * dy
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
+// calParseDate parses YYYY-MM-DD (00:00 UTC) or RFC 3339.
+func calParseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither YYYY-MM-DD nor RFC 3339", s)
+	}
+	return t, nil
+}
+
+// calReadState reads every customer of a state directory. A state keeps
+// totals, so the calibration end must not be before any purchase; it
+// defaults to the latest event time in the state.
+func calReadState(ctx context.Context, dir string, calEnd int64, pol *score.Policy) (*calInput, error) {
+	st, err := state.Open(state.Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("open state %q: %w", dir, err)
+	}
+	defer st.Close()
+	parts, err := st.Partitions()
+	if err != nil {
+		return nil, err
+	}
+	exp, _ := score.MinorUnits(pol.BaseCurrency)
+	unit := math.Pow10(exp)
+	var all []calCustomer
+	var latest int64
+	for _, p := range parts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var c schemas.Customer
+		err := st.ScanCustomers(p, func(_, value []byte) error {
+			if err := schemas.DecodeCustomer(value, &c); err != nil {
+				return err
+			}
+			latest = max(latest, c.LastActivity, c.EvaluatedAt)
+			if c.Purchases == 0 || c.FirstPurchase == 0 {
+				return nil // a prospect
+			}
+			cc := calCustomer{
+				id: c.CustomerID, first: c.FirstPurchase, last: c.LastPurchase, x: c.RepeatDays,
+				purchases: c.Purchases, monetary: c.MonetaryMinor,
+			}
+			if c.MonetaryMinor > 0 {
+				cc.meanSpend = float64(c.MonetaryMinor) / float64(c.Purchases) / unit
+			}
+			all = append(all, cc)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("scan partition %d of %s: %w", p, dir, err)
+		}
+	}
+	if calEnd == 0 {
+		calEnd = latest
+	}
+	in := &calInput{calEnd: calEnd, source: "state " + dir}
+	var afterEnd int
+	var lastPurchase int64
+	for _, c := range all {
+		lastPurchase = max(lastPurchase, c.last)
+		switch {
+		case c.first > calEnd:
+			in.later++
+		case c.last > calEnd:
+			afterEnd++
+		default:
+			in.customers = append(in.customers, c)
+		}
+	}
+	if afterEnd > 0 {
+		return nil, usagef("--calibration-end %s: %d customers bought after it (the last purchase is at %s); a state directory keeps totals, not histories, so its calibration end must be at or after its last purchase",
+			time.UnixMilli(calEnd).UTC().Format(time.RFC3339), afterEnd, time.UnixMilli(lastPurchase).UTC().Format(time.RFC3339))
+	}
+	slices.SortFunc(in.customers, func(a, b calCustomer) int { return cmp.Compare(a.id, b.id) })
+	return in, nil
+}
+
+// calTxn is one transaction of a CSV: a purchase, or a refund (amount < 0),
+// in base minor units.
+type calTxn struct {
+	at     int64
+	amount int64
+}
+
+// calReadCSV reads a CSV of transactions and derives each customer's
+// calibration data.
+func calReadCSV(ctx context.Context, f *calibrateFlags, calEnd int64, pol *score.Policy) (*calInput, error) {
+	file, err := os.Open(f.csvPath)
+	if err != nil {
+		return nil, fmt.Errorf("open --csv: %w", err)
+	}
+	defer file.Close()
+	var txns map[string][]calTxn
+	switch f.format {
+	case "cdnow":
+		txns, err = calReadCDNOW(ctx, file, pol)
+	case "generic":
+		txns, err = calReadGeneric(ctx, file, f, pol)
+	default:
+		return nil, usagef("--format %q: want cdnow or generic", f.format)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", f.csvPath, err)
+	}
+	var lastPurchase int64
+	for _, ts := range txns {
+		for _, t := range ts {
+			if t.amount >= 0 {
+				lastPurchase = max(lastPurchase, t.at)
+			}
+		}
+	}
+	if calEnd == 0 {
+		calEnd = lastPurchase
+	}
+	in := &calInput{calEnd: calEnd, source: fmt.Sprintf("%s (%s)", f.csvPath, f.format)}
+	if lastPurchase > calEnd {
+		in.holdoutEnd = lastPurchase
+	}
+	exp, _ := score.MinorUnits(pol.BaseCurrency)
+	unit := math.Pow10(exp)
+	for id, ts := range txns {
+		slices.SortStableFunc(ts, func(a, b calTxn) int { return cmp.Compare(a.at, b.at) })
+		c := calCustomer{id: id}
+		// ts is in time order, so purchase days come in order: a day
+		// differing from the previous purchase day is a new one.
+		firstDay, lastDay := int64(-1), int64(-1)
+		var repeatSpend int64
+		for _, t := range ts {
+			day := calFloorDiv(t.at, score.DayMs)
+			if t.at > calEnd {
+				if t.amount >= 0 && firstDay >= 0 && day != lastDay {
+					c.holdout++
+					lastDay = day
+				}
+				continue
+			}
+			c.monetary += t.amount
+			if t.amount < 0 {
+				continue // a refund: monetary value only
+			}
+			c.purchases++
+			if firstDay < 0 {
+				firstDay, lastDay, c.first = day, day, t.at
+			}
+			if day != lastDay {
+				c.x++
+				lastDay = day
+			}
+			if day != firstDay {
+				repeatSpend += t.amount
+			}
+			c.last = t.at
+		}
+		if firstDay < 0 {
+			if len(ts) > 0 && ts[0].at > calEnd {
+				in.later++
+			}
+			continue
+		}
+		if c.x > 0 && repeatSpend > 0 {
+			c.meanSpend = float64(repeatSpend) / unit / float64(c.x)
+		}
+		in.customers = append(in.customers, c)
+	}
+	slices.SortFunc(in.customers, func(a, b calCustomer) int { return cmp.Compare(a.id, b.id) })
+	return in, nil
+}
+
+// calFloorDiv returns floor(a / b) for b > 0.
+func calFloorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// calReadCDNOW reads CDNOW's log: the master file (customer_id date cds
+// dollars, after a header line) or the sample (master_id sample_id date cds
+// dollars, no header), whitespace separated, CRLF line ends.
+func calReadCDNOW(ctx context.Context, r io.Reader, pol *score.Policy) (map[string][]calTxn, error) {
+	out := map[string][]calTxn{}
+	sc := bufio.NewScanner(r)
+	cols, line := 0, 0
+	for sc.Scan() {
+		line++
+		if line%65536 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		fs := strings.Fields(sc.Text())
+		if len(fs) == 0 {
+			continue
+		}
+		if cols == 0 {
+			cols = len(fs)
+			if cols != 4 && cols != 5 {
+				return nil, fmt.Errorf("line %d: %d columns; want 4 (CDNOW master) or 5 (CDNOW sample)", line, cols)
+			}
+			if _, err := strconv.ParseUint(fs[0], 10, 64); err != nil {
+				continue // the master file's header line
+			}
+		}
+		if len(fs) != cols {
+			return nil, fmt.Errorf("line %d: %d columns, want %d", line, len(fs), cols)
+		}
+		id, date, dollars := fs[0], fs[1], fs[3]
+		if cols == 5 {
+			id, date, dollars = fs[1], fs[2], fs[4]
+		}
+		at, err := time.Parse("20060102", date)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: date %q is not YYYYMMDD", line, date)
+		}
+		cents, err := calParseMinor(dollars, 2)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: dollar value: %w", line, err)
+		}
+		if cents < 0 {
+			return nil, fmt.Errorf("line %d: negative dollar value %q", line, dollars)
+		}
+		amount, err := pol.ToBase(cents, "USD")
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out[id] = append(out[id], calTxn{at: at.UnixMilli(), amount: amount})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// calReadGeneric reads a delimited file with a header line, mapping its
+// columns with the --csv-* flags.
+func calReadGeneric(ctx context.Context, r io.Reader, f *calibrateFlags, pol *score.Policy) (map[string][]calTxn, error) {
+	cr := csv.NewReader(bufio.NewReader(r))
+	cr.Comma = []rune(calDelimiter(f.delimiter))[0]
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("header line: %w", err)
+	}
+	col := func(flagName, name string, required bool) (int, error) {
+		if name == "" && !required {
+			return -1, nil
+		}
+		for i, h := range header {
+			if strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")), name) {
+				return i, nil
+			}
+		}
+		return 0, usagef("--%s: no column %q in the header %q", flagName, name, strings.Join(header, string(cr.Comma)))
+	}
+	iID, err := col("csv-customer", f.colCustomer, true)
+	if err != nil {
+		return nil, err
+	}
+	iTime, err := col("csv-time", f.colTime, true)
+	if err != nil {
+		return nil, err
+	}
+	iAmount, err := col("csv-amount", f.colAmount, true)
+	if err != nil {
+		return nil, err
+	}
+	iCur, err := col("csv-currency", f.colCurrency, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]calTxn{}
+	for line := 2; ; line++ {
+		if line%65536 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		id := strings.TrimSpace(rec[iID])
+		if id == "" {
+			return nil, fmt.Errorf("line %d: empty customer id", line)
+		}
+		at, err := calParseTime(strings.TrimSpace(rec[iTime]), f.timeLayout)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: time: %w", line, err)
+		}
+		cur := pol.BaseCurrency
+		if iCur >= 0 {
+			cur = strings.ToUpper(strings.TrimSpace(rec[iCur]))
+		}
+		exp, ok := score.MinorUnits(cur)
+		if !ok {
+			return nil, fmt.Errorf("line %d: currency %q has no known ISO 4217 minor unit", line, cur)
+		}
+		minor, err := calParseMinor(strings.TrimSpace(rec[iAmount]), exp)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: amount: %w", line, err)
+		}
+		amount, err := pol.ToBase(minor, cur)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out[id] = append(out[id], calTxn{at: at, amount: amount})
+	}
+	return out, nil
+}
+
+// calDelimiter returns the --csv-delimiter flag's character, with \t
+// standing for a tab.
+func calDelimiter(s string) string {
+	if s == `\t` {
+		return "\t"
+	}
+	return s
+}
+
+// calParseTime parses a time with a Go layout, or "unix" (seconds, may
+// have a fraction) or "unix_ms", into Unix milliseconds.
+func calParseTime(s, layout string) (int64, error) {
+	switch layout {
+	case "unix":
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(v) || math.Abs(v) > 1e14 {
+			return 0, fmt.Errorf("%q is not Unix seconds", s)
+		}
+		return int64(math.Round(v * 1000)), nil
+	case "unix_ms":
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not Unix milliseconds", s)
+		}
+		return v, nil
+	}
+	t, err := time.Parse(layout, s)
+	if err != nil {
+		return 0, fmt.Errorf("%q does not match layout %q", s, layout)
+	}
+	return t.UnixMilli(), nil
+}
+
+// calParseMinor parses a decimal amount in major units ("12.5", "-3",
+// "0.125") into minor units with exp decimals, exactly, rounding extra
+// decimals half away from zero.
+func calParseMinor(s string, exp int) (int64, error) {
+	bad := func() (int64, error) { return 0, fmt.Errorf("%q is not a decimal amount", s) }
+	neg := false
+	switch {
+	case strings.HasPrefix(s, "-"):
+		neg, s = true, s[1:]
+	case strings.HasPrefix(s, "+"):
+		s = s[1:]
+	}
+	intPart, frac, _ := strings.Cut(s, ".")
+	if intPart == "" && frac == "" {
+		return bad()
+	}
+	digits := func(d string) bool {
+		for i := 0; i < len(d); i++ {
+			if d[i] < '0' || d[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	if !digits(intPart) || !digits(frac) {
+		return bad()
+	}
+	roundUp := false
+	if len(frac) > exp {
+		roundUp = frac[exp] >= '5'
+		frac = frac[:exp]
+	}
+	frac += strings.Repeat("0", exp-len(frac))
+	all := strings.TrimLeft(intPart+frac, "0")
+	if all == "" {
+		all = "0"
+	}
+	v, err := strconv.ParseInt(all, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is out of range", s)
+	}
+	if roundUp {
+		if v == math.MaxInt64 {
+			return 0, fmt.Errorf("%q is out of range", s)
+		}
+		v++
+	}
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
