@@ -228,17 +228,10 @@ type calReport struct {
 	GammaGamma     calGammaGamma   `json:"gamma_gamma"`
 	Frequency      []calFreqRow    `json:"repeat_purchases"`
 	Holdout        *calHoldout     `json:"holdout,omitempty"`
-	RFM            calRFM          `json:"rfm_boundaries"`
+	RFM            score.Scores    `json:"rfm_boundaries"`
 	Model          calModelSummary `json:"model"`
 	Policy         calPolicyOut    `json:"policy"`
 	ScoreOut       string          `json:"score_out,omitempty"`
-}
-
-// calRFM holds the new score boundaries (score.Scores with JSON names).
-type calRFM struct {
-	RecencyDays   []int64 `json:"recency_days"`
-	Frequency     []int64 `json:"frequency"`
-	MonetaryMinor []int64 `json:"monetary_minor"`
 }
 
 type calCounts struct {
@@ -436,7 +429,7 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 		freq[i] = c.purchases
 		mon[i] = c.monetary
 	}
-	rep.RFM = calRFM{
+	rep.RFM = score.Scores{
 		RecencyDays:   calQuintileBounds(rec),
 		Frequency:     calQuintileBounds(freq),
 		MonetaryMinor: calQuintileBounds(mon),
@@ -485,7 +478,7 @@ func calQuintileBounds(values []int64) []int64 {
 // validated.
 func calPolicy(base *score.Policy, rep *calReport, f *calibrateFlags, calEnd int64) (*score.Policy, error) {
 	pol := *base
-	pol.Scores = score.Scores(rep.RFM)
+	pol.Scores = rep.RFM
 	pol.Version = f.policyVersion
 	if pol.Version == "" {
 		pol.Version = base.Version + "-cal" + time.UnixMilli(calEnd).UTC().Format("20060102")

@@ -69,9 +69,9 @@ type Policy struct {
 //   - monetary (net value in base minor units): M likewise over
 //     MonetaryMinor; a zero or negative value is always 1.
 type Scores struct {
-	RecencyDays   []int64 `yaml:"recency_days,flow"`
-	Frequency     []int64 `yaml:"frequency,flow"`
-	MonetaryMinor []int64 `yaml:"monetary_minor,flow"`
+	RecencyDays   []int64 `yaml:"recency_days,flow" json:"recency_days"`
+	Frequency     []int64 `yaml:"frequency,flow" json:"frequency"`
+	MonetaryMinor []int64 `yaml:"monetary_minor,flow" json:"monetary_minor"`
 }
 
 // TierRule is one entry of the tier map. Each range is optional (nil means
