@@ -12,12 +12,13 @@
 //
 // Every key starts with a one-byte kind; partitioned kinds follow it with the
 // partition as 4 bytes big-endian, then the rest (the Kind constants list
-// every kind, including those reserved for the timer index and the changelog
-// checkpoint):
+// every kind, including the one reserved for the changelog checkpoint):
 //
-//	'c' | partition | customerID   customer record
-//	'o' | partition | topic        next offset to consume from topic
-//	'm' | name                     store metadata (the store format marker)
+//	'c' | partition | customerID          customer record
+//	'o' | partition | topic               next offset to consume from topic
+//	't' | partition | due | customerID    timer index entry (due: 8 bytes BE)
+//	's' | partition                       task clock (stream time, timer digest)
+//	'm' | name                            store metadata (the store format marker)
 //
 // The fixed-width partition makes each (kind, partition) a contiguous key
 // range of its own: a scan of one partition never sees another, whatever the

@@ -17,11 +17,12 @@ import (
 //	'c' | partition(4) | customerID               customer record (enveloped value)
 //	'o' | partition(4) | topic                    next input offset to consume (8 bytes BE)
 //	'm' | name                                    store metadata (not partitioned)
+//	't' | partition(4) | dueMillis(8 BE) | customerID   timer index, in due-time order (empty value)
+//	's' | partition(4)                            task clock: stream time and timer digest
 //
-// Reserved for features that build on this layout; they are decoded by
-// DecodeKey but not written by this package yet:
+// Reserved for a feature that builds on this layout; decoded by DecodeKey but
+// not written by this package yet:
 //
-//	't' | partition(4) | dueMillis(8 BE) | customerID   timer index, in due-time order
 //	'l' | partition(4)                                  changelog checkpoint
 //
 // Any other first byte is invalid.
@@ -29,7 +30,8 @@ const (
 	KindCustomer  byte = 'c'
 	KindOffset    byte = 'o'
 	KindMeta      byte = 'm'
-	KindTimer     byte = 't' // reserved
+	KindTimer     byte = 't'
+	KindClock     byte = 's'
 	KindChangelog byte = 'l' // reserved
 )
 
@@ -60,6 +62,15 @@ func AppendOffsetKey[T ~string | ~[]byte](dst []byte, partition int32, topic T) 
 	return append(dst, topic...)
 }
 
+// AppendTimerKey appends the key of a timer index entry: due time (event
+// time in milliseconds, at least 0) big-endian so that keys sort in due-time
+// order, then the customer id.
+func AppendTimerKey[ID ~string | ~[]byte](dst []byte, partition int32, due int64, customerID ID) []byte {
+	dst = AppendPartitionPrefix(dst, KindTimer, partition)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(due))
+	return append(dst, customerID...)
+}
+
 // AppendMetaKey appends the key of a store metadata entry and returns the
 // extended slice.
 func AppendMetaKey(dst []byte, name string) []byte {
@@ -82,7 +93,7 @@ func DecodeKey(k []byte) (kind byte, partition int32, rest []byte, err error) {
 	switch kind {
 	case KindMeta:
 		return kind, 0, k[1:], nil
-	case KindCustomer, KindOffset, KindTimer, KindChangelog:
+	case KindCustomer, KindOffset, KindTimer, KindClock, KindChangelog:
 	default:
 		return 0, 0, nil, fmt.Errorf("decode key: unknown kind 0x%02x: %w", kind, ErrInvalidKey)
 	}
