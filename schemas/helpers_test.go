@@ -106,6 +106,7 @@ func sampleCustomer() *Customer {
 		ValueClass:            ptr("high_potential"),
 		EvaluatedAt:           1767225660456,
 		PolicyVersion:         "rfm-default-1",
+		TimerAt:               1769817660456,
 	}
 }
 

@@ -162,4 +162,9 @@ type Customer struct {
 	ValueClass     *string `avro:"value_class"`
 	EvaluatedAt    int64   `avro:"evaluated_at"`
 	PolicyVersion  string  `avro:"policy_version"`
+
+	// TimerAt is the due time of the customer's timer index entry (0:
+	// none). The processor keeps it equal to the index entry it wrote in
+	// the same batch, so it knows which entry to replace.
+	TimerAt int64 `avro:"timer_at"`
 }
