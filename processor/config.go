@@ -29,6 +29,20 @@ const (
 	ExactlyOnce Guarantee = "exactly_once"
 )
 
+// TimeMode chooses what moves a task's stream time.
+type TimeMode string
+
+// The time modes.
+const (
+	// TimeLive: event time, and the wall clock (minus the allowed
+	// lateness) once a task has been caught up for the idle timeout, so
+	// that deadlines pass even when no record arrives.
+	TimeLive TimeMode = "live"
+	// TimeEvent: event time only; the same input always gives the same
+	// timer firings. Replays use it.
+	TimeEvent TimeMode = "event"
+)
+
 // Topics names the topics the processor reads and writes.
 type Topics struct {
 	Interactions string
@@ -78,6 +92,17 @@ type Config struct {
 	// MaxClockSkew is how far in the future (by the wall clock) an event
 	// time may be before the record is dead-lettered. Default 24h.
 	MaxClockSkew time.Duration
+	// Time chooses what moves stream time: TimeLive (default) lets an idle,
+	// caught-up task follow the wall clock; TimeEvent uses event time only.
+	Time TimeMode
+	// AllowedLateness is how far behind stream time a record may be before
+	// it counts as late; in live mode an idle task's stream time trails the
+	// wall clock by this much. Default 1h. A late record is still applied.
+	AllowedLateness time.Duration
+	// IdleTimeout is how long a task must be caught up (its position at
+	// the end of both input partitions) before its stream time follows the
+	// wall clock, in live mode. Default 30s.
+	IdleTimeout time.Duration
 	// CreateTopics creates missing output topics with the inputs'
 	// partition count. Default false: missing topics are an error.
 	CreateTopics bool
@@ -94,6 +119,9 @@ type Config struct {
 	// ClientOpts are appended to the Kafka client options (TLS, SASL,
 	// dialers in tests).
 	ClientOpts []kgo.Opt
+	// HTTP configures the HTTP surface served by Handler (lookup access,
+	// TLS, limits). The zero value is plain HTTP with default limits.
+	HTTP HTTPConfig
 	// OnCommit, if set, is called by a task after each durable commit with
 	// the number of records it covered and the time from the earliest of
 	// their fetches to durability. Benchmarks use it; it must be fast.
@@ -128,6 +156,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = 24 * time.Hour
+	}
+	if c.Time == "" {
+		c.Time = TimeLive
+	}
+	if c.AllowedLateness == 0 {
+		c.AllowedLateness = time.Hour
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -196,5 +233,17 @@ func (c *Config) ValidateSettings() error {
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_clock_skew: %v must be positive", c.MaxClockSkew))
 	}
+	switch c.Time {
+	case TimeLive, TimeEvent:
+	default:
+		errs = append(errs, fmt.Errorf("time: %q is not one of live, event", c.Time))
+	}
+	if c.AllowedLateness < 0 {
+		errs = append(errs, fmt.Errorf("allowed_lateness: %v must not be negative", c.AllowedLateness))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("idle_timeout: %v must not be negative", c.IdleTimeout))
+	}
+	errs = append(errs, c.HTTP.Validate())
 	return errors.Join(errs...)
 }

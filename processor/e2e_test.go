@@ -93,18 +93,36 @@ func TestScriptedHistory(t *testing.T) {
 		h.purchase(schemas.Purchase{EventID: "b2", CustomerID: "bob", OccurredAt: day(1), AmountMinor: 200000}),
 		// Refund of the whole order: M stays 1, no change.
 		h.purchase(schemas.Purchase{EventID: "c2", CustomerID: "carol", OccurredAt: day(2), AmountMinor: 1000, Currency: "EUR", Kind: schemas.KindRefund}),
-		// 200 days later: R=2, FM=1: hibernating, and active again.
+		// 200 days later. Stream time on erin's partition jumps to day 200
+		// first, so the timers of carol and erin (same partition) fire
+		// before the interaction is applied: each stage move and recency
+		// step in between is a change with cause INACTIVITY. Then the
+		// interaction makes erin active again (R=2, FM=1: hibernating).
 		h.interaction(schemas.Interaction{EventID: "e2", CustomerID: "erin", OccurredAt: day(200), Channel: schemas.ChannelEmail, Type: "email_open"}),
 	)
-	got := h.tierChanges(t, 7)
+	got := h.tierChanges(t, 19)
+	in := schemas.CauseInactivity
 	want := []change{
 		{"alice", 1, "", "new_customers", schemas.CausePurchase, "new"},
 		{"alice", 2, "new_customers", "loyal", schemas.CausePurchase, "new"},
 		{"bob", 1, "", "prospect", schemas.CauseInteraction, "prospect"},
 		{"bob", 2, "prospect", "loyal", schemas.CausePurchase, "new"},
 		{"carol", 1, "", "new_customers", schemas.CausePurchase, "new"},
+		// Version 2 is the refund: an applied event with no visible change.
+		{"carol", 3, "new_customers", "new_customers", in, "active"},    // day 30: no longer new
+		{"carol", 4, "new_customers", "promising", in, "active"},        // recency score falls
+		{"carol", 5, "promising", "about_to_sleep", in, "active"},       // and again
+		{"carol", 6, "about_to_sleep", "about_to_sleep", in, "at_risk"}, // day 2+90
+		{"carol", 7, "about_to_sleep", "hibernating", in, "at_risk"},    // recency score falls
+		{"carol", 8, "hibernating", "hibernating", in, "churned"},       // day 2+180
 		{"erin", 1, "", "new_customers", schemas.CausePurchase, "new"},
-		{"erin", 2, "new_customers", "hibernating", schemas.CauseInteraction, "active"},
+		{"erin", 2, "new_customers", "new_customers", in, "active"},    // day 30
+		{"erin", 3, "new_customers", "promising", in, "active"},        // recency
+		{"erin", 4, "promising", "promising", in, "at_risk"},           // day 90
+		{"erin", 5, "promising", "about_to_sleep", in, "at_risk"},      // recency
+		{"erin", 6, "about_to_sleep", "about_to_sleep", in, "churned"}, // day 180
+		{"erin", 7, "about_to_sleep", "hibernating", in, "churned"},    // recency
+		{"erin", 8, "hibernating", "hibernating", schemas.CauseInteraction, "active"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("tier changes:\n got %+v\nwant %+v", got, want)

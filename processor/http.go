@@ -19,7 +19,8 @@ import (
 //	GET /v1/customers/{id}    the customer's committed state as JSON
 //
 // Errors are JSON objects {"error": "..."}. The customer lookup reads only
-// committed state and is safe to call concurrently with processing.
+// committed state and is safe to call concurrently with processing; Config.HTTP
+// can turn it off, require a bearer token for it, and caps how many run at once.
 func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
@@ -34,7 +35,8 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no tasks assigned yet"})
 		}
 	})
-	mux.HandleFunc("GET /v1/customers/{id}", p.serveCustomer)
+	mux.Handle("GET /v1/customers/{id}", p.cfg.HTTP.guardLookup(http.HandlerFunc(p.serveCustomer)))
+	mux.HandleFunc("/", notFound)
 	return mux
 }
 

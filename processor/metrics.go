@@ -21,6 +21,13 @@ type metrics struct {
 	rebalances   prometheus.Counter
 	cacheHits    prometheus.Counter
 	cacheMisses  prometheus.Counter
+
+	timersPending prometheus.Gauge
+	timersFired   prometheus.Counter
+	timerLateness prometheus.Histogram
+	watermarkLag  *prometheus.GaugeVec   // partition
+	consumerLag   *prometheus.GaugeVec   // topic, partition
+	late          *prometheus.CounterVec // topic
 }
 
 var latencyBuckets = []float64{
@@ -88,6 +95,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Customer lookups that read the state store.",
 		}),
 	}
+	m.timersPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "valora_timers_pending",
+		Help: "Customer timers in the timer index of the tasks this instance owns.",
+	})
+	m.timersFired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "valora_timers_fired_total",
+		Help: "Timers fired: customers re-evaluated because stream time reached a deadline.",
+	})
+	m.timerLateness = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "valora_timer_lateness_seconds",
+		Help:    "How far stream time had passed a timer's due time when it fired.",
+		Buckets: []float64{0, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400},
+	})
+	m.watermarkLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "valora_watermark_lag_seconds",
+		Help: "Wall clock minus the task's stream time, per partition.",
+	}, []string{"partition"})
+	m.consumerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "valora_consumer_lag_records",
+		Help: "Records between a task's position and the end of its input partition.",
+	}, []string{"topic", "partition"})
+	m.late = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "valora_records_late_total",
+		Help: "Applied records whose event time was more than the allowed lateness behind stream time.",
+	}, []string{"topic"})
+	reg.MustRegister(m.timersPending, m.timersFired, m.timerLateness, m.watermarkLag,
+		m.consumerLag, m.late)
 	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.tierChanges, m.customers,
 		m.stages, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
 		m.cacheHits, m.cacheMisses)

@@ -42,6 +42,84 @@ type Processor struct {
 	cancel context.CancelCauseFunc
 	ready  chan struct{} // closed once the first assignment has started its tasks
 	once   sync.Once
+
+	// ends holds the latest end offsets of the inputs, by partition,
+	// refreshed by watchEnds; tasks read it to know whether they are
+	// caught up (idle time, lag gauges).
+	ends sync.Map // int32 → *endOffsets
+}
+
+// endOffsets is one listing of an input partition's offsets, by source.
+type endOffsets struct {
+	start [numSources]int64
+	end   [numSources]int64
+	at    time.Time
+}
+
+// endOffsets returns the latest listing for a partition, or nil.
+func (p *Processor) endOffsets(part int32) *endOffsets {
+	v, ok := p.ends.Load(part)
+	if !ok {
+		return nil
+	}
+	return v.(*endOffsets)
+}
+
+// endsInterval is how often watchEnds lists the input offsets: often enough
+// that an idle task notices it is caught up well within the idle timeout.
+func (p *Processor) endsInterval() time.Duration {
+	return min(time.Second, max(50*time.Millisecond, p.cfg.IdleTimeout/4))
+}
+
+// watchEnds lists the start and end offsets of both inputs every
+// endsInterval until ctx ends. Failures are logged and retried at the next
+// interval; tasks treat a listing older than a few intervals as unknown.
+func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
+	tick := time.NewTicker(p.endsInterval())
+	defer tick.Stop()
+	topics := [numSources]string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases}
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		starts, serr := adm.ListStartOffsets(lctx, topics[:]...)
+		ends, eerr := adm.ListEndOffsets(lctx, topics[:]...)
+		cancel()
+		err := errors.Join(serr, eerr, starts.Error(), ends.Error())
+		if err != nil {
+			if !failing && ctx.Err() == nil {
+				p.log.Warn("list input offsets", "err", err)
+			}
+			failing = true
+			continue
+		}
+		failing = false
+		now := time.Now()
+		byPart := map[int32]*endOffsets{}
+		for src, topic := range topics {
+			ends.Each(func(o kadm.ListedOffset) {
+				if o.Topic != topic {
+					return
+				}
+				e := byPart[o.Partition]
+				if e == nil {
+					e = &endOffsets{at: now}
+					byPart[o.Partition] = e
+				}
+				e.end[src] = o.Offset
+				if so, ok := starts.Lookup(topic, o.Partition); ok {
+					e.start[src] = so.Offset
+				}
+			})
+		}
+		for part, e := range byPart {
+			p.ends.Store(part, e)
+		}
+	}
 }
 
 // New validates cfg and returns a Processor. It does no I/O.
@@ -106,6 +184,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.cl = cl
 	p.cancel = cancel
 	p.mu.Unlock()
+	adm := kadm.NewClient(cl)
+	var watchers sync.WaitGroup
+	watchers.Go(func() { p.watchEnds(ctx, adm) })
+	defer watchers.Wait()
+	defer cancel(nil)
 	p.log.Info("processor started", "group", p.cfg.Group, "brokers", p.cfg.Brokers,
 		"interactions", p.cfg.Topics.Interactions, "purchases", p.cfg.Topics.Purchases,
 		"guarantee", p.cfg.Guarantee)
@@ -130,20 +213,37 @@ func (p *Processor) Run(ctx context.Context) error {
 			break
 		}
 		now := time.Now()
-		p.mu.Lock()
+		// Hand each task both of its inputs' records of this poll at once,
+		// so that it can merge them in event-time order.
+		byPart := map[int32]*fetched{}
+		var parts []int32
 		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 			if len(ftp.Records) == 0 {
 				return
 			}
-			t := p.tasks[ftp.Partition]
+			f := byPart[ftp.Partition]
+			if f == nil {
+				f = &fetched{at: now}
+				byPart[ftp.Partition] = f
+				parts = append(parts, ftp.Partition)
+			}
+			src := srcInteractions
+			if ftp.Topic == p.cfg.Topics.Purchases {
+				src = srcPurchases
+			}
+			f.recs[src] = append(f.recs[src], ftp.Records...)
+		})
+		p.mu.Lock()
+		for _, part := range parts {
+			t := p.tasks[part]
 			if t == nil {
-				return // not ours any more: the next owner reads from state offsets
+				continue // not ours any more: the next owner reads from state offsets
 			}
 			select {
-			case t.in <- fetched{topic: ftp.Topic, records: ftp.Records, at: now}:
+			case t.in <- *byPart[part]:
 			case <-t.done:
 			}
-		})
+		}
 		p.mu.Unlock()
 		cl.AllowRebalance()
 	}

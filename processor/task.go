@@ -1,9 +1,13 @@
 package processor
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,11 +19,31 @@ import (
 	"valora/state"
 )
 
-// fetched is one poll's records of one topic-partition, handed to its task.
+// Input sources of a task, in the order they sort at equal event times.
+const (
+	srcInteractions = 0
+	srcPurchases    = 1
+	numSources      = 2
+)
+
+// fetched is one poll's records of one partition number, by source, handed
+// to its task. Each source's records are in offset order.
 type fetched struct {
-	topic   string
-	records []*kgo.Record
-	at      time.Time
+	recs [numSources][]*kgo.Record
+	at   time.Time
+}
+
+// item is one fetched record, decoded and checked, waiting to be applied in
+// event-time order.
+type item struct {
+	r      *kgo.Record
+	src    int
+	at     int64 // event time; math.MinInt64 for a record that failed checks
+	reason string
+	err    error
+
+	purchase    schemas.Purchase
+	interaction schemas.Interaction
 }
 
 // Dead-letter reasons decided by the processor (decoding reasons come from
@@ -70,10 +94,23 @@ type task struct {
 	pending  int
 	oldest   time.Time // fetch time of the oldest uncommitted record
 
+	// topics names the sources; pos is the next offset of each (-1:
+	// unknown until the first record or a stored offset).
+	topics [numSources]string
+	pos    [numSources]int64
+
+	// Time (see timers.go). st is the stream time; clk the task's timer
+	// bookkeeping.
+	st        int64
+	clk       timerClock
+	lastInput time.Time // when the task last received records (or started)
+
 	// per-cycle metric deltas, published at commit
 	consumed map[string]int
 	applied  map[string]int
 	dlq      map[[2]string]int
+	late     [numSources]int
+	fired    int
 
 	// per-task gauge contributions, removed when the task stops
 	tiers  map[string]float64
@@ -84,10 +121,10 @@ type task struct {
 	// without committing, so nothing half-applied becomes durable.
 	fatal error
 
-	buf         []byte
-	batch       *state.Batch
-	purchase    schemas.Purchase
-	interaction schemas.Interaction
+	buf   []byte
+	batch *state.Batch
+	items []item
+	order []*item
 }
 
 func newTask(p *Processor, part int32, cl *kgo.Client) *task {
@@ -97,7 +134,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		// instance can own at most (all of them, when it is alone).
 		capacity = max(1, capacity/max(1, p.partitions))
 	}
-	return &task{
+	t := &task{
 		p:        p,
 		part:     part,
 		cl:       cl,
@@ -113,7 +150,11 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		dlq:      make(map[[2]string]int),
 		tiers:    make(map[string]float64),
 		stages:   make(map[string]float64),
+		topics:   [numSources]string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases},
+		pos:      [numSources]int64{-1, -1},
 	}
+	t.clk.init()
+	return t
 }
 
 // stop asks the task to drain what it was handed, commit, and exit; it
@@ -135,6 +176,7 @@ func (t *task) kill() {
 func (t *task) run() {
 	defer close(t.done)
 	defer t.dropGauges()
+	t.lastInput = time.Now()
 	if err := t.load(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: load state: %w", t.part, err))
 		return
@@ -157,6 +199,10 @@ func (t *task) run() {
 				return
 			}
 		case <-tick.C:
+			if err := t.tick(); err != nil {
+				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
+				return
+			}
 			if err := t.commit(); err != nil {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
@@ -166,19 +212,59 @@ func (t *task) run() {
 }
 
 // load scans the task's customers once: it counts them per tier, stage and
-// churn flag for the gauges, and warms the cache up to its capacity.
+// churn flag for the gauges, warms the cache up to its capacity, and
+// rebuilds the timer index if it was built under another policy. Then it
+// fires the timers that are already due at the stored stream time.
 func (t *task) load() error {
-	return t.p.cfg.Store.ScanCustomers(t.part, func(id, value []byte) error {
+	store := t.p.cfg.Store
+	offsets, err := store.Offsets(t.part)
+	if err != nil {
+		return err
+	}
+	for src, topic := range t.topics {
+		if next, ok := offsets[topic]; ok {
+			t.pos[src] = next
+		}
+	}
+	clock, _, err := store.Clock(t.part)
+	if err != nil {
+		return err
+	}
+	t.st = clock.StreamTime
+	digest := t.p.cfg.Policy.Digest()
+	t.clk.digest = digest
+	var rb *timerRebuild
+	if !bytes.Equal(clock.TimerDigest, digest) {
+		rb = t.newTimerRebuild(digest)
+	}
+	err = store.ScanCustomers(t.part, func(id, value []byte) error {
 		c := new(schemas.Customer)
 		if err := schemas.DecodeCustomer(value, c); err != nil {
 			return fmt.Errorf("decode customer in task %d: %w", t.part, err)
 		}
 		t.count(c, 1)
+		if rb != nil {
+			if err := rb.add(c); err != nil {
+				return err
+			}
+		} else if c.TimerAt != 0 {
+			t.clk.pending++
+		}
 		if t.cache.Len() < t.cacheCap {
 			t.cache.Put(c.CustomerID, c)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if rb != nil {
+		if err := rb.finish(); err != nil {
+			return err
+		}
+	}
+	t.p.m.timersPending.Add(float64(t.clk.pending))
+	return t.advance(t.st)
 }
 
 func (t *task) count(c *schemas.Customer, d float64) {
@@ -195,6 +281,12 @@ func (t *task) count(c *schemas.Customer, d float64) {
 
 func (t *task) dropGauges() {
 	m := t.p.m
+	m.timersPending.Sub(float64(t.clk.pending))
+	part := strconv.Itoa(int(t.part))
+	m.watermarkLag.DeleteLabelValues(part)
+	for _, topic := range t.topics {
+		m.consumerLag.DeleteLabelValues(topic, part)
+	}
 	for k, v := range t.tiers {
 		m.customers.WithLabelValues(k).Sub(v)
 	}
@@ -204,87 +296,149 @@ func (t *task) dropGauges() {
 	m.churnRisk.Sub(t.churn)
 }
 
-// handle applies one fetched batch, committing whenever CommitRecords
-// records are pending. It never logs: a record that cannot be applied
-// becomes a dead-letter output. It returns an error only when the task
-// cannot go on (the store or a commit failed); nothing is committed then.
+// handle applies one fetched batch: its records are decoded and checked,
+// then applied in (event time, source, offset) order, each after the timers
+// due before its event time have fired. It commits once CommitRecords
+// records are pending, at the end of the batch (offsets of a source are
+// only known to be covered at a batch boundary, since the merge may apply a
+// later offset before an earlier one). It never logs: a record that cannot
+// be applied becomes a dead-letter output. It returns an error only when
+// the task cannot go on (the store or a commit failed, the schema registry
+// is unreachable); nothing is committed then.
 func (t *task) handle(f fetched) error {
-	purchases := f.topic == t.p.cfg.Topics.Purchases
-	for _, r := range f.records {
-		if t.pending == 0 || f.at.Before(t.oldest) {
-			t.oldest = f.at
-		}
+	if err := t.decode(f); err != nil {
+		return err
+	}
+	if t.pending == 0 || f.at.Before(t.oldest) {
+		t.oldest = f.at
+	}
+	t.lastInput = time.Now()
+	lateMs := t.p.cfg.AllowedLateness.Milliseconds()
+	for _, it := range t.order {
 		t.pending++
-		t.consumed[f.topic]++
-		t.next[f.topic] = r.Offset + 1
-		var reason string
-		var err error
-		if purchases {
-			reason, err = t.applyPurchase(r)
-		} else {
-			reason, err = t.applyInteraction(r)
+		t.consumed[t.topics[it.src]]++
+		if it.err != nil {
+			t.deadLetter(it.r, it.reason, it.err)
+			continue
 		}
+		if it.at > t.st {
+			if err := t.advance(it.at); err != nil {
+				return err
+			}
+		} else if it.at < t.st-lateMs {
+			t.late[it.src]++
+		}
+		reason, err := t.apply(it)
 		if t.fatal != nil {
 			return t.fatal
 		}
 		if err != nil {
-			t.deadLetter(r, reason, err)
-		} else {
-			t.applied[f.topic]++
+			t.deadLetter(it.r, reason, err)
+			continue
 		}
-		if t.pending >= t.p.cfg.CommitRecords {
-			if err := t.commit(); err != nil {
-				return fmt.Errorf("commit: %w", err)
+		t.applied[t.topics[it.src]]++
+		// A late record may leave its customer with a deadline at or
+		// before stream time: fire it now rather than at the next advance.
+		if t.clk.heapMin() <= t.st {
+			if err := t.advance(t.st); err != nil {
+				return err
 			}
+		}
+	}
+	for src, recs := range f.recs {
+		if n := len(recs); n > 0 {
+			next := recs[n-1].Offset + 1
+			t.next[t.topics[src]] = next
+			t.pos[src] = next
+		}
+	}
+	if t.pending >= t.p.cfg.CommitRecords {
+		if err := t.commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
 		}
 	}
 	return nil
 }
 
-func (t *task) applyPurchase(r *kgo.Record) (string, error) {
-	e := &t.purchase
-	*e = schemas.Purchase{}
-	if err := t.p.cfg.Codec.DecodePurchase(r.Value, e); err != nil {
-		if errors.Is(err, schemas.ErrRegistryUnavailable) {
-			// The record may be fine: stop rather than dead-letter it.
-			t.fatal = err
-			return "", nil
+// decode decodes and checks every record of f into t.items and orders them
+// in t.order by (event time, source, offset). Records that fail come first
+// (they only produce a dead letter, so their place changes no state).
+func (t *task) decode(f fetched) error {
+	n := 0
+	for _, recs := range f.recs {
+		n += len(recs)
+	}
+	if cap(t.items) < n {
+		t.items = make([]item, n)
+	}
+	t.items = t.items[:n]
+	t.order = t.order[:0]
+	i := 0
+	for src, recs := range f.recs {
+		for _, r := range recs {
+			it := &t.items[i]
+			i++
+			it.r, it.src, it.reason, it.err = r, src, "", nil
+			var id string
+			var at int64
+			var err error
+			if src == srcPurchases {
+				it.purchase = schemas.Purchase{}
+				err = t.p.cfg.Codec.DecodePurchase(r.Value, &it.purchase)
+				id, at = it.purchase.CustomerID, it.purchase.OccurredAt
+			} else {
+				it.interaction = schemas.Interaction{}
+				err = t.p.cfg.Codec.DecodeInteraction(r.Value, &it.interaction)
+				id, at = it.interaction.CustomerID, it.interaction.OccurredAt
+			}
+			switch {
+			case errors.Is(err, schemas.ErrRegistryUnavailable):
+				// The record may be fine: stop rather than dead-letter it.
+				return err
+			case err != nil:
+				it.reason, it.err = decodeReason(err), err
+			default:
+				it.reason, it.err = t.validate(r, id, at)
+			}
+			it.at = at
+			if it.err != nil {
+				it.at = math.MinInt64
+			}
+			t.order = append(t.order, it)
 		}
-		return decodeReason(err), err
 	}
-	if reason, err := t.validate(r, e.CustomerID, e.OccurredAt); err != nil {
-		return reason, err
-	}
-	c, isNew := t.lookup(e.CustomerID)
-	if c == nil {
-		return "", nil // t.fatal is set
-	}
-	o, err := t.p.cfg.Policy.ApplyPurchase(c, e)
-	if err != nil {
-		return scoreReason(err), err
-	}
-	cause := schemas.CausePurchase
-	if e.Kind == schemas.KindRefund {
-		cause = schemas.CauseRefund
-	}
-	t.changed(c, isNew, o, cause, e.OccurredAt)
-	return "", nil
+	slices.SortFunc(t.order, func(a, b *item) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.src, b.src); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.r.Offset, b.r.Offset)
+	})
+	return nil
 }
 
-func (t *task) applyInteraction(r *kgo.Record) (string, error) {
-	e := &t.interaction
-	*e = schemas.Interaction{}
-	if err := t.p.cfg.Codec.DecodeInteraction(r.Value, e); err != nil {
-		if errors.Is(err, schemas.ErrRegistryUnavailable) {
-			// The record may be fine: stop rather than dead-letter it.
-			t.fatal = err
-			return "", nil
+// apply applies one checked record to its customer.
+func (t *task) apply(it *item) (string, error) {
+	if it.src == srcPurchases {
+		e := &it.purchase
+		c, isNew := t.lookup(e.CustomerID)
+		if c == nil {
+			return "", nil // t.fatal is set
 		}
-		return decodeReason(err), err
+		o, err := t.p.cfg.Policy.ApplyPurchase(c, e)
+		if err != nil {
+			return scoreReason(err), err
+		}
+		cause := schemas.CausePurchase
+		if e.Kind == schemas.KindRefund {
+			cause = schemas.CauseRefund
+		}
+		t.changed(c, isNew, o, cause, e.OccurredAt)
+		return "", nil
 	}
-	if reason, err := t.validate(r, e.CustomerID, e.OccurredAt); err != nil {
-		return reason, err
-	}
+	e := &it.interaction
 	c, isNew := t.lookup(e.CustomerID)
 	if c == nil {
 		return "", nil // t.fatal is set
@@ -347,6 +501,7 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 // TierChange output and the gauges.
 func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
 	t.dirty[c.CustomerID] = c
+	t.clk.schedule(c.CustomerID, t.p.cfg.Policy.NextDeadline(c))
 	if !o.Changed {
 		return
 	}
@@ -394,9 +549,11 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 }
 
 // commit makes the cycle durable: outputs acknowledged by Kafka, then the
-// changed customers and the input offsets in one synced batch.
+// changed customers, their timer index entries, the input offsets and the
+// task clock in one synced batch. A cycle with nothing applied and nothing
+// fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 {
+	if t.pending == 0 && len(t.dirty) == 0 && len(t.outputs) == 0 {
 		return nil
 	}
 	select {
@@ -416,7 +573,23 @@ func (t *task) commit() error {
 		t.batch = t.p.cfg.Store.NewBatch()
 	}
 	b := t.batch
+	pendingDelta := 0
 	for id, c := range t.dirty {
+		// Move the customer's timer index entry with it: the entry the
+		// store holds is c.TimerAt (written with c), the new one is the
+		// deadline scheduled at c's last change.
+		if due := t.clk.dues[id]; due != c.TimerAt {
+			if c.TimerAt != 0 {
+				b.DeleteTimer(t.part, c.TimerAt, id)
+				pendingDelta--
+			}
+			if due != 0 {
+				b.PutTimer(t.part, due, id)
+				t.clk.indexed(due)
+				pendingDelta++
+			}
+			c.TimerAt = due
+		}
 		var err error
 		t.buf, err = schemas.AppendCustomer(t.buf[:0], c)
 		if err != nil {
@@ -427,6 +600,7 @@ func (t *task) commit() error {
 	for topic, next := range t.next {
 		b.SetOffset(t.part, topic, next)
 	}
+	b.SetClock(t.part, state.Clock{StreamTime: t.st, TimerDigest: t.clk.digest})
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("state batch: %w", err)
 	}
@@ -438,7 +612,9 @@ func (t *task) commit() error {
 	now := time.Now()
 	m := t.p.m
 	m.commitTime.Observe(now.Sub(start).Seconds())
-	m.latency.Observe(now.Sub(t.oldest).Seconds())
+	if t.pending > 0 {
+		m.latency.Observe(now.Sub(t.oldest).Seconds())
+	}
 	m.commits.Inc()
 	for topic, n := range t.consumed {
 		m.consumed.WithLabelValues(topic).Add(float64(n))
@@ -449,21 +625,34 @@ func (t *task) commit() error {
 	for k, n := range t.dlq {
 		m.deadLettered.WithLabelValues(k[0], k[1]).Add(float64(n))
 	}
-	if f := t.p.cfg.OnCommit; f != nil {
+	for src, n := range t.late {
+		if n > 0 {
+			m.late.WithLabelValues(t.topics[src]).Add(float64(n))
+		}
+	}
+	m.timersFired.Add(float64(t.fired))
+	t.clk.pending += pendingDelta
+	m.timersPending.Add(float64(pendingDelta))
+	if f := t.p.cfg.OnCommit; f != nil && t.pending > 0 {
 		f(t.pending, now.Sub(t.oldest))
 	}
-	all := make(map[string]map[int32]kgo.EpochOffset, len(t.next))
-	for topic, next := range t.next {
-		all[topic] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: next}}
+	if len(t.next) > 0 {
+		all := make(map[string]map[int32]kgo.EpochOffset, len(t.next))
+		for topic, next := range t.next {
+			all[topic] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: next}}
+		}
+		t.cl.MarkCommitOffsets(all)
 	}
-	t.cl.MarkCommitOffsets(all)
 	for id, c := range t.dirty {
 		t.cache.Put(id, c)
 	}
 	clear(t.dirty)
+	t.clk.committed()
 	clear(t.consumed)
 	clear(t.applied)
 	clear(t.dlq)
+	t.late = [numSources]int{}
+	t.fired = 0
 	clear(t.outputs)
 	t.outputs = t.outputs[:0]
 	t.pending = 0

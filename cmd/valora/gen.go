@@ -228,7 +228,19 @@ func runGen(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	interactions := fs.String("interactions-topic", "interactions", "topic for Interaction records")
 	purchases := fs.String("purchases-topic", "purchases", "topic for Purchase records")
 	registry := fs.String("schema-registry", "", "schema registry URL (Confluent framing); default single-object encoding")
+	var sec securityFlags
+	sec.register(fs)
+	var logs logFlags
+	logs.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	kafkaOpts, err := sec.clientOpts(getenv, log)
+	if err != nil {
 		return err
 	}
 	params, err := g.params(time.Now())
@@ -243,7 +255,12 @@ func runGen(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(splitList(*brokers)...), kgo.ProducerLinger(5*time.Millisecond))
+	seeds := splitList(*brokers)
+	if err := checkBrokers(ctx, seeds, kafkaOpts); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.WithLogger(kslogAdapter{log})}, kafkaOpts...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -39,9 +39,13 @@ type scorerFlags struct {
 	commitRecords  int
 	cacheCustomers int
 	maxClockSkew   time.Duration
+	timeMode       string
+	lateness       time.Duration
+	idleTimeout    time.Duration
 	createTopics   bool
 	registry       string
 	logs           logFlags
+	http           httpFlags
 }
 
 func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
@@ -60,9 +64,13 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
 	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (negative disables the cache)")
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
+	fs.StringVar(&f.timeMode, "time", string(processor.TimeLive), "what moves stream time: live (event time, and the wall clock minus --allowed-lateness once a task is caught up and idle) or event (event time only)")
+	fs.DurationVar(&f.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied); an idle task's stream time trails the wall clock by this much")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 30*time.Second, "how long a task must be caught up before its stream time follows the wall clock (live mode)")
 	fs.BoolVar(&f.createTopics, "create-topics", false, "create missing output topics with the inputs' partition count")
 	fs.StringVar(&f.registry, "schema-registry", "", "schema registry URL: write the Confluent framing and resolve unknown schema ids (default: Avro single-object encoding, no registry)")
 	f.logs.register(fs)
+	f.http.register(fs)
 }
 
 func (f *scorerFlags) topics() processor.Topics {
@@ -130,20 +138,28 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		collectors.NewBuildInfoCollector(),
 	)
 	kp := kprom.NewMetrics("valora_kafka", kprom.Registry(reg))
+	httpCfg, err := f.http.config()
+	if err != nil {
+		return nil, err
+	}
 	cfg := processor.Config{
-		Brokers:        splitList(f.brokers),
-		Group:          f.group,
-		Topics:         f.topics(),
-		Guarantee:      processor.Guarantee(f.guarantee),
-		Policy:         pol,
-		CommitInterval: f.commitInterval,
-		CommitRecords:  f.commitRecords,
-		CacheCustomers: f.cacheCustomers,
-		MaxClockSkew:   f.maxClockSkew,
-		CreateTopics:   f.createTopics,
-		Logger:         log,
-		Registerer:     reg,
-		ClientOpts:     []kgo.Opt{kgo.WithHooks(kp), kgo.WithLogger(kslogAdapter{log})},
+		Brokers:         splitList(f.brokers),
+		Group:           f.group,
+		Topics:          f.topics(),
+		Guarantee:       processor.Guarantee(f.guarantee),
+		Policy:          pol,
+		CommitInterval:  f.commitInterval,
+		CommitRecords:   f.commitRecords,
+		CacheCustomers:  f.cacheCustomers,
+		MaxClockSkew:    f.maxClockSkew,
+		Time:            processor.TimeMode(f.timeMode),
+		AllowedLateness: f.lateness,
+		IdleTimeout:     f.idleTimeout,
+		CreateTopics:    f.createTopics,
+		Logger:          log,
+		Registerer:      reg,
+		ClientOpts:      []kgo.Opt{kgo.WithHooks(kp), kgo.WithLogger(kslogAdapter{log})},
+		HTTP:            httpCfg,
 	}
 	for _, fn := range tune {
 		fn(&cfg)
@@ -154,6 +170,11 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	}
 	if f.stateDir == "" {
 		return nil, usagef("--state-dir: required")
+	}
+	// Stop now, with the reason, if the brokers cannot be reached or
+	// refuse the TLS or SASL settings.
+	if err := checkBrokers(ctx, cfg.Brokers, cfg.ClientOpts); err != nil {
+		return nil, err
 	}
 	s := &scorer{reg: reg, log: log}
 	codec, err := newCodec(ctx, f.registry, schemas.TopicNames{
@@ -180,11 +201,8 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 			s.store.Close()
 			return nil, fmt.Errorf("--http-addr %s: %w", f.httpAddr, err)
 		}
-		s.srv = &http.Server{
-			Handler:           s.proc.Handler(reg),
-			ReadHeaderTimeout: 5 * time.Second,
-			WriteTimeout:      30 * time.Second,
-		}
+		s.srv = cfg.HTTP.Server(s.proc.Handler(reg))
+		s.ln = cfg.HTTP.Listener(s.srv, s.ln)
 	}
 	return s, nil
 }
@@ -195,7 +213,7 @@ func (s *scorer) run(ctx context.Context) error {
 	httpErr := make(chan error, 1)
 	if s.srv != nil {
 		go func() { httpErr <- s.srv.Serve(s.ln) }()
-		s.log.Info("http listening", "addr", s.ln.Addr().String())
+		s.log.Info("http listening", "addr", s.ln.Addr().String(), "tls", s.srv.TLSConfig != nil)
 	} else {
 		httpErr <- http.ErrServerClosed
 	}
@@ -219,7 +237,9 @@ func (s *scorer) run(ctx context.Context) error {
 func runRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "Run the scorer against real Kafka brokers until SIGINT or SIGTERM.", stderr)
 	var f scorerFlags
+	var sec securityFlags
 	f.register(fs, ":8089")
+	sec.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -227,7 +247,11 @@ func runRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	s, err := newScorer(ctx, &f, log)
+	kafkaOpts, err := sec.clientOpts(getenv, log)
+	if err != nil {
+		return err
+	}
+	s, err := newScorer(ctx, &f, log, func(c *processor.Config) { c.ClientOpts = append(c.ClientOpts, kafkaOpts...) })
 	if err != nil {
 		return err
 	}

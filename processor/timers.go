@@ -1,0 +1,358 @@
+package processor
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"valora/schemas"
+	"valora/state"
+)
+
+// Timers
+//
+// A customer who stops buying sends no events, so whatever time alone
+// changes (the churn flag, lifecycle moves, the end of a risk period, the
+// recency score) is driven by timers. Every customer has at most one: the
+// event time at which its derived fields next change with no new event,
+// score.Policy.NextDeadline.
+//
+// Where a customer's deadline lives:
+//   - clean customers (not changed since the last commit): in the Pebble
+//     timer index, as the entry (c.TimerAt, id), written in the same batch
+//     as the customer itself;
+//   - dirty customers: in the in-memory heap and dues map, since their
+//     index entry is stale until commit moves it.
+//
+// Firing merges the two in (due, customer id) order, skipping index entries
+// of dirty customers. A timer fires when the task's stream time reaches its
+// due time: before a record with a later event time is applied, or when an
+// idle task's stream time follows the wall clock. The customer is evaluated
+// at the due time, so its TierChange carries occurred_at = due and cause
+// INACTIVITY, and it goes through the commit cycle like a record's.
+//
+// Invariant, after every advance(T): no customer has a deadline <= T, so
+// the index holds no live entry at or before stream time, and new entries
+// written at commit (deadlines of dirty customers) are all after it.
+
+// due is one timer: a customer and its due time.
+type due struct {
+	at int64
+	id string
+}
+
+func (a due) less(b due) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.id < b.id
+}
+
+// timerClock is a task's timer bookkeeping. Only the task goroutine uses it.
+type timerClock struct {
+	// heap orders the deadlines of dirty customers; entries superseded by
+	// a later schedule are dropped lazily (they no longer match dues).
+	heap []due
+	// dues maps every dirty customer to its current deadline (0: none).
+	dues map[string]int64
+
+	// The index cursor: entries up to and including cursor have been read;
+	// buf[bufPos:] are read and not yet consumed. next is a lower bound on
+	// the due time of the first index entry after the cursor (-1: unknown,
+	// math.MaxInt64: none).
+	cursor due
+	buf    []due
+	bufPos int
+	next   int64
+
+	// pending counts the entries in the index (for the gauge).
+	pending int
+	// digest of the policy the index was built with.
+	digest []byte
+}
+
+func (c *timerClock) init() {
+	c.dues = make(map[string]int64)
+	c.cursor = due{at: -1}
+	c.next = -1
+}
+
+// schedule records id's deadline after a change (0: none).
+func (c *timerClock) schedule(id string, at int64) {
+	if old, ok := c.dues[id]; ok && old == at {
+		return
+	}
+	c.dues[id] = at
+	if at != 0 {
+		c.push(due{at, id})
+	}
+}
+
+// heapMin returns the earliest live deadline of a dirty customer, or
+// math.MaxInt64.
+func (c *timerClock) heapMin() int64 {
+	for len(c.heap) > 0 {
+		top := c.heap[0]
+		if at, ok := c.dues[top.id]; ok && at == top.at {
+			return top.at
+		}
+		c.pop()
+	}
+	return math.MaxInt64
+}
+
+// indexed notes a new index entry written at commit.
+func (c *timerClock) indexed(at int64) {
+	if c.next == -1 || at < c.next {
+		c.next = at
+	}
+}
+
+// committed forgets the dirty customers' deadlines: they are in the index.
+func (c *timerClock) committed() {
+	clear(c.dues)
+	clear(c.heap)
+	c.heap = c.heap[:0]
+}
+
+func (c *timerClock) push(d due) {
+	c.heap = append(c.heap, d)
+	i := len(c.heap) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !c.heap[i].less(c.heap[parent]) {
+			break
+		}
+		c.heap[i], c.heap[parent] = c.heap[parent], c.heap[i]
+		i = parent
+	}
+}
+
+func (c *timerClock) pop() {
+	n := len(c.heap) - 1
+	c.heap[0] = c.heap[n]
+	c.heap[n] = due{}
+	c.heap = c.heap[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && c.heap[l].less(c.heap[m]) {
+			m = l
+		}
+		if r < n && c.heap[r].less(c.heap[m]) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		c.heap[i], c.heap[m] = c.heap[m], c.heap[i]
+		i = m
+	}
+}
+
+// indexBatch is how many index entries one scan reads at most.
+const indexBatch = 512
+
+// indexHead returns the first live index entry due at or before T (an
+// entry of a clean customer), or ok false.
+func (t *task) indexHead(T int64) (d due, ok bool, err error) {
+	c := &t.clk
+	for {
+		for c.bufPos < len(c.buf) {
+			e := c.buf[c.bufPos]
+			if e.at > T {
+				return due{}, false, nil
+			}
+			if _, dirty := c.dues[e.id]; dirty {
+				c.bufPos++ // stale: the customer's deadline is in the heap
+				continue
+			}
+			return e, true, nil
+		}
+		if c.next != -1 && c.next > T {
+			return due{}, false, nil
+		}
+		if err := t.readIndex(T); err != nil {
+			return due{}, false, err
+		}
+		if len(c.buf) == 0 {
+			return due{}, false, nil
+		}
+	}
+}
+
+// readIndex refills the buffer with up to indexBatch entries after the
+// cursor and at or before T, and updates next.
+func (t *task) readIndex(T int64) error {
+	c := &t.clk
+	c.buf, c.bufPos = c.buf[:0], 0
+	c.next = math.MaxInt64
+	from := max(c.cursor.at, 0)
+	err := t.p.cfg.Store.ScanTimers(t.part, from, math.MaxInt64, func(at int64, id []byte) error {
+		if at == c.cursor.at && string(id) <= c.cursor.id {
+			return nil // read before
+		}
+		if at > T || len(c.buf) == indexBatch {
+			c.next = at
+			return state.ErrStopScan
+		}
+		c.buf = append(c.buf, due{at, string(id)})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read timer index: %w", err)
+	}
+	if n := len(c.buf); n > 0 {
+		c.cursor = c.buf[n-1]
+	}
+	return nil
+}
+
+// advance moves stream time to T (if later), firing every timer due at or
+// before T in (due, customer id) order.
+func (t *task) advance(T int64) error {
+	c := &t.clk
+	for {
+		h := c.heapMin()
+		ix, ok, err := t.indexHead(T)
+		if err != nil {
+			return err
+		}
+		var d due
+		switch {
+		case ok && (h > T || ix.less(c.heap[0])):
+			d = ix
+			c.bufPos++
+		case h <= T:
+			d = c.heap[0]
+			c.pop()
+		default:
+			if T > t.st {
+				t.st = T
+			}
+			return nil
+		}
+		if err := t.fire(d, T); err != nil {
+			return err
+		}
+	}
+}
+
+// fire evaluates one customer at its due time.
+func (t *task) fire(d due, T int64) error {
+	c, isNew := t.lookup(d.id)
+	if c == nil {
+		return t.fatal
+	}
+	if isNew {
+		// An index entry without its customer: impossible while the
+		// entry and the customer are written in one batch. Drop it.
+		t.clk.schedule(d.id, 0)
+		return nil
+	}
+	o := t.p.cfg.Policy.Evaluate(c, d.at)
+	t.changed(c, false, o, schemas.CauseInactivity, d.at)
+	if t.fatal != nil {
+		return t.fatal
+	}
+	t.fired++
+	t.p.m.timerLateness.Observe(float64(T-d.at) / 1000)
+	return nil
+}
+
+// tick runs on the commit ticker: it publishes the time gauges and, in live
+// mode, lets a caught-up, idle task's stream time follow the wall clock.
+func (t *task) tick() error {
+	cfg := t.p.cfg
+	now := cfg.Now()
+	m := t.p.m
+	part := strconv.Itoa(int(t.part))
+	if t.st > 0 {
+		m.watermarkLag.WithLabelValues(part).Set(max(0, float64(now.UnixMilli()-t.st)/1000))
+	}
+	ends := t.p.endOffsets(t.part)
+	caughtUp := ends != nil && time.Since(ends.at) < 3*t.p.endsInterval()+time.Second
+	if ends != nil {
+		for src, topic := range t.topics {
+			pos := t.pos[src]
+			if pos < 0 {
+				pos = ends.start[src]
+			}
+			m.consumerLag.WithLabelValues(topic, part).Set(float64(max(0, ends.end[src]-pos)))
+			if pos < ends.end[src] {
+				caughtUp = false
+			}
+		}
+	}
+	if cfg.Time != TimeLive || !caughtUp || len(t.in) > 0 || !ends.at.After(t.lastInput) {
+		return nil
+	}
+	// A listing taken after the last input showed nothing more to read:
+	// the task has been caught up since lastInput.
+	if time.Since(t.lastInput) < cfg.IdleTimeout {
+		return nil
+	}
+	if wall := now.Add(-cfg.AllowedLateness).UnixMilli(); wall > t.st {
+		return t.advance(wall)
+	}
+	return nil
+}
+
+// timerRebuild rewrites a task's timer index from its customers, when the
+// index was built under another policy (or never). It deletes the old
+// entries, writes one entry per customer with a deadline (and the
+// customer, if its TimerAt changes), and records the new digest last, in
+// batches: a crash midway leaves the old digest, so the next load rebuilds
+// again.
+type timerRebuild struct {
+	t      *task
+	b      *state.Batch
+	digest []byte
+	buf    []byte
+}
+
+func (t *task) newTimerRebuild(digest []byte) *timerRebuild {
+	b := t.p.cfg.Store.NewBatch()
+	b.DeleteTimers(t.part)
+	t.clk.pending = 0
+	return &timerRebuild{t: t, b: b, digest: digest}
+}
+
+const rebuildBatch = 10000
+
+func (r *timerRebuild) add(c *schemas.Customer) error {
+	t := r.t
+	at := t.p.cfg.Policy.NextDeadline(c)
+	if at != 0 {
+		r.b.PutTimer(t.part, at, c.CustomerID)
+		t.clk.pending++
+	}
+	if at != c.TimerAt {
+		c.TimerAt = at
+		var err error
+		r.buf, err = schemas.AppendCustomer(r.buf[:0], c)
+		if err != nil {
+			return fmt.Errorf("encode customer: %w", err)
+		}
+		r.b.PutCustomer(t.part, c.CustomerID, r.buf)
+	}
+	if r.b.Len() >= rebuildBatch {
+		if err := r.b.Commit(); err != nil {
+			return fmt.Errorf("rebuild timer index: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *timerRebuild) finish() error {
+	defer r.b.Close()
+	t := r.t
+	// Keep the stored stream time; only the digest changes.
+	r.b.SetClock(t.part, state.Clock{StreamTime: t.st, TimerDigest: r.digest})
+	if err := r.b.Commit(); err != nil {
+		return fmt.Errorf("rebuild timer index: %w", err)
+	}
+	t.clk.digest = r.digest
+	return nil
+}

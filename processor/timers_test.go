@@ -1,0 +1,282 @@
+package processor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/internal/kafkatest"
+	"valora/processor/score"
+	"valora/schemas"
+)
+
+// Every test in this file runs against the broker kafkatest.New picks: the
+// real Apache Kafka named by VALORA_TEST_BROKERS, or in-process kfake.
+
+const dayMs = 24 * 60 * 60 * 1000
+
+// customerChanges reads every TierChange in the output topic and returns
+// those of one customer in topic order.
+func (h *harness) customerChanges(t *testing.T, id string) []schemas.TierChange {
+	t.Helper()
+	var out []schemas.TierChange
+	for _, r := range h.b.ConsumeAll(t, h.topics.TierChanges) {
+		var tc schemas.TierChange
+		if err := h.codec.DecodeTierChange(r.Value, &tc); err != nil {
+			t.Fatalf("decode tier change: %v", err)
+		}
+		if tc.CustomerID == id {
+			out = append(out, tc)
+		}
+	}
+	return out
+}
+
+// checkChain checks that a customer's changes form a gap-free chain:
+// versions ascending, each previous_tier the tier before.
+func checkChain(t *testing.T, changes []schemas.TierChange) {
+	t.Helper()
+	for i := 1; i < len(changes); i++ {
+		prev, cur := changes[i-1], changes[i]
+		if cur.Version <= prev.Version {
+			t.Errorf("change %d: version %d after %d", i, cur.Version, prev.Version)
+		}
+		if cur.PreviousTier == nil || *cur.PreviousTier != prev.Tier {
+			t.Errorf("change %d: previous_tier %v, want %q", i, cur.PreviousTier, prev.Tier)
+		}
+		if cur.OccurredAt < prev.OccurredAt {
+			t.Errorf("change %d: occurred_at %d before the previous change's %d", i, cur.OccurredAt, prev.OccurredAt)
+		}
+	}
+}
+
+// transitions returns the changes at which pred became true (it was false
+// for the change before, or there was none).
+func transitions(changes []schemas.TierChange, pred func(schemas.TierChange) bool) []schemas.TierChange {
+	var out []schemas.TierChange
+	for i, c := range changes {
+		if pred(c) && (i == 0 || !pred(changes[i-1])) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func isAtRisk(c schemas.TierChange) bool  { return c.LifecycleStage == "at_risk" }
+func isChurned(c schemas.TierChange) bool { return c.ChurnRisk && c.LifecycleStage == "churned" }
+
+// TestInactivityTimers is the scenario of a customer who buys three times
+// and then goes silent: as another customer's purchases move stream time
+// forward, the silent customer turns at_risk and then churned, each exactly
+// once, with cause INACTIVITY and occurred_at at the policy's thresholds,
+// never before stream time reaches them, and across a restart in between
+// (the timer comes back from the Pebble index).
+func TestInactivityTimers(t *testing.T) {
+	h := newHarness(t, 1)
+	dir, group := t.TempDir(), kafkatest.Name(t, "g")
+	pol := score.DefaultPolicy()
+	eventTime := func(c *Config) { c.Time = TimeEvent }
+	r := h.start(dir, group, eventTime)
+	var sent float64
+	send := func(recs ...*kgo.Record) {
+		t.Helper()
+		h.b.Produce(t, recs...)
+		sent += float64(len(recs))
+		r.waitHandled(t, sent)
+	}
+	buy := func(id string, at int64) *kgo.Record {
+		return h.purchase(schemas.Purchase{EventID: fmt.Sprintf("%s@%d", id, at), CustomerID: id, OccurredAt: at, AmountMinor: 2500})
+	}
+	send(buy("silent", day(0)), buy("silent", day(1)), buy("silent", day(2)))
+	last := day(2)
+	atRiskAt := last + pol.Lifecycle.AtRiskDays*dayMs
+	churnAt := last + pol.Churn.InactivityDays*dayMs
+
+	// Stream time one millisecond short of the at-risk deadline.
+	send(buy("other", atRiskAt-1))
+	if got := transitions(h.customerChanges(t, "silent"), isAtRisk); len(got) != 0 {
+		t.Fatalf("at_risk before stream time reached the deadline: %+v", got)
+	}
+	// Past it.
+	send(buy("other", atRiskAt+5*dayMs))
+	got := transitions(h.customerChanges(t, "silent"), isAtRisk)
+	if len(got) != 1 || got[0].OccurredAt != atRiskAt || got[0].Cause != schemas.CauseInactivity {
+		t.Fatalf("at_risk transitions %+v, want one at %d with cause INACTIVITY", got, atRiskAt)
+	}
+
+	// The churn timer survives a restart: it is in the Pebble index.
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	r = h.start(dir, group, eventTime)
+	sent = 0
+	send(buy("other", churnAt-1))
+	if got := transitions(h.customerChanges(t, "silent"), isChurned); len(got) != 0 {
+		t.Fatalf("churned before stream time reached the deadline: %+v", got)
+	}
+	send(buy("other", churnAt+10*dayMs))
+	changes := h.customerChanges(t, "silent")
+	got = transitions(changes, isChurned)
+	if len(got) != 1 || got[0].OccurredAt != churnAt || got[0].Cause != schemas.CauseInactivity {
+		t.Fatalf("churn transitions %+v, want one at %d with cause INACTIVITY", got, churnAt)
+	}
+	if n := len(transitions(changes, isAtRisk)); n != 1 {
+		t.Errorf("%d at_risk transitions over the whole history, want 1", n)
+	}
+	checkChain(t, changes)
+	for _, c := range changes[3:] {
+		if c.Cause != schemas.CauseInactivity {
+			t.Errorf("change after the last purchase with cause %s, want INACTIVITY: %+v", c.Cause, c)
+		}
+	}
+	// The stored state agrees, and its timer is the next deadline.
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	c := snapshot(t, dir)["silent"]
+	if !c.ChurnRisk || c.LifecycleStage != "churned" || c.Version != changes[len(changes)-1].Version {
+		t.Errorf("stored customer %+v does not match the last change %+v", c, changes[len(changes)-1])
+	}
+	if want := pol.NextDeadline(&c); c.TimerAt != want {
+		t.Errorf("stored timer_at %d, want the next deadline %d", c.TimerAt, want)
+	}
+}
+
+// TestIdleWallClock checks live mode with no traffic at all: once a task is
+// caught up, after the idle timeout its stream time follows the (injected)
+// wall clock minus the allowed lateness, and the churn flag rises within
+// idle timeout + one commit interval of the last record, not before the
+// idle timeout.
+func TestIdleWallClock(t *testing.T) {
+	h := newHarness(t, 1)
+	pol := score.DefaultPolicy()
+	const (
+		idle     = 400 * time.Millisecond
+		interval = 50 * time.Millisecond
+		lateness = time.Minute
+	)
+	// The wall clock is half a year and a bit ahead of the real one, so
+	// a purchase made "now" in event time is already past its churn
+	// deadline by the clock: only the idle rule stands between.
+	ahead := time.Duration(pol.Churn.InactivityDays)*24*time.Hour + lateness + time.Hour
+	wall := func() time.Time { return time.Now().Add(ahead) }
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"), func(c *Config) {
+		c.Time = TimeLive
+		c.Now = wall
+		c.IdleTimeout = idle
+		c.CommitInterval = interval
+		c.AllowedLateness = lateness
+	})
+	<-r.p.Ready()
+	at := time.Now().Add(-time.Hour).UnixMilli()
+	h.b.Produce(t, h.purchase(schemas.Purchase{EventID: "p1", CustomerID: "quiet", OccurredAt: at, AmountMinor: 900}))
+	produced := time.Now()
+	r.waitHandled(t, 1)
+	var churn []schemas.TierChange
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		churn = transitions(h.customerChanges(t, "quiet"), isChurned)
+		if len(churn) == 0 {
+			return fmt.Errorf("no churn yet")
+		}
+		return nil
+	})
+	seen := time.Since(produced)
+	if want := at + pol.Churn.InactivityDays*dayMs; len(churn) != 1 || churn[0].OccurredAt != want || churn[0].Cause != schemas.CauseInactivity {
+		t.Fatalf("churn transitions %+v, want one at %d with cause INACTIVITY", churn, want)
+	}
+	if seen < idle {
+		t.Errorf("churn seen %v after the record: before the idle timeout %v", seen, idle)
+	}
+	// The bound of the contract is idle + one commit interval from the
+	// last record; the test allows one second more for the broker round
+	// trips of producing, consuming and polling on a loaded machine.
+	if limit := idle + interval + time.Second; seen > limit {
+		t.Errorf("churn seen %v after the record, want within %v", seen, limit)
+	}
+	if v := gaugeValue(t, r, "valora_timers_fired_total"); v < 1 {
+		t.Errorf("valora_timers_fired_total = %v, want >= 1", v)
+	}
+}
+
+// gaugeValue sums a metric family's samples from an instance's registry.
+func gaugeValue(t *testing.T, r *running, name string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			s += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return s
+}
+
+// TestTimerHeap checks the dirty-customer heap against a sorted reference
+// over many seeds: reschedules supersede earlier deadlines, and heapMin
+// always returns the earliest live one.
+func TestTimerHeap(t *testing.T) {
+	for seed := uint64(1); seed <= 200; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		var c timerClock
+		c.init()
+		ref := map[string]int64{}
+		for range 300 {
+			id := fmt.Sprintf("c%d", rng.IntN(40))
+			switch rng.IntN(4) {
+			case 0:
+				c.schedule(id, 0)
+				ref[id] = 0
+			default:
+				at := rng.Int64N(1000) + 1
+				c.schedule(id, at)
+				ref[id] = at
+			}
+			if rng.IntN(5) == 0 && c.heapMin() != refMin(ref) {
+				// pop the earliest like advance does
+				t.Fatalf("seed %d: heapMin %d, want %d", seed, c.heapMin(), refMin(ref))
+			}
+			if rng.IntN(7) == 0 && len(c.heap) > 0 && c.heapMin() != 1<<63-1 {
+				top := c.heap[0]
+				c.pop()
+				c.schedule(top.id, 0)
+				ref[top.id] = 0
+			}
+		}
+		var got, want []int64
+		for c.heapMin() != 1<<63-1 {
+			got = append(got, c.heap[0].at)
+			id := c.heap[0].id
+			c.pop()
+			c.schedule(id, 0)
+		}
+		for _, at := range ref {
+			if at != 0 {
+				want = append(want, at)
+			}
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("seed %d: drained %v, want %v", seed, got, want)
+		}
+	}
+}
+
+func refMin(ref map[string]int64) int64 {
+	m := int64(1<<63 - 1)
+	for _, at := range ref {
+		if at != 0 && at < m {
+			m = at
+		}
+	}
+	return m
+}
