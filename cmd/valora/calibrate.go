@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -178,7 +177,7 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 		if f.format != "cdnow" && f.format != "generic" {
 			return usagef("--format %q: want cdnow or generic", f.format)
 		}
-		if f.format == "generic" && len([]rune(calDelimiter(f.delimiter))) != 1 {
+		if _, ok := parseCSVDelimiter(f.delimiter); f.format == "generic" && !ok {
 			return usagef("--csv-delimiter %q: want one character", f.delimiter)
 		}
 	}
@@ -902,225 +901,52 @@ func calFloorDiv(a, b int64) int64 {
 	return q
 }
 
-// calReadCDNOW reads CDNOW's log: the master file (customer_id date cds
-// dollars, after a header line) or the sample (master_id sample_id date cds
-// dollars, no header), whitespace separated, CRLF line ends.
+// calReadCDNOW reads CDNOW's log (formatCDNOW), amounts in USD.
 func calReadCDNOW(ctx context.Context, r io.Reader, pol *score.Policy) (map[string][]calTxn, error) {
-	out := map[string][]calTxn{}
-	sc := bufio.NewScanner(r)
-	cols, line := 0, 0
-	for sc.Scan() {
-		line++
-		if line%65536 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		fs := strings.Fields(sc.Text())
-		if len(fs) == 0 {
-			continue
-		}
-		if cols == 0 {
-			cols = len(fs)
-			if cols != 4 && cols != 5 {
-				return nil, fmt.Errorf("line %d: %d columns; want 4 (CDNOW master) or 5 (CDNOW sample)", line, cols)
-			}
-			if _, err := strconv.ParseUint(fs[0], 10, 64); err != nil {
-				continue // the master file's header line
-			}
-		}
-		if len(fs) != cols {
-			return nil, fmt.Errorf("line %d: %d columns, want %d", line, len(fs), cols)
-		}
-		id, date, dollars := fs[0], fs[1], fs[3]
-		if cols == 5 {
-			id, date, dollars = fs[1], fs[2], fs[4]
-		}
-		at, err := time.Parse("20060102", date)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: date %q is not YYYYMMDD", line, date)
-		}
-		cents, err := calParseMinor(dollars, 2)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: dollar value: %w", line, err)
-		}
-		if cents < 0 {
-			return nil, fmt.Errorf("line %d: negative dollar value %q", line, dollars)
-		}
-		amount, err := pol.ToBase(cents, "USD")
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		out[id] = append(out[id], calTxn{at: at.UnixMilli(), amount: amount})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return calReadTxns(ctx, r, &csvMapping{format: formatCDNOW, defaultCurrency: "USD"}, pol)
 }
 
 // calReadGeneric reads a delimited file with a header line, mapping its
-// columns with the --csv-* flags.
+// columns with the --csv-* flags (the mapping of `valora import`).
 func calReadGeneric(ctx context.Context, r io.Reader, f *calibrateFlags, pol *score.Policy) (map[string][]calTxn, error) {
-	cr := csv.NewReader(bufio.NewReader(r))
-	cr.Comma = []rune(calDelimiter(f.delimiter))[0]
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err != nil {
-		return nil, fmt.Errorf("header line: %w", err)
-	}
-	col := func(flagName, name string, required bool) (int, error) {
-		if name == "" && !required {
-			return -1, nil
-		}
-		for i, h := range header {
-			if strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")), name) {
-				return i, nil
-			}
-		}
-		return 0, usagef("--%s: no column %q in the header %q", flagName, name, strings.Join(header, string(cr.Comma)))
-	}
-	iID, err := col("csv-customer", f.colCustomer, true)
-	if err != nil {
-		return nil, err
-	}
-	iTime, err := col("csv-time", f.colTime, true)
-	if err != nil {
-		return nil, err
-	}
-	iAmount, err := col("csv-amount", f.colAmount, true)
-	if err != nil {
-		return nil, err
-	}
-	iCur, err := col("csv-currency", f.colCurrency, false)
+	delim, _ := parseCSVDelimiter(f.delimiter)
+	return calReadTxns(ctx, r, &csvMapping{
+		format: formatGeneric, delimiter: delim, customer: f.colCustomer, time: f.colTime,
+		timeLayout: f.timeLayout, amount: f.colAmount, currency: f.colCurrency, defaultCurrency: pol.BaseCurrency,
+	}, pol)
+}
+
+// calReadTxns reads every row with the shared reader (csvin.go); the
+// first bad row is an error. Amounts become base minor units, negative
+// for a refund.
+func calReadTxns(ctx context.Context, r io.Reader, m *csvMapping, pol *score.Policy) (map[string][]calTxn, error) {
+	tr, err := newTxnReader(r, m)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]calTxn{}
-	for line := 2; ; line++ {
-		if line%65536 == 0 {
+	var t csvTxn
+	for n := 1; ; n++ {
+		if n%65536 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
+		if err := tr.next(&t); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
 			return nil, err
 		}
-		id := strings.TrimSpace(rec[iID])
-		if id == "" {
-			return nil, fmt.Errorf("line %d: empty customer id", line)
-		}
-		at, err := calParseTime(strings.TrimSpace(rec[iTime]), f.timeLayout)
+		amount, err := pol.ToBase(t.amount, t.currency)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: time: %w", line, err)
+			return nil, fmt.Errorf("line %d: %w", t.line, err)
 		}
-		cur := pol.BaseCurrency
-		if iCur >= 0 {
-			cur = strings.ToUpper(strings.TrimSpace(rec[iCur]))
+		if t.kind == txnRefund {
+			amount = -amount
 		}
-		exp, ok := score.MinorUnits(cur)
-		if !ok {
-			return nil, fmt.Errorf("line %d: currency %q has no known ISO 4217 minor unit", line, cur)
-		}
-		minor, err := calParseMinor(strings.TrimSpace(rec[iAmount]), exp)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: amount: %w", line, err)
-		}
-		amount, err := pol.ToBase(minor, cur)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		out[id] = append(out[id], calTxn{at: at, amount: amount})
+		out[t.customer] = append(out[t.customer], calTxn{at: t.at, amount: amount})
 	}
-	return out, nil
 }
 
-// calDelimiter returns the --csv-delimiter flag's character, with \t
-// standing for a tab.
-func calDelimiter(s string) string {
-	if s == `\t` {
-		return "\t"
-	}
-	return s
-}
-
-// calParseTime parses a time with a Go layout, or "unix" (seconds, may
-// have a fraction) or "unix_ms", into Unix milliseconds.
-func calParseTime(s, layout string) (int64, error) {
-	switch layout {
-	case "unix":
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(v) || math.Abs(v) > 1e14 {
-			return 0, fmt.Errorf("%q is not Unix seconds", s)
-		}
-		return int64(math.Round(v * 1000)), nil
-	case "unix_ms":
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not Unix milliseconds", s)
-		}
-		return v, nil
-	}
-	t, err := time.Parse(layout, s)
-	if err != nil {
-		return 0, fmt.Errorf("%q does not match layout %q", s, layout)
-	}
-	return t.UnixMilli(), nil
-}
-
-// calParseMinor parses a decimal amount in major units ("12.5", "-3",
-// "0.125") into minor units with exp decimals, exactly, rounding extra
-// decimals half away from zero.
-func calParseMinor(s string, exp int) (int64, error) {
-	bad := func() (int64, error) { return 0, fmt.Errorf("%q is not a decimal amount", s) }
-	neg := false
-	switch {
-	case strings.HasPrefix(s, "-"):
-		neg, s = true, s[1:]
-	case strings.HasPrefix(s, "+"):
-		s = s[1:]
-	}
-	intPart, frac, _ := strings.Cut(s, ".")
-	if intPart == "" && frac == "" {
-		return bad()
-	}
-	digits := func(d string) bool {
-		for i := 0; i < len(d); i++ {
-			if d[i] < '0' || d[i] > '9' {
-				return false
-			}
-		}
-		return true
-	}
-	if !digits(intPart) || !digits(frac) {
-		return bad()
-	}
-	roundUp := false
-	if len(frac) > exp {
-		roundUp = frac[exp] >= '5'
-		frac = frac[:exp]
-	}
-	frac += strings.Repeat("0", exp-len(frac))
-	all := strings.TrimLeft(intPart+frac, "0")
-	if all == "" {
-		all = "0"
-	}
-	v, err := strconv.ParseInt(all, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is out of range", s)
-	}
-	if roundUp {
-		if v == math.MaxInt64 {
-			return 0, fmt.Errorf("%q is out of range", s)
-		}
-		v++
-	}
-	if neg {
-		v = -v
-	}
-	return v, nil
-}
+// calParseMinor is parseMinor (csvin.go).
+func calParseMinor(s string, exp int) (int64, error) { return parseMinor(s, exp) }

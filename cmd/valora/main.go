@@ -32,6 +32,7 @@ var commands = []command{
 	{"dev", "embedded broker, generated traffic and the scorer, with a live summary (no setup)", runDev},
 	{"run", "the production daemon against real Kafka brokers", runRun},
 	{"gen", "synthetic traffic from a BG/NBD + Gamma-Gamma customer-base model", runGen},
+	{"import", "load historical transactions from CSV files (CDNOW or a mapped CSV) into the input topics", runImport},
 	{"bench", "end-to-end benchmark: a fixed workload through the real pipeline", runBench},
 	{"inspect", "read one customer or a summary of a state directory offline", runInspect},
 	{"calibrate", "fit BG/NBD, Gamma-Gamma and RFM boundaries over a customer base; write a new policy", runCalibrate},
