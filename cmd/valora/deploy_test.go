@@ -1,0 +1,828 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
+
+	"valora/internal/gen"
+	"valora/processor/score"
+	"valora/schemas"
+)
+
+// The deployment files checked here, relative to this package.
+var (
+	deployDir       = filepath.Join("..", "..", "deploy")
+	dashboardFile   = filepath.Join(deployDir, "grafana", "valora-dashboard.json")
+	alertsFile      = filepath.Join(deployDir, "prometheus", "alerts.yml")
+	ruleCRFile      = filepath.Join(deployDir, "k8s", "prometheusrule.yaml")
+	composeFile     = filepath.Join(deployDir, "docker-compose.yml")
+	statefulSetFile = filepath.Join(deployDir, "k8s", "statefulset.yaml")
+	policyMapFile   = filepath.Join(deployDir, "k8s", "configmap-policy.yaml")
+	dockerfile      = filepath.Join(deployDir, "Dockerfile")
+)
+
+// pendingMetrics are contract metrics (DESIGN.md, Metrics) that the dashboard
+// and the alert rules already use but valora does not export yet; their panels
+// stay empty and their rules never fire until it does. The list only shrinks:
+// TestDeployMetricNames fails when a metric listed here is exported, so that
+// it is then removed from the list.
+var pendingMetrics = []string{
+	"valora_consumer_lag_seconds",
+	"valora_restore_remaining_records",
+	"valora_transactions_total", // outcome="commit" or "abort"
+}
+
+// prometheusSeries are series that Prometheus adds to every scrape target
+// itself; valora cannot export them.
+var prometheusSeries = map[string]bool{"up": true}
+
+// TestDeployMetricNames checks that every metric named by a PromQL
+// expression of the Grafana dashboard and of the alert rules is one that
+// valora exports: the names exported come from the registry that `valora
+// run` and `valora dev` build (newScorer), after traffic has been processed,
+// both from its collectors' descriptors (vectors with no series yet included)
+// and from a scrape of /metrics.
+func TestDeployMetricNames(t *testing.T) {
+	uses := map[string][]string{} // metric name -> where it is used
+	add := func(where, expr string) {
+		names, err := promqlMetricNames(expr)
+		if err != nil {
+			t.Errorf("%s: %v in %q", where, err, expr)
+			return
+		}
+		if len(names) == 0 {
+			t.Errorf("%s: no metric in %q", where, expr)
+		}
+		for _, n := range names {
+			uses[n] = append(uses[n], where)
+		}
+	}
+	dash := loadDashboard(t)
+	exprs := dashboardExprs(dash)
+	if len(exprs) < 40 {
+		t.Errorf("dashboard: only %d PromQL expressions found", len(exprs))
+	}
+	for _, e := range exprs {
+		add("dashboard "+e.where, e.expr)
+	}
+	for _, r := range loadRules(t, alertsFile) {
+		add("alerts.yml "+r.Alert, r.Expr)
+	}
+
+	exported := exportedMetricNames(t)
+	pending := map[string]bool{}
+	for _, n := range pendingMetrics {
+		pending[n] = true
+	}
+	var used []string
+	for n := range uses {
+		used = append(used, n)
+	}
+	sort.Strings(used)
+	for _, n := range used {
+		switch {
+		case isExported(n, exported), prometheusSeries[n], pending[n]:
+		default:
+			where := uses[n]
+			if len(where) > 3 {
+				where = append(where[:3:3], fmt.Sprintf("and %d more", len(uses[n])-3))
+			}
+			t.Errorf("%s is not a metric valora exports (used by %s)", n, strings.Join(where, "; "))
+		}
+	}
+	var still []string
+	for _, n := range pendingMetrics {
+		if exported[n] {
+			t.Errorf("%s is exported now: remove it from pendingMetrics in deploy_test.go", n)
+			continue
+		}
+		still = append(still, n)
+	}
+	t.Logf("%d metric names used by the dashboard and alert rules, %d exported by valora", len(used), len(exported))
+	if len(still) > 0 {
+		t.Logf("contract metrics not exported yet (pendingMetrics): %s", strings.Join(still, ", "))
+	}
+}
+
+// isExported reports whether name is exported, mapping the series of a
+// histogram or summary (_bucket, _sum, _count) to its family's name.
+func isExported(name string, exported map[string]bool) bool {
+	if exported[name] {
+		return true
+	}
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if base, ok := strings.CutSuffix(name, suffix); ok && exported[base] {
+			return true
+		}
+	}
+	return false
+}
+
+var fqNameRE = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// exportedMetricNames starts the scorer of `valora run` against an in-process
+// kfake broker, feeds it generated traffic (and one undecodable record, for a
+// dead letter) until it has applied records and published tier changes, then
+// returns the union of the registry's descriptor names and the family names
+// of a /metrics scrape.
+func exportedMetricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	const partitions = 2
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var sf scorerFlags
+	fs := flag.NewFlagSet("deploy-test", flag.ContinueOnError)
+	sf.register(fs, "127.0.0.1:0")
+	topics := []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	if err := fs.Parse([]string{"--brokers", addr, "--state-dir", t.TempDir(),
+		"--http-addr", "127.0.0.1:0", "--commit-interval", "20ms"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := newScorer(ctx, &sf, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("start the scorer: %v", err)
+	}
+	if s.ln == nil {
+		t.Fatal("the scorer has no HTTP listener")
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-runErr:
+			if err != nil {
+				t.Errorf("scorer: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("scorer did not stop within 30 s")
+		}
+	}
+	defer stop()
+
+	// Traffic: generated customers, as `valora dev` produces them.
+	var gf genFlags
+	gfs := flag.NewFlagSet("deploy-test-gen", flag.ContinueOnError)
+	gf.register(gfs, 300, 0)
+	params, err := gf.params(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gn, err := gen.New(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := newCodec(ctx, "", schemas.TopicNames{
+		Interactions: sf.interactions, Purchases: sf.purchases, TierChanges: sf.tierChanges})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	prod := &producer{cl: pcl, codec: codec, interactions: sf.interactions, purchases: sf.purchases}
+	if err := prod.run(ctx, gn, 3000, 0, 0); err != nil {
+		t.Fatalf("produce traffic: %v", err)
+	}
+	bad := &kgo.Record{Topic: sf.interactions, Key: []byte("c-bad"), Value: []byte("not avro")}
+	if err := pcl.ProduceSync(ctx, bad).FirstErr(); err != nil {
+		t.Fatalf("produce a bad record: %v", err)
+	}
+	produced := float64(prod.produced.Load() + 1)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mfs, err := s.reg.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		applied := sumMetric(mfs, "valora_records_applied_total", "")
+		dead := sumMetric(mfs, "valora_records_dead_lettered_total", "")
+		changes := sumMetric(mfs, "valora_tier_changes_total", "")
+		if applied+dead >= produced && dead > 0 && changes > 0 {
+			t.Logf("scorer applied %.0f records, dead-lettered %.0f, published %.0f tier changes", applied, dead, changes)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s the scorer applied %.0f and dead-lettered %.0f of %.0f records, %.0f tier changes",
+				applied, dead, produced, changes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	names := map[string]bool{}
+	descs := make(chan *prometheus.Desc)
+	go func() {
+		s.reg.Describe(descs)
+		close(descs)
+	}()
+	for d := range descs {
+		m := fqNameRE.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("no fqName in descriptor %s", d)
+		}
+		names[m[1]] = true
+	}
+	described := len(names)
+
+	resp, err := http.Get("http://" + s.ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape /metrics: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape /metrics: status %d, %v", resp.StatusCode, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	scraped := 0
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 4 && f[0] == "#" && f[1] == "TYPE" {
+			names[f[2]] = true
+			scraped++
+		}
+	}
+	stop()
+	t.Logf("%d metric descriptors, %d families scraped from /metrics", described, scraped)
+	for _, want := range []string{"valora_records_applied_total", "valora_kafka_fetch_bytes_total",
+		"valora_pebble_disk_usage_bytes", "go_goroutines", "process_resident_memory_bytes"} {
+		if !names[want] {
+			t.Errorf("the scorer's registry lacks %s: the exported set is incomplete", want)
+		}
+	}
+	return names
+}
+
+// TestDeployPromQLMetricNames checks the extraction of metric names from
+// PromQL expressions with Grafana variables.
+func TestDeployPromQLMetricNames(t *testing.T) {
+	f := func(expr string, want ...string) {
+		t.Helper()
+		got, err := promqlMetricNames(expr)
+		if err != nil {
+			t.Errorf("%q: %v", expr, err)
+			return
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: got %q, want %q", expr, got, want)
+		}
+	}
+	f(`up == 0`, "up")
+	f(`up{job="valora"} == 0`, "up")
+	f(`sum by (topic) (rate(valora_records_consumed_total{job=~"$job", instance=~"$instance"}[$__rate_interval]))`,
+		"valora_records_consumed_total")
+	f(`sum(rate(x_total[5m])) by (job, instance) / on (job) group_left (tier) y`, "x_total", "y")
+	f(`histogram_quantile(0.99, sum by (le) (rate(h_seconds_bucket{a="}{\"b"}[${__rate_interval}])))`, "h_seconds_bucket")
+	f(`a > 40 * 1024 * 1024 * 1024 and ignoring(x) b offset 1d unless c @ start()`, "a", "b", "c")
+	f(`max_over_time(deriv(g[10m:1m])[1h:]) > bool 1e3`, "g")
+	f(`label_replace(m, "dst", "$1", "src", "(.*)") or vector(0) + Inf - NaN`, "m")
+	f(`sum without (instance) (m) / count(m)`, "m")
+	f(`topk(10, sum by (from, to) (increase(t_total[$__range]))) > 0`, "t_total")
+	f(`predict_linear(d[6h], 3 * 24 * 3600) > 0x10`, "d")
+	f(`{__name__="x"}`)
+	f(`sum(a:recorded:rate5m) - sum(b) by (le)`, "a:recorded:rate5m", "b")
+	for _, bad := range []string{`sum(rate(x[5m])`, `x{a="b"`, `"open`, `x)`} {
+		if _, err := promqlMetricNames(bad); err == nil {
+			t.Errorf("%q: no error for an unbalanced expression", bad)
+		}
+	}
+}
+
+// promqlMetricNames returns the metric names that the selectors of a PromQL
+// expression name, sorted and without repeats. It strips string literals,
+// label matchers, range and subquery brackets, numbers and durations, Grafana
+// variables ($x, ${x}, $__rate_interval), function and aggregation names,
+// keywords, and the label lists of by, without, on, ignoring, group_left and
+// group_right.
+func promqlMetricNames(expr string) ([]string, error) {
+	isIdentStart := func(c byte) bool { return c == '_' || c == ':' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+	isIdent := func(c byte) bool { return isIdentStart(c) || '0' <= c && c <= '9' }
+	keywords := map[string]bool{
+		"and": true, "or": true, "unless": true, "offset": true, "bool": true, "atan2": true,
+		"inf": true, "nan": true,
+		// Aggregation operators may be followed by a by or without clause
+		// rather than by their arguments: "sum by (topic) (rate(m[5m]))".
+		"sum": true, "min": true, "max": true, "avg": true, "group": true, "stddev": true,
+		"stdvar": true, "count": true, "count_values": true, "bottomk": true, "topk": true,
+		"quantile": true, "limitk": true, "limit_ratio": true,
+	}
+	labelLists := map[string]bool{
+		"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true,
+	}
+	// skipString returns the index after the string literal starting at i.
+	skipString := func(i int) (int, error) {
+		q := expr[i]
+		for j := i + 1; j < len(expr); j++ {
+			switch {
+			case expr[j] == '\\' && q != '`':
+				j++
+			case expr[j] == q:
+				return j + 1, nil
+			}
+		}
+		return 0, fmt.Errorf("unterminated string at %d", i)
+	}
+	// skipBlock returns the index after the block opened at i, which may
+	// hold strings but no nested block of the same kind.
+	skipBlock := func(i int, close byte) (int, error) {
+		for j := i + 1; j < len(expr); {
+			switch c := expr[j]; {
+			case c == '"' || c == '\'' || c == '`':
+				k, err := skipString(j)
+				if err != nil {
+					return 0, err
+				}
+				j = k
+			case c == close:
+				return j + 1, nil
+			case c == '$' && j+1 < len(expr) && expr[j+1] == '{':
+				k := strings.IndexByte(expr[j:], '}')
+				if k < 0 {
+					return 0, fmt.Errorf("unterminated ${ at %d", j)
+				}
+				j += k + 1
+			default:
+				j++
+			}
+		}
+		return 0, fmt.Errorf("unclosed %q at %d", expr[i], i)
+	}
+	nextNonSpace := func(i int) int {
+		for i < len(expr) && strings.IndexByte(" \t\r\n", expr[i]) >= 0 {
+			i++
+		}
+		return i
+	}
+	seen := map[string]bool{}
+	depth := 0
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			j, err := skipString(i)
+			if err != nil {
+				return nil, err
+			}
+			i = j
+		case c == '{':
+			j, err := skipBlock(i, '}')
+			if err != nil {
+				return nil, err
+			}
+			i = j
+		case c == '[':
+			j, err := skipBlock(i, ']')
+			if err != nil {
+				return nil, err
+			}
+			i = j
+		case c == '$':
+			i++
+			if i < len(expr) && expr[i] == '{' {
+				k := strings.IndexByte(expr[i:], '}')
+				if k < 0 {
+					return nil, fmt.Errorf("unterminated ${ at %d", i-1)
+				}
+				i += k + 1
+				break
+			}
+			for i < len(expr) && isIdent(expr[i]) {
+				i++
+			}
+		case '0' <= c && c <= '9' || c == '.':
+			// A number (1e9, 0x1f, 1.5) or a duration (5m, 1h30m).
+			for i < len(expr) && (isIdent(expr[i]) || expr[i] == '.') {
+				i++
+			}
+		case isIdentStart(c):
+			j := i
+			for j < len(expr) && isIdent(expr[j]) {
+				j++
+			}
+			word := expr[i:j]
+			next := nextNonSpace(j)
+			switch {
+			case labelLists[word]:
+				if next < len(expr) && expr[next] == '(' {
+					k, err := skipBlock(next, ')')
+					if err != nil {
+						return nil, err
+					}
+					j = k
+				}
+			case keywords[strings.ToLower(word)]:
+			case next < len(expr) && expr[next] == '(':
+				// A function or an aggregation; its arguments follow.
+			default:
+				seen[word] = true
+			}
+			i = j
+		case c == '(':
+			depth++
+			i++
+		case c == ')':
+			if depth--; depth < 0 {
+				return nil, fmt.Errorf("unbalanced ) at %d", i)
+			}
+			i++
+		default:
+			i++
+		}
+	}
+	if depth != 0 {
+		return nil, errors.New("unbalanced (")
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// dashboardExpr is one PromQL expression of the dashboard and where it is.
+type dashboardExpr struct{ where, expr string }
+
+func loadDashboard(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash map[string]any
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	return dash
+}
+
+// dashboardExprs returns the expr of every panel target, in rows and nested
+// panels too, and the metric selector of every label_values() variable query.
+func dashboardExprs(dash map[string]any) []dashboardExpr {
+	var out []dashboardExpr
+	var walkPanels func([]any)
+	walkPanels = func(panels []any) {
+		for _, p := range panels {
+			pm, _ := p.(map[string]any)
+			title, _ := pm["title"].(string)
+			targets, _ := pm["targets"].([]any)
+			for _, tg := range targets {
+				tm, _ := tg.(map[string]any)
+				if e, ok := tm["expr"].(string); ok && e != "" {
+					out = append(out, dashboardExpr{fmt.Sprintf("panel %q", title), e})
+				}
+			}
+			nested, _ := pm["panels"].([]any)
+			walkPanels(nested)
+		}
+	}
+	panels, _ := dash["panels"].([]any)
+	walkPanels(panels)
+	templating, _ := dash["templating"].(map[string]any)
+	vars, _ := templating["list"].([]any)
+	for _, v := range vars {
+		vm, _ := v.(map[string]any)
+		q := vm["query"]
+		if qm, ok := q.(map[string]any); ok {
+			q = qm["query"]
+		}
+		qs, _ := q.(string)
+		if sel, ok := labelValuesSelector(qs); ok {
+			out = append(out, dashboardExpr{fmt.Sprintf("variable %q", vm["name"]), sel})
+		}
+	}
+	return out
+}
+
+// labelValuesSelector returns the series selector of a Grafana
+// label_values(selector, label) query.
+func labelValuesSelector(q string) (string, bool) {
+	inner, ok := strings.CutPrefix(strings.TrimSpace(q), "label_values(")
+	if !ok || !strings.HasSuffix(inner, ")") {
+		return "", false
+	}
+	inner = strings.TrimSuffix(inner, ")")
+	if i := strings.LastIndexByte(inner, ','); i >= 0 && !strings.ContainsAny(inner[i:], "}\"") {
+		return strings.TrimSpace(inner[:i]), true
+	}
+	return "", false
+}
+
+// TestDashboardStructure checks what Grafana needs to load the dashboard and
+// what makes it portable: a Prometheus data source variable used by every
+// panel and target, unique panel ids, and the schema version.
+func TestDashboardStructure(t *testing.T) {
+	dash := loadDashboard(t)
+	if v, _ := dash["schemaVersion"].(float64); v < 36 {
+		t.Errorf("schemaVersion %v, want at least 36", dash["schemaVersion"])
+	}
+	if dash["uid"] != "valora" || dash["title"] == "" {
+		t.Errorf("uid %v, title %v", dash["uid"], dash["title"])
+	}
+	templating, _ := dash["templating"].(map[string]any)
+	vars, _ := templating["list"].([]any)
+	hasDS := false
+	for _, v := range vars {
+		vm, _ := v.(map[string]any)
+		if vm["name"] == "datasource" && vm["type"] == "datasource" && vm["query"] == "prometheus" {
+			hasDS = true
+		}
+	}
+	if !hasDS {
+		t.Error("no datasource variable of type prometheus")
+	}
+	ids := map[float64]string{}
+	panels := 0
+	var walk func([]any)
+	walk = func(ps []any) {
+		for _, p := range ps {
+			pm, _ := p.(map[string]any)
+			title, _ := pm["title"].(string)
+			id, _ := pm["id"].(float64)
+			if prev, dup := ids[id]; dup {
+				t.Errorf("panels %q and %q share id %v", prev, title, id)
+			}
+			ids[id] = title
+			if _, ok := pm["gridPos"].(map[string]any); !ok {
+				t.Errorf("panel %q has no gridPos", title)
+			}
+			if pm["type"] != "row" {
+				panels++
+				checkDS := func(what string, ds any) {
+					dm, _ := ds.(map[string]any)
+					if dm["uid"] != "${datasource}" {
+						t.Errorf("panel %q: %s data source %v, want uid ${datasource}", title, what, ds)
+					}
+				}
+				checkDS("panel", pm["datasource"])
+				targets, _ := pm["targets"].([]any)
+				if len(targets) == 0 {
+					t.Errorf("panel %q has no targets", title)
+				}
+				for _, tg := range targets {
+					tm, _ := tg.(map[string]any)
+					checkDS("target", tm["datasource"])
+				}
+			}
+			nested, _ := pm["panels"].([]any)
+			walk(nested)
+		}
+	}
+	ps, _ := dash["panels"].([]any)
+	walk(ps)
+	if panels < 30 {
+		t.Errorf("%d panels, want the full dashboard", panels)
+	}
+}
+
+// alertRule is one rule of a Prometheus rule file.
+type alertRule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+type ruleGroup struct {
+	Name     string      `yaml:"name"`
+	Interval string      `yaml:"interval"`
+	Rules    []alertRule `yaml:"rules"`
+}
+
+func decodeStrict(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func loadRules(t *testing.T, path string) []alertRule {
+	t.Helper()
+	var f struct {
+		Groups []ruleGroup `yaml:"groups"`
+	}
+	decodeStrict(t, path, &f)
+	var out []alertRule
+	for _, g := range f.Groups {
+		out = append(out, g.Rules...)
+	}
+	return out
+}
+
+var promDurationRE = regexp.MustCompile(`^([0-9]+(ms|s|m|h|d|w|y))+$`)
+
+// TestAlertRules checks that the alert rules parse and that every rule has
+// an expression, a for duration, a severity and a summary and description;
+// and that the PrometheusRule of deploy/k8s carries the same groups.
+func TestAlertRules(t *testing.T) {
+	rules := loadRules(t, alertsFile)
+	if len(rules) < 10 {
+		t.Fatalf("%d rules in %s", len(rules), alertsFile)
+	}
+	names := map[string]bool{}
+	for _, r := range rules {
+		if r.Alert == "" {
+			t.Errorf("rule without an alert name (expr %q)", r.Expr)
+			continue
+		}
+		if names[r.Alert] {
+			t.Errorf("%s: defined twice", r.Alert)
+		}
+		names[r.Alert] = true
+		if strings.TrimSpace(r.Expr) == "" {
+			t.Errorf("%s: no expr", r.Alert)
+		}
+		if !promDurationRE.MatchString(r.For) {
+			t.Errorf("%s: for %q is not a Prometheus duration", r.Alert, r.For)
+		}
+		switch r.Labels["severity"] {
+		case "critical", "warning", "info":
+		default:
+			t.Errorf("%s: severity %q, want critical, warning or info", r.Alert, r.Labels["severity"])
+		}
+		if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+			t.Errorf("%s: needs annotations summary and description", r.Alert)
+		}
+	}
+
+	var alerts, cr struct {
+		Groups []ruleGroup `yaml:"groups"`
+	}
+	decodeStrict(t, alertsFile, &alerts)
+	var crFile struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Metadata   struct {
+			Name   string            `yaml:"name"`
+			Labels map[string]string `yaml:"labels"`
+		} `yaml:"metadata"`
+		Spec *struct {
+			Groups []ruleGroup `yaml:"groups"`
+		} `yaml:"spec"`
+	}
+	decodeStrict(t, ruleCRFile, &crFile)
+	if crFile.Kind != "PrometheusRule" || crFile.APIVersion != "monitoring.coreos.com/v1" || crFile.Spec == nil {
+		t.Fatalf("%s: kind %q, apiVersion %q", ruleCRFile, crFile.Kind, crFile.APIVersion)
+	}
+	cr.Groups = crFile.Spec.Groups
+	a, _ := json.Marshal(alerts)
+	c, _ := json.Marshal(cr)
+	if !bytes.Equal(a, c) {
+		t.Errorf("%s differs from %s: regenerate it (see deploy/README.md)", ruleCRFile, alertsFile)
+	}
+}
+
+var envRE = regexp.MustCompile(`\bVALORA_[A-Z0-9_]+\b`)
+
+// commandFlags returns the flag names of a valora command, from its --help.
+func commandFlags(t *testing.T, cmd string) map[string]bool {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	run(context.Background(), []string{cmd, "--help"}, noEnv, &stdout, &stderr)
+	flags := map[string]bool{}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "  -"); ok {
+			flags[strings.Fields(rest)[0]] = true
+		}
+	}
+	if len(flags) == 0 {
+		t.Fatalf("no flags in valora %s --help:\n%s", cmd, stderr.String())
+	}
+	return flags
+}
+
+// TestDeployConfigMatchesFlags checks that every VALORA_* variable and every
+// --flag that the deployment files pass is a flag of the command they run, and
+// that the policy of the Kubernetes ConfigMap is valid.
+func TestDeployConfigMatchesFlags(t *testing.T) {
+	runFlags := commandFlags(t, "run")
+	genFlags := commandFlags(t, "gen")
+	envOf := func(flags map[string]bool) map[string]bool {
+		m := map[string]bool{}
+		for f := range flags {
+			m[envName(f)] = true
+		}
+		return m
+	}
+	checkEnv := func(where string, vars []string, flags map[string]bool) {
+		t.Helper()
+		env := envOf(flags)
+		for _, v := range vars {
+			if !env[v] {
+				t.Errorf("%s: %s is not the variable of any flag", where, v)
+			}
+		}
+	}
+
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Entrypoint  []string          `yaml:"entrypoint"`
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	b, err := os.ReadFile(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatalf("%s: %v", composeFile, err)
+	}
+	valoraServices := 0
+	for name, svc := range compose.Services {
+		if !strings.HasPrefix(svc.Image, "valora") {
+			continue
+		}
+		valoraServices++
+		cmd := "run"
+		if len(svc.Entrypoint) == 2 && strings.HasSuffix(svc.Entrypoint[0], "/valora") {
+			cmd = svc.Entrypoint[1]
+		}
+		flags := map[string]map[string]bool{"run": runFlags, "gen": genFlags}[cmd]
+		if flags == nil {
+			t.Errorf("compose service %s runs valora %s, which this test does not know", name, cmd)
+			continue
+		}
+		var vars []string
+		for k := range svc.Environment {
+			if strings.HasPrefix(k, "VALORA_") {
+				vars = append(vars, k)
+			}
+		}
+		checkEnv("compose service "+name, vars, flags)
+		for _, arg := range svc.Command {
+			if f, ok := strings.CutPrefix(arg, "--"); ok && !flags[strings.SplitN(f, "=", 2)[0]] {
+				t.Errorf("compose service %s: valora %s has no flag %s", name, cmd, arg)
+			}
+		}
+	}
+	if valoraServices != 2 {
+		t.Errorf("%d valora services in %s, want 2 (scorer and traffic)", valoraServices, composeFile)
+	}
+	for _, path := range []string{statefulSetFile, dockerfile} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEnv(path, envRE.FindAllString(string(b), -1), runFlags)
+	}
+
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	b, err = os.ReadFile(policyMapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		t.Fatalf("%s: %v", policyMapFile, err)
+	}
+	if _, err := score.ParsePolicy([]byte(cm.Data["policy.yaml"])); err != nil {
+		t.Errorf("%s: policy.yaml: %v", policyMapFile, err)
+	}
+}
