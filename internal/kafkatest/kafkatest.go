@@ -158,12 +158,21 @@ func (b Broker) ConsumeAll(t testing.TB, topic string) []*kgo.Record {
 	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
-	}
+	// A topic created moments ago may still be electing its leaders on a
+	// real broker: retry until every partition answers.
 	var total int64
-	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	Eventually(t, time.Minute, func() error {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return fmt.Errorf("end offsets of %s: %w", topic, err)
+		}
+		total = 0
+		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		return nil
+	})
 	if total == 0 {
 		return nil
 	}
