@@ -122,10 +122,43 @@ type Config struct {
 	// HTTP configures the HTTP surface served by Handler (lookup access,
 	// TLS, limits). The zero value is plain HTTP with default limits.
 	HTTP HTTPConfig
+	// Replay, if set, makes this a bounded replay instead of a daemon (see
+	// Replay). Time must then be TimeEvent (the default for a replay).
+	Replay *Replay
 	// OnCommit, if set, is called by a task after each durable commit with
 	// the number of records it covered and the time from the earliest of
 	// their fetches to durability. Benchmarks use it; it must be fast.
 	OnCommit func(records int, latency time.Duration)
+}
+
+// Replay bounds a run to fixed offset ranges of the inputs and makes its
+// result a function of the topics' contents alone:
+//
+//   - each task starts at Start (when its store has no offset for the
+//     partition) and stops at End, exclusive; Run returns nil once every
+//     task has reached End on both inputs and committed;
+//   - the two inputs of a task are merged strictly: the next record
+//     applied is the one with the smallest (event time, topic, offset)
+//     among the head records of both inputs, and a task waits for a record
+//     of each input that has not reached End before it applies anything;
+//     so the order, and with it every timer firing and tier change, does
+//     not depend on how the records were fetched or on restarts;
+//   - stream time is event time only.
+//
+// Interrupted (crash, SIGTERM) and started again on the same store with
+// the same bounds, a replay resumes from its last commit and ends with the
+// same state and the same outputs as an uninterrupted one (outputs may
+// repeat, as in at-least-once mode, with the same event ids).
+type Replay struct {
+	// Start and End are offsets by topic and partition. A partition
+	// missing from Start starts at offset 0; one missing from End is
+	// empty.
+	Start, End map[string]map[int32]int64
+	// NoOutput builds state only: no tier changes are produced.
+	NoOutput bool
+	// NoDeadLetter counts rejected records (metrics) without producing
+	// them to a dead-letter topic.
+	NoDeadLetter bool
 }
 
 func (c *Config) setDefaults() {
@@ -159,6 +192,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Time == "" {
 		c.Time = TimeLive
+		if c.Replay != nil {
+			c.Time = TimeEvent
+		}
 	}
 	if c.AllowedLateness == 0 {
 		c.AllowedLateness = time.Hour
@@ -237,6 +273,9 @@ func (c *Config) ValidateSettings() error {
 	case TimeLive, TimeEvent:
 	default:
 		errs = append(errs, fmt.Errorf("time: %q is not one of live, event", c.Time))
+	}
+	if c.Replay != nil && c.Time != TimeEvent {
+		errs = append(errs, fmt.Errorf("time: a replay moves stream time by event time only, not %q", c.Time))
 	}
 	if c.AllowedLateness < 0 {
 		errs = append(errs, fmt.Errorf("allowed_lateness: %v must not be negative", c.AllowedLateness))

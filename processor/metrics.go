@@ -28,13 +28,18 @@ type metrics struct {
 	watermarkLag  *prometheus.GaugeVec   // partition
 	consumerLag   *prometheus.GaugeVec   // topic, partition
 	late          *prometheus.CounterVec // topic
+
+	// Replay progress, registered only in a replay: records of the bounded
+	// ranges in all, and those not yet covered by a commit.
+	replayTarget    prometheus.Gauge
+	replayRemaining prometheus.Gauge
 }
 
 var latencyBuckets = []float64{
 	.0005, .001, .0025, .005, .01, .025, .05, .1, .15, .2, .3, .5, 1, 2.5, 5, 10,
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 	m := &metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "valora_records_consumed_total",
@@ -125,5 +130,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.tierChanges, m.customers,
 		m.stages, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
 		m.cacheHits, m.cacheMisses)
+	m.replayTarget = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "valora_replay_records_target",
+		Help: "Input records between the replay's start and end offsets, over all partitions.",
+	})
+	m.replayRemaining = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "valora_replay_records_remaining",
+		Help: "Input records of the replay's ranges not yet covered by a commit (counted once a task has loaded).",
+	})
+	if replay {
+		reg.MustRegister(m.replayTarget, m.replayRemaining)
+	}
 	return m
 }

@@ -38,6 +38,9 @@ type Processor struct {
 	tasks      map[int32]*task
 	cl         *kgo.Client
 	killed     bool // set by kill: tasks stop without committing
+	// finished holds the tasks of a replay that reached their end offsets
+	// and committed; Run returns once it holds every partition.
+	finished map[int32]bool
 
 	cancel context.CancelCauseFunc
 	ready  chan struct{} // closed once the first assignment has started its tasks
@@ -130,9 +133,10 @@ func New(cfg Config) (*Processor, error) {
 	return &Processor{
 		cfg:   cfg,
 		log:   cfg.Logger,
-		m:     newMetrics(cfg.Registerer),
-		tasks: make(map[int32]*task),
-		ready: make(chan struct{}),
+		m:     newMetrics(cfg.Registerer, cfg.Replay != nil),
+		tasks:    make(map[int32]*task),
+		ready:    make(chan struct{}),
+		finished: make(map[int32]bool),
 	}, nil
 }
 
@@ -145,6 +149,10 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 		kgo.ConsumeTopics(c.Topics.Interactions, c.Topics.Purchases),
 		kgo.Balancers(coPartitionBalancer{}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers take offsets: tasks see them so that their
+		// position reaches the end offset of a partition that ends with
+		// one (caught-up checks, replay ends). They are not records.
+		kgo.KeepControlRecords(),
 		// State is the source of truth for positions; Kafka commits are
 		// kept only so that lag tooling works.
 		kgo.AutoCommitMarks(),
@@ -191,7 +199,16 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer cancel(nil)
 	p.log.Info("processor started", "group", p.cfg.Group, "brokers", p.cfg.Brokers,
 		"interactions", p.cfg.Topics.Interactions, "purchases", p.cfg.Topics.Purchases,
-		"guarantee", p.cfg.Guarantee)
+		"guarantee", p.cfg.Guarantee, "replay", p.cfg.Replay != nil)
+	if r := p.cfg.Replay; r != nil {
+		var target int64
+		for _, topic := range []string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases} {
+			for part, end := range r.End[topic] {
+				target += max(0, end-r.Start[topic][part])
+			}
+		}
+		p.m.replayTarget.Set(float64(target))
+	}
 
 	for {
 		fs := cl.PollRecords(ctx, pollRecords)
@@ -270,6 +287,20 @@ func (p *Processor) Run(ctx context.Context) error {
 // Ready is closed once this instance has been assigned its first tasks.
 func (p *Processor) Ready() <-chan struct{} { return p.ready }
 
+// taskFinished records that a replay task reached its end offsets and
+// committed; the last one ends Run.
+func (p *Processor) taskFinished(part int32) {
+	p.mu.Lock()
+	p.finished[part] = true
+	done := len(p.finished) >= p.partitions
+	cancel := p.cancel
+	p.mu.Unlock()
+	if done && cancel != nil {
+		p.log.Info("replay reached its end offsets on every partition")
+		cancel(context.Canceled)
+	}
+}
+
 // kill simulates a crash for tests: tasks stop without committing and Run
 // returns without committing anything to Kafka.
 func (p *Processor) kill() {
@@ -299,7 +330,14 @@ func (p *Processor) fail(err error) {
 // that the outputs exist (creating them if configured to).
 func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 	t := p.cfg.Topics
-	details, err := adm.ListTopics(ctx, t.Interactions, t.Purchases, t.TierChanges, t.DeadLetter)
+	var outputs []string
+	if r := p.cfg.Replay; r == nil || !r.NoOutput {
+		outputs = append(outputs, t.TierChanges)
+	}
+	if r := p.cfg.Replay; r == nil || !r.NoDeadLetter {
+		outputs = append(outputs, t.DeadLetter)
+	}
+	details, err := adm.ListTopics(ctx, append([]string{t.Interactions, t.Purchases}, outputs...)...)
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
 	}
@@ -322,7 +360,7 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 			ErrNotCoPartitioned, t.Interactions, parts[t.Interactions], t.Purchases, parts[t.Purchases])
 	}
 	var missing []string
-	for _, name := range []string{t.TierChanges, t.DeadLetter} {
+	for _, name := range outputs {
 		if d, ok := details[name]; !ok || d.Err != nil {
 			missing = append(missing, name)
 		}
@@ -452,6 +490,8 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 			}
 			if next, ok := stored[topic]; ok {
 				ps[part] = kgo.NewOffset().At(next).WithEpoch(-1)
+			} else if r := p.cfg.Replay; r != nil {
+				ps[part] = kgo.NewOffset().At(r.Start[topic][part]).WithEpoch(-1)
 			} else {
 				ps[part] = kgo.NewOffset().AtStart()
 			}

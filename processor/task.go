@@ -36,11 +36,12 @@ type fetched struct {
 // item is one fetched record, decoded and checked, waiting to be applied in
 // event-time order.
 type item struct {
-	r      *kgo.Record
-	src    int
-	at     int64 // event time; math.MinInt64 for a record that failed checks
-	reason string
-	err    error
+	r       *kgo.Record
+	src     int
+	at      int64 // event time; math.MinInt64 for a record that failed checks
+	control bool  // a transaction marker: it only moves the position
+	reason  string
+	err     error
 
 	purchase    schemas.Purchase
 	interaction schemas.Interaction
@@ -99,6 +100,18 @@ type task struct {
 	topics [numSources]string
 	pos    [numSources]int64
 
+	// Replay (Config.Replay): strict merge. end is the offset at which
+	// each source stops; q holds each source's decoded records, in offset
+	// order, not yet applied; finished is set once both sources reached
+	// end and the task committed.
+	strict   bool
+	end      [numSources]int64
+	q        [numSources][]item
+	paused   [numSources]bool
+	finished bool
+	// committedPos is pos at the last commit (replay progress).
+	committedPos [numSources]int64
+
 	// Time (see timers.go). st is the stream time; clk the task's timer
 	// bookkeeping.
 	st        int64
@@ -153,6 +166,12 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		topics:   [numSources]string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases},
 		pos:      [numSources]int64{-1, -1},
 	}
+	if r := p.cfg.Replay; r != nil {
+		t.strict = true
+		for src, topic := range t.topics {
+			t.end[src] = r.End[topic][part]
+		}
+	}
 	t.clk.init()
 	return t
 }
@@ -181,6 +200,10 @@ func (t *task) run() {
 		t.p.fail(fmt.Errorf("task %d: load state: %w", t.part, err))
 		return
 	}
+	if err := t.checkFinished(); err != nil {
+		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
+		return
+	}
 	tick := time.NewTicker(t.p.cfg.CommitInterval)
 	defer tick.Stop()
 	for {
@@ -195,6 +218,10 @@ func (t *task) run() {
 				return
 			}
 			if err := t.handle(f); err != nil {
+				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
+				return
+			}
+			if err := t.checkFinished(); err != nil {
 				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
 			}
@@ -224,7 +251,17 @@ func (t *task) load() error {
 	for src, topic := range t.topics {
 		if next, ok := offsets[topic]; ok {
 			t.pos[src] = next
+		} else if r := t.p.cfg.Replay; r != nil {
+			t.pos[src] = r.Start[topic][t.part]
 		}
+	}
+	t.committedPos = t.pos
+	if t.strict {
+		var remaining int64
+		for src := range t.pos {
+			remaining += max(0, t.end[src]-t.pos[src])
+		}
+		t.p.m.replayRemaining.Add(float64(remaining))
 	}
 	clock, _, err := store.Clock(t.part)
 	if err != nil {
@@ -305,44 +342,26 @@ func (t *task) dropGauges() {
 // be applied becomes a dead-letter output. It returns an error only when
 // the task cannot go on (the store or a commit failed, the schema registry
 // is unreachable); nothing is committed then.
+//
+// In a replay (t.strict) the records join the sources' queues instead and
+// merge applies them strictly; see Replay.
 func (t *task) handle(f fetched) error {
-	if err := t.decode(f); err != nil {
-		return err
-	}
 	if t.pending == 0 || f.at.Before(t.oldest) {
 		t.oldest = f.at
 	}
 	t.lastInput = time.Now()
-	lateMs := t.p.cfg.AllowedLateness.Milliseconds()
+	if t.strict {
+		if err := t.enqueue(f); err != nil {
+			return err
+		}
+		return t.merge()
+	}
+	if err := t.decode(f); err != nil {
+		return err
+	}
 	for _, it := range t.order {
-		t.pending++
-		t.consumed[t.topics[it.src]]++
-		if it.err != nil {
-			t.deadLetter(it.r, it.reason, it.err)
-			continue
-		}
-		if it.at > t.st {
-			if err := t.advance(it.at); err != nil {
-				return err
-			}
-		} else if it.at < t.st-lateMs {
-			t.late[it.src]++
-		}
-		reason, err := t.apply(it)
-		if t.fatal != nil {
-			return t.fatal
-		}
-		if err != nil {
-			t.deadLetter(it.r, reason, err)
-			continue
-		}
-		t.applied[t.topics[it.src]]++
-		// A late record may leave its customer with a deadline at or
-		// before stream time: fire it now rather than at the next advance.
-		if t.clk.heapMin() <= t.st {
-			if err := t.advance(t.st); err != nil {
-				return err
-			}
+		if err := t.step(it); err != nil {
+			return err
 		}
 	}
 	for src, recs := range f.recs {
@@ -357,6 +376,147 @@ func (t *task) handle(f fetched) error {
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
+	return nil
+}
+
+// step applies one decoded record: it moves stream time to the record's
+// event time first (firing the timers due before it), counts it late when
+// it is more than the allowed lateness behind, and applies it or dead-
+// letters it. A transaction marker is skipped.
+func (t *task) step(it *item) error {
+	if it.control {
+		return nil
+	}
+	t.pending++
+	t.consumed[t.topics[it.src]]++
+	if it.err != nil {
+		t.deadLetter(it.r, it.reason, it.err)
+		return nil
+	}
+	if it.at > t.st {
+		if err := t.advance(it.at); err != nil {
+			return err
+		}
+	} else if it.at < t.st-t.p.cfg.AllowedLateness.Milliseconds() {
+		t.late[it.src]++
+	}
+	reason, err := t.apply(it)
+	if t.fatal != nil {
+		return t.fatal
+	}
+	if err != nil {
+		t.deadLetter(it.r, reason, err)
+		return nil
+	}
+	t.applied[t.topics[it.src]]++
+	// A late record may leave its customer with a deadline at or before
+	// stream time: fire it now rather than at the next advance.
+	if t.clk.heapMin() <= t.st {
+		return t.advance(t.st)
+	}
+	return nil
+}
+
+// replayQueueMax bounds a replay source's queue: beyond it the source's
+// partition is paused until the queue is half drained. Records already in
+// flight still arrive, so it is a soft bound.
+const replayQueueMax = 50_000
+
+// enqueue decodes f's records into their sources' queues, in offset order,
+// leaving out any at or past the replay's end offsets.
+func (t *task) enqueue(f fetched) error {
+	for src, recs := range f.recs {
+		for _, r := range recs {
+			if r.Offset >= t.end[src] || r.Offset < t.pos[src] {
+				continue
+			}
+			t.q[src] = append(t.q[src], item{})
+			if err := t.decodeItem(&t.q[src][len(t.q[src])-1], r, src); err != nil {
+				return err
+			}
+		}
+		if len(t.q[src]) > replayQueueMax && !t.paused[src] {
+			t.paused[src] = true
+			t.cl.PauseFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
+		}
+	}
+	return nil
+}
+
+// merge applies queued records strictly in (event time, source, offset)
+// order of the sources' head records. It stops when a source that has not
+// reached its end offset has nothing queued: its next record may come
+// first. Positions move record by record, so a commit may happen anywhere.
+func (t *task) merge() error {
+	for {
+		pick := -1
+		for src := range numSources {
+			if len(t.q[src]) == 0 {
+				if t.pos[src] < t.end[src] {
+					return nil // wait for this source
+				}
+				continue
+			}
+			if pick < 0 || before(&t.q[src][0], &t.q[pick][0]) {
+				pick = src
+			}
+		}
+		if pick < 0 {
+			return nil // both sources reached their end
+		}
+		it := &t.q[pick][0]
+		if err := t.step(it); err != nil {
+			return err
+		}
+		next := it.r.Offset + 1
+		t.pos[pick] = next
+		t.next[t.topics[pick]] = next
+		t.q[pick][0] = item{} // let the record go
+		t.q[pick] = t.q[pick][1:]
+		if t.paused[pick] && len(t.q[pick]) < replayQueueMax/2 {
+			t.paused[pick] = false
+			t.cl.ResumeFetchPartitions(map[string][]int32{t.topics[pick]: {t.part}})
+		}
+		if t.pending >= t.p.cfg.CommitRecords {
+			if err := t.commit(); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+}
+
+// before orders items by (event time, source, offset); records that failed
+// their checks and transaction markers have the smallest event time, so
+// they go as soon as they are at the head of their source.
+func before(a, b *item) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	if a.src != b.src {
+		return a.src < b.src
+	}
+	return a.r.Offset < b.r.Offset
+}
+
+// checkFinished ends a replay task once both sources have reached their
+// end offsets: it commits, and tells the processor.
+func (t *task) checkFinished() error {
+	if !t.strict || t.finished {
+		return nil
+	}
+	for src := range numSources {
+		if len(t.q[src]) > 0 || t.pos[src] < t.end[src] {
+			return nil
+		}
+	}
+	if err := t.advance(t.st); err != nil {
+		return err
+	}
+	if err := t.commit(); err != nil {
+		return fmt.Errorf("final commit: %w", err)
+	}
+	t.finished = true
+	t.p.taskFinished(t.part)
 	return nil
 }
 
@@ -378,31 +538,8 @@ func (t *task) decode(f fetched) error {
 		for _, r := range recs {
 			it := &t.items[i]
 			i++
-			it.r, it.src, it.reason, it.err = r, src, "", nil
-			var id string
-			var at int64
-			var err error
-			if src == srcPurchases {
-				it.purchase = schemas.Purchase{}
-				err = t.p.cfg.Codec.DecodePurchase(r.Value, &it.purchase)
-				id, at = it.purchase.CustomerID, it.purchase.OccurredAt
-			} else {
-				it.interaction = schemas.Interaction{}
-				err = t.p.cfg.Codec.DecodeInteraction(r.Value, &it.interaction)
-				id, at = it.interaction.CustomerID, it.interaction.OccurredAt
-			}
-			switch {
-			case errors.Is(err, schemas.ErrRegistryUnavailable):
-				// The record may be fine: stop rather than dead-letter it.
+			if err := t.decodeItem(it, r, src); err != nil {
 				return err
-			case err != nil:
-				it.reason, it.err = decodeReason(err), err
-			default:
-				it.reason, it.err = t.validate(r, id, at)
-			}
-			it.at = at
-			if it.err != nil {
-				it.at = math.MinInt64
 			}
 			t.order = append(t.order, it)
 		}
@@ -416,6 +553,42 @@ func (t *task) decode(f fetched) error {
 		}
 		return cmp.Compare(a.r.Offset, b.r.Offset)
 	})
+	return nil
+}
+
+// decodeItem decodes and checks r into it. It returns an error only when
+// the record cannot be judged (the schema registry is unreachable).
+func (t *task) decodeItem(it *item, r *kgo.Record, src int) error {
+	it.r, it.src, it.reason, it.err, it.control = r, src, "", nil, false
+	if r.Attrs.IsControl() {
+		it.control, it.at = true, math.MinInt64
+		return nil
+	}
+	var id string
+	var at int64
+	var err error
+	if src == srcPurchases {
+		it.purchase = schemas.Purchase{}
+		err = t.p.cfg.Codec.DecodePurchase(r.Value, &it.purchase)
+		id, at = it.purchase.CustomerID, it.purchase.OccurredAt
+	} else {
+		it.interaction = schemas.Interaction{}
+		err = t.p.cfg.Codec.DecodeInteraction(r.Value, &it.interaction)
+		id, at = it.interaction.CustomerID, it.interaction.OccurredAt
+	}
+	switch {
+	case errors.Is(err, schemas.ErrRegistryUnavailable):
+		// The record may be fine: stop rather than dead-letter it.
+		return err
+	case err != nil:
+		it.reason, it.err = decodeReason(err), err
+	default:
+		it.reason, it.err = t.validate(r, id, at)
+	}
+	it.at = at
+	if it.err != nil {
+		it.at = math.MinInt64
+	}
 	return nil
 }
 
@@ -514,6 +687,9 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 	}
 	t.count(c, 1)
 	m.tierChanges.WithLabelValues(from, c.Tier, string(cause)).Inc()
+	if r := t.p.cfg.Replay; r != nil && r.NoOutput {
+		return
+	}
 	tc := t.p.cfg.Policy.TierChange(c, o, cause, at)
 	val, err := t.p.cfg.Codec.AppendTierChange(nil, &tc)
 	if err != nil {
@@ -530,6 +706,9 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 
 func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 	t.dlq[[2]string{r.Topic, reason}]++
+	if rp := t.p.cfg.Replay; rp != nil && rp.NoDeadLetter {
+		return
+	}
 	msg := err.Error()
 	if len(msg) > 512 {
 		msg = msg[:512]
@@ -553,7 +732,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 // task clock in one synced batch. A cycle with nothing applied and nothing
 // fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 && len(t.dirty) == 0 && len(t.outputs) == 0 {
+	if t.pending == 0 && len(t.dirty) == 0 && len(t.outputs) == 0 && t.pos == t.committedPos {
 		return nil
 	}
 	select {
@@ -631,6 +810,14 @@ func (t *task) commit() error {
 		}
 	}
 	m.timersFired.Add(float64(t.fired))
+	if t.strict {
+		var covered int64
+		for src := range t.pos {
+			covered += t.pos[src] - t.committedPos[src]
+		}
+		m.replayRemaining.Sub(float64(covered))
+	}
+	t.committedPos = t.pos
 	t.clk.pending += pendingDelta
 	m.timersPending.Add(float64(pendingDelta))
 	if f := t.p.cfg.OnCommit; f != nil && t.pending > 0 {
