@@ -131,9 +131,9 @@ func New(cfg Config) (*Processor, error) {
 		return nil, fmt.Errorf("processor config: %w", err)
 	}
 	return &Processor{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		m:     newMetrics(cfg.Registerer, cfg.Replay != nil),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		m:        newMetrics(cfg.Registerer, cfg.Replay != nil),
 		tasks:    make(map[int32]*task),
 		ready:    make(chan struct{}),
 		finished: make(map[int32]bool),
