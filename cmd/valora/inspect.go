@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +21,10 @@ type inspectSummary struct {
 	Tiers      map[string]int             `json:"tiers"`
 	Stages     map[string]int             `json:"lifecycle_stages"`
 	ChurnRisk  int                        `json:"churn_risk"`
+	// Digest is a SHA-256 over every partition's customers, in partition
+	// then key order (partition, id, encoded state): two stores with the
+	// same customers in the same states have the same digest.
+	Digest string `json:"digest"`
 }
 
 type partitionSummary struct {
@@ -65,14 +72,32 @@ func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr i
 		}
 		return fmt.Errorf("customer %q not found in %s", *customer, *dir)
 	}
+	sum, err := summarizeState(st, parts)
+	if err != nil {
+		return err
+	}
+	return enc.Encode(sum)
+}
+
+// summarizeState reads every customer of parts (sorted) into a summary.
+func summarizeState(st *state.Store, parts []int32) (inspectSummary, error) {
 	sum := inspectSummary{Partitions: map[int32]partitionSummary{}, Tiers: map[string]int{}, Stages: map[string]int{}}
+	h := sha256.New()
+	var num [8]byte
 	for _, p := range parts {
 		offs, err := st.Offsets(p)
 		if err != nil {
-			return err
+			return sum, err
 		}
 		ps := partitionSummary{Offsets: offs}
-		err = st.ScanCustomers(p, func(_, value []byte) error {
+		err = st.ScanCustomers(p, func(id, value []byte) error {
+			binary.BigEndian.PutUint32(num[:4], uint32(p))
+			binary.BigEndian.PutUint32(num[4:], uint32(len(id)))
+			h.Write(num[:])
+			h.Write(id)
+			binary.BigEndian.PutUint64(num[:], uint64(len(value)))
+			h.Write(num[:])
+			h.Write(value)
 			var c schemas.Customer
 			if err := schemas.DecodeCustomer(value, &c); err != nil {
 				return err
@@ -86,10 +111,11 @@ func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr i
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("scan partition %d: %w", p, err)
+			return sum, fmt.Errorf("scan partition %d: %w", p, err)
 		}
 		sum.Customers += ps.Customers
 		sum.Partitions[p] = ps
 	}
-	return enc.Encode(sum)
+	sum.Digest = hex.EncodeToString(h.Sum(nil))
+	return sum, nil
 }

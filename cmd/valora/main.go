@@ -33,6 +33,7 @@ var commands = []command{
 	{"run", "the production daemon against real Kafka brokers", runRun},
 	{"gen", "synthetic traffic from a BG/NBD + Gamma-Gamma customer-base model", runGen},
 	{"import", "load historical transactions from CSV files (CDNOW or a mapped CSV) into the input topics", runImport},
+	{"replay", "rebuild state from the input topics into a new state directory and a shadow topic, then summarize", runReplay},
 	{"bench", "end-to-end benchmark: a fixed workload through the real pipeline", runBench},
 	{"inspect", "read one customer or a summary of a state directory offline", runInspect},
 	{"calibrate", "fit BG/NBD, Gamma-Gamma and RFM boundaries over a customer base; write a new policy", runCalibrate},
