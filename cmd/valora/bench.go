@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,6 +28,7 @@ type benchResult struct {
 	Customers        int     `json:"customers"`
 	Events           int64   `json:"events"`
 	Partitions       int     `json:"partitions"`
+	Mode             string  `json:"mode"`
 	ProduceSeconds   float64 `json:"produce_seconds"`
 	ProducePerSecond float64 `json:"produce_events_per_second"`
 	Seconds          float64 `json:"seconds"`
@@ -50,6 +52,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	gf.register(fs, 1_000_000, 0)
 	partitions := fs.Int("partitions", 12, "partitions of each input topic")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	replay := fs.Bool("replay", false, "score as `valora replay` does (bounded, strict event-time merge, event time only) instead of as the daemon")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -133,7 +136,33 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	sf.brokers = addr
 	sf.createTopics = true
 	sf.httpAddr = ""
+	res.Mode = "daemon"
+	var bounds *processor.Replay
+	if *replay {
+		res.Mode = "replay"
+		sf.timeMode = string(processor.TimeEvent)
+		bounds = &processor.Replay{Start: map[string]map[int32]int64{}, End: map[string]map[int32]int64{}}
+		lcl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			return err
+		}
+		ends, err := kadm.NewClient(lcl).ListEndOffsets(ctx, sf.interactions, sf.purchases)
+		if err == nil {
+			err = ends.Error()
+		}
+		lcl.Close()
+		if err != nil {
+			return fmt.Errorf("end offsets: %w", err)
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			if bounds.End[o.Topic] == nil {
+				bounds.End[o.Topic] = map[int32]int64{}
+			}
+			bounds.End[o.Topic][o.Partition] = o.Offset
+		})
+	}
 	s, err := newScorer(ctx, &sf, log, func(c *processor.Config) {
+		c.Replay = bounds
 		c.OnCommit = func(n int, lat time.Duration) {
 			mu.Lock()
 			lats = append(lats, obs{n, lat})
@@ -155,7 +184,15 @@ wait:
 	for {
 		select {
 		case err := <-done:
-			return fmt.Errorf("scorer stopped early: %w", err)
+			if bounds == nil || err != nil {
+				return fmt.Errorf("scorer stopped early: %w", err)
+			}
+			done <- nil // a replay ends by itself
+			mfs, _ := s.reg.Gather()
+			res.Seconds = time.Since(start).Seconds()
+			res.DeadLettered = sumMetric(mfs, "valora_records_dead_lettered_total", "")
+			res.TierChanges = sumMetric(mfs, "valora_tier_changes_total", "")
+			break wait
 		case <-ctx.Done():
 			cancel()
 			<-done
@@ -204,8 +241,8 @@ wait:
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	fmt.Fprintf(stdout, "workload:   %d events, %d customers, %d partitions (GOMAXPROCS %d)\n",
-		res.Events, res.Customers, res.Partitions, res.GoMaxProcs)
+	fmt.Fprintf(stdout, "workload:   %d events, %d customers, %d partitions (GOMAXPROCS %d), scored as %s\n",
+		res.Events, res.Customers, res.Partitions, res.GoMaxProcs, res.Mode)
 	fmt.Fprintf(stdout, "produce:    %.1fs (%.0f events/s)\n", res.ProduceSeconds, res.ProducePerSecond)
 	fmt.Fprintf(stdout, "score:      %.1fs (%.0f events/s end to end)\n", res.Seconds, res.EventsPerSecond)
 	fmt.Fprintf(stdout, "latency:    p50 %.1fms  p99 %.1fms  max %.1fms (fetched batch to durable commit)\n",
