@@ -192,9 +192,12 @@ func TestIdleWallClock(t *testing.T) {
 		t.Errorf("churn seen %v after the record: before the idle timeout %v", seen, idle)
 	}
 	// The bound of the contract is idle + one commit interval from the
-	// last record; the test allows one second more for the broker round
-	// trips of producing, consuming and polling on a loaded machine.
-	if limit := idle + interval + time.Second; seen > limit {
+	// last record; the test allows five seconds more for the broker round
+	// trips of producing, consuming and polling on a loaded 2-core machine
+	// (measured: up to 2.8 s while other test binaries ran). That still
+	// fails if the task waits for anything but the idle timeout (the
+	// default timeout is 30 s).
+	if limit := idle + interval + 5*time.Second; seen > limit {
 		t.Errorf("churn seen %v after the record, want within %v", seen, limit)
 	}
 	if v := gaugeValue(t, r, "valora_timers_fired_total"); v < 1 {
