@@ -141,6 +141,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if *replay {
 		res.Mode = "replay"
 		sf.timeMode = string(processor.TimeEvent)
+		sf.bulkLoad = true
 		bounds = &processor.Replay{Start: map[string]map[int32]int64{}, End: map[string]map[int32]int64{}}
 		lcl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 		if err != nil {

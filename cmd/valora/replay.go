@@ -173,6 +173,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	}
 	s.tierChanges = f.output
 	s.timeMode = string(processor.TimeEvent)
+	s.bulkLoad = true // writes dominate: larger memtables, looser L0 limits
 
 	man, resumed, err := readReplayManifest(abs)
 	if err != nil {

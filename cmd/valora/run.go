@@ -43,6 +43,7 @@ type scorerFlags struct {
 	lateness       time.Duration
 	idleTimeout    time.Duration
 	createTopics   bool
+	bulkLoad       bool // state.Options.BulkLoad: replay and bench --replay
 	registry       string
 	logs           logFlags
 	http           httpFlags
@@ -184,7 +185,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		return nil, err
 	}
 	cfg.Codec = codec
-	s.store, err = state.Open(state.Options{Dir: f.stateDir, Logger: log})
+	s.store, err = state.Open(state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
