@@ -29,6 +29,10 @@ var (
 	tierChangeAVSC string
 	//go:embed customer_state.avsc
 	customerStateAVSC string
+	// customer_state.v1.avsc is CustomerState before recent_event_hashes:
+	// state written by earlier builds.
+	//go:embed customer_state.v1.avsc
+	customerStateV1AVSC string
 )
 
 // The parsed embedded schemas: the only package-level state, built once at
@@ -40,7 +44,7 @@ var (
 	purchaseRecord       = mustRecord(NamePurchase, purchaseAVSC)
 	erasureRequestRecord = mustRecord(NameErasureRequest, erasureRequestAVSC)
 	tierChangeRecord     = mustRecord(NameTierChange, tierChangeAVSC)
-	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC)
+	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC, customerStateV1AVSC)
 
 	records = []*record{
 		interactionRecord, purchaseRecord, erasureRequestRecord,
@@ -110,8 +114,8 @@ type record struct {
 	writers map[uint64]avro.Schema
 }
 
-func mustRecord(name, text string) *record {
-	r, err := newRecord(name, text)
+func mustRecord(name, text string, older ...string) *record {
+	r, err := newRecord(name, text, older...)
 	if err != nil {
 		panic(err)
 	}

@@ -269,6 +269,7 @@ func DecodeCustomer(b []byte, v *Customer) error {
 	*v = Customer{
 		InteractionsByChannel: v.InteractionsByChannel[:0],
 		PurchasesByChannel:    v.PurchasesByChannel[:0],
+		RecentEventHashes:     v.RecentEventHashes[:0],
 	}
 	return unmarshal(rec, s, body, v)
 }

@@ -107,6 +107,7 @@ func sampleCustomer() *Customer {
 		EvaluatedAt:           1767225660456,
 		PolicyVersion:         "rfm-default-1",
 		TimerAt:               1769817660456,
+		RecentEventHashes:     []int64{-8141541283227426211, 42, 7340429066283462761},
 	}
 }
 
@@ -130,7 +131,7 @@ func minimalTierChange() *TierChange {
 }
 
 func minimalCustomer() *Customer {
-	return &Customer{CustomerID: "c", InteractionsByChannel: []int64{}, PurchasesByChannel: []int64{}}
+	return &Customer{CustomerID: "c", InteractionsByChannel: []int64{}, PurchasesByChannel: []int64{}, RecentEventHashes: []int64{}}
 }
 
 // newRegistry starts a fake schema registry for the test.

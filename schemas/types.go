@@ -167,4 +167,10 @@ type Customer struct {
 	// none). The processor keeps it equal to the index entry it wrote in
 	// the same batch, so it knows which entry to replace.
 	TimerAt int64 `avro:"timer_at"`
+
+	// RecentEventHashes is the duplicate window: the 64-bit hashes of the
+	// kind and event id of the customer's most recently applied events,
+	// oldest first (see score.EventHash). Its length never exceeds the
+	// policy's window, itself at most 1024 (the decoders' array bound).
+	RecentEventHashes []int64 `avro:"recent_event_hashes"`
 }

@@ -69,7 +69,8 @@
 //
 // ApplyPurchase and ApplyInteraction check the event completely before
 // changing anything, so an invalid event (ErrInvalidEvent,
-// ErrUnknownCurrency, ErrOverflow) leaves the customer as it was. Counts and
+// ErrUnknownCurrency, ErrOverflow, ErrDuplicateEvent) leaves the customer as
+// it was. Counts and
 // sums (Purchases, Refunds, MonetaryMinor, the per-channel counters) do not
 // depend on the order of events; times that must not go back are maxima
 // (LastActivity, LastPurchase, RiskUntil) or minima (FirstSeen,
@@ -79,6 +80,20 @@
 // before the first purchase day, adds one; one on the first or last day
 // merges. A late purchase strictly between the first and the last purchase
 // day is not counted, since the days in between are not kept.
+//
+// # Duplicates
+//
+// A customer's state remembers the hashes of its last
+// dedup.window_events applied events (Customer.RecentEventHashes, oldest
+// first; see Dedup). An event whose kind and event_id hash to one of them
+// is rejected with ErrDuplicateEvent and changes nothing, Version included.
+// The check comes after the event's own checks (time, kind, amount,
+// channel, currency, satisfaction) and before the customer-dependent
+// overflow check, so a malformed repeat is reported for what is wrong with
+// it. Hence, for any sequence of events, inserting repeats of applied
+// events, each with fewer than window_events other applied events of the
+// customer between it and its original, leaves the final customer exactly
+// as without them.
 //
 // After applying an event the customer is evaluated at max(event time,
 // EvaluatedAt): evaluation time never goes backwards, so a late event is
@@ -103,6 +118,7 @@
 // # Performance
 //
 // ApplyPurchase, ApplyInteraction, Evaluate and NextDeadline do not allocate
-// once the customer's per-channel counters exist; TierChange allocates the
-// record's strings and pointers.
+// once the customer's per-channel counters exist and its duplicate window is
+// full (or disabled); TierChange allocates the record's strings and
+// pointers.
 package score

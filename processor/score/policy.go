@@ -55,6 +55,10 @@ type Policy struct {
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// Risk holds the rules by which interactions raise risk.
 	Risk Risk `yaml:"risk"`
+	// Dedup holds the duplicate rule. It decides which events apply, not
+	// how a customer is scored, so Digest leaves it out: changing it does
+	// not rebuild the timer index.
+	Dedup Dedup `yaml:"dedup" json:"-"`
 
 	c *compiled // set by Validate
 }
@@ -248,6 +252,7 @@ func DefaultPolicy() *Policy {
 			RiskDays:        30,
 			ComplaintTypes:  []string{"complaint"},
 		},
+		Dedup: Dedup{WindowEvents: DefaultDedupWindow},
 	}
 	if err := p.Validate(); err != nil {
 		panic("score: default policy is invalid: " + err.Error())
@@ -256,12 +261,14 @@ func DefaultPolicy() *Policy {
 }
 
 // ParsePolicy reads a policy from YAML, fills the documented defaults
-// (prospect_tier, risk.complaint_types) and validates it. Unknown fields are
-// errors.
+// (prospect_tier, risk.complaint_types, dedup.window_events) and validates
+// it. Unknown fields are errors.
 func ParsePolicy(b []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	p := new(Policy)
+	// Defaults that an explicit zero must be able to override are set
+	// before decoding: the decoder leaves absent fields alone.
+	p := &Policy{Dedup: Dedup{WindowEvents: DefaultDedupWindow}}
 	if err := dec.Decode(p); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("policy: empty document")
@@ -277,6 +284,11 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	}
 	if p.Risk.ComplaintTypes == nil {
 		p.Risk.ComplaintTypes = []string{"complaint"}
+	}
+	if p.Rates == nil {
+		// Absent and empty are the same table; keeping one form makes the
+		// digest survive a write-back (yaml.Marshal writes "rates: {}").
+		p.Rates = map[string]float64{}
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -318,6 +330,7 @@ type compiled struct {
 	lowSat       int32
 	lowSatMs     int64
 	complaints   []string
+	dedupWindow  int
 }
 
 func (p *Policy) compiled() *compiled {
@@ -527,6 +540,12 @@ func (p *Policy) Validate() error {
 		}
 	}
 	c.complaints = append([]string(nil), p.Risk.ComplaintTypes...)
+
+	// Duplicates.
+	if w := p.Dedup.WindowEvents; w < 0 || w > MaxDedupWindow {
+		bad("dedup.window_events", "%d out of range 0..%d", w, MaxDedupWindow)
+	}
+	c.dedupWindow = p.Dedup.WindowEvents
 
 	if len(errs) > 0 {
 		return errors.Join(errs...)

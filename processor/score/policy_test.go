@@ -1,6 +1,7 @@
 package score
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -83,6 +84,45 @@ func TestParsePolicyDefaults(t *testing.T) {
 	}
 	if len(p.Risk.ComplaintTypes) != 0 {
 		t.Errorf("ComplaintTypes = %q, want empty", p.Risk.ComplaintTypes)
+	}
+}
+
+func TestParsePolicyDedupWindow(t *testing.T) {
+	def := string(DefaultPolicyYAML())
+	f := func(name, src string, want int) {
+		t.Helper()
+		t.Run(name, func(t *testing.T) {
+			p, err := ParsePolicy([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Dedup.WindowEvents != want {
+				t.Errorf("dedup.window_events = %d, want %d", p.Dedup.WindowEvents, want)
+			}
+		})
+	}
+	i := strings.Index(def, "\ndedup:")
+	if i < 0 {
+		t.Fatal("default_policy.yaml has no dedup section")
+	}
+	f("absent section", def[:i+1], DefaultDedupWindow)
+	f("empty section", def[:i+1]+"dedup: {}\n", DefaultDedupWindow)
+	f("explicit zero disables", strings.Replace(def, "window_events: 32", "window_events: 0", 1), 0)
+	f("maximum", strings.Replace(def, "window_events: 32", "window_events: 1024", 1), MaxDedupWindow)
+}
+
+// TestDigestIgnoresDedup: the duplicate window decides which events apply,
+// not how customers are scored, so changing it must not rebuild the timer
+// index; any scoring field must.
+func TestDigestIgnoresDedup(t *testing.T) {
+	a, b := DefaultPolicy(), DefaultPolicy()
+	b.Dedup.WindowEvents = 7
+	if !bytes.Equal(a.Digest(), b.Digest()) {
+		t.Error("changing dedup.window_events changed the digest")
+	}
+	b.Churn.InactivityDays++
+	if bytes.Equal(a.Digest(), b.Digest()) {
+		t.Error("changing churn.inactivity_days left the digest alone")
 	}
 }
 
@@ -206,6 +246,8 @@ func TestValidateNamesTheField(t *testing.T) {
 	f("zero risk days", func(p *Policy) { p.Risk.RiskDays = 0 }, "risk.risk_days", "out of range")
 	f("satisfaction threshold above 10", func(p *Policy) { p.Risk.LowSatisfaction = 11 }, "risk.low_satisfaction", "out of range -1..10")
 	f("empty complaint type", func(p *Policy) { p.Risk.ComplaintTypes = []string{"complaint", ""} }, "risk.complaint_types[1]", "empty")
+	f("negative dedup window", func(p *Policy) { p.Dedup.WindowEvents = -1 }, "dedup.window_events", "out of range 0..1024")
+	f("dedup window above the state's array bound", func(p *Policy) { p.Dedup.WindowEvents = 1025 }, "dedup.window_events", "out of range 0..1024")
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {

@@ -98,8 +98,10 @@ func checkTime(kind string, t int64) error {
 
 // ApplyPurchase applies a purchase or a refund to c and re-evaluates c at
 // max(e.OccurredAt, c.EvaluatedAt). The event is checked first (time, kind,
-// amount > 0, channel, currency, and that the new total fits in an int64);
-// on error c is left unchanged. Version grows by exactly one.
+// amount > 0, channel, currency, that it is not a duplicate (see Dedup),
+// and that the new total fits in an int64); on error c is left unchanged.
+// Version grows by exactly one, and the event's id enters c's duplicate
+// window.
 func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcome, error) {
 	pc := p.compiled()
 	t := e.OccurredAt
@@ -122,6 +124,10 @@ func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcom
 		return Outcome{}, fmt.Errorf("%w: unknown channel %q", ErrInvalidEvent, e.Channel)
 	}
 	base, err := p.ToBase(e.AmountMinor, e.Currency)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("purchase: %w", err)
+	}
+	h, fresh, err := checkDuplicate(pc, c, kindPurchase, e.EventID)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("purchase: %w", err)
 	}
@@ -152,6 +158,7 @@ func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcom
 		c.PurchasesByChannel[ch]++
 	}
 	c.MonetaryMinor = monetary
+	remember(pc, c, h, fresh)
 	c.Version++
 	return p.evaluate(c, t), nil
 }
@@ -192,7 +199,9 @@ func addPurchaseDay(c *schemas.Customer, t int64) {
 
 // ApplyInteraction applies an interaction to c and re-evaluates c at
 // max(e.OccurredAt, c.EvaluatedAt). The event is checked first (time,
-// channel, satisfaction in 0..10 when set); on error c is left unchanged.
+// channel, satisfaction in 0..10 when set, not a duplicate (see Dedup)); on
+// error c is left unchanged, and on success the event's id enters c's
+// duplicate window.
 // A complaint type sets RiskUntil to at least t + risk.complaint_days, a
 // satisfaction at or below risk.low_satisfaction to at least t +
 // risk.risk_days. Version grows by exactly one.
@@ -209,6 +218,10 @@ func (p *Policy) ApplyInteraction(c *schemas.Customer, e *schemas.Interaction) (
 	if s := e.Satisfaction; s != nil && (*s < 0 || *s > maxSatisfaction) {
 		return Outcome{}, fmt.Errorf("%w: interaction satisfaction %d out of range 0..%d", ErrInvalidEvent, *s, maxSatisfaction)
 	}
+	h, fresh, err := checkDuplicate(pc, c, kindInteraction, e.EventID)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("interaction: %w", err)
+	}
 
 	ensureChannels(c)
 	seen(c, t)
@@ -224,6 +237,7 @@ func (p *Policy) ApplyInteraction(c *schemas.Customer, e *schemas.Interaction) (
 		until = max(until, t+pc.lowSatMs)
 	}
 	c.RiskUntil = max(c.RiskUntil, until)
+	remember(pc, c, h, fresh)
 	c.Version++
 	return p.evaluate(c, t), nil
 }

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"valora/schemas"
@@ -18,6 +20,7 @@ func clone(c *schemas.Customer) *schemas.Customer {
 	d := *c
 	d.InteractionsByChannel = slices.Clone(c.InteractionsByChannel)
 	d.PurchasesByChannel = slices.Clone(c.PurchasesByChannel)
+	d.RecentEventHashes = slices.Clone(c.RecentEventHashes)
 	if c.ValueClass != nil {
 		v := *c.ValueClass
 		d.ValueClass = &v
@@ -25,8 +28,16 @@ func clone(c *schemas.Customer) *schemas.Customer {
 	return &d
 }
 
+// eventSeq numbers the events the helpers below build, so that each has
+// its own event_id and none is taken for a duplicate.
+var eventSeq atomic.Int64
+
+func nextEventID(prefix string) string {
+	return prefix + strconv.FormatInt(eventSeq.Add(1), 10)
+}
+
 func purchase(at, amount int64) *schemas.Purchase {
-	return &schemas.Purchase{EventID: "p", CustomerID: "c", OccurredAt: at, Kind: schemas.KindPurchase,
+	return &schemas.Purchase{EventID: nextEventID("p"), CustomerID: "c", OccurredAt: at, Kind: schemas.KindPurchase,
 		AmountMinor: amount, Currency: "USD", Channel: schemas.ChannelWeb, Items: 1}
 }
 
@@ -37,7 +48,7 @@ func refund(at, amount int64) *schemas.Purchase {
 }
 
 func interaction(at int64, typ string) *schemas.Interaction {
-	return &schemas.Interaction{EventID: "i", CustomerID: "c", OccurredAt: at, Channel: schemas.ChannelEmail, Type: typ}
+	return &schemas.Interaction{EventID: nextEventID("i"), CustomerID: "c", OccurredAt: at, Channel: schemas.ChannelEmail, Type: typ}
 }
 
 func mustPurchase(t testing.TB, p *Policy, c *schemas.Customer, e *schemas.Purchase) Outcome {
@@ -386,16 +397,34 @@ func TestZeroAllocations(t *testing.T) {
 	i := interaction(at, "complaint")
 	s := int32(2)
 	i.Satisfaction = &s
+	// Distinct ids, made beforehand; the window fills before measuring.
+	ids := make([]string, 1000)
+	for k := range ids {
+		ids[k] = nextEventID("z")
+	}
+	n := 0
+	for range DefaultDedupWindow {
+		at += DayMs
+		e.OccurredAt, e.EventID = at, ids[n]
+		n++
+		mustPurchase(t, p, c, e)
+	}
 	for name, fn := range map[string]func(){
 		"ApplyPurchase": func() {
 			at += DayMs
-			e.OccurredAt = at
-			_, _ = p.ApplyPurchase(c, e)
+			e.OccurredAt, e.EventID = at, ids[n%len(ids)]
+			n++
+			if _, err := p.ApplyPurchase(c, e); err != nil {
+				t.Fatal(err)
+			}
 		},
 		"ApplyInteraction": func() {
 			at += DayMs
-			i.OccurredAt = at
-			_, _ = p.ApplyInteraction(c, i)
+			i.OccurredAt, i.EventID = at, ids[n%len(ids)]
+			n++
+			if _, err := p.ApplyInteraction(c, i); err != nil {
+				t.Fatal(err)
+			}
 		},
 		"Evaluate": func() {
 			at += DayMs
