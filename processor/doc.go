@@ -54,7 +54,9 @@
 // and valora.error (a message). Reasons: the schemas.Reason codes for bytes
 // that do not decode, and missing_customer_id, key_mismatch,
 // invalid_timestamp, future_timestamp, unknown_currency, amount_overflow and
-// invalid_field for records that decode but fail validation. A schema
+// invalid_field for records that decode but fail validation, and
+// duplicate_event for a repeat of an event_id in the customer's duplicate
+// window (see score.Dedup). A schema
 // registry that cannot be reached is not a dead-letter reason: the task
 // stops without committing, and the record is read again on restart.
 //

@@ -57,6 +57,9 @@ const (
 	ReasonUnknownCurrency   = "unknown_currency"
 	ReasonInvalidField      = "invalid_field"
 	ReasonAmountOverflow    = "amount_overflow"
+	// ReasonDuplicateEvent: the event_id is in the customer's duplicate
+	// window (score.ErrDuplicateEvent); the record was applied before.
+	ReasonDuplicateEvent = "duplicate_event"
 )
 
 // Dead-letter headers. The record keeps its original key and value.
@@ -859,6 +862,8 @@ func scoreReason(err error) string {
 		return ReasonUnknownCurrency
 	case errors.Is(err, score.ErrOverflow):
 		return ReasonAmountOverflow
+	case errors.Is(err, score.ErrDuplicateEvent):
+		return ReasonDuplicateEvent
 	}
 	return ReasonInvalidField
 }
