@@ -39,6 +39,8 @@ fuzz:
 		$(GO) test ./schemas -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
 	@for t in FuzzDecodeKey FuzzCustomerKeyRoundTrip; do \
 		$(GO) test ./state -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
+	@$(GO) test ./processor/score -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME)
+	@$(GO) test ./cmd/valora -run '^$$' -fuzz '^FuzzCSVRow$$' -fuzztime $(FUZZTIME)
 
 dev: build
 	bin/valora dev
