@@ -213,8 +213,10 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 func (s *scorer) run(ctx context.Context) error {
 	httpErr := make(chan error, 1)
 	if s.srv != nil {
+		// Read before Serve: Serve configures HTTP/2 into TLSConfig.
+		tls := s.srv.TLSConfig != nil
 		go func() { httpErr <- s.srv.Serve(s.ln) }()
-		s.log.Info("http listening", "addr", s.ln.Addr().String(), "tls", s.srv.TLSConfig != nil)
+		s.log.Info("http listening", "addr", s.ln.Addr().String(), "tls", tls)
 	} else {
 		httpErr <- http.ErrServerClosed
 	}
