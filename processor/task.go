@@ -2,7 +2,6 @@ package processor
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -548,13 +547,13 @@ func (t *task) decode(f fetched) error {
 		}
 	}
 	slices.SortFunc(t.order, func(a, b *item) int {
-		if c := cmp.Compare(a.at, b.at); c != 0 {
-			return c
+		switch {
+		case before(a, b):
+			return -1
+		case before(b, a):
+			return 1
 		}
-		if c := cmp.Compare(a.src, b.src); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.r.Offset, b.r.Offset)
+		return 0
 	})
 	return nil
 }

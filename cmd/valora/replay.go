@@ -15,8 +15,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -269,10 +267,14 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	prog.Stop()
 	el := time.Since(start)
 	sum := replaySummary{StateDir: abs, OutputTopic: f.output, Resumed: resumed, Seconds: el.Seconds()}
-	sum.Records = int64(sumFamily(reg, "valora_records_consumed_total"))
-	sum.Applied = int64(sumFamily(reg, "valora_records_applied_total"))
-	sum.DeadLettered = int64(sumFamily(reg, "valora_records_dead_lettered_total"))
-	sum.TierChanges = int64(sumFamily(reg, "valora_tier_changes_total"))
+	mfs, err := reg.Gather()
+	if err != nil {
+		return fmt.Errorf("read the replay's metrics: %w", err)
+	}
+	sum.Records = int64(sumMetric(mfs, "valora_records_consumed_total", ""))
+	sum.Applied = int64(sumMetric(mfs, "valora_records_applied_total", ""))
+	sum.DeadLettered = int64(sumMetric(mfs, "valora_records_dead_lettered_total", ""))
+	sum.TierChanges = int64(sumMetric(mfs, "valora_tier_changes_total", ""))
 	if el > 0 {
 		sum.EventsPerSecond = float64(sum.Records) / el.Seconds()
 	}
@@ -316,28 +318,6 @@ func (s *replaySummary) write(w io.Writer, asJSON bool) error {
 		fmt.Fprintf(w, "  %-20s %d\n", k, s.Tiers[k])
 	}
 	return nil
-}
-
-// sumFamily sums every sample of a counter or gauge family.
-func sumFamily(g prometheus.Gatherer, name string) float64 {
-	mfs, err := g.Gather()
-	if err != nil {
-		return 0
-	}
-	var s float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			s += metricValue(m)
-		}
-	}
-	return s
-}
-
-func metricValue(m *dto.Metric) float64 {
-	return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 }
 
 // checkNewStateDir refuses a directory that holds anything: a replay
