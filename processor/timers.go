@@ -251,8 +251,14 @@ func (t *task) fire(d due, T int64) error {
 		t.clk.schedule(d.id, 0)
 		return nil
 	}
+	// A customer last evaluated under another policy is due at once (see
+	// score.Policy.NextDeadline); its change is the policy's doing.
+	cause := schemas.CauseInactivity
+	if c.PolicyVersion != t.p.cfg.Policy.Version {
+		cause = schemas.CausePolicyChange
+	}
 	o := t.p.cfg.Policy.Evaluate(c, d.at)
-	t.changed(c, false, o, schemas.CauseInactivity, d.at)
+	t.changed(c, false, o, cause, d.at)
 	if t.fatal != nil {
 		return t.fatal
 	}

@@ -13,10 +13,10 @@ import (
 // drops out with probability p, p ~ Beta(A, B) across customers. Alpha is
 // per time unit of the data it was fitted on; R, A and B carry no unit.
 type BGNBD struct {
-	R     float64 `json:"r"`
-	Alpha float64 `json:"alpha"`
-	A     float64 `json:"a"`
-	B     float64 `json:"b"`
+	R     float64 `json:"r" yaml:"r"`
+	Alpha float64 `json:"alpha" yaml:"alpha"`
+	A     float64 `json:"a" yaml:"a"`
+	B     float64 `json:"b" yaml:"b"`
 }
 
 // Validate reports an error wrapping ErrInvalidParams unless every
@@ -69,6 +69,29 @@ func (m BGNBD) PAlive(s Summary) float64 {
 	x := float64(s.X)
 	k := math.Log(m.A/(m.B+x-1)) + (m.R+x)*math.Log1p((s.T-s.Tx)/(m.Alpha+s.Tx))
 	return 1 / (1 + math.Exp(k))
+}
+
+// PAliveFallsBelow returns the observation time T (in the model's unit,
+// from the first purchase) from which P(alive) of a customer with x > 0
+// repeat purchase days, the last at tx, is below threshold (in (0, 1)):
+// the inverse of PAlive in T,
+//
+//	T* = t_x + (α+t_x) · expm1((ln(1/θ - 1) - ln(a/(b+x-1))) / (r+x))
+//
+// It returns t_x when P(alive) is below the threshold right after the last
+// purchase, and +Inf when it never falls below it (x = 0, or a threshold
+// out of (0, 1)). PAlive falls strictly as T grows, so for any T > T*,
+// PAlive < threshold, up to rounding in the last bits.
+func (m BGNBD) PAliveFallsBelow(x int64, tx, threshold float64) float64 {
+	if x <= 0 || !(threshold > 0 && threshold < 1) {
+		return math.Inf(1)
+	}
+	xf := float64(x)
+	k := math.Log(1/threshold-1) - math.Log(m.A/(m.B+xf-1))
+	if k <= 0 {
+		return tx
+	}
+	return tx + (m.Alpha+tx)*math.Expm1(k/(m.R+xf))
 }
 
 // ExpectedPurchases returns the expected number of purchases in the next t

@@ -3,6 +3,7 @@ package clv
 import (
 	"fmt"
 	"math"
+	"math/rand"
 	"testing"
 
 	"gonum.org/v1/gonum/mathext"
@@ -105,6 +106,42 @@ func TestPAliveProperties(t *testing.T) {
 					prev = p
 				}
 			}
+		}
+	}
+}
+
+// TestPAliveFallsBelow checks the inverse of PAlive in T over the
+// parameter grid and random customers: just after the returned time P(alive)
+// is below the threshold, just before it (when later than t_x) it is not.
+func TestPAliveFallsBelow(t *testing.T) {
+	for seed := int64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		for _, m := range paramGrid {
+			x := int64(1 + rng.Intn(60))
+			tx := rng.Float64() * 100
+			th := 0.01 + 0.98*rng.Float64()
+			ts := m.PAliveFallsBelow(x, tx, th)
+			if math.IsInf(ts, 0) || math.IsNaN(ts) || ts < tx {
+				t.Fatalf("seed %d %+v x=%d tx=%v threshold=%v: T* = %v, want finite and >= t_x", seed, m, x, tx, th, ts)
+			}
+			eps := 1e-6 * (1 + ts)
+			if p := m.PAlive(Summary{X: x, Tx: tx, T: ts + eps}); !(p < th) {
+				t.Fatalf("seed %d %+v x=%d tx=%v threshold=%v: P(alive) at T*+eps = %v, want below", seed, m, x, tx, th, p)
+			}
+			if ts-eps > tx {
+				if p := m.PAlive(Summary{X: x, Tx: tx, T: ts - eps}); !(p >= th) {
+					t.Fatalf("seed %d %+v x=%d tx=%v threshold=%v: P(alive) at T*-eps = %v, want at or above", seed, m, x, tx, th, p)
+				}
+			}
+		}
+	}
+	m := paramGrid[0]
+	for _, c := range []struct {
+		x  int64
+		th float64
+	}{{0, 0.5}, {3, 0}, {3, 1}, {3, math.NaN()}} {
+		if ts := m.PAliveFallsBelow(c.x, 1, c.th); !math.IsInf(ts, 1) {
+			t.Errorf("x=%d threshold=%v: T* = %v, want +Inf", c.x, c.th, ts)
 		}
 	}
 }

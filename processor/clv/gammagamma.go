@@ -10,9 +10,9 @@ import (
 // nu ~ Gamma(Q, rate Gamma) across customers. Gamma is in the money unit of
 // the spends it was fitted on; P and Q carry no unit.
 type GammaGamma struct {
-	P     float64 `json:"p"`
-	Q     float64 `json:"q"`
-	Gamma float64 `json:"gamma"`
+	P     float64 `json:"p" yaml:"p"`
+	Q     float64 `json:"q" yaml:"q"`
+	Gamma float64 `json:"gamma" yaml:"gamma"`
 }
 
 // Spend is one customer's Gamma-Gamma data: the number X of repeat

@@ -90,3 +90,47 @@ func BenchmarkTierChange(b *testing.B) {
 		_ = p.TierChange(c, o, schemas.CausePurchase, c.EvaluatedAt)
 	}
 }
+
+// benchModelPolicy is the default policy with models, the P(alive) churn
+// rule and value classes: every evaluation runs the models.
+func benchModelPolicy(b *testing.B) *Policy {
+	return modelPolicy(b, 0.3, &ValueClasses{HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100})
+}
+
+// BenchmarkApplyPurchaseModels is BenchmarkApplyPurchase under a policy with
+// models: the difference is the per-event cost of the models.
+func BenchmarkApplyPurchaseModels(b *testing.B) {
+	p := benchModelPolicy(b)
+	c := benchCustomer(b, p)
+	e := purchase(c.LastActivity, 2599)
+	e.Currency = "EUR"
+	ids := benchIDs()
+	b.ReportAllocs()
+	for n := 0; b.Loop(); n++ {
+		e.OccurredAt += 3600_000
+		e.EventID = ids[n%len(ids)]
+		if _, err := p.ApplyPurchase(c, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEvaluateModels(b *testing.B) {
+	p := benchModelPolicy(b)
+	c := benchCustomer(b, p)
+	at := c.EvaluatedAt
+	b.ReportAllocs()
+	for b.Loop() {
+		at += 3600_000
+		p.Evaluate(c, at)
+	}
+}
+
+func BenchmarkNextDeadlineModels(b *testing.B) {
+	p := benchModelPolicy(b)
+	c := benchCustomer(b, p)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.NextDeadline(c)
+	}
+}

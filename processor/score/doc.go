@@ -53,8 +53,8 @@
 //	new          now - FirstPurchase < lifecycle.new_days
 //	active       otherwise
 //
-// The churn flag (ChurnRisk) is set exactly when the stage is churned; a
-// prospect is never churned. A purchase (not a refund) by a customer who has
+// The churn flag (ChurnRisk) is set exactly when the stage is churned (by
+// inactivity, or by the P(alive) rule below); a prospect is never churned. A purchase (not a refund) by a customer who has
 // bought before sets ReactivatedAt to its time t when it ends a churn: t is
 // no older than the last activity, the customer was churned before it (the
 // stored stage is churned, or the idle time at t reaches
@@ -64,6 +64,33 @@
 // risk.complaint_types raises RiskUntil to at least its time +
 // risk.complaint_days; one whose satisfaction is at or below
 // risk.low_satisfaction raises it to at least its time + risk.risk_days.
+//
+// # Lifetime value, P(alive) churn and value classes
+//
+// A policy with Models (written by `valora calibrate`) evaluates, at every
+// evaluation of a customer with a purchase, the models on the customer's
+// BG/NBD summary at the evaluation time now (x = RepeatDays, t_x =
+// LastPurchase - FirstPurchase, T = now - FirstPurchase, in the models'
+// time unit) and the mean purchase value MonetaryMinor / Purchases in major
+// units (the first purchase included: valora keeps totals, not each
+// purchase). The Outcome carries the result, and TierChange copies P(alive),
+// the expected purchases over the horizon and the discounted CLV (in base
+// minor units) into the record. A prospect has no model values.
+//
+// With churn.p_alive_below set, a repeat buyer (RepeatDays > 0) whose
+// P(alive) at now is below it is churned as if idle past
+// churn.inactivity_days (the stage is churned and the flag set). P(alive)
+// falls as T grows, so NextDeadline includes the time it crosses the
+// threshold (clv.BGNBD.PAliveFallsBelow): the timer fires then.
+//
+// With value_classes set, the value class is derived from the CLV and the
+// monetary value at each evaluation (see ValueClasses); without, it is
+// null. The class is re-derived at every evaluation, by event or by timer,
+// but NextDeadline does not look for the time the decaying CLV alone would
+// move a customer into another class: such a move shows at the customer's
+// next evaluation (its next event, or its next recency, lifecycle or
+// P(alive) timer). Scheduling it would cost a search over CLV evaluations
+// for every change of every customer.
 //
 // # Events
 //

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"valora/processor/clv"
 )
 
 // Policy is a scoring policy: score boundaries, the tier map, the lifecycle,
@@ -59,6 +61,16 @@ type Policy struct {
 	// how a customer is scored, so Digest leaves it out: changing it does
 	// not rebuild the timer index.
 	Dedup Dedup `yaml:"dedup" json:"-"`
+	// Models holds the fitted customer-base models (BG/NBD, Gamma-Gamma)
+	// and how to discount them into a lifetime value; `valora calibrate`
+	// writes it. Money in the models is in major units of BaseCurrency.
+	// Optional: without it TierChanges carry no p_alive,
+	// expected_purchases or clv, and neither Churn.PAliveBelow nor
+	// ValueClasses may be set.
+	Models *clv.Model `yaml:"models,omitempty" json:"models,omitempty"`
+	// ValueClasses holds the thresholds of the value classes. Optional;
+	// requires Models.
+	ValueClasses *ValueClasses `yaml:"value_classes,omitempty" json:"value_classes,omitempty"`
 
 	c *compiled // set by Validate
 }
@@ -139,6 +151,39 @@ type Churn struct {
 	// InactivityDays: a customer with a purchase and no activity (purchase,
 	// refund or interaction) for this many days is churned. > 0.
 	InactivityDays int64 `yaml:"inactivity_days"`
+	// PAliveBelow: a repeat buyer (at least one repeat purchase day) whose
+	// BG/NBD probability of being alive is below this is churned too, even
+	// before InactivityDays. In [0, 1); 0 (the default) disables the rule,
+	// which requires Models.
+	PAliveBelow float64 `yaml:"p_alive_below,omitempty" json:",omitempty"`
+}
+
+// The value classes.
+const (
+	ClassHighYield     = "high_yield"     // valuable now and expected to stay so
+	ClassHighPotential = "high_potential" // modest so far, valuable in prospect
+	ClassBelowZero     = "below_zero"     // expected to be worth less than serving them costs
+)
+
+// ValueClasses holds the thresholds that sort customers with a purchase into
+// value classes, from their discounted lifetime value (CLV, over the
+// horizon of Policy.Models) and their current net monetary value, both in
+// minor units of the base currency. The first matching rule wins:
+//
+//  1. below_zero: monetary value <= 0, or CLV < BelowZeroCLVMinor;
+//  2. high_yield: monetary value >= HighYieldMonetaryMinor and CLV >=
+//     HighYieldCLVMinor;
+//  3. high_potential: monetary value < HighYieldMonetaryMinor and CLV >=
+//     HighPotentialCLVMinor;
+//  4. otherwise no class (value_class null).
+//
+// Every threshold is finite and >= 0, and BelowZeroCLVMinor is at most both
+// CLV thresholds.
+type ValueClasses struct {
+	HighYieldCLVMinor      float64 `yaml:"high_yield_clv_minor" json:"high_yield_clv_minor"`
+	HighYieldMonetaryMinor int64   `yaml:"high_yield_monetary_minor" json:"high_yield_monetary_minor"`
+	HighPotentialCLVMinor  float64 `yaml:"high_potential_clv_minor" json:"high_potential_clv_minor"`
+	BelowZeroCLVMinor      float64 `yaml:"below_zero_clv_minor" json:"below_zero_clv_minor"`
 }
 
 // Lifecycle holds the lifecycle stage windows, in days (each > 0).
@@ -331,6 +376,12 @@ type compiled struct {
 	lowSatMs     int64
 	complaints   []string
 	dedupWindow  int
+
+	model         *clv.Model    // nil without Models
+	pAliveBelow   float64       // 0: rule off
+	classes       *ValueClasses // nil: no classes
+	minorPerMajor float64       // 10^exponent of the base currency
+	unitMs        int64         // the model's time unit in milliseconds
 }
 
 func (p *Policy) compiled() *compiled {
@@ -546,6 +597,49 @@ func (p *Policy) Validate() error {
 		bad("dedup.window_events", "%d out of range 0..%d", w, MaxDedupWindow)
 	}
 	c.dedupWindow = p.Dedup.WindowEvents
+
+	// Lifetime value.
+	c.minorPerMajor = math.Pow10(baseExp)
+	if p.Models != nil {
+		m := *p.Models // a copy: Validate fills its tables
+		if err := m.Validate(); err != nil {
+			bad("models", "%v", strings.TrimPrefix(err.Error(), "model: "))
+		} else {
+			c.model = &m
+			c.unitMs = m.Unit.Millis()
+		}
+	}
+	if v := p.Churn.PAliveBelow; v != 0 {
+		switch {
+		case !(v > 0 && v < 1):
+			bad("churn.p_alive_below", "%v out of range [0, 1)", v)
+		case p.Models == nil:
+			bad("churn.p_alive_below", "requires models (run valora calibrate)")
+		}
+		c.pAliveBelow = v
+	}
+	if vc := p.ValueClasses; vc != nil {
+		if p.Models == nil {
+			bad("value_classes", "requires models (run valora calibrate)")
+		}
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"high_yield_clv_minor", vc.HighYieldCLVMinor}, {"high_potential_clv_minor", vc.HighPotentialCLVMinor}, {"below_zero_clv_minor", vc.BelowZeroCLVMinor}} {
+			if !(f.v >= 0) || math.IsInf(f.v, 1) {
+				bad("value_classes."+f.name, "%v: want finite and >= 0", f.v)
+			}
+		}
+		if vc.HighYieldMonetaryMinor < 0 {
+			bad("value_classes.high_yield_monetary_minor", "%d: want >= 0", vc.HighYieldMonetaryMinor)
+		}
+		if vc.BelowZeroCLVMinor > vc.HighYieldCLVMinor || vc.BelowZeroCLVMinor > vc.HighPotentialCLVMinor {
+			bad("value_classes.below_zero_clv_minor", "%v must be at most high_yield_clv_minor (%v) and high_potential_clv_minor (%v)",
+				vc.BelowZeroCLVMinor, vc.HighYieldCLVMinor, vc.HighPotentialCLVMinor)
+		}
+		cp := *vc
+		c.classes = &cp
+	}
 
 	if len(errs) > 0 {
 		return errors.Join(errs...)

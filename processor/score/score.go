@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"valora/processor/clv"
 	"valora/schemas"
 )
 
@@ -64,6 +65,11 @@ type Outcome struct {
 	// HadPrevious is false on a customer's first evaluation (Previous is
 	// then empty).
 	HadPrevious bool
+	// Valued is true when the policy has models and the customer has a
+	// purchase; Value then holds the models' evaluation at the evaluation
+	// time (money in major units of the base currency).
+	Valued bool
+	Value  clv.Value
 }
 
 func derivedOf(c *schemas.Customer) Derived {
@@ -278,7 +284,9 @@ func (p *Policy) evaluate(c *schemas.Customer, now int64) Outcome {
 	pc := p.compiled()
 	now = max(now, c.EvaluatedAt)
 	o := Outcome{Previous: derivedOf(c), HadPrevious: c.EvaluatedAt != 0}
-	s := pc.derive(c, now)
+	s := pc.derive(c, now, true)
+	o.Valued, o.Value = s.valued, s.v
+	c.ValueClass = s.d.ValueClass
 	c.RScore, c.FScore, c.MScore = s.r, s.f, s.m
 	c.Tier, c.ChurnRisk, c.LifecycleStage = s.d.Tier, s.d.ChurnRisk, s.d.LifecycleStage
 	c.EvaluatedAt = now
@@ -290,13 +298,60 @@ func (p *Policy) evaluate(c *schemas.Customer, now int64) Outcome {
 type derivation struct {
 	r, f, m int32
 	d       Derived
+	valued  bool      // v is set
+	v       clv.Value // the models' evaluation, money in major units
+}
+
+// The value classes as shared, never modified strings: a Customer's
+// ValueClass points at one of them (or at a decoded copy), which keeps the
+// evaluation free of allocations.
+var (
+	classHighYield     = ClassHighYield
+	classHighPotential = ClassHighPotential
+	classBelowZero     = ClassBelowZero
+)
+
+// summary returns c's BG/NBD summary at now in the model's unit.
+func (pc *compiled) summary(c *schemas.Customer, now int64) clv.Summary {
+	return clv.SummaryAt(c.RepeatDays, c.FirstPurchase, c.LastPurchase, now, pc.model.Unit)
+}
+
+// meanSpend is the customer's mean purchase value in major units: net
+// monetary value over purchases, the first one included (valora keeps
+// totals, not each purchase; `valora calibrate` over a state directory fits
+// Gamma-Gamma on the same quantity).
+func (pc *compiled) meanSpend(c *schemas.Customer) float64 {
+	if c.Purchases <= 0 || c.MonetaryMinor <= 0 {
+		return 0
+	}
+	return float64(c.MonetaryMinor) / float64(c.Purchases) / pc.minorPerMajor
+}
+
+// classify returns the value class of a customer with net monetary value
+// monetary and lifetime value clvMinor (see ValueClasses), nil for none.
+func (pc *compiled) classify(monetary int64, clvMinor float64) *string {
+	vc := pc.classes
+	switch {
+	case monetary <= 0 || clvMinor < vc.BelowZeroCLVMinor:
+		return &classBelowZero
+	case monetary >= vc.HighYieldMonetaryMinor && clvMinor >= vc.HighYieldCLVMinor:
+		return &classHighYield
+	case monetary < vc.HighYieldMonetaryMinor && clvMinor >= vc.HighPotentialCLVMinor:
+		return &classHighPotential
+	}
+	return nil
 }
 
 // derive computes the scores and Derived fields of c at now without
-// changing c.
-func (pc *compiled) derive(c *schemas.Customer, now int64) derivation {
+// changing c. With value, it also evaluates the models (when the policy has
+// them) and derives the value class from them; without, it carries c's
+// stored value class, which only an evaluation with value changes.
+func (pc *compiled) derive(c *schemas.Customer, now int64, value bool) derivation {
 	s := derivation{r: 1, f: scoreUp(c.Purchases, &pc.frequency), m: 1}
 	s.d.ValueClass = c.ValueClass
+	if value {
+		s.d.ValueClass = nil
+	}
 	if c.MonetaryMinor > 0 {
 		s.m = scoreUp(c.MonetaryMinor, &pc.monetary)
 	}
@@ -311,6 +366,22 @@ func (pc *compiled) derive(c *schemas.Customer, now int64) derivation {
 	s.d.Tier = pc.tiers[pc.grid[s.r-1][s.f-1][s.m-1]]
 	idle := now - c.LastActivity
 	s.d.ChurnRisk = idle >= pc.inactivityMs
+	if pc.model != nil {
+		if value {
+			s.valued = true
+			s.v = pc.model.Evaluate(pc.summary(c, now), pc.meanSpend(c))
+			if pc.classes != nil {
+				s.d.ValueClass = pc.classify(c.MonetaryMinor, s.v.CLV*pc.minorPerMajor)
+			}
+		}
+		if pc.pAliveBelow > 0 && c.RepeatDays > 0 && !s.d.ChurnRisk {
+			pa := s.v.PAlive
+			if !value {
+				pa = pc.model.BGNBD.PAlive(pc.summary(c, now))
+			}
+			s.d.ChurnRisk = pa < pc.pAliveBelow
+		}
+	}
 	switch {
 	case s.d.ChurnRisk:
 		s.d.LifecycleStage = StageChurned
@@ -364,11 +435,11 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 	if now == 0 || c.Purchases == 0 {
 		return 0
 	}
-	cur := pc.derive(c, now).d
+	cur := pc.derive(c, now, true).d
 	if !cur.Equal(derivedOf(c)) {
 		return now
 	}
-	var cand [numBoundaries + 5]int64
+	var cand [numBoundaries + 6]int64
 	n := 0
 	for _, b := range pc.recency {
 		cand[n] = c.LastPurchase + (b+1)*DayMs
@@ -384,24 +455,58 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 		cand[n] = c.RiskUntil
 		n++
 	}
-	// Insertion sort: at most nine values.
+	if pc.pAliveBelow > 0 && c.RepeatDays > 0 {
+		if at := pc.pAliveCrossing(c, now); at != 0 {
+			cand[n] = at
+			n++
+		}
+	}
+	// Insertion sort: at most ten values.
 	for i := 1; i < n; i++ {
 		for j := i; j > 0 && cand[j] < cand[j-1]; j-- {
 			cand[j], cand[j-1] = cand[j-1], cand[j]
 		}
 	}
 	for _, t := range cand[:n] {
-		if t > now && !pc.derive(c, t).d.Equal(cur) {
+		if t > now && !pc.derive(c, t, false).d.Equal(cur) {
 			return t
 		}
 	}
 	return 0
 }
 
+// pAliveCrossing returns the first millisecond after now at which c's
+// P(alive) is below the policy's threshold, or 0 if none is before
+// MaxEventTime. The closed form (clv.BGNBD.PAliveFallsBelow) is exact up to
+// rounding; a few steps of a millisecond settle the last bits against
+// PAlive itself, the function derive uses.
+func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
+	b := &pc.model.BGNBD
+	s := pc.summary(c, now)
+	ts := b.PAliveFallsBelow(s.X, s.Tx, pc.pAliveBelow)
+	f := float64(c.FirstPurchase) + math.Ceil(ts*float64(pc.unitMs))
+	if !(f < float64(MaxEventTime)) {
+		return 0
+	}
+	below := func(t int64) bool { return b.PAlive(pc.summary(c, t)) < pc.pAliveBelow }
+	at := max(int64(f), now+1)
+	for i := 0; i < 64 && at > now+1 && below(at-1); i++ {
+		at--
+	}
+	for i := 0; i < 64 && !below(at); i++ {
+		at++
+	}
+	if !below(at) {
+		return 0 // P(alive) flat at the threshold: never reached in practice
+	}
+	return at
+}
+
 // TierChange builds the record announcing c's state after an evaluation
 // whose Outcome is o. cause and occurredAt name the event (or timer) that
-// produced it. EventID is CustomerID + ":" + Version. Fields no model has
-// produced yet (PAlive, ExpectedPurchases, CLV) are nil; RecencyDays is nil
+// produced it. EventID is CustomerID + ":" + Version. PAlive,
+// ExpectedPurchases and CLV (in base minor units) come from o.Value, and
+// are nil when o is not Valued (no models, or no purchase); RecencyDays is nil
 // for a customer without a purchase; Action is the recommended action of
 // c's tier under p, nil if none.
 func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause, occurredAt int64) schemas.TierChange {
@@ -437,6 +542,11 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 	}
 	if a := pc.action(c.Tier); a != "" {
 		tc.Action = &a
+	}
+	if o.Valued {
+		v := o.Value
+		clvMinor := v.CLV * pc.minorPerMajor
+		tc.PAlive, tc.ExpectedPurchases, tc.CLV = &v.PAlive, &v.ExpectedPurchases, &clvMinor
 	}
 	return tc
 }

@@ -1,0 +1,172 @@
+package processor
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/internal/kafkatest"
+	"valora/processor/clv"
+	"valora/processor/score"
+	"valora/schemas"
+)
+
+// modelsPolicy is the default policy with lifetime-value models in days
+// (the published CDNOW BG/NBD and Gamma-Gamma estimates), the P(alive)
+// churn rule at 0.3 and value classes, named version.
+func modelsPolicy(t *testing.T, version string, classes *score.ValueClasses) *score.Policy {
+	t.Helper()
+	p := score.DefaultPolicy()
+	p.Version = version
+	p.Models = &clv.Model{
+		Unit:         clv.Day,
+		BGNBD:        clv.BGNBD{R: 0.243, Alpha: 4.414 * 7, A: 0.793, B: 2.426},
+		GammaGamma:   clv.GammaGamma{P: 6.25, Q: 3.74, Gamma: 15.44},
+		Horizon:      365,
+		DiscountRate: 0.1,
+	}
+	p.Churn.PAliveBelow = 0.3
+	p.ValueClasses = classes
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+// TestModelsEndToEnd runs the processor under a policy with models: every
+// tier change of a buyer carries p_alive, expected_purchases and clv equal
+// to the models evaluated on the buyer's purchases up to the change; the
+// buyer, silent after buying every five days, is churned by the P(alive)
+// timer at the moment the policy predicts, long before the inactivity
+// window. Then the instance restarts under a new policy version without
+// value classes: each customer whose class it clears gets exactly one
+// POLICY_CHANGE, and a further restart adds none.
+func TestModelsEndToEnd(t *testing.T) {
+	h := newHarness(t, 1)
+	dir, group := t.TempDir(), kafkatest.Name(t, "g")
+	classes := &score.ValueClasses{HighYieldMonetaryMinor: 1_000_000, HighYieldCLVMinor: 1e6, HighPotentialCLVMinor: 1000, BelowZeroCLVMinor: 10}
+	pol := modelsPolicy(t, "models-1", classes)
+	run := func(p *score.Policy) *running {
+		return h.start(dir, group, func(c *Config) { c.Time = TimeEvent; c.Policy = p })
+	}
+	r := run(pol)
+	var sent float64
+	send := func(recs ...*kgo.Record) {
+		t.Helper()
+		h.b.Produce(t, recs...)
+		sent += float64(len(recs))
+		r.waitHandled(t, sent)
+	}
+	buy := func(id string, at int64) *kgo.Record {
+		return h.purchase(schemas.Purchase{EventID: fmt.Sprintf("%s@%d", id, at), CustomerID: id, OccurredAt: at, AmountMinor: 3000})
+	}
+
+	// The buyer: a purchase every 5 days for 50 days.
+	var buys []int64
+	local := &schemas.Customer{CustomerID: "buyer"}
+	for d := 0; d <= 50; d += 5 {
+		buys = append(buys, day(d))
+		send(buy("buyer", day(d)))
+		if _, err := pol.ApplyPurchase(local, &schemas.Purchase{EventID: fmt.Sprint(d), CustomerID: "buyer", OccurredAt: day(d),
+			Kind: schemas.KindPurchase, AmountMinor: 3000, Currency: "USD", Channel: schemas.ChannelWeb, Items: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// When the policy says P(alive) churns it: walk its deadlines.
+	var churnAt int64
+	for range 20 {
+		d := pol.NextDeadline(local)
+		if d == 0 {
+			t.Fatal("the policy never churns the buyer")
+		}
+		pol.Evaluate(local, d)
+		if local.ChurnRisk {
+			churnAt = d
+			break
+		}
+	}
+	last := buys[len(buys)-1]
+	if churnAt-last >= pol.Churn.InactivityDays*dayMs {
+		t.Fatalf("churn at %d days idle: not earlier than the inactivity rule", (churnAt-last)/dayMs)
+	}
+
+	// Another customer moves stream time one millisecond short of it, then
+	// past it.
+	send(buy("other", churnAt-1))
+	if got := transitions(h.customerChanges(t, "buyer"), isChurned); len(got) != 0 {
+		t.Fatalf("churned before stream time reached %d: %+v", churnAt, got)
+	}
+	send(buy("other", churnAt+dayMs))
+	changes := h.customerChanges(t, "buyer")
+	got := transitions(changes, isChurned)
+	if len(got) != 1 || got[0].OccurredAt != churnAt || got[0].Cause != schemas.CauseInactivity {
+		t.Fatalf("churn transitions %+v, want one at %d with cause INACTIVITY", got, churnAt)
+	}
+	checkChain(t, changes)
+
+	// Every change carries the models' values at its time.
+	m := *pol.Models
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range changes {
+		if c.PAlive == nil || c.ExpectedPurchases == nil || c.CLV == nil {
+			t.Fatalf("change %d has no model values: %+v", i, c)
+		}
+		// The purchases before the change, and its own if it is one (a
+		// timer due at a purchase's time fires before the purchase).
+		n := 0
+		for n < len(buys) && (buys[n] < c.OccurredAt || buys[n] == c.OccurredAt && c.Cause == schemas.CausePurchase) {
+			n++
+		}
+		x, lastBuy := int64(n-1), buys[n-1]
+		s := clv.SummaryAt(x, buys[0], lastBuy, c.OccurredAt, clv.Day)
+		want := m.Evaluate(s, 30.00)
+		if !closeTo(*c.PAlive, want.PAlive) || !closeTo(*c.ExpectedPurchases, want.ExpectedPurchases) || !closeTo(*c.CLV, want.CLV*100) {
+			t.Errorf("change %d at day %.1f: p_alive %v expected %v clv %v, want %v %v %v", i, float64(c.OccurredAt-buys[0])/dayMs,
+				*c.PAlive, *c.ExpectedPurchases, *c.CLV, want.PAlive, want.ExpectedPurchases, want.CLV*100)
+		}
+	}
+	if got[0].ValueClass == nil {
+		t.Fatalf("churned buyer has no value class (clv %v)", *got[0].CLV)
+	}
+
+	// A new policy version without value classes: every classed customer
+	// loses its class in one POLICY_CHANGE.
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	before := len(h.customerChanges(t, "buyer"))
+	pol2 := modelsPolicy(t, "models-2", nil)
+	r = run(pol2)
+	sent = 0
+	send(buy("other", churnAt+2*dayMs))
+	kafkatest.Eventually(t, time.Minute, func() error {
+		if n := len(h.customerChanges(t, "buyer")); n <= before {
+			return fmt.Errorf("%d changes of the buyer, none since the restart", n)
+		}
+		return nil
+	})
+	changes = h.customerChanges(t, "buyer")
+	pc := changes[before:]
+	if len(pc) != 1 || pc[0].Cause != schemas.CausePolicyChange || pc[0].ValueClass != nil || pc[0].PolicyVersion != "models-2" {
+		t.Fatalf("after the policy change: %+v, want one POLICY_CHANGE with no value class under models-2", pc)
+	}
+	checkChain(t, changes)
+
+	// A restart under the same policy re-announces nothing.
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	r = run(pol2)
+	sent = 0
+	send(buy("other", churnAt+3*dayMs))
+	if n := len(h.customerChanges(t, "buyer")); n != len(changes) {
+		t.Errorf("%d changes after a restart under the same policy, want %d", n, len(changes))
+	}
+}

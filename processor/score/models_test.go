@@ -1,0 +1,423 @@
+package score
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	"valora/processor/clv"
+	"valora/schemas"
+)
+
+// testModels is a model in days: the published CDNOW BG/NBD estimates
+// (weeks: r 0.243, alpha 4.414, a 0.793, b 2.426) with alpha converted to
+// days, and the published Gamma-Gamma estimates (p 6.25, q 3.74, gamma
+// 15.44), over one year at 10% a year.
+func testModels() *clv.Model {
+	return &clv.Model{
+		Unit:         clv.Day,
+		BGNBD:        clv.BGNBD{R: 0.243, Alpha: 4.414 * 7, A: 0.793, B: 2.426},
+		GammaGamma:   clv.GammaGamma{P: 6.25, Q: 3.74, Gamma: 15.44},
+		Horizon:      365,
+		DiscountRate: 0.1,
+	}
+}
+
+// modelPolicy is the default policy with testModels, the P(alive) churn
+// rule at pAlive (0: off) and, when classes is set, value classes.
+func modelPolicy(t testing.TB, pAlive float64, classes *ValueClasses) *Policy {
+	t.Helper()
+	p := DefaultPolicy()
+	p.Version = "models-1"
+	p.Models = testModels()
+	p.Churn.PAliveBelow = pAlive
+	p.ValueClasses = classes
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTierChangeModelFields checks that a TierChange carries the models'
+// evaluation on the customer's summary at the evaluation time, computed
+// here from the purchase times by hand, with CLV in minor units; and that
+// without models, or for a prospect, the fields are nil.
+func TestTierChangeModelFields(t *testing.T) {
+	p := modelPolicy(t, 0, nil)
+	c := &schemas.Customer{CustomerID: "c"}
+	// Two purchases on the first day (merged), one 10 days later, one 30
+	// days later: x = 2, t_x = 30 days; the total is 100.00 USD over 4.
+	mustPurchase(t, p, c, purchase(t0, 2000))
+	mustPurchase(t, p, c, purchase(t0+3600_000, 3000))
+	mustPurchase(t, p, c, purchase(t0+10*DayMs, 1000))
+	mustPurchase(t, p, c, purchase(t0+30*DayMs, 4000))
+	at := t0 + 45*DayMs
+	o := p.Evaluate(c, at)
+	if !o.Valued {
+		t.Fatal("outcome not valued under a policy with models")
+	}
+	m := testModels()
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := m.Evaluate(clv.Summary{X: 2, Tx: 30, T: 45}, 25.00)
+	if o.Value != want {
+		t.Fatalf("value %+v, want %+v", o.Value, want)
+	}
+	tc := p.TierChange(c, o, schemas.CauseInactivity, at)
+	if tc.PAlive == nil || tc.ExpectedPurchases == nil || tc.CLV == nil {
+		t.Fatalf("model fields missing: %+v", tc)
+	}
+	if *tc.PAlive != want.PAlive || *tc.ExpectedPurchases != want.ExpectedPurchases || *tc.CLV != want.CLV*100 {
+		t.Errorf("p_alive %v expected_purchases %v clv %v, want %v %v %v (minor units)",
+			*tc.PAlive, *tc.ExpectedPurchases, *tc.CLV, want.PAlive, want.ExpectedPurchases, want.CLV*100)
+	}
+	if !(want.PAlive > 0 && want.PAlive < 1 && want.ExpectedPurchases > 0 && want.CLV > 0) {
+		t.Errorf("implausible evaluation %+v", want)
+	}
+
+	// A prospect has no model values.
+	pr := &schemas.Customer{CustomerID: "p"}
+	o, err := p.ApplyInteraction(pr, interaction(t0, "visit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := p.TierChange(pr, o, schemas.CauseInteraction, t0); o.Valued || tc.PAlive != nil || tc.CLV != nil || tc.ExpectedPurchases != nil {
+		t.Errorf("prospect valued: %+v", tc)
+	}
+	// Without models, nothing.
+	d := DefaultPolicy()
+	o = d.Evaluate(c, at+DayMs)
+	if tc := d.TierChange(c, o, schemas.CauseInactivity, at); o.Valued || tc.PAlive != nil || tc.CLV != nil {
+		t.Errorf("valued without models: %+v", tc)
+	}
+}
+
+// TestPAliveChurn checks the P(alive) rule: a frequent buyer who stops is
+// churned when P(alive) falls below the threshold, long before the
+// inactivity window, at exactly the time NextDeadline predicts, and a new
+// purchase brings it back.
+func TestPAliveChurn(t *testing.T) {
+	const threshold = 0.3
+	p := modelPolicy(t, threshold, nil)
+	c := &schemas.Customer{CustomerID: "c"}
+	// A purchase every 5 days for 50 days: x = 10, t_x = 50 days.
+	for d := int64(0); d <= 50; d += 5 {
+		mustPurchase(t, p, c, purchase(t0+d*DayMs, 3000))
+	}
+	if c.ChurnRisk {
+		t.Fatal("churned right after buying")
+	}
+	// Walk the deadlines until churned; none may be missed.
+	var churnAt int64
+	for range 10 {
+		d := p.NextDeadline(c)
+		if d == 0 {
+			t.Fatal("no deadline before churn")
+		}
+		if before := clone(c); p.Evaluate(before, d-1).Changed {
+			t.Fatalf("change at %d, before the deadline %d", d-1, d)
+		}
+		if o := p.Evaluate(c, d); !o.Changed {
+			t.Fatalf("nothing changed at deadline %d", d)
+		}
+		if c.ChurnRisk {
+			churnAt = d
+			break
+		}
+	}
+	if churnAt == 0 {
+		t.Fatal("never churned")
+	}
+	if c.LifecycleStage != StageChurned {
+		t.Errorf("stage %s, want churned", c.LifecycleStage)
+	}
+	idle := churnAt - c.LastActivity
+	if idle >= p.Churn.InactivityDays*DayMs {
+		t.Errorf("churned after %d days idle: the inactivity rule, not P(alive)", idle/DayMs)
+	}
+	// Independently: P(alive) just before is at or above the threshold,
+	// at churnAt below it.
+	m := testModels()
+	pa := func(at int64) float64 {
+		return m.BGNBD.PAlive(clv.SummaryAt(c.RepeatDays, c.FirstPurchase, c.LastPurchase, at, clv.Day))
+	}
+	if pa(churnAt) >= threshold || pa(churnAt-2) < threshold {
+		t.Errorf("P(alive) %v at churn, %v 2 ms before; threshold %v", pa(churnAt), pa(churnAt-2), threshold)
+	}
+	// Without the rule the same customer is not churned then.
+	q := modelPolicy(t, 0, nil)
+	x := clone(c)
+	x.EvaluatedAt = 0
+	q.Evaluate(x, churnAt)
+	if x.ChurnRisk {
+		t.Error("churned without the P(alive) rule")
+	}
+	// A purchase revives it.
+	mustPurchase(t, p, c, purchase(churnAt+DayMs, 3000))
+	if c.ChurnRisk || c.LifecycleStage == StageChurned {
+		t.Errorf("still churned after a purchase: stage %s", c.LifecycleStage)
+	}
+}
+
+// TestValueClasses checks each rule of ValueClasses against the CLV
+// computed by the model.
+func TestValueClasses(t *testing.T) {
+	m := testModels()
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	at := t0 + 100*DayMs
+	// Three customers: a big frequent spender, a small frequent buyer, a
+	// one-time small buyer, and one whose refunds exceed its purchases.
+	type cust struct {
+		name   string
+		buys   []int64 // day offsets
+		amount int64
+		refund int64
+	}
+	custs := []cust{
+		{"big", []int64{0, 10, 20, 30, 40, 50, 60, 70, 80, 90}, 50000, 0},
+		{"frequent_small", []int64{0, 10, 20, 30, 40, 50, 60, 70, 80, 90}, 500, 0},
+		{"once", []int64{95}, 500, 0},
+		{"refunded", []int64{0, 10}, 1000, 5000},
+	}
+	clvOf := func(k cust) float64 {
+		n := int64(len(k.buys))
+		x := n - 1
+		tx := float64(k.buys[n-1] - k.buys[0])
+		v := m.Evaluate(clv.Summary{X: x, Tx: tx, T: float64(100 - k.buys[0])}, float64(n*k.amount-k.refund)/float64(n)/100)
+		return v.CLV * 100
+	}
+	big, small, once := clvOf(custs[0]), clvOf(custs[1]), clvOf(custs[2])
+	if !(big > small && small > once) {
+		t.Fatalf("CLV big %v small %v once %v: want decreasing", big, small, once)
+	}
+	vc := &ValueClasses{
+		HighYieldMonetaryMinor: 100000,     // only "big" has this much
+		HighYieldCLVMinor:      big * 0.99, // and this CLV
+		HighPotentialCLVMinor:  small * 0.99,
+		BelowZeroCLVMinor:      once * 1.01, // "once" is below
+	}
+	p := modelPolicy(t, 0, vc)
+	want := map[string]*string{"big": ptr(ClassHighYield), "frequent_small": ptr(ClassHighPotential), "once": ptr(ClassBelowZero), "refunded": ptr(ClassBelowZero)}
+	for _, k := range custs {
+		c := &schemas.Customer{CustomerID: k.name}
+		for _, d := range k.buys {
+			mustPurchase(t, p, c, purchase(t0+d*DayMs, k.amount))
+		}
+		if k.refund > 0 {
+			mustPurchase(t, p, c, refund(t0+k.buys[len(k.buys)-1]*DayMs, k.refund))
+		}
+		o := p.Evaluate(c, at)
+		tc := p.TierChange(c, o, schemas.CauseInactivity, at)
+		if !reflect.DeepEqual(c.ValueClass, want[k.name]) || !reflect.DeepEqual(tc.ValueClass, want[k.name]) {
+			t.Errorf("%s (clv %v, monetary %d): class %v / %v, want %s", k.name, *tc.CLV, c.MonetaryMinor, deref(c.ValueClass), deref(tc.ValueClass), *want[k.name])
+		}
+	}
+	// A middling customer is in no class: raise the high_potential bar
+	// above "frequent_small".
+	vc2 := *vc
+	vc2.HighPotentialCLVMinor = small * 1.5
+	p2 := modelPolicy(t, 0, &vc2)
+	c := &schemas.Customer{CustomerID: "mid"}
+	for _, d := range custs[1].buys {
+		mustPurchase(t, p2, c, purchase(t0+d*DayMs, custs[1].amount))
+	}
+	if p2.Evaluate(c, at); c.ValueClass != nil {
+		t.Errorf("middling customer in class %s", *c.ValueClass)
+	}
+	// Dropping value_classes from the policy clears a stored class, as a
+	// stale state NextDeadline reports due at once.
+	q := modelPolicy(t, 0, vc)
+	c = &schemas.Customer{CustomerID: "big"}
+	for _, d := range custs[0].buys {
+		mustPurchase(t, q, c, purchase(t0+d*DayMs, custs[0].amount))
+	}
+	if c.ValueClass == nil {
+		t.Fatal("no class")
+	}
+	r := modelPolicy(t, 0, nil)
+	if d := r.NextDeadline(c); d != c.EvaluatedAt {
+		t.Errorf("NextDeadline %d, want %d (stale class)", d, c.EvaluatedAt)
+	}
+	if o := r.Evaluate(c, c.EvaluatedAt); !o.Changed || c.ValueClass != nil {
+		t.Errorf("class %v after the classes were removed (changed %t)", deref(c.ValueClass), o.Changed)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+// TestPropertyNextDeadlineModels is TestPropertyNextDeadline under a policy
+// with models and the P(alive) churn rule (no value classes, whose
+// time-driven moves are not scheduled; see the package documentation).
+func TestPropertyNextDeadlineModels(t *testing.T) {
+	for _, th := range []float64{0.2, 0.5, 0.8} {
+		p := modelPolicy(t, th, nil)
+		fired, churned := 0, 0
+		for seed := uint64(0); seed < 300; seed++ {
+			rng := rand.New(rand.NewPCG(seed, 13))
+			c := &schemas.Customer{CustomerID: "c"}
+			for _, ev := range randomHistory(rng, 1+rng.IntN(20)) {
+				p.applyRandom(c, ev)
+			}
+			if c.EvaluatedAt == 0 {
+				continue
+			}
+			for steps := 0; ; steps++ {
+				if steps > 20 {
+					t.Fatalf("threshold %v seed %d: more than 20 deadlines", th, seed)
+				}
+				now := c.EvaluatedAt
+				d := p.NextDeadline(c)
+				if d != 0 && d <= now {
+					t.Fatalf("threshold %v seed %d: deadline %d not after %d", th, seed, d, now)
+				}
+				end := d
+				if d == 0 {
+					end = now + 1000*DayMs
+				}
+				probes := []int64{now + 1, end - 1}
+				for range 20 {
+					probes = append(probes, now+1+rng.Int64N(end-now-1))
+				}
+				for _, at := range probes {
+					x := clone(c)
+					if o := p.Evaluate(x, at); o.Changed {
+						t.Fatalf("threshold %v seed %d: change at %d before deadline %d: %+v -> %s/%s churn %t",
+							th, seed, at, d, o.Previous, x.Tier, x.LifecycleStage, x.ChurnRisk)
+					}
+				}
+				if d == 0 {
+					break
+				}
+				wasChurned := c.ChurnRisk
+				if o := p.Evaluate(c, d); !o.Changed {
+					t.Fatalf("threshold %v seed %d: nothing changed at deadline %d", th, seed, d)
+				}
+				if c.ChurnRisk && !wasChurned && d-c.LastActivity < p.Churn.InactivityDays*DayMs {
+					churned++ // by P(alive)
+				}
+				fired++
+			}
+		}
+		if fired < 300 || churned < 5 {
+			t.Errorf("threshold %v: %d deadlines fired, %d P(alive) churns: the histories are too tame", th, fired, churned)
+		}
+	}
+}
+
+// TestModelPolicyZeroAllocations: evaluating the models and classes adds
+// no allocation to the per-event path.
+func TestModelPolicyZeroAllocations(t *testing.T) {
+	p := modelPolicy(t, 0.3, &ValueClasses{HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100})
+	c := &schemas.Customer{CustomerID: "c"}
+	at := t0
+	e := purchase(at, 1000)
+	ids := make([]string, 1000)
+	for k := range ids {
+		ids[k] = nextEventID("z")
+	}
+	n := 0
+	for range DefaultDedupWindow {
+		at += DayMs
+		e.OccurredAt, e.EventID = at, ids[n]
+		n++
+		mustPurchase(t, p, c, e)
+	}
+	for name, fn := range map[string]func(){
+		"ApplyPurchase": func() {
+			at += DayMs
+			e.OccurredAt, e.EventID = at, ids[n%len(ids)]
+			n++
+			if _, err := p.ApplyPurchase(c, e); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"Evaluate":     func() { at += DayMs; p.Evaluate(c, at) },
+		"NextDeadline": func() { p.NextDeadline(c) },
+	} {
+		if n := testing.AllocsPerRun(100, fn); n != 0 {
+			t.Errorf("%s allocates %v times per call", name, n)
+		}
+	}
+}
+
+// TestParsePolicyModels reads a policy with models, the P(alive) rule and
+// value classes from YAML, and checks each validation error names its field.
+func TestParsePolicyModels(t *testing.T) {
+	base := string(DefaultPolicyYAML())
+	good := base + `
+models:
+  time_unit: week
+  bgnbd: {r: 0.243, alpha: 4.414, a: 0.793, b: 2.426}
+  gamma_gamma: {p: 6.25, q: 3.74, gamma: 15.44}
+  horizon: 52
+  discount_rate: 0.1
+value_classes:
+  high_yield_clv_minor: 20000
+  high_yield_monetary_minor: 40000
+  high_potential_clv_minor: 15000
+  below_zero_clv_minor: 500
+`
+	good = strings.Replace(good, "inactivity_days: 180", "inactivity_days: 180\n  p_alive_below: 0.25", 1)
+	p, err := ParsePolicy([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Models == nil || p.Models.BGNBD.Alpha != 4.414 || p.Models.GammaGamma.Gamma != 15.44 || p.Models.Unit != clv.Week ||
+		p.Churn.PAliveBelow != 0.25 || p.ValueClasses == nil || p.ValueClasses.BelowZeroCLVMinor != 500 {
+		t.Fatalf("parsed %+v %+v %+v", p.Models, p.Churn, p.ValueClasses)
+	}
+	// The digest covers the models: a different model, another digest.
+	q, _ := ParsePolicy([]byte(strings.Replace(good, "r: 0.243", "r: 0.25", 1)))
+	if q == nil || reflect.DeepEqual(p.Digest(), q.Digest()) {
+		t.Error("digest ignores the models")
+	}
+	// A policy without the new sections keeps the digest it had.
+	if d := DefaultPolicy(); !reflect.DeepEqual(d.Digest(), mustParse(t, base).Digest()) {
+		t.Error("default digest differs")
+	}
+
+	for _, c := range []struct {
+		name, yaml, path string
+	}{
+		{"p_alive without models", strings.Replace(base, "inactivity_days: 180", "inactivity_days: 180\n  p_alive_below: 0.5", 1), "churn.p_alive_below"},
+		{"p_alive out of range", strings.Replace(good, "p_alive_below: 0.25", "p_alive_below: 1.5", 1), "churn.p_alive_below"},
+		{"classes without models", base + "value_classes: {high_yield_clv_minor: 1, high_yield_monetary_minor: 1, high_potential_clv_minor: 1, below_zero_clv_minor: 0}\n", "value_classes"},
+		{"negative threshold", strings.Replace(good, "below_zero_clv_minor: 500", "below_zero_clv_minor: -1", 1), "value_classes.below_zero_clv_minor"},
+		{"below_zero above high", strings.Replace(good, "below_zero_clv_minor: 500", "below_zero_clv_minor: 30000", 1), "value_classes.below_zero_clv_minor"},
+		{"bad bgnbd", strings.Replace(good, "r: 0.243", "r: -1", 1), "models"},
+		{"q not above 1", strings.Replace(good, "q: 3.74", "q: 0.9", 1), "models"},
+		{"bad unit", strings.Replace(good, "time_unit: week", "time_unit: month", 1), "models"},
+	} {
+		_, err := ParsePolicy([]byte(c.yaml))
+		found := false
+		for _, pe := range policyErrors(err) {
+			if pe.Path == c.path {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: error %v, want one at %s", c.name, err, c.path)
+		}
+	}
+	if _, err := ParsePolicy([]byte(good + "  extra_field: 1\n")); err == nil {
+		t.Error("unknown field in value_classes accepted")
+	}
+}
+
+func mustParse(t *testing.T, s string) *Policy {
+	t.Helper()
+	p, err := ParsePolicy([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
