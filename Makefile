@@ -32,7 +32,7 @@ bench:
 bench-e2e: build
 	/usr/bin/time -v bin/valora bench
 
-# Longer fuzzing than CI does: FUZZTIME per target.
+# Fuzzing, FUZZTIME per target (go test runs only the seed corpora).
 FUZZTIME ?= 60s
 fuzz:
 	@for t in FuzzDecodeInteraction FuzzDecodePurchase FuzzDecodeErasure FuzzDecodeTierChange FuzzDecodeCustomer; do \

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -52,8 +54,19 @@ the last purchase at the calibration end), frequency (purchases) and monetary
 value (net, base minor units): boundary k is the smallest value with at
 least (k+1)/5 of the customers at or below it; a boundary not above the one
 before it becomes that one plus 1, so the four stay strictly increasing.
-The policy has no field for model parameters yet: they are written next to
-it, to <out>.models.json.`
+
+The new policy carries the fitted models (its models section: BG/NBD,
+Gamma-Gamma, --horizon, --discount-rate), so the processor puts p_alive,
+expected_purchases and clv on every tier change. Its value classes are set
+from the customers' CLV at the calibration end, computed as the processor
+does (mean spend = net monetary value / purchases): high_yield and
+high_potential take the top quintile of CLV (the first with at least the top
+quintile of monetary value, the second below it), and below_zero the
+customers whose CLV is under --cost-to-serve (without it, the bottom quintile
+of CLV). --p-alive-below sets the P(alive) churn rule. The fit details
+(standard errors, counts) go to <out>.models.json. The report ends with the
+value classes, lifecycle stages and churn flags that the new policy gives the
+fitted customers at the calibration end.`
 
 // calibrateFlags are the flags of `valora calibrate`.
 type calibrateFlags struct {
@@ -75,6 +88,8 @@ type calibrateFlags struct {
 	out           string
 	json          bool
 	scoreOut      string
+	pAliveBelow   float64
+	costToServe   float64
 }
 
 func (f *calibrateFlags) register(fs *flag.FlagSet) {
@@ -95,6 +110,8 @@ func (f *calibrateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.policyVersion, "policy-version", "", "policy_version of the new policy (default: the base version followed by -cal and the calibration end as YYYYMMDD)")
 	fs.StringVar(&f.out, "out", "policy.calibrated.yaml", "file to write the new policy to; the model parameters go to <out>.models.json")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
+	fs.Float64Var(&f.pAliveBelow, "p-alive-below", -1, "churn.p_alive_below of the new policy: repeat buyers whose P(alive) falls below it are churned; 0 disables; -1 keeps the base policy's")
+	fs.Float64Var(&f.costToServe, "cost-to-serve", -1, "what serving a customer over the horizon costs, in major units of the base currency: a CLV below it is below_zero (default: the bottom quintile of CLV)")
 	fs.StringVar(&f.scoreOut, "score-out", "", "also write one JSON line per customer (customer_id, x, t_x, T, p_alive, expected_purchases, expected_spend, clv) to this file")
 }
 
@@ -173,6 +190,12 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 	if f.out == "" {
 		return usagef("--out: required")
 	}
+	if f.pAliveBelow != -1 && !(f.pAliveBelow >= 0 && f.pAliveBelow < 1) {
+		return usagef("--p-alive-below %v: want a probability in [0, 1), or -1 to keep the base policy's", f.pAliveBelow)
+	}
+	if f.costToServe != -1 && !(f.costToServe >= 0) || math.IsInf(f.costToServe, 1) {
+		return usagef("--cost-to-serve %v: want a finite amount >= 0, or -1 for the bottom quintile of CLV", f.costToServe)
+	}
 	if f.csvPath != "" {
 		if f.format != "cdnow" && f.format != "generic" {
 			return usagef("--format %q: want cdnow or generic", f.format)
@@ -195,7 +218,7 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 	if err != nil {
 		return err
 	}
-	pol, err := calPolicy(base, rep, &f, in.calEnd)
+	pol, err := calPolicy(base, rep, &f, in, model)
 	if err != nil {
 		return err
 	}
@@ -230,6 +253,11 @@ type calReport struct {
 	RFM            score.Scores    `json:"rfm_boundaries"`
 	Model          calModelSummary `json:"model"`
 	Policy         calPolicyOut    `json:"policy"`
+	// ValueClasses and PAliveBelow are the new policy's; AtEnd is what it
+	// makes of the fitted customers at the calibration end.
+	ValueClasses score.ValueClasses `json:"value_classes"`
+	PAliveBelow  float64            `json:"p_alive_below"`
+	AtEnd        calDistribution    `json:"at_calibration_end"`
 	ScoreOut       string          `json:"score_out,omitempty"`
 }
 
@@ -473,17 +501,100 @@ func calQuintileBounds(values []int64) []int64 {
 	return out
 }
 
-// calPolicy returns the base policy with the new boundaries and version,
-// validated.
-func calPolicy(base *score.Policy, rep *calReport, f *calibrateFlags, calEnd int64) (*score.Policy, error) {
+// calDistribution counts the fitted customers by what the new policy
+// derives for them at the calibration end.
+type calDistribution struct {
+	ByValueClass     map[string]int `json:"by_value_class"` // "none" for no class
+	ByLifecycleStage map[string]int `json:"by_lifecycle_stage"`
+	Churned          int            `json:"churned"`
+	// ChurnedByPAlive are churned although idle for less than
+	// churn.inactivity_days: the P(alive) rule's doing.
+	ChurnedByPAlive int `json:"churned_by_p_alive"`
+}
+
+// calCustomerState is the state the processor would hold for c (purchases
+// only: a CSV has no interactions, a state directory's interactions are
+// left out).
+func calCustomerState(c *calCustomer) *schemas.Customer {
+	return &schemas.Customer{
+		CustomerID: c.id, FirstSeen: c.first, LastActivity: c.last, FirstPurchase: c.first, LastPurchase: c.last,
+		Purchases: c.purchases, RepeatDays: c.x, MonetaryMinor: c.monetary,
+	}
+}
+
+// calValueClasses sets the value class thresholds from the customers' CLV
+// at the calibration end, evaluated as the processor does.
+func calValueClasses(in *calInput, model *clv.Model, minorPerMajor float64, f *calibrateFlags) score.ValueClasses {
+	clvs := make([]float64, 0, len(in.customers))
+	mons := make([]int64, 0, len(in.customers))
+	for i := range in.customers {
+		c := &in.customers[i]
+		if c.purchases <= 0 {
+			continue
+		}
+		mean := 0.0
+		if c.monetary > 0 {
+			mean = float64(c.monetary) / float64(c.purchases) / minorPerMajor
+		}
+		v := model.Evaluate(clv.SummaryAt(c.x, c.first, c.last, in.calEnd, model.Unit), mean)
+		clvs = append(clvs, v.CLV*minorPerMajor)
+		mons = append(mons, c.monetary)
+	}
+	slices.Sort(clvs)
+	slices.Sort(mons)
+	q := func(n int, k float64) int { return max(0, min(n-1, int(math.Ceil(k*float64(n)))-1)) }
+	var vc score.ValueClasses
+	if len(clvs) > 0 {
+		top := math.Round(clvs[q(len(clvs), 0.8)]*100) / 100
+		vc.HighYieldCLVMinor, vc.HighPotentialCLVMinor = top, top
+		vc.HighYieldMonetaryMinor = max(0, mons[q(len(mons), 0.8)])
+		vc.BelowZeroCLVMinor = math.Round(clvs[q(len(clvs), 0.2)]*100) / 100
+	}
+	if f.costToServe >= 0 {
+		vc.BelowZeroCLVMinor = math.Round(f.costToServe * minorPerMajor)
+	}
+	vc.BelowZeroCLVMinor = min(vc.BelowZeroCLVMinor, vc.HighYieldCLVMinor)
+	return vc
+}
+
+// calPolicy returns the base policy with the new boundaries, models, value
+// classes and version, validated, and fills the report's policy part.
+func calPolicy(base *score.Policy, rep *calReport, f *calibrateFlags, in *calInput, model *clv.Model) (*score.Policy, error) {
 	pol := *base
 	pol.Scores = rep.RFM
 	pol.Version = f.policyVersion
 	if pol.Version == "" {
-		pol.Version = base.Version + "-cal" + time.UnixMilli(calEnd).UTC().Format("20060102")
+		pol.Version = base.Version + "-cal" + time.UnixMilli(in.calEnd).UTC().Format("20060102")
+	}
+	m := *model
+	pol.Models = &m
+	exp, _ := score.MinorUnits(base.BaseCurrency)
+	vc := calValueClasses(in, model, math.Pow10(exp), f)
+	pol.ValueClasses = &vc
+	if f.pAliveBelow >= 0 {
+		pol.Churn.PAliveBelow = f.pAliveBelow
 	}
 	if err := pol.Validate(); err != nil {
 		return nil, fmt.Errorf("calibrated policy is invalid: %w", err)
+	}
+	rep.ValueClasses, rep.PAliveBelow = vc, pol.Churn.PAliveBelow
+	rep.AtEnd = calDistribution{ByValueClass: map[string]int{}, ByLifecycleStage: map[string]int{}}
+	inactivity := pol.Churn.InactivityDays * score.DayMs
+	for i := range in.customers {
+		c := calCustomerState(&in.customers[i])
+		pol.Evaluate(c, in.calEnd)
+		class := "none"
+		if c.ValueClass != nil {
+			class = *c.ValueClass
+		}
+		rep.AtEnd.ByValueClass[class]++
+		rep.AtEnd.ByLifecycleStage[c.LifecycleStage]++
+		if c.ChurnRisk {
+			rep.AtEnd.Churned++
+			if in.calEnd-c.LastActivity < inactivity {
+				rep.AtEnd.ChurnedByPAlive++
+			}
+		}
 	}
 	rep.Policy = calPolicyOut{
 		Version:     pol.Version,
@@ -522,12 +633,17 @@ func calWritePolicy(path string, pol *score.Policy, rep *calReport, model *clv.M
 	header := fmt.Sprintf("# valora scoring policy written by `valora calibrate`.\n"+
 		"# Source: %s\n"+
 		"# Calibration period ends %s; base policy %q.\n"+
-		"# The RFM boundaries are the quintiles of the calibration data; the fitted\n"+
-		"# BG/NBD and Gamma-Gamma parameters are in %s.\n\n",
+		"# The RFM boundaries are the quintiles of the calibration data; models holds\n"+
+		"# the fitted BG/NBD and Gamma-Gamma parameters (money in major units of\n"+
+		"# base_currency), whose fit details are in %s.\n\n",
 		rep.Source, rep.CalibrationEnd, rep.Policy.BaseVersion, filepath.Base(rep.Policy.ModelsPath))
 	// The written file must load back as the same policy.
-	if _, err := score.ParsePolicy(append([]byte(header), body...)); err != nil {
+	back, err := score.ParsePolicy(append([]byte(header), body...))
+	if err != nil {
 		return fmt.Errorf("encoded policy does not parse back: %w", err)
+	}
+	if !bytes.Equal(back.Digest(), pol.Digest()) {
+		return errors.New("encoded policy does not parse back to the same policy")
 	}
 	if err := calWriteFile(path, append([]byte(header), body...)); err != nil {
 		return err
@@ -684,8 +800,28 @@ func (r *calReport) writeText(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nRFM boundaries (quintiles): recency_days %v, frequency %v, monetary_minor %v\n",
 		r.RFM.RecencyDays, r.RFM.Frequency, r.RFM.MonetaryMinor)
-	fmt.Fprintf(w, "policy %s (from %s) written to %s; models to %s (horizon %g %ss, discount rate %g a year)\n",
-		r.Policy.Version, r.Policy.BaseVersion, r.Policy.Path, r.Policy.ModelsPath, r.Model.Horizon, r.TimeUnit, r.Model.DiscountRate)
+	vc := r.ValueClasses
+	fmt.Fprintf(w, "Value classes (CLV over %g %ss at %g a year, minor units): high_yield CLV >= %.2f with monetary >= %d; high_potential CLV >= %.2f below it; below_zero CLV < %.2f\n",
+		r.Model.Horizon, r.TimeUnit, r.Model.DiscountRate, vc.HighYieldCLVMinor, vc.HighYieldMonetaryMinor, vc.HighPotentialCLVMinor, vc.BelowZeroCLVMinor)
+	pa := "off"
+	if r.PAliveBelow > 0 {
+		pa = fmt.Sprintf("below %g", r.PAliveBelow)
+	}
+	fmt.Fprintf(w, "At the calibration end under the new policy (P(alive) churn %s):\n", pa)
+	for _, k := range []struct {
+		name string
+		m    map[string]int
+	}{{"value class", r.AtEnd.ByValueClass}, {"lifecycle stage", r.AtEnd.ByLifecycleStage}} {
+		keys := slices.Sorted(maps.Keys(k.m))
+		parts := make([]string, len(keys))
+		for i, key := range keys {
+			parts[i] = fmt.Sprintf("%s %d", key, k.m[key])
+		}
+		fmt.Fprintf(w, "  by %s: %s\n", k.name, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(w, "  churned: %d (%d by P(alive) before the inactivity window)\n", r.AtEnd.Churned, r.AtEnd.ChurnedByPAlive)
+	fmt.Fprintf(w, "policy %s (from %s, with the models) written to %s; fit details to %s\n",
+		r.Policy.Version, r.Policy.BaseVersion, r.Policy.Path, r.Policy.ModelsPath)
 	if r.ScoreOut != "" {
 		fmt.Fprintf(w, "per-customer scores written to %s\n", r.ScoreOut)
 	}

@@ -60,6 +60,14 @@ type calJSONReport struct {
 		Path       string `json:"path"`
 		ModelsPath string `json:"models_path"`
 	} `json:"policy"`
+	ValueClasses score.ValueClasses `json:"value_classes"`
+	PAliveBelow  float64            `json:"p_alive_below"`
+	AtEnd        struct {
+		ByValueClass     map[string]int `json:"by_value_class"`
+		ByLifecycleStage map[string]int `json:"by_lifecycle_stage"`
+		Churned          int            `json:"churned"`
+		ChurnedByPAlive  int            `json:"churned_by_p_alive"`
+	} `json:"at_calibration_end"`
 }
 
 // calRun runs `valora calibrate args...` and returns the exit code and
@@ -115,7 +123,7 @@ func TestCalibrateCDNOW(t *testing.T) {
 	out := filepath.Join(dir, "policy.yaml")
 	scores := filepath.Join(dir, "scores.jsonl")
 	rep := calRunJSON(t, "--csv", calCDNOWSample, "--format", "cdnow", "--calibration-end", "1997-09-30",
-		"--time-unit", "week", "--out", out, "--score-out", scores)
+		"--time-unit", "week", "--out", out, "--score-out", scores, "--p-alive-below", "0.3")
 
 	calCheckCDNOWFit(t, rep, true)
 	if rep.Customers.Fitted != 2357 || rep.Customers.RepeatBuyers != 946 || rep.Customers.SpendFitted != 946 {
@@ -150,7 +158,7 @@ func TestCalibrateCDNOW(t *testing.T) {
 		t.Errorf("policy scores %+v, report %+v", pol.Scores, rep.RFM)
 	}
 	def := score.DefaultPolicy()
-	if len(pol.Tiers) != len(def.Tiers) || pol.Churn != def.Churn || pol.BaseCurrency != def.BaseCurrency {
+	if len(pol.Tiers) != len(def.Tiers) || pol.Churn.InactivityDays != def.Churn.InactivityDays || pol.BaseCurrency != def.BaseCurrency {
 		t.Errorf("policy lost base settings: %+v", pol)
 	}
 
@@ -169,6 +177,38 @@ func TestCalibrateCDNOW(t *testing.T) {
 		side.Models.BGNBD.R != rep.BGNBD.R || side.Models.GammaGamma.Q != rep.GammaGamma.Q {
 		t.Errorf("models %+v: %v", side.Models, err)
 	}
+
+	// The policy carries the models, the P(alive) rule and the value
+	// classes of the report.
+	if pol.Models == nil || pol.Models.BGNBD != side.Models.BGNBD || pol.Models.GammaGamma != side.Models.GammaGamma ||
+		pol.Models.Unit != clv.Week || pol.Models.Horizon != 52 || pol.Models.DiscountRate != 0.1 {
+		t.Errorf("policy models %+v, want those of the sidecar %+v", pol.Models, side.Models)
+	}
+	if pol.Churn.PAliveBelow != 0.3 || rep.PAliveBelow != 0.3 {
+		t.Errorf("p_alive_below %v (report %v), want 0.3", pol.Churn.PAliveBelow, rep.PAliveBelow)
+	}
+	if pol.ValueClasses == nil || *pol.ValueClasses != rep.ValueClasses {
+		t.Errorf("policy value classes %+v, report %+v", pol.ValueClasses, rep.ValueClasses)
+	}
+	// What the policy makes of the customers at the calibration end: the
+	// top quintile of CLV is high_yield or high_potential, the bottom one
+	// (below its boundary, with those whose net value is not positive)
+	// below_zero, and P(alive) churns some repeat
+	// buyers within the 180-day inactivity window.
+	nc, by := 0, rep.AtEnd.ByValueClass
+	for _, v := range by {
+		nc += v
+	}
+	high := by[score.ClassHighYield] + by[score.ClassHighPotential]
+	if nc != 2357 || high < 2357/5 || high > 2357/4 || by[score.ClassHighYield] == 0 || by[score.ClassHighPotential] == 0 ||
+		by[score.ClassBelowZero] == 0 || by[score.ClassBelowZero] > 2357/4 {
+		t.Errorf("value classes at the calibration end %v", by)
+	}
+	if rep.AtEnd.ChurnedByPAlive == 0 || rep.AtEnd.Churned < rep.AtEnd.ChurnedByPAlive || rep.AtEnd.ByLifecycleStage["churned"] != rep.AtEnd.Churned {
+		t.Errorf("churn at the calibration end: %+v", rep.AtEnd)
+	}
+	t.Logf("CDNOW sample at 1997-09-30: value classes %v; stages %v; churned %d (%d by P(alive) < 0.3)",
+		by, rep.AtEnd.ByLifecycleStage, rep.AtEnd.Churned, rep.AtEnd.ChurnedByPAlive)
 
 	// One score line per customer.
 	f, err := os.Open(scores)
