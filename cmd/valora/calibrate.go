@@ -258,7 +258,7 @@ type calReport struct {
 	ValueClasses score.ValueClasses `json:"value_classes"`
 	PAliveBelow  float64            `json:"p_alive_below"`
 	AtEnd        calDistribution    `json:"at_calibration_end"`
-	ScoreOut       string          `json:"score_out,omitempty"`
+	ScoreOut     string             `json:"score_out,omitempty"`
 }
 
 type calCounts struct {
