@@ -60,6 +60,15 @@
 // registry that cannot be reached is not a dead-letter reason: the task
 // stops without committing, and the record is read again on restart.
 //
+// # Policy
+//
+// Config.Policy is in force at start; SetPolicy replaces it while running.
+// Each task switches at the end of a commit cycle, rebuilds its timer index
+// under the new policy and re-evaluates, at its stream time, every customer
+// last evaluated under another policy version; the changes carry cause
+// POLICY_CHANGE (see timers.go). valora_policy_info{policy_version} is 1 for
+// the policy in force.
+//
 // # Order
 //
 // Within a task, records of one topic are applied in offset order; the two

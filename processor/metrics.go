@@ -28,6 +28,7 @@ type metrics struct {
 	watermarkLag  *prometheus.GaugeVec   // partition
 	consumerLag   *prometheus.GaugeVec   // topic, partition
 	late          *prometheus.CounterVec // topic
+	policy        *prometheus.GaugeVec   // policy_version
 
 	// Replay progress, registered only in a replay: records of the bounded
 	// ranges in all, and those not yet covered by a commit.
@@ -125,8 +126,12 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Name: "valora_records_late_total",
 		Help: "Applied records whose event time was more than the allowed lateness behind stream time.",
 	}, []string{"topic"})
+	m.policy = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "valora_policy_info",
+		Help: "1 for the policy_version in force (tasks switch to a new one at their next commit).",
+	}, []string{"policy_version"})
 	reg.MustRegister(m.timersPending, m.timersFired, m.timerLateness, m.watermarkLag,
-		m.consumerLag, m.late)
+		m.consumerLag, m.late, m.policy)
 	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.tierChanges, m.customers,
 		m.stages, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
 		m.cacheHits, m.cacheMisses)

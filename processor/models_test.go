@@ -170,3 +170,147 @@ func TestModelsEndToEnd(t *testing.T) {
 		t.Errorf("%d changes after a restart under the same policy, want %d", n, len(changes))
 	}
 }
+
+// policyLabel returns the policy_version label of valora_policy_info, or ""
+// if it has no series, failing if it has more than one.
+// partitionOf is the partition the producer's default partitioner picks
+// for key among n.
+func partitionOf(key string, n int) int32 {
+	return int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&kgo.Record{Key: []byte(key)}, n))
+}
+
+func policyLabel(t *testing.T, r *running) string {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "valora_policy_info" {
+			continue
+		}
+		if len(mf.GetMetric()) != 1 {
+			t.Fatalf("valora_policy_info has %d series", len(mf.GetMetric()))
+		}
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			if l.GetName() == "policy_version" {
+				return l.GetValue()
+			}
+		}
+	}
+	return ""
+}
+
+// TestPolicyReload changes the policy of a running processor (SetPolicy,
+// what SIGHUP does): every customer the new policy moves gets exactly one
+// TierChange with cause POLICY_CHANGE under the new version, input keeps
+// flowing, the policy metric follows, and a restart under the new policy
+// announces nothing again.
+func TestPolicyReload(t *testing.T) {
+	h := newHarness(t, 2)
+	dir, group := t.TempDir(), kafkatest.Name(t, "g")
+	strict := score.DefaultPolicy()
+	strict.Version = "strict-1"
+	strict.Scores.RecencyDays = []int64{0, 90, 180, 365} // a day old is R4
+	if err := strict.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	eventTime := func(c *Config) { c.Time = TimeEvent }
+	r := h.start(dir, group, eventTime)
+	var sent float64
+	send := func(recs ...*kgo.Record) {
+		t.Helper()
+		h.b.Produce(t, recs...)
+		sent += float64(len(recs))
+		r.waitHandled(t, sent)
+	}
+	buy := func(id string, at int64) *kgo.Record {
+		return h.purchase(schemas.Purchase{EventID: fmt.Sprintf("%s@%d", id, at), CustomerID: id, OccurredAt: at, AmountMinor: 2500})
+	}
+	const n = 40
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, buy(fmt.Sprintf("c%02d", i), day(0)))
+	}
+	send(recs...)
+	// Stream time moves to day 5 in both partitions (one customer each
+	// side, found by trying ids until both partitions have one).
+	movers := map[int32]string{}
+	for i := 0; len(movers) < 2 && i < 1000; i++ {
+		id := fmt.Sprintf("mover%d", i)
+		if _, ok := movers[partitionOf(id, 2)]; !ok {
+			movers[partitionOf(id, 2)] = id
+		}
+	}
+	send(buy(movers[0], day(5)), buy(movers[1], day(5)))
+	if v := policyLabel(t, r); v != "default-1" {
+		t.Fatalf("policy metric %q before the reload", v)
+	}
+
+	countPolicyChanges := func() map[string][]schemas.TierChange {
+		out := map[string][]schemas.TierChange{}
+		for _, rec := range h.b.ConsumeAll(t, h.topics.TierChanges) {
+			var tc schemas.TierChange
+			if err := h.codec.DecodeTierChange(rec.Value, &tc); err != nil {
+				t.Fatal(err)
+			}
+			if tc.Cause == schemas.CausePolicyChange {
+				out[tc.CustomerID] = append(out[tc.CustomerID], tc)
+			}
+		}
+		return out
+	}
+	if err := r.p.SetPolicy(strict); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, time.Minute, func() error {
+		if got := len(countPolicyChanges()); got < n {
+			return fmt.Errorf("%d of %d customers re-announced", got, n)
+		}
+		return nil
+	})
+	// Input keeps flowing under the new policy.
+	send(buy("late-comer", day(5)))
+	pc := countPolicyChanges()
+	if len(pc) != n {
+		t.Errorf("%d customers re-announced, want %d (the movers bought at stream time: R5 either way)", len(pc), n)
+	}
+	for id, cs := range pc {
+		if len(cs) != 1 {
+			t.Errorf("%s: %d POLICY_CHANGE records, want 1", id, len(cs))
+			continue
+		}
+		c := cs[0]
+		if c.PolicyVersion != "strict-1" || c.PreviousTier == nil || *c.PreviousTier != "new_customers" || c.Tier != "promising" || c.OccurredAt != day(5) {
+			t.Errorf("%s: %+v", id, c)
+		}
+	}
+	for i := range n {
+		checkChain(t, h.customerChanges(t, fmt.Sprintf("c%02d", i)))
+	}
+	if v := policyLabel(t, r); v != "strict-1" {
+		t.Errorf("policy metric %q after the reload", v)
+	}
+	if err := r.p.SetPolicy(&score.Policy{}); err == nil {
+		t.Error("an invalid policy was accepted")
+	}
+
+	// A restart under the new policy: nothing more.
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	r = h.start(dir, group, eventTime, func(c *Config) { c.Policy = strict })
+	sent = 0
+	send(buy(movers[0], day(6)), buy(movers[1], day(6)))
+	if got := countPolicyChanges(); len(got) != n {
+		t.Errorf("after a restart under the same policy: %d customers with POLICY_CHANGE, want %d", len(got), n)
+	}
+	for id, cs := range countPolicyChanges() {
+		if len(cs) != 1 {
+			t.Errorf("%s: %d POLICY_CHANGE records after the restart", id, len(cs))
+		}
+		if _, ok := pc[id]; !ok {
+			t.Errorf("%s: POLICY_CHANGE after the restart: %+v", id, cs)
+		}
+	}
+}

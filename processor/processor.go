@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/processor/score"
 )
 
 // ErrNotCoPartitioned is returned when the input topics do not have the same
@@ -45,6 +48,10 @@ type Processor struct {
 	cancel context.CancelCauseFunc
 	ready  chan struct{} // closed once the first assignment has started its tasks
 	once   sync.Once
+
+	// policy is the policy in force; tasks switch to a new one at their
+	// next commit (SetPolicy).
+	policy atomic.Pointer[score.Policy]
 
 	// ends holds the latest end offsets of the inputs, by partition,
 	// refreshed by watchEnds; tasks read it to know whether they are
@@ -130,14 +137,42 @@ func New(cfg Config) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("processor config: %w", err)
 	}
-	return &Processor{
+	p := &Processor{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		m:        newMetrics(cfg.Registerer, cfg.Replay != nil),
 		tasks:    make(map[int32]*task),
 		ready:    make(chan struct{}),
 		finished: make(map[int32]bool),
-	}, nil
+	}
+	p.policy.Store(cfg.Policy)
+	p.m.policy.WithLabelValues(cfg.Policy.Version).Set(1)
+	return p, nil
+}
+
+// SetPolicy puts a new scoring policy in force while the processor runs
+// (a reload). It validates pol, then each task switches at the end of its
+// next commit cycle: it rebuilds its timer index under pol, and every
+// customer last evaluated under another policy is re-evaluated at once;
+// each one whose tier, churn flag, lifecycle stage or value class changes
+// gets a TierChange with cause POLICY_CHANGE, through the ordinary commit
+// cycle. Consumption pauses only while a task rescans its customers. The
+// same holds across a restart with a new policy, so a customer is
+// announced once per policy version it moves under.
+func (p *Processor) SetPolicy(pol *score.Policy) error {
+	if pol == nil {
+		return errors.New("set policy: nil")
+	}
+	if err := pol.Validate(); err != nil {
+		return fmt.Errorf("set policy: %w", err)
+	}
+	old := p.policy.Swap(pol)
+	if old.Version != pol.Version {
+		p.m.policy.DeleteLabelValues(old.Version)
+	}
+	p.m.policy.WithLabelValues(pol.Version).Set(1)
+	p.log.Info("policy set; tasks switch at their next commit", "policy_version", pol.Version, "previous", old.Version)
+	return nil
 }
 
 // kgoOpts is the one place where the Kafka client settings are chosen.

@@ -116,8 +116,11 @@ type task struct {
 
 	// Time (see timers.go). st is the stream time; clk the task's timer
 	// bookkeeping.
-	st        int64
-	clk       timerClock
+	st  int64
+	clk timerClock
+	// pol is the policy the task scores with; it switches to the
+	// processor's at a commit (switchPolicy).
+	pol       *score.Policy
 	lastInput time.Time // when the task last received records (or started)
 
 	// per-cycle metric deltas, published at commit
@@ -167,6 +170,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		stages:   make(map[string]float64),
 		topics:   [numSources]string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases},
 		pos:      [numSources]int64{-1, -1},
+		pol:      p.policy.Load(),
 	}
 	if r := p.cfg.Replay; r != nil {
 		t.strict = true
@@ -236,6 +240,12 @@ func (t *task) run() {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
 			}
+			if pol := t.p.policy.Load(); pol != t.pol {
+				if err := t.switchPolicy(pol); err != nil {
+					t.p.fail(fmt.Errorf("task %d: switch policy: %w", t.part, err))
+					return
+				}
+			}
 		}
 	}
 }
@@ -270,7 +280,7 @@ func (t *task) load() error {
 		return err
 	}
 	t.st = clock.StreamTime
-	digest := t.p.cfg.Policy.Digest()
+	digest := t.pol.Digest()
 	t.clk.digest = digest
 	var rb *timerRebuild
 	if !bytes.Equal(clock.TimerDigest, digest) {
@@ -602,7 +612,7 @@ func (t *task) apply(it *item) (string, error) {
 		if c == nil {
 			return "", nil // t.fatal is set
 		}
-		o, err := t.p.cfg.Policy.ApplyPurchase(c, e)
+		o, err := t.pol.ApplyPurchase(c, e)
 		if err != nil {
 			return scoreReason(err), err
 		}
@@ -618,7 +628,7 @@ func (t *task) apply(it *item) (string, error) {
 	if c == nil {
 		return "", nil // t.fatal is set
 	}
-	o, err := t.p.cfg.Policy.ApplyInteraction(c, e)
+	o, err := t.pol.ApplyInteraction(c, e)
 	if err != nil {
 		return scoreReason(err), err
 	}
@@ -676,7 +686,7 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 // TierChange output and the gauges.
 func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
 	t.dirty[c.CustomerID] = c
-	t.clk.schedule(c.CustomerID, t.p.cfg.Policy.NextDeadline(c))
+	t.clk.schedule(c.CustomerID, t.pol.NextDeadline(c))
 	if !o.Changed {
 		return
 	}
@@ -692,7 +702,7 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 	if r := t.p.cfg.Replay; r != nil && r.NoOutput {
 		return
 	}
-	tc := t.p.cfg.Policy.TierChange(c, o, cause, at)
+	tc := t.pol.TierChange(c, o, cause, at)
 	val, err := t.p.cfg.Codec.AppendTierChange(nil, &tc)
 	if err != nil {
 		// Our own record failed to encode: a bug, not bad input.

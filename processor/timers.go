@@ -1,11 +1,13 @@
 package processor
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
 
+	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
 )
@@ -31,6 +33,12 @@ import (
 // idle task's stream time follows the wall clock. The customer is evaluated
 // at the due time, so its TierChange carries occurred_at = due and cause
 // INACTIVITY, and it goes through the commit cycle like a record's.
+//
+// A policy change (at load, or SetPolicy while running) rebuilds the index
+// under the new policy; a customer evaluated under another policy version
+// gets a deadline equal to its own EvaluatedAt, which no ordinary deadline
+// can be (NextDeadline is always later), so fire recognises it and
+// evaluates it at the current stream time with cause POLICY_CHANGE.
 //
 // Invariant, after every advance(T): no customer has a deadline <= T, so
 // the index holds no live entry at or before stream time, and new entries
@@ -251,19 +259,23 @@ func (t *task) fire(d due, T int64) error {
 		t.clk.schedule(d.id, 0)
 		return nil
 	}
-	// A customer last evaluated under another policy is due at once (see
-	// score.Policy.NextDeadline); its change is the policy's doing.
-	cause := schemas.CauseInactivity
-	if c.PolicyVersion != t.p.cfg.Policy.Version {
-		cause = schemas.CausePolicyChange
+	// A customer due at its evaluation time itself, where no ordinary
+	// deadline can be, was evaluated under another policy: the timer index
+	// rebuild scheduled it so (or score.Policy.NextDeadline did, for stored
+	// fields stale under the policy). The policy changed at the current
+	// stream time, so it is evaluated there, and its change, if any, is the
+	// policy's doing.
+	cause, at := schemas.CauseInactivity, d.at
+	if d.at <= c.EvaluatedAt {
+		cause, at = schemas.CausePolicyChange, max(d.at, t.st)
 	}
-	o := t.p.cfg.Policy.Evaluate(c, d.at)
-	t.changed(c, false, o, cause, d.at)
+	o := t.pol.Evaluate(c, at)
+	t.changed(c, false, o, cause, at)
 	if t.fatal != nil {
 		return t.fatal
 	}
 	t.fired++
-	t.p.m.timerLateness.Observe(float64(T-d.at) / 1000)
+	t.p.m.timerLateness.Observe(float64(T-at) / 1000)
 	return nil
 }
 
@@ -329,7 +341,12 @@ const rebuildBatch = 10000
 
 func (r *timerRebuild) add(c *schemas.Customer) error {
 	t := r.t
-	at := t.p.cfg.Policy.NextDeadline(c)
+	at := t.pol.NextDeadline(c)
+	if c.EvaluatedAt > 0 && c.PolicyVersion != t.pol.Version {
+		// Evaluated under another policy: due at once, so that fire
+		// re-evaluates it at stream time under this one.
+		at = c.EvaluatedAt
+	}
 	if at != 0 {
 		r.b.PutTimer(t.part, at, c.CustomerID)
 		t.clk.pending++
@@ -349,6 +366,46 @@ func (r *timerRebuild) add(c *schemas.Customer) error {
 		}
 	}
 	return nil
+}
+
+// switchPolicy puts pol in force in the task, right after a commit (no
+// customer is dirty, so the store holds every customer as the cache does).
+// Under a policy with another digest it rebuilds the timer index as load
+// does; the customers whose stored fields are stale under pol are due at
+// once (score.Policy.NextDeadline), so advance re-evaluates them now, with
+// cause POLICY_CHANGE, and the next commit makes their changes durable.
+func (t *task) switchPolicy(pol *score.Policy) error {
+	t.pol = pol
+	digest := pol.Digest()
+	if bytes.Equal(digest, t.clk.digest) {
+		return nil
+	}
+	t.p.m.timersPending.Sub(float64(t.clk.pending))
+	rb := t.newTimerRebuild(digest)
+	err := t.p.cfg.Store.ScanCustomers(t.part, func(id, value []byte) error {
+		// A cached customer is the same as the stored one after a
+		// commit; rebuild on the cached object so its TimerAt stays true.
+		c, ok := t.cache.Get(id)
+		if !ok {
+			c = new(schemas.Customer)
+			if err := schemas.DecodeCustomer(value, c); err != nil {
+				return fmt.Errorf("decode customer in task %d: %w", t.part, err)
+			}
+		}
+		return rb.add(c)
+	})
+	if err == nil {
+		err = rb.finish()
+	} else {
+		rb.b.Close()
+	}
+	t.p.m.timersPending.Add(float64(t.clk.pending))
+	if err != nil {
+		return err
+	}
+	// The index was rewritten: read it again from the start.
+	t.clk.cursor, t.clk.buf, t.clk.bufPos, t.clk.next = due{at: -1}, t.clk.buf[:0], 0, -1
+	return t.advance(t.st)
 }
 
 func (r *timerRebuild) finish() error {

@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,6 +93,11 @@ type scorer struct {
 	srv   *http.Server
 	ln    net.Listener
 	log   *slog.Logger
+	// policyPath is the --policy file, reloaded on SIGHUP ("" for the
+	// built-in default: nothing to reload).
+	policyPath string
+	// reload delivers reload requests (SIGHUP); tests send on it directly.
+	reload chan os.Signal
 }
 
 // loadPolicy reads the policy file, or returns the default policy.
@@ -177,7 +185,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if err := checkBrokers(ctx, cfg.Brokers, cfg.ClientOpts); err != nil {
 		return nil, err
 	}
-	s := &scorer{reg: reg, log: log}
+	s := &scorer{reg: reg, log: log, policyPath: f.policy, reload: make(chan os.Signal, 1)}
 	codec, err := newCodec(ctx, f.registry, schemas.TopicNames{
 		Interactions: f.interactions, Purchases: f.purchases, TierChanges: f.tierChanges,
 	})
@@ -220,7 +228,15 @@ func (s *scorer) run(ctx context.Context) error {
 	} else {
 		httpErr <- http.ErrServerClosed
 	}
+	rctx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		s.reloadPolicy(rctx)
+	}()
 	err := s.proc.Run(ctx)
+	stopReload()
+	<-reloadDone
 	if s.srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = s.srv.Shutdown(sctx)
@@ -235,6 +251,32 @@ func (s *scorer) run(ctx context.Context) error {
 	}
 	s.log.Info("state closed", "took", time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// reloadPolicy reloads the policy file on each SIGHUP until ctx ends. A
+// file that does not load (unreadable, invalid) is logged, with the field
+// at fault, and the policy in force stays.
+func (s *scorer) reloadPolicy(ctx context.Context) {
+	signal.Notify(s.reload, syscall.SIGHUP)
+	defer signal.Stop(s.reload)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.reload:
+		}
+		if s.policyPath == "" {
+			s.log.Warn("SIGHUP: no --policy file to reload; the built-in default policy stays in force")
+			continue
+		}
+		pol, err := score.LoadPolicy(s.policyPath)
+		if err == nil {
+			err = s.proc.SetPolicy(pol)
+		}
+		if err != nil {
+			s.log.Error("SIGHUP: policy not reloaded; the policy in force stays", "file", s.policyPath, "err", err)
+		}
+	}
 }
 
 func runRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
