@@ -54,16 +54,17 @@ func TestTierChangeModelFields(t *testing.T) {
 	mustPurchase(t, p, c, purchase(t0+30*DayMs, 4000))
 	at := t0 + 45*DayMs
 	o := p.Evaluate(c, at)
-	if !o.Valued {
-		t.Fatal("outcome not valued under a policy with models")
-	}
 	m := testModels()
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	want := m.Evaluate(clv.Summary{X: 2, Tx: 30, T: 45}, 25.00)
-	if o.Value != want {
+	if o.Valued && o.Value != want {
 		t.Fatalf("value %+v, want %+v", o.Value, want)
+	}
+	// A change always carries the evaluation.
+	if o := p.Evaluate(clone(c), at+200*DayMs); !o.Changed || !o.Valued {
+		t.Errorf("changed outcome %+v is not valued", o)
 	}
 	tc := p.TierChange(c, o, schemas.CauseInactivity, at)
 	if tc.PAlive == nil || tc.ExpectedPurchases == nil || tc.CLV == nil {
@@ -228,8 +229,8 @@ func TestValueClasses(t *testing.T) {
 	if p2.Evaluate(c, at); c.ValueClass != nil {
 		t.Errorf("middling customer in class %s", *c.ValueClass)
 	}
-	// Dropping value_classes from the policy clears a stored class, as a
-	// stale state NextDeadline reports due at once.
+	// Dropping value_classes from the policy (in a new version) clears a
+	// stored class, as a stale state NextDeadline reports due at once.
 	q := modelPolicy(t, 0, vc)
 	c = &schemas.Customer{CustomerID: "big"}
 	for _, d := range custs[0].buys {
@@ -239,6 +240,10 @@ func TestValueClasses(t *testing.T) {
 		t.Fatal("no class")
 	}
 	r := modelPolicy(t, 0, nil)
+	r.Version = "models-2"
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	if d := r.NextDeadline(c); d != c.EvaluatedAt {
 		t.Errorf("NextDeadline %d, want %d (stale class)", d, c.EvaluatedAt)
 	}

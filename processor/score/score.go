@@ -65,9 +65,11 @@ type Outcome struct {
 	// HadPrevious is false on a customer's first evaluation (Previous is
 	// then empty).
 	HadPrevious bool
-	// Valued is true when the policy has models and the customer has a
-	// purchase; Value then holds the models' evaluation at the evaluation
-	// time (money in major units of the base currency).
+	// Valued is true when Value holds the models' evaluation at the
+	// evaluation time (money in major units of the base currency): always
+	// when Changed under a policy with models for a customer with a
+	// purchase, and at every evaluation of one when the policy has value
+	// classes (which need the CLV). Otherwise the models do not run.
 	Valued bool
 	Value  clv.Value
 }
@@ -284,21 +286,26 @@ func (p *Policy) evaluate(c *schemas.Customer, now int64) Outcome {
 	pc := p.compiled()
 	now = max(now, c.EvaluatedAt)
 	o := Outcome{Previous: derivedOf(c), HadPrevious: c.EvaluatedAt != 0}
-	s := pc.derive(c, now, true)
-	o.Valued, o.Value = s.valued, s.v
+	s := pc.derive(c, now, true, 0)
 	c.ValueClass = s.d.ValueClass
 	c.RScore, c.FScore, c.MScore = s.r, s.f, s.m
 	c.Tier, c.ChurnRisk, c.LifecycleStage = s.d.Tier, s.d.ChurnRisk, s.d.LifecycleStage
 	c.EvaluatedAt = now
 	c.PolicyVersion = pc.version
 	o.Changed = !o.HadPrevious || !o.Previous.Equal(s.d)
+	if o.Changed && !s.valued && pc.model != nil && c.Purchases > 0 {
+		// For the TierChange: without value classes the models run only
+		// when something changed.
+		s.valued, s.v = true, pc.model.Evaluate(pc.summary(c, now), pc.meanSpend(c))
+	}
+	o.Valued, o.Value = s.valued, s.v
 	return o
 }
 
 type derivation struct {
 	r, f, m int32
 	d       Derived
-	valued  bool      // v is set
+	valued  bool      // v is set (by derive only with value classes)
 	v       clv.Value // the models' evaluation, money in major units
 }
 
@@ -344,9 +351,12 @@ func (pc *compiled) classify(monetary int64, clvMinor float64) *string {
 
 // derive computes the scores and Derived fields of c at now without
 // changing c. With value, it also evaluates the models (when the policy has
-// them) and derives the value class from them; without, it carries c's
-// stored value class, which only an evaluation with value changes.
-func (pc *compiled) derive(c *schemas.Customer, now int64, value bool) derivation {
+// value classes) and derives the value class from them; without, it carries
+// c's stored value class, which only an evaluation with value changes.
+// pAliveAt, when not 0, is the time P(alive) falls below the churn
+// threshold (pAliveCrossing; -1 for never), which spares computing P(alive)
+// at now.
+func (pc *compiled) derive(c *schemas.Customer, now int64, value bool, pAliveAt int64) derivation {
 	s := derivation{r: 1, f: scoreUp(c.Purchases, &pc.frequency), m: 1}
 	s.d.ValueClass = c.ValueClass
 	if value {
@@ -367,19 +377,20 @@ func (pc *compiled) derive(c *schemas.Customer, now int64, value bool) derivatio
 	idle := now - c.LastActivity
 	s.d.ChurnRisk = idle >= pc.inactivityMs
 	if pc.model != nil {
-		if value {
+		if value && pc.classes != nil {
 			s.valued = true
 			s.v = pc.model.Evaluate(pc.summary(c, now), pc.meanSpend(c))
-			if pc.classes != nil {
-				s.d.ValueClass = pc.classify(c.MonetaryMinor, s.v.CLV*pc.minorPerMajor)
-			}
+			s.d.ValueClass = pc.classify(c.MonetaryMinor, s.v.CLV*pc.minorPerMajor)
 		}
 		if pc.pAliveBelow > 0 && c.RepeatDays > 0 && !s.d.ChurnRisk {
-			pa := s.v.PAlive
-			if !value {
-				pa = pc.model.BGNBD.PAlive(pc.summary(c, now))
+			switch {
+			case pAliveAt != 0:
+				s.d.ChurnRisk = pAliveAt > 0 && now >= pAliveAt
+			case s.valued:
+				s.d.ChurnRisk = s.v.PAlive < pc.pAliveBelow
+			default:
+				s.d.ChurnRisk = pc.model.BGNBD.PAlive(pc.summary(c, now)) < pc.pAliveBelow
 			}
-			s.d.ChurnRisk = pa < pc.pAliveBelow
 		}
 	}
 	switch {
@@ -435,7 +446,11 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 	if now == 0 || c.Purchases == 0 {
 		return 0
 	}
-	cur := pc.derive(c, now, true).d
+	// Stale stored fields (another policy evaluated c) are due now. Under
+	// the same policy version the value class is taken as current: it was
+	// derived from the same models at the same time, and recomputing it
+	// would cost a full CLV evaluation per call.
+	cur := pc.derive(c, now, c.PolicyVersion != pc.version, 0).d
 	if !cur.Equal(derivedOf(c)) {
 		return now
 	}
@@ -455,10 +470,13 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 		cand[n] = c.RiskUntil
 		n++
 	}
+	pAliveAt := int64(0)
 	if pc.pAliveBelow > 0 && c.RepeatDays > 0 {
+		pAliveAt = -1
 		if at := pc.pAliveCrossing(c, now); at != 0 {
 			cand[n] = at
 			n++
+			pAliveAt = at
 		}
 	}
 	// Insertion sort: at most ten values.
@@ -468,7 +486,7 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 		}
 	}
 	for _, t := range cand[:n] {
-		if t > now && !pc.derive(c, t, false).d.Equal(cur) {
+		if t > now && !pc.derive(c, t, false, pAliveAt).d.Equal(cur) {
 			return t
 		}
 	}
@@ -493,20 +511,21 @@ func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
 	for i := 0; i < 64 && at > now+1 && below(at-1); i++ {
 		at--
 	}
-	for i := 0; i < 64 && !below(at); i++ {
+	for range 64 {
+		if below(at) {
+			return at
+		}
 		at++
 	}
-	if !below(at) {
-		return 0 // P(alive) flat at the threshold: never reached in practice
-	}
-	return at
+	return 0 // P(alive) flat at the threshold: never reached in practice
 }
 
 // TierChange builds the record announcing c's state after an evaluation
 // whose Outcome is o. cause and occurredAt name the event (or timer) that
 // produced it. EventID is CustomerID + ":" + Version. PAlive,
-// ExpectedPurchases and CLV (in base minor units) come from o.Value, and
-// are nil when o is not Valued (no models, or no purchase); RecencyDays is nil
+// ExpectedPurchases and CLV (in base minor units) are the models' evaluation
+// at c.EvaluatedAt (o.Value when o is Valued), nil without models or for a
+// customer with no purchase; RecencyDays is nil
 // for a customer without a purchase; Action is the recommended action of
 // c's tier under p, nil if none.
 func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause, occurredAt int64) schemas.TierChange {
@@ -542,6 +561,9 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 	}
 	if a := pc.action(c.Tier); a != "" {
 		tc.Action = &a
+	}
+	if !o.Valued && pc.model != nil && c.Purchases > 0 {
+		o.Valued, o.Value = true, pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))
 	}
 	if o.Valued {
 		v := o.Value
