@@ -49,7 +49,7 @@ func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.
 func TestModelsEndToEnd(t *testing.T) {
 	h := newHarness(t, 1)
 	dir, group := t.TempDir(), kafkatest.Name(t, "g")
-	classes := &score.ValueClasses{HighYieldMonetaryMinor: 1_000_000, HighYieldCLVMinor: 1e6, HighPotentialCLVMinor: 1000, BelowZeroCLVMinor: 10}
+	classes := &score.ValueClasses{ReviewDays: 7, HighYieldMonetaryMinor: 1_000_000, HighYieldCLVMinor: 1e6, HighPotentialCLVMinor: 1000, BelowZeroCLVMinor: 10}
 	pol := modelsPolicy(t, "models-1", classes)
 	run := func(p *score.Policy) *running {
 		return h.start(dir, group, func(c *Config) { c.Time = TimeEvent; c.Policy = p })

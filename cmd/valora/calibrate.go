@@ -543,7 +543,7 @@ func calValueClasses(in *calInput, model *clv.Model, minorPerMajor float64, f *c
 	slices.Sort(clvs)
 	slices.Sort(mons)
 	q := func(n int, k float64) int { return max(0, min(n-1, int(math.Ceil(k*float64(n)))-1)) }
-	var vc score.ValueClasses
+	vc := score.ValueClasses{ReviewDays: score.DefaultReviewDays}
 	if len(clvs) > 0 {
 		top := math.Round(clvs[q(len(clvs), 0.8)]*100) / 100
 		vc.HighYieldCLVMinor, vc.HighPotentialCLVMinor = top, top

@@ -21,6 +21,8 @@ type inspectSummary struct {
 	Tiers      map[string]int             `json:"tiers"`
 	Stages     map[string]int             `json:"lifecycle_stages"`
 	ChurnRisk  int                        `json:"churn_risk"`
+	// ValueClasses counts customers by value class ("none" for no class).
+	ValueClasses map[string]int `json:"value_classes"`
 	// Digest is a SHA-256 over every partition's customers, in partition
 	// then key order (partition, id, encoded state): two stores with the
 	// same customers in the same states have the same digest.
@@ -81,7 +83,7 @@ func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr i
 
 // summarizeState reads every customer of parts (sorted) into a summary.
 func summarizeState(st *state.Store, parts []int32) (inspectSummary, error) {
-	sum := inspectSummary{Partitions: map[int32]partitionSummary{}, Tiers: map[string]int{}, Stages: map[string]int{}}
+	sum := inspectSummary{Partitions: map[int32]partitionSummary{}, Tiers: map[string]int{}, Stages: map[string]int{}, ValueClasses: map[string]int{}}
 	h := sha256.New()
 	var num [8]byte
 	for _, p := range parts {
@@ -105,6 +107,11 @@ func summarizeState(st *state.Store, parts []int32) (inspectSummary, error) {
 			ps.Customers++
 			sum.Tiers[c.Tier]++
 			sum.Stages[c.LifecycleStage]++
+			class := "none"
+			if c.ValueClass != nil {
+				class = *c.ValueClass
+			}
+			sum.ValueClasses[class]++
 			if c.ChurnRisk {
 				sum.ChurnRisk++
 			}

@@ -52,6 +52,7 @@ type replaySummary struct {
 	Tiers           map[string]int `json:"tiers"`
 	Stages          map[string]int `json:"lifecycle_stages"`
 	ChurnRisk       int            `json:"churn_risk"`
+	ValueClasses    map[string]int `json:"value_classes"`
 	Digest          string         `json:"digest"`
 	Seconds         float64        `json:"seconds"`
 	EventsPerSecond float64        `json:"events_per_second"`
@@ -293,6 +294,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 		return err
 	}
 	sum.Customers, sum.Tiers, sum.Stages, sum.ChurnRisk, sum.Digest = is.Customers, is.Tiers, is.Stages, is.ChurnRisk, is.Digest
+	sum.ValueClasses = is.ValueClasses
 	return sum.write(stdout, f.json)
 }
 

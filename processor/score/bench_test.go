@@ -103,7 +103,7 @@ func BenchmarkTierChange(b *testing.B) {
 func benchModelPolicies(b *testing.B) map[string]*Policy {
 	return map[string]*Policy{
 		"p_alive": modelPolicy(b, 0.3, nil),
-		"p_alive+classes": modelPolicy(b, 0.3, &ValueClasses{
+		"p_alive+classes": modelPolicy(b, 0.3, &ValueClasses{ReviewDays: 7,
 			HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100}),
 	}
 }

@@ -85,12 +85,15 @@
 //
 // With value_classes set, the value class is derived from the CLV and the
 // monetary value at each evaluation (see ValueClasses); without, it is
-// null. The class is re-derived at every evaluation, by event or by timer,
-// but NextDeadline does not look for the time the decaying CLV alone would
-// move a customer into another class: such a move shows at the customer's
-// next evaluation (its next event, or its next recency, lifecycle or
-// P(alive) timer). Scheduling it would cost a search over CLV evaluations
-// for every change of every customer.
+// null. The class is re-derived at every evaluation, by event or by timer.
+// The CLV of a silent customer decays continuously, and finding the exact
+// time it crosses a threshold would cost a search over CLV evaluations for
+// every change of every customer; instead NextDeadline schedules a review
+// at most value_classes.review_days after each evaluation while the class
+// is above below_zero (with below_zero_clv_minor 0, only while the customer
+// has been idle less than three inactivity windows), so a class moves
+// within review_days of its CLV crossing. A review may find no change: that is the one deadline that can
+// fire for nothing.
 //
 // # Events
 //
@@ -140,7 +143,8 @@
 //
 // NextDeadline gives the earliest time after EvaluatedAt at which Evaluate
 // would report a change with no new event, so a timer set to it never misses
-// a change and never fires for nothing (the next event reschedules it).
+// a change and, but for value class reviews, never fires for nothing (the
+// next event reschedules it).
 //
 // # Performance
 //

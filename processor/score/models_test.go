@@ -196,6 +196,7 @@ func TestValueClasses(t *testing.T) {
 		t.Fatalf("CLV big %v small %v once %v: want decreasing", big, small, once)
 	}
 	vc := &ValueClasses{
+		ReviewDays:             7,
 		HighYieldMonetaryMinor: 100000,     // only "big" has this much
 		HighYieldCLVMinor:      big * 0.99, // and this CLV
 		HighPotentialCLVMinor:  small * 0.99,
@@ -321,7 +322,7 @@ func TestPropertyNextDeadlineModels(t *testing.T) {
 // TestModelPolicyZeroAllocations: evaluating the models and classes adds
 // no allocation to the per-event path.
 func TestModelPolicyZeroAllocations(t *testing.T) {
-	p := modelPolicy(t, 0.3, &ValueClasses{HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100})
+	p := modelPolicy(t, 0.3, &ValueClasses{ReviewDays: 7, HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100})
 	c := &schemas.Customer{CustomerID: "c"}
 	at := t0
 	e := purchase(at, 1000)
@@ -425,4 +426,67 @@ func mustParse(t *testing.T, s string) *Policy {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestValueClassReview checks that the class of a silent customer follows
+// its decaying CLV through review timers: the move to below_zero comes
+// within review_days of the day the CLV (computed here with the model)
+// falls below the threshold, never before, and reviews stop after it.
+func TestValueClassReview(t *testing.T) {
+	m := testModels()
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := &schemas.Customer{CustomerID: "c"}
+	var buys []int64
+	for d := int64(0); d <= 90; d += 10 {
+		buys = append(buys, t0+d*DayMs)
+	}
+	last := buys[len(buys)-1]
+	clvAt := func(at int64) float64 {
+		s := clv.SummaryAt(int64(len(buys)-1), buys[0], last, at, clv.Day)
+		return m.Evaluate(s, 5.00).CLV * 100
+	}
+	// The threshold: the CLV 120 days after the last purchase.
+	threshold := clvAt(last + 120*DayMs)
+	p := modelPolicy(t, 0, &ValueClasses{ReviewDays: 7, HighYieldMonetaryMinor: 1e9, HighYieldCLVMinor: 1e9,
+		HighPotentialCLVMinor: threshold, BelowZeroCLVMinor: threshold})
+	for _, b := range buys {
+		mustPurchase(t, p, c, purchase(b, 500))
+	}
+	if c.ValueClass == nil || *c.ValueClass != ClassHighPotential {
+		t.Fatalf("class %v after buying, want high_potential", deref(c.ValueClass))
+	}
+	// The first millisecond-exact day the CLV is below the threshold.
+	var crossing int64
+	for d := int64(0); d < 400 && crossing == 0; d++ {
+		if at := last + d*DayMs; clvAt(at) < threshold {
+			crossing = at
+		}
+	}
+	var movedAt int64
+	for steps := 0; steps < 200; steps++ {
+		now := c.EvaluatedAt
+		d := p.NextDeadline(c)
+		if d == 0 {
+			break
+		}
+		if movedAt == 0 && d > now+7*DayMs {
+			t.Fatalf("deadline %d days after an evaluation while high_potential: no review", (d-now)/DayMs)
+		}
+		p.Evaluate(c, d)
+		if movedAt == 0 && c.ValueClass != nil && *c.ValueClass == ClassBelowZero {
+			movedAt = d
+		}
+		if movedAt != 0 && d > movedAt && d-now == 7*DayMs {
+			t.Fatalf("review %d days after the move to below_zero", (d-movedAt)/DayMs)
+		}
+	}
+	if movedAt == 0 {
+		t.Fatal("never moved to below_zero")
+	}
+	if movedAt < crossing-DayMs || movedAt > crossing+7*DayMs {
+		t.Errorf("moved to below_zero %.1f days after the last purchase; the CLV crossed at %.1f days",
+			float64(movedAt-last)/float64(DayMs), float64(crossing-last)/float64(DayMs))
+	}
 }

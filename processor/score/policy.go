@@ -158,6 +158,10 @@ type Churn struct {
 	PAliveBelow float64 `yaml:"p_alive_below,omitempty" json:",omitempty"`
 }
 
+// DefaultReviewDays is ValueClasses.ReviewDays when a policy file leaves it
+// out.
+const DefaultReviewDays = 7
+
 // The value classes.
 const (
 	ClassHighYield     = "high_yield"     // valuable now and expected to stay so
@@ -180,6 +184,12 @@ const (
 // Every threshold is finite and >= 0, and BelowZeroCLVMinor is at most both
 // CLV thresholds.
 type ValueClasses struct {
+	// ReviewDays: the CLV of a silent customer decays continuously, so a
+	// customer's class is re-derived at least this often (a timer) while
+	// it is above below_zero (and, when BelowZeroCLVMinor is 0, which a
+	// CLV never falls below, while the customer has been idle less than
+	// three inactivity windows). In 1..3650; ParsePolicy defaults it to 7.
+	ReviewDays             int64   `yaml:"review_days" json:"review_days"`
 	HighYieldCLVMinor      float64 `yaml:"high_yield_clv_minor" json:"high_yield_clv_minor"`
 	HighYieldMonetaryMinor int64   `yaml:"high_yield_monetary_minor" json:"high_yield_monetary_minor"`
 	HighPotentialCLVMinor  float64 `yaml:"high_potential_clv_minor" json:"high_potential_clv_minor"`
@@ -330,6 +340,9 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	if p.Risk.ComplaintTypes == nil {
 		p.Risk.ComplaintTypes = []string{"complaint"}
 	}
+	if p.ValueClasses != nil && p.ValueClasses.ReviewDays == 0 {
+		p.ValueClasses.ReviewDays = DefaultReviewDays
+	}
 	if p.Rates == nil {
 		// Absent and empty are the same table; keeping one form makes the
 		// digest survive a write-back (yaml.Marshal writes "rates: {}").
@@ -382,6 +395,7 @@ type compiled struct {
 	classes       *ValueClasses // nil: no classes
 	minorPerMajor float64       // 10^exponent of the base currency
 	unitMs        int64         // the model's time unit in milliseconds
+	reviewMs      int64         // value class review interval (0: none)
 }
 
 func (p *Policy) compiled() *compiled {
@@ -637,6 +651,10 @@ func (p *Policy) Validate() error {
 			bad("value_classes.below_zero_clv_minor", "%v must be at most high_yield_clv_minor (%v) and high_potential_clv_minor (%v)",
 				vc.BelowZeroCLVMinor, vc.HighYieldCLVMinor, vc.HighPotentialCLVMinor)
 		}
+		if vc.ReviewDays < 1 || vc.ReviewDays > 3650 {
+			bad("value_classes.review_days", "%d out of range 1..3650", vc.ReviewDays)
+		}
+		c.reviewMs = vc.ReviewDays * DayMs
 		cp := *vc
 		c.classes = &cp
 	}

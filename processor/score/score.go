@@ -435,7 +435,10 @@ func combine(f, m int) int { return (f + m + 1) / 2 }
 // NextDeadline returns the earliest event time after c.EvaluatedAt at which
 // Evaluate would change a Derived field of c with no new event: a recency
 // score boundary that changes the tier, the at-risk or churn inactivity
-// threshold, the end of the new or reactivated window, or a risk expiry. It
+// threshold, the end of the new or reactivated window, a risk expiry, or
+// the time P(alive) falls below churn.p_alive_below; or, if earlier, the
+// next value class review (ValueClasses.ReviewDays), which may find no
+// change. It
 // returns 0 when nothing can change without an event (prospects, customers
 // past every threshold, customers never evaluated), and c.EvaluatedAt itself
 // when the stored fields are already stale (c was last evaluated under
@@ -485,13 +488,45 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 			cand[j], cand[j-1] = cand[j-1], cand[j]
 		}
 	}
+	// The value class review: the class is re-derived at most
+	// value_classes.review_days after an evaluation while the CLV can
+	// still move it down (see reviewAt). It may find no change.
+	review := pc.reviewAt(c, now)
 	for _, t := range cand[:n] {
+		if review != 0 && t >= review {
+			return review
+		}
 		if t > now && !pc.derive(c, t, false, pAliveAt).d.Equal(cur) {
 			return t
 		}
 	}
-	return 0
+	return review
 }
+
+// reviewAt returns when c's value class is next reviewed after an
+// evaluation at now: now + review_days while the class is not below_zero
+// (the CLV only falls while the customer is silent, and below_zero is the
+// lowest class, which a silent customer's CLV reaches in time when
+// below_zero_clv_minor > 0); with below_zero_clv_minor 0 the CLV never
+// gets there, so reviews stop once the customer has been idle
+// reviewIdleFactor × churn.inactivity_days. 0 for no review.
+func (pc *compiled) reviewAt(c *schemas.Customer, now int64) int64 {
+	if pc.classes == nil || pc.reviewMs == 0 || c.Purchases == 0 {
+		return 0
+	}
+	if c.ValueClass != nil && *c.ValueClass == ClassBelowZero {
+		return 0
+	}
+	if pc.classes.BelowZeroCLVMinor == 0 && now-c.LastActivity >= reviewIdleFactor*pc.inactivityMs {
+		return 0
+	}
+	return now + pc.reviewMs
+}
+
+// reviewIdleFactor bounds value class reviews without a below_zero CLV
+// threshold: after this many inactivity windows of silence a customer's
+// class is left as it is.
+const reviewIdleFactor = 3
 
 // pAliveCrossing returns the first millisecond after now at which c's
 // P(alive) is below the policy's threshold, or 0 if none is before
