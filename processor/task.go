@@ -189,6 +189,16 @@ func (t *task) stop() {
 	<-t.done
 }
 
+// killed reports whether kill was called.
+func (t *task) killed() bool {
+	select {
+	case <-t.dead:
+		return true
+	default:
+		return false
+	}
+}
+
 // kill makes the task exit at its next step without committing.
 func (t *task) kill() {
 	select {
@@ -240,7 +250,7 @@ func (t *task) run() {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
 			}
-			if pol := t.p.policy.Load(); pol != t.pol {
+			if pol := t.p.policy.Load(); pol != t.pol && len(t.dirty) == 0 && !t.killed() {
 				if err := t.switchPolicy(pol); err != nil {
 					t.p.fail(fmt.Errorf("task %d: switch policy: %w", t.part, err))
 					return
