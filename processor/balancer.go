@@ -17,7 +17,13 @@ import (
 //
 // It speaks the eager protocol: every member gives up its tasks at the start
 // of a rebalance and gets its (mostly unchanged) set back at the end.
-type coPartitionBalancer struct{}
+//
+// A member's join metadata carries its advertised HTTP URL (Config.
+// AdvertiseURL) as user data, which DescribeGroups then shows to every
+// instance: that is how an instance names a customer's owner.
+type coPartitionBalancer struct {
+	advertise string
+}
 
 // balancerProtocol is the group protocol name. Every member of a valora group
 // must use it; Kafka refuses a member that offers no common protocol.
@@ -28,9 +34,12 @@ var _ kgo.GroupBalancer = coPartitionBalancer{}
 func (coPartitionBalancer) ProtocolName() string { return balancerProtocol }
 func (coPartitionBalancer) IsCooperative() bool  { return false }
 
-func (coPartitionBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+func (b coPartitionBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 3
+	if b.advertise != "" {
+		meta.UserData = []byte(b.advertise)
+	}
 	meta.Topics = interests
 	meta.Generation = generation
 	topics := make([]string, 0, len(current))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,6 +123,12 @@ type Config struct {
 	// HTTP configures the HTTP surface served by Handler (lookup access,
 	// TLS, limits). The zero value is plain HTTP with default limits.
 	HTTP HTTPConfig
+	// AdvertiseURL is the base URL (http or https, host and port, no path)
+	// at which other instances and clients reach this instance's HTTP API,
+	// such as http://valora-0.valora:8080. The instance advertises it to
+	// the group in its join metadata, so that any instance asked for a
+	// customer it does not own names the owner. Empty: not advertised.
+	AdvertiseURL string
 	// Replay, if set, makes this a bounded replay instead of a daemon (see
 	// Replay). Time must then be TimeEvent (the default for a replay).
 	Replay *Replay
@@ -262,6 +269,15 @@ func (c *Config) ValidateSettings() error {
 	}
 	if c.CommitInterval < 0 {
 		errs = append(errs, fmt.Errorf("commit_interval: %v must be positive", c.CommitInterval))
+	}
+	if c.AdvertiseURL != "" {
+		u, err := url.Parse(c.AdvertiseURL)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("advertise_url: %w", err))
+		case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.Path != "" && u.Path != "/", u.RawQuery != "", u.User != nil:
+			errs = append(errs, fmt.Errorf("advertise_url: %q: want http:// or https:// and a host (and port), no path, query or user", c.AdvertiseURL))
+		}
 	}
 	if c.CommitRecords < 0 {
 		errs = append(errs, fmt.Errorf("commit_records: %d must be positive", c.CommitRecords))

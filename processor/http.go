@@ -1,11 +1,18 @@
 package processor
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/schemas"
@@ -17,6 +24,11 @@ import (
 //	GET /healthz              200 while the process runs
 //	GET /readyz               200 once tasks are assigned, 503 before
 //	GET /v1/customers/{id}    the customer's committed state as JSON
+//
+// A lookup of a customer whose task another instance owns answers 421 with
+// the task, and the owner's advertised URL ("owner", and a Location header
+// with the customer's URL there) when the owner advertises one
+// (Config.AdvertiseURL); otherwise "owner_error" says why not.
 //
 // Errors are JSON objects {"error": "..."}. The customer lookup reads only
 // committed state and is safe to call concurrently with processing; Config.HTTP
@@ -66,8 +78,21 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !owned {
-		writeJSON(w, http.StatusMisdirectedRequest, map[string]any{
-			"error": "customer belongs to a task this instance does not own", "task": part})
+		// Name the owner: the URL its member advertises in the group.
+		body := map[string]any{"error": "customer belongs to a task this instance does not own", "task": part}
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		owner, err := p.ownerOf(ctx, part)
+		cancel()
+		switch {
+		case err != nil:
+			body["owner_error"] = err.Error()
+		case owner != "":
+			body["owner"] = owner
+			w.Header().Set("Location", owner+"/v1/customers/"+url.PathEscape(id))
+		default:
+			body["owner_error"] = "no member of the group advertises an address for this task (--advertise-url)"
+		}
+		writeJSON(w, http.StatusMisdirectedRequest, body)
 		return
 	}
 	val, found, err := p.cfg.Store.GetCustomer(part, []byte(id), nil)
@@ -100,4 +125,61 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ownerCache maps tasks to the advertised URL of the member that owns them,
+// from DescribeGroups. It is refreshed at most every ownerTTL, and at once
+// when a lookup finds no owner for a task (after a rebalance).
+type ownerCache struct {
+	mu     sync.Mutex
+	adm    *kadm.Client // set by Run
+	at     time.Time
+	byTask map[int32]string
+}
+
+const ownerTTL = 2 * time.Second
+
+// ownerOf returns the advertised URL of the instance that owns task part,
+// or "" when no member advertises one for it.
+func (p *Processor) ownerOf(ctx context.Context, part int32) (string, error) {
+	o := &p.owners
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if u, ok := o.byTask[part]; ok && time.Since(o.at) < ownerTTL {
+		return u, nil
+	}
+	if o.adm == nil {
+		return "", errors.New("not connected to the group yet")
+	}
+	if !o.at.IsZero() && time.Since(o.at) < ownerTTL/4 {
+		return o.byTask[part], nil // asked just now: do not hammer the coordinator
+	}
+	groups, err := o.adm.DescribeGroups(ctx, p.cfg.Group)
+	if err == nil {
+		err = groups.Error()
+	}
+	if err != nil {
+		return "", fmt.Errorf("describe group %s: %w", p.cfg.Group, err)
+	}
+	byTask := map[int32]string{}
+	for _, m := range groups[p.cfg.Group].Members {
+		meta, ok := m.Join.AsConsumer()
+		if !ok || len(meta.UserData) == 0 {
+			continue
+		}
+		as, ok := m.Assigned.AsConsumer()
+		if !ok {
+			continue
+		}
+		for _, t := range as.Topics {
+			if t.Topic != p.cfg.Topics.Purchases {
+				continue
+			}
+			for _, q := range t.Partitions {
+				byTask[q] = string(meta.UserData)
+			}
+		}
+	}
+	o.byTask, o.at = byTask, time.Now()
+	return byTask[part], nil
 }

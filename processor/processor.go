@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,10 @@ type Processor struct {
 	// policy is the policy in force; tasks switch to a new one at their
 	// next commit (SetPolicy).
 	policy atomic.Pointer[score.Policy]
+
+	// owners caches which member owns each task and the URL it
+	// advertises, for lookups of customers this instance does not own.
+	owners ownerCache
 
 	// ends holds the latest end offsets of the inputs, by partition,
 	// refreshed by watchEnds; tasks read it to know whether they are
@@ -182,7 +187,7 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(c.Topics.Interactions, c.Topics.Purchases),
-		kgo.Balancers(coPartitionBalancer{}),
+		kgo.Balancers(coPartitionBalancer{advertise: strings.TrimSuffix(c.AdvertiseURL, "/")}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers take offsets: tasks see them so that their
 		// position reaches the end offset of a partition that ends with
@@ -228,6 +233,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.cancel = cancel
 	p.mu.Unlock()
 	adm := kadm.NewClient(cl)
+	p.owners.mu.Lock()
+	p.owners.adm = adm
+	p.owners.mu.Unlock()
 	var watchers sync.WaitGroup
 	watchers.Go(func() { p.watchEnds(ctx, adm) })
 	defer watchers.Wait()

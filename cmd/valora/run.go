@@ -37,6 +37,7 @@ type scorerFlags struct {
 	tierChanges    string
 	deadLetter     string
 	httpAddr       string
+	advertiseURL   string
 	guarantee      string
 	commitInterval time.Duration
 	commitRecords  int
@@ -63,6 +64,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&f.tierChanges, "tier-changes-topic", t.TierChanges, "output topic of TierChange records")
 	fs.StringVar(&f.deadLetter, "dlq-topic", t.DeadLetter, "dead-letter topic for records that cannot be applied")
 	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTP, "address of the HTTP server (/metrics, /healthz, /readyz, /v1/customers/{id}); empty disables it")
+	fs.StringVar(&f.advertiseURL, "advertise-url", "", "base URL other instances and clients reach this instance's HTTP server at (e.g. http://valora-0.valora:8080), advertised to the group so that any instance names a customer's owner (default: from --http-addr, with the host name when it listens on all interfaces; none for port 0)")
 	fs.StringVar(&f.guarantee, "guarantee", string(processor.AtLeastOnce), "output guarantee: at_least_once")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
@@ -98,6 +100,32 @@ type scorer struct {
 	policyPath string
 	// reload delivers reload requests (SIGHUP); tests send on it directly.
 	reload chan os.Signal
+}
+
+// advertise returns the URL to advertise to the group: --advertise-url, or
+// one derived from --http-addr (the host name for a wildcard address), or
+// "" without an HTTP server or on a random port.
+func (f *scorerFlags) advertise(tls bool) (string, error) {
+	if f.advertiseURL != "" || f.httpAddr == "" {
+		return f.advertiseURL, nil
+	}
+	host, port, err := net.SplitHostPort(f.httpAddr)
+	if err != nil {
+		return "", usagef("--http-addr %q: %v", f.httpAddr, err)
+	}
+	if port == "0" {
+		return "", nil
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if host, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("--advertise-url: no host name to derive it from: %w", err)
+		}
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 // loadPolicy reads the policy file, or returns the default policy.
@@ -151,7 +179,12 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if err != nil {
 		return nil, err
 	}
+	advertise, err := f.advertise(httpCfg.CertFile != "")
+	if err != nil {
+		return nil, err
+	}
 	cfg := processor.Config{
+		AdvertiseURL:    advertise,
 		Brokers:         splitList(f.brokers),
 		Group:           f.group,
 		Topics:          f.topics(),

@@ -1,0 +1,132 @@
+package processor
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/internal/kafkatest"
+	"valora/schemas"
+)
+
+// TestLookupAnyInstance runs three instances in one group, each serving its
+// HTTP API at the URL it advertises, and asks every instance for every
+// customer: the owner answers with the state, any other instance answers
+// 421 with the owner's URL (body and Location), and following it gets the
+// state. After one instance leaves, the answers follow the new owners.
+func TestLookupAnyInstance(t *testing.T) {
+	h := newHarness(t, 6)
+	group := kafkatest.Name(t, "g")
+	type inst struct {
+		r   *running
+		srv *httptest.Server
+	}
+	var insts []*inst
+	for range 3 {
+		srv := httptest.NewUnstartedServer(nil)
+		url := "http://" + srv.Listener.Addr().String()
+		r := h.start(t.TempDir(), group, func(c *Config) { c.AdvertiseURL = url })
+		srv.Config.Handler = r.p.Handler(r.reg)
+		srv.Start()
+		t.Cleanup(srv.Close)
+		insts = append(insts, &inst{r, srv})
+	}
+	const n = 30
+	var recs []*kgo.Record
+	for i := range n {
+		id := fmt.Sprintf("cust-%02d", i)
+		recs = append(recs, h.purchase(schemas.Purchase{EventID: id, CustomerID: id, OccurredAt: day(0), AmountMinor: 1000}))
+	}
+	h.b.Produce(t, recs...)
+	// Every record handled somewhere, and each instance owns two tasks.
+	kafkatest.Eventually(t, 90*time.Second, func() error {
+		total, owned := 0.0, 0.0
+		for _, in := range insts {
+			total += in.r.handled()
+			owned += gaugeValue(t, in.r, "valora_tasks_assigned")
+			if g := gaugeValue(t, in.r, "valora_tasks_assigned"); g != 2 {
+				return fmt.Errorf("an instance owns %v tasks", g)
+			}
+		}
+		if total < n || owned != 6 {
+			return fmt.Errorf("%v of %d records handled, %v of 6 tasks owned", total, n, owned)
+		}
+		return nil
+	})
+
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(url string) (int, map[string]any, http.Header) {
+		t.Helper()
+		resp, err := noRedirect.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var body map[string]any
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Fatalf("GET %s: %d, body not JSON: %s", url, resp.StatusCode, b)
+		}
+		return resp.StatusCode, body, resp.Header
+	}
+	// check asks every live instance for every customer and returns the
+	// first problem.
+	check := func(live []*inst) error {
+		for i := range n {
+			id := fmt.Sprintf("cust-%02d", i)
+			answered := 0
+			for _, in := range live {
+				code, body, hdr := get(in.srv.URL + "/v1/customers/" + id)
+				switch code {
+				case http.StatusOK:
+					answered++
+					if body["CustomerID"] != id {
+						return fmt.Errorf("%s from %s: %v", id, in.srv.URL, body)
+					}
+				case http.StatusMisdirectedRequest:
+					owner, _ := body["owner"].(string)
+					if owner == "" || owner == in.srv.URL || hdr.Get("Location") != owner+"/v1/customers/"+id {
+						return fmt.Errorf("%s from %s: 421 without a usable owner: %v, Location %q", id, in.srv.URL, body, hdr.Get("Location"))
+					}
+					if code, body, _ := get(hdr.Get("Location")); code != http.StatusOK || body["CustomerID"] != id {
+						return fmt.Errorf("%s at its owner %s: %d %v", id, owner, code, body)
+					}
+				default:
+					return fmt.Errorf("%s from %s: %d %v", id, in.srv.URL, code, body)
+				}
+			}
+			if answered != 1 {
+				return fmt.Errorf("%s: %d instances answered with the state, want exactly its owner", id, answered)
+			}
+		}
+		return nil
+	}
+	// A task that moved while the instances joined is rebuilt from the
+	// inputs by its new owner: poll until every lookup succeeds.
+	kafkatest.Eventually(t, 90*time.Second, func() error { return check(insts) })
+
+	// One instance leaves; the other two take its tasks, and lookups
+	// follow once the owner cache has expired.
+	if err := insts[2].r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	insts[2].srv.Close()
+	live := insts[:2]
+	kafkatest.Eventually(t, 90*time.Second, func() error {
+		for _, in := range live {
+			if g := gaugeValue(t, in.r, "valora_tasks_assigned"); g != 3 {
+				return fmt.Errorf("an instance owns %v tasks", g)
+			}
+		}
+		return nil
+	})
+	// The new owners rebuild the moved tasks from the inputs (no changelog
+	// yet), and the owner cache refreshes within ownerTTL.
+	kafkatest.Eventually(t, 90*time.Second, func() error { return check(live) })
+}
