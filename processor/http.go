@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/processor/score"
 	"valora/schemas"
 )
 
@@ -52,10 +53,18 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	return mux
 }
 
-// CustomerView is the JSON body of GET /v1/customers/{id}.
+// CustomerView is the JSON body of GET /v1/customers/{id}: the stored
+// customer (its fields under their Go names), the task that owns it, and,
+// under the policy in force, the recommended action and the lifetime-value
+// models' evaluation at the customer's last evaluation time (absent without
+// models or for a prospect).
 type CustomerView struct {
 	Task int32 `json:"task"`
 	*schemas.Customer
+	Action            *string  `json:"action,omitempty"`
+	PAlive            *float64 `json:"p_alive,omitempty"`
+	ExpectedPurchases *float64 `json:"expected_purchases,omitempty"`
+	CLV               *float64 `json:"clv,omitempty"`
 }
 
 func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +118,10 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "decode state: " + err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, CustomerView{Task: part, Customer: &c})
+	// The record a change would carry, for its model values and action.
+	tc := p.policy.Load().TierChange(&c, score.Outcome{}, schemas.CauseInactivity, c.EvaluatedAt)
+	writeJSON(w, http.StatusOK, CustomerView{Task: part, Customer: &c, Action: tc.Action,
+		PAlive: tc.PAlive, ExpectedPurchases: tc.ExpectedPurchases, CLV: tc.CLV})
 }
 
 var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")

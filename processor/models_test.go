@@ -1,8 +1,10 @@
 package processor
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -168,6 +170,24 @@ func TestModelsEndToEnd(t *testing.T) {
 	send(buy("other", churnAt+3*dayMs))
 	if n := len(h.customerChanges(t, "buyer")); n != len(changes) {
 		t.Errorf("%d changes after a restart under the same policy, want %d", n, len(changes))
+	}
+
+	// The HTTP lookup shows the model values at the last evaluation.
+	w := httptest.NewRecorder()
+	r.p.Handler(r.reg).ServeHTTP(w, httptest.NewRequest("GET", "/v1/customers/buyer", nil))
+	var view struct {
+		EvaluatedAt       int64
+		PAlive            *float64 `json:"p_alive"`
+		ExpectedPurchases *float64 `json:"expected_purchases"`
+		CLV               *float64 `json:"clv"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &view); err != nil || w.Code != 200 {
+		t.Fatalf("lookup: %d %s", w.Code, w.Body)
+	}
+	want := m.Evaluate(clv.SummaryAt(int64(len(buys)-1), buys[0], last, view.EvaluatedAt, clv.Day), 30.00)
+	if view.PAlive == nil || view.CLV == nil || view.ExpectedPurchases == nil ||
+		!closeTo(*view.PAlive, want.PAlive) || !closeTo(*view.CLV, want.CLV*100) || !closeTo(*view.ExpectedPurchases, want.ExpectedPurchases) {
+		t.Errorf("lookup model values %s, want p_alive %v expected_purchases %v clv %v", w.Body, want.PAlive, want.ExpectedPurchases, want.CLV*100)
 	}
 }
 
