@@ -118,10 +118,13 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "decode state: " + err.Error()})
 		return
 	}
-	// The record a change would carry, for its model values and action.
-	tc := p.policy.Load().TierChange(&c, score.Outcome{}, schemas.CauseInactivity, c.EvaluatedAt)
-	writeJSON(w, http.StatusOK, CustomerView{Task: part, Customer: &c, Action: tc.Action,
-		PAlive: tc.PAlive, ExpectedPurchases: tc.ExpectedPurchases, CLV: tc.CLV})
+	view := CustomerView{Task: part, Customer: &c}
+	if pol := p.policy.Load(); pol != nil {
+		// The record a change would carry, for its model values and action.
+		tc := pol.TierChange(&c, score.Outcome{}, schemas.CauseInactivity, c.EvaluatedAt)
+		view.Action, view.PAlive, view.ExpectedPurchases, view.CLV = tc.Action, tc.PAlive, tc.ExpectedPurchases, tc.CLV
+	}
+	writeJSON(w, http.StatusOK, view)
 }
 
 var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")

@@ -25,10 +25,13 @@ type metrics struct {
 	timersPending prometheus.Gauge
 	timersFired   prometheus.Counter
 	timerLateness prometheus.Histogram
-	watermarkLag  *prometheus.GaugeVec   // partition
-	consumerLag   *prometheus.GaugeVec   // topic, partition
-	late          *prometheus.CounterVec // topic
-	policy        *prometheus.GaugeVec   // policy_version
+	watermarkLag  *prometheus.GaugeVec // partition
+	consumerLag   *prometheus.GaugeVec // topic, partition
+	// consumerLagSeconds: 0 when caught up, else the age (wall clock minus
+	// Kafka timestamp) of the last record the task handled.
+	consumerLagSeconds *prometheus.GaugeVec   // topic, partition
+	late               *prometheus.CounterVec // topic
+	policy             *prometheus.GaugeVec   // policy_version
 
 	// Replay progress, registered only in a replay: records of the bounded
 	// ranges in all, and those not yet covered by a commit.
@@ -122,6 +125,10 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Name: "valora_consumer_lag_records",
 		Help: "Records between a task's position and the end of its input partition.",
 	}, []string{"topic", "partition"})
+	m.consumerLagSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "valora_consumer_lag_seconds",
+		Help: "How far behind its input partition a task is in time: 0 when caught up, else the age of the last record it handled (wall clock minus the record's Kafka timestamp).",
+	}, []string{"topic", "partition"})
 	m.late = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "valora_records_late_total",
 		Help: "Applied records whose event time was more than the allowed lateness behind stream time.",
@@ -131,7 +138,7 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Help: "1 for the policy_version in force (tasks switch to a new one at their next commit).",
 	}, []string{"policy_version"})
 	reg.MustRegister(m.timersPending, m.timersFired, m.timerLateness, m.watermarkLag,
-		m.consumerLag, m.late, m.policy)
+		m.consumerLag, m.consumerLagSeconds, m.late, m.policy)
 	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.tierChanges, m.customers,
 		m.stages, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
 		m.cacheHits, m.cacheMisses)

@@ -101,6 +101,9 @@ type task struct {
 	// unknown until the first record or a stored offset).
 	topics [numSources]string
 	pos    [numSources]int64
+	// lastTs is the Kafka timestamp of the last record handled from each
+	// source (the consumer lag in seconds is its age while behind).
+	lastTs [numSources]time.Time
 
 	// Replay (Config.Replay): strict merge. end is the offset at which
 	// each source stops; q holds each source's decoded records, in offset
@@ -345,6 +348,7 @@ func (t *task) dropGauges() {
 	m.watermarkLag.DeleteLabelValues(part)
 	for _, topic := range t.topics {
 		m.consumerLag.DeleteLabelValues(topic, part)
+		m.consumerLagSeconds.DeleteLabelValues(topic, part)
 	}
 	for k, v := range t.tiers {
 		m.customers.WithLabelValues(k).Sub(v)
@@ -391,6 +395,7 @@ func (t *task) handle(f fetched) error {
 			next := recs[n-1].Offset + 1
 			t.next[t.topics[src]] = next
 			t.pos[src] = next
+			t.lastTs[src] = recs[n-1].Timestamp
 		}
 	}
 	if t.pending >= t.p.cfg.CommitRecords {

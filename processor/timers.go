@@ -298,6 +298,12 @@ func (t *task) tick() error {
 				pos = ends.start[src]
 			}
 			m.consumerLag.WithLabelValues(topic, part).Set(float64(max(0, ends.end[src]-pos)))
+			switch {
+			case pos >= ends.end[src]:
+				m.consumerLagSeconds.WithLabelValues(topic, part).Set(0)
+			case !t.lastTs[src].IsZero():
+				m.consumerLagSeconds.WithLabelValues(topic, part).Set(max(0, now.Sub(t.lastTs[src]).Seconds()))
+			}
 			if pos < ends.end[src] {
 				caughtUp = false
 			}
