@@ -23,7 +23,7 @@ import (
 //
 //	GET /metrics              Prometheus text format from g
 //	GET /healthz              200 while the process runs
-//	GET /readyz               200 once tasks are assigned, 503 before
+//	GET /readyz               200 once tasks are assigned and loaded and the brokers answer
 //	GET /v1/customers/{id}    the customer's committed state as JSON
 //
 // A lookup of a customer whose task another instance owns answers 421 with
@@ -40,17 +40,48 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		select {
-		case <-p.ready:
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-		default:
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no tasks assigned yet"})
-		}
-	})
+	mux.HandleFunc("GET /readyz", p.serveReady)
 	mux.Handle("GET /v1/customers/{id}", p.cfg.HTTP.guardLookup(http.HandlerFunc(p.serveCustomer)))
 	mux.HandleFunc("/", notFound)
 	return mux
+}
+
+// serveReady answers /readyz: 200 once this instance has been assigned
+// tasks, every task it owns has loaded its state, and the brokers answered
+// an offset listing within the last readyBrokerAge; 503 with the reason
+// otherwise.
+func (p *Processor) serveReady(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-p.ready:
+	default:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no tasks assigned yet"})
+		return
+	}
+	p.mu.Lock()
+	owned, loading := len(p.tasks), 0
+	for _, t := range p.tasks {
+		if !t.loaded.Load() {
+			loading++
+		}
+	}
+	p.mu.Unlock()
+	if loading > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error": fmt.Sprintf("%d of %d tasks are loading their state", loading, owned), "tasks": owned, "loading": loading})
+		return
+	}
+	if at := p.listedAt.Load(); at == 0 || time.Since(time.Unix(0, at)) > p.readyBrokerAge() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error": "the brokers have not answered an offset listing recently", "tasks": owned})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "tasks": owned})
+}
+
+// readyBrokerAge is how old the last successful offset listing may be for
+// /readyz to report the brokers reachable: a few listing intervals.
+func (p *Processor) readyBrokerAge() time.Duration {
+	return 5*p.endsInterval() + 10*time.Second
 }
 
 // CustomerView is the JSON body of GET /v1/customers/{id}: the stored

@@ -54,6 +54,10 @@ type Processor struct {
 	// next commit (SetPolicy).
 	policy atomic.Pointer[score.Policy]
 
+	// listedAt is when watchEnds last listed the input offsets (Unix
+	// nanoseconds; 0: never): /readyz reads it as "the brokers answer".
+	listedAt atomic.Int64
+
 	// owners caches which member owns each task and the URL it
 	// advertises, for lookups of customers this instance does not own.
 	owners ownerCache
@@ -113,6 +117,7 @@ func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
 			continue
 		}
 		failing = false
+		p.listedAt.Store(time.Now().UnixNano())
 		now := time.Now()
 		byPart := map[int32]*endOffsets{}
 		for src, topic := range topics {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -121,6 +122,9 @@ type task struct {
 	// bookkeeping.
 	st  int64
 	clk timerClock
+	// loaded is set once load has read the task's state: the task is
+	// restored and processes input (/readyz).
+	loaded atomic.Bool
 	// pol is the policy the task scores with; it switches to the
 	// processor's at a commit (switchPolicy).
 	pol       *score.Policy
@@ -219,6 +223,7 @@ func (t *task) run() {
 		t.p.fail(fmt.Errorf("task %d: load state: %w", t.part, err))
 		return
 	}
+	t.loaded.Store(true)
 	if err := t.checkFinished(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 		return
