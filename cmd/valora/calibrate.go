@@ -108,7 +108,7 @@ func (f *calibrateFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.discountRate, "discount-rate", 0.1, "annual discount rate of the CLV")
 	fs.StringVar(&f.policy, "policy", "", "base policy file (YAML); empty uses the built-in default policy")
 	fs.StringVar(&f.policyVersion, "policy-version", "", "policy_version of the new policy (default: the base version followed by -cal and the calibration end as YYYYMMDD)")
-	fs.StringVar(&f.out, "out", "policy.calibrated.yaml", "file to write the new policy to; the model parameters go to <out>.models.json")
+	fs.StringVar(&f.out, "out", "policy.calibrated.yaml", "file to write the new policy (with the fitted models) to; the fit details go to <out>.models.json")
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.Float64Var(&f.pAliveBelow, "p-alive-below", -1, "churn.p_alive_below of the new policy: repeat buyers whose P(alive) falls below it are churned; 0 disables; -1 keeps the base policy's")
 	fs.Float64Var(&f.costToServe, "cost-to-serve", -1, "what serving a customer over the horizon costs, in major units of the base currency: a CLV below it is below_zero (default: the bottom quintile of CLV)")
