@@ -61,6 +61,8 @@ type running struct {
 	reg   *prometheus.Registry
 	done  chan error
 	stop  context.CancelFunc
+	h     *harness
+	sent  float64 // records produced through send
 }
 
 // start opens the store in dir and runs a processor in group until stopped.
@@ -90,7 +92,7 @@ func (h *harness) start(dir, group string, tune ...func(*Config)) *running {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, store: st, reg: reg, done: make(chan error, 1), stop: cancel}
+	r := &running{p: p, store: st, reg: reg, done: make(chan error, 1), stop: cancel, h: h}
 	go func() { r.done <- p.Run(ctx) }()
 	h.t.Cleanup(func() { r.shutdown(h.t, false) })
 	return r
@@ -118,6 +120,22 @@ func (r *running) shutdown(t *testing.T, crash bool) error {
 	}
 	r.store = nil
 	return err
+}
+
+// send produces recs and waits until the instance has handled every record
+// sent through it.
+func (r *running) send(recs ...*kgo.Record) {
+	r.h.t.Helper()
+	r.h.b.Produce(r.h.t, recs...)
+	r.sent += float64(len(recs))
+	r.waitHandled(r.h.t, r.sent)
+}
+
+// buy is a purchase of amount minor units by id at event time at, its
+// event id made of both.
+func (h *harness) buy(id string, at, amount int64) *kgo.Record {
+	h.t.Helper()
+	return h.purchase(schemas.Purchase{EventID: fmt.Sprintf("%s@%d", id, at), CustomerID: id, OccurredAt: at, AmountMinor: amount})
 }
 
 // handled is consumed records whose outcome (applied or dead-lettered) is

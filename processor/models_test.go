@@ -57,23 +57,13 @@ func TestModelsEndToEnd(t *testing.T) {
 		return h.start(dir, group, func(c *Config) { c.Time = TimeEvent; c.Policy = p })
 	}
 	r := run(pol)
-	var sent float64
-	send := func(recs ...*kgo.Record) {
-		t.Helper()
-		h.b.Produce(t, recs...)
-		sent += float64(len(recs))
-		r.waitHandled(t, sent)
-	}
-	buy := func(id string, at int64) *kgo.Record {
-		return h.purchase(schemas.Purchase{EventID: fmt.Sprintf("%s@%d", id, at), CustomerID: id, OccurredAt: at, AmountMinor: 3000})
-	}
 
 	// The buyer: a purchase every 5 days for 50 days.
 	var buys []int64
 	local := &schemas.Customer{CustomerID: "buyer"}
 	for d := 0; d <= 50; d += 5 {
 		buys = append(buys, day(d))
-		send(buy("buyer", day(d)))
+		r.send(h.buy("buyer", day(d), 3000))
 		if _, err := pol.ApplyPurchase(local, &schemas.Purchase{EventID: fmt.Sprint(d), CustomerID: "buyer", OccurredAt: day(d),
 			Kind: schemas.KindPurchase, AmountMinor: 3000, Currency: "USD", Channel: schemas.ChannelWeb, Items: 1}); err != nil {
 			t.Fatal(err)
@@ -99,11 +89,11 @@ func TestModelsEndToEnd(t *testing.T) {
 
 	// Another customer moves stream time one millisecond short of it, then
 	// past it.
-	send(buy("other", churnAt-1))
+	r.send(h.buy("other", churnAt-1, 3000))
 	if got := transitions(h.customerChanges(t, "buyer"), isChurned); len(got) != 0 {
 		t.Fatalf("churned before stream time reached %d: %+v", churnAt, got)
 	}
-	send(buy("other", churnAt+dayMs))
+	r.send(h.buy("other", churnAt+dayMs, 3000))
 	changes := h.customerChanges(t, "buyer")
 	got := transitions(changes, isChurned)
 	if len(got) != 1 || got[0].OccurredAt != churnAt || got[0].Cause != schemas.CauseInactivity {
@@ -146,8 +136,7 @@ func TestModelsEndToEnd(t *testing.T) {
 	before := len(h.customerChanges(t, "buyer"))
 	pol2 := modelsPolicy(t, "models-2", nil)
 	r = run(pol2)
-	sent = 0
-	send(buy("other", churnAt+2*dayMs))
+	r.send(h.buy("other", churnAt+2*dayMs, 3000))
 	kafkatest.Eventually(t, time.Minute, func() error {
 		if n := len(h.customerChanges(t, "buyer")); n <= before {
 			return fmt.Errorf("%d changes of the buyer, none since the restart", n)
@@ -166,8 +155,7 @@ func TestModelsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = run(pol2)
-	sent = 0
-	send(buy("other", churnAt+3*dayMs))
+	r.send(h.buy("other", churnAt+3*dayMs, 3000))
 	if n := len(h.customerChanges(t, "buyer")); n != len(changes) {
 		t.Errorf("%d changes after a restart under the same policy, want %d", n, len(changes))
 	}
@@ -237,22 +225,12 @@ func TestPolicyReload(t *testing.T) {
 	}
 	eventTime := func(c *Config) { c.Time = TimeEvent }
 	r := h.start(dir, group, eventTime)
-	var sent float64
-	send := func(recs ...*kgo.Record) {
-		t.Helper()
-		h.b.Produce(t, recs...)
-		sent += float64(len(recs))
-		r.waitHandled(t, sent)
-	}
-	buy := func(id string, at int64) *kgo.Record {
-		return h.purchase(schemas.Purchase{EventID: fmt.Sprintf("%s@%d", id, at), CustomerID: id, OccurredAt: at, AmountMinor: 2500})
-	}
 	const n = 40
 	var recs []*kgo.Record
 	for i := range n {
-		recs = append(recs, buy(fmt.Sprintf("c%02d", i), day(0)))
+		recs = append(recs, h.buy(fmt.Sprintf("c%02d", i), day(0), 2500))
 	}
-	send(recs...)
+	r.send(recs...)
 	// Stream time moves to day 5 in both partitions (one customer each
 	// side, found by trying ids until both partitions have one).
 	movers := map[int32]string{}
@@ -262,7 +240,7 @@ func TestPolicyReload(t *testing.T) {
 			movers[partitionOf(id, 2)] = id
 		}
 	}
-	send(buy(movers[0], day(5)), buy(movers[1], day(5)))
+	r.send(h.buy(movers[0], day(5), 2500), h.buy(movers[1], day(5), 2500))
 	if v := policyLabel(t, r); v != "default-1" {
 		t.Fatalf("policy metric %q before the reload", v)
 	}
@@ -290,7 +268,7 @@ func TestPolicyReload(t *testing.T) {
 		return nil
 	})
 	// Input keeps flowing under the new policy.
-	send(buy("late-comer", day(5)))
+	r.send(h.buy("late-comer", day(5), 2500))
 	pc := countPolicyChanges()
 	if len(pc) != n {
 		t.Errorf("%d customers re-announced, want %d (the movers bought at stream time: R5 either way)", len(pc), n)
@@ -320,8 +298,7 @@ func TestPolicyReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = h.start(dir, group, eventTime, func(c *Config) { c.Policy = strict })
-	sent = 0
-	send(buy(movers[0], day(6)), buy(movers[1], day(6)))
+	r.send(h.buy(movers[0], day(6), 2500), h.buy(movers[1], day(6), 2500))
 	if got := countPolicyChanges(); len(got) != n {
 		t.Errorf("after a restart under the same policy: %d customers with POLICY_CHANGE, want %d", len(got), n)
 	}

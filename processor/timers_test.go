@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"valora/internal/kafkatest"
 	"valora/processor/score"
 	"valora/schemas"
@@ -81,28 +79,18 @@ func TestInactivityTimers(t *testing.T) {
 	pol := score.DefaultPolicy()
 	eventTime := func(c *Config) { c.Time = TimeEvent }
 	r := h.start(dir, group, eventTime)
-	var sent float64
-	send := func(recs ...*kgo.Record) {
-		t.Helper()
-		h.b.Produce(t, recs...)
-		sent += float64(len(recs))
-		r.waitHandled(t, sent)
-	}
-	buy := func(id string, at int64) *kgo.Record {
-		return h.purchase(schemas.Purchase{EventID: fmt.Sprintf("%s@%d", id, at), CustomerID: id, OccurredAt: at, AmountMinor: 2500})
-	}
-	send(buy("silent", day(0)), buy("silent", day(1)), buy("silent", day(2)))
+	r.send(h.buy("silent", day(0), 2500), h.buy("silent", day(1), 2500), h.buy("silent", day(2), 2500))
 	last := day(2)
 	atRiskAt := last + pol.Lifecycle.AtRiskDays*dayMs
 	churnAt := last + pol.Churn.InactivityDays*dayMs
 
 	// Stream time one millisecond short of the at-risk deadline.
-	send(buy("other", atRiskAt-1))
+	r.send(h.buy("other", atRiskAt-1, 2500))
 	if got := transitions(h.customerChanges(t, "silent"), isAtRisk); len(got) != 0 {
 		t.Fatalf("at_risk before stream time reached the deadline: %+v", got)
 	}
 	// Past it.
-	send(buy("other", atRiskAt+5*dayMs))
+	r.send(h.buy("other", atRiskAt+5*dayMs, 2500))
 	got := transitions(h.customerChanges(t, "silent"), isAtRisk)
 	if len(got) != 1 || got[0].OccurredAt != atRiskAt || got[0].Cause != schemas.CauseInactivity {
 		t.Fatalf("at_risk transitions %+v, want one at %d with cause INACTIVITY", got, atRiskAt)
@@ -113,12 +101,11 @@ func TestInactivityTimers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = h.start(dir, group, eventTime)
-	sent = 0
-	send(buy("other", churnAt-1))
+	r.send(h.buy("other", churnAt-1, 2500))
 	if got := transitions(h.customerChanges(t, "silent"), isChurned); len(got) != 0 {
 		t.Fatalf("churned before stream time reached the deadline: %+v", got)
 	}
-	send(buy("other", churnAt+10*dayMs))
+	r.send(h.buy("other", churnAt+10*dayMs, 2500))
 	changes := h.customerChanges(t, "silent")
 	got = transitions(changes, isChurned)
 	if len(got) != 1 || got[0].OccurredAt != churnAt || got[0].Cause != schemas.CauseInactivity {

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,6 +139,28 @@ func isExported(name string, exported map[string]bool) bool {
 	return false
 }
 
+// runScorer runs s until the returned stop is called: stop cancels ctx
+// (through cancel) and waits up to 30 s for run to return, reporting its
+// error. Calling stop again does nothing.
+func runScorer(ctx context.Context, cancel context.CancelFunc, t *testing.T, s *scorer) (stop func()) {
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.run(ctx) }()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-runErr:
+				if err != nil {
+					t.Errorf("scorer: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("scorer did not stop within 30 s")
+			}
+		})
+	}
+}
+
 var fqNameRE = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // exportedMetricNames starts the scorer of `valora run` against an in-process
@@ -172,24 +195,7 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 	if s.ln == nil {
 		t.Fatal("the scorer has no HTTP listener")
 	}
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("scorer: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("scorer did not stop within 30 s")
-		}
-	}
+	stop := runScorer(ctx, cancel, t, s)
 	defer stop()
 
 	// Traffic: generated customers, as `valora dev` produces them.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -53,19 +55,7 @@ func TestReloadPolicyOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("scorer: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("scorer did not stop within 30 s")
-		}
-	}()
+	defer runScorer(ctx, cancel, t, s)()
 	inForce := func() string {
 		mfs, err := s.reg.Gather()
 		if err != nil {
@@ -90,7 +80,7 @@ func TestReloadPolicyOnSIGHUP(t *testing.T) {
 	s.reload <- syscall.SIGHUP
 	kafkatest.Eventually(t, 30*time.Second, func() error {
 		if v := inForce(); v != "file-2" {
-			return &waitErr{"policy in force " + v}
+			return fmt.Errorf("policy in force %q", v)
 		}
 		return nil
 	})
@@ -101,7 +91,7 @@ func TestReloadPolicyOnSIGHUP(t *testing.T) {
 	s.reload <- syscall.SIGHUP
 	kafkatest.Eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(logs.String(), "policy not reloaded") {
-			return &waitErr{"no refusal logged"}
+			return errors.New("no refusal logged")
 		}
 		return nil
 	})
@@ -112,7 +102,3 @@ func TestReloadPolicyOnSIGHUP(t *testing.T) {
 		t.Errorf("policy in force %q after a bad reload, want file-2", v)
 	}
 }
-
-type waitErr struct{ s string }
-
-func (e *waitErr) Error() string { return e.s }

@@ -319,42 +319,6 @@ func TestPropertyNextDeadlineModels(t *testing.T) {
 	}
 }
 
-// TestModelPolicyZeroAllocations: evaluating the models and classes adds
-// no allocation to the per-event path.
-func TestModelPolicyZeroAllocations(t *testing.T) {
-	p := modelPolicy(t, 0.3, &ValueClasses{ReviewDays: 7, HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100})
-	c := &schemas.Customer{CustomerID: "c"}
-	at := t0
-	e := purchase(at, 1000)
-	ids := make([]string, 1000)
-	for k := range ids {
-		ids[k] = nextEventID("z")
-	}
-	n := 0
-	for range DefaultDedupWindow {
-		at += DayMs
-		e.OccurredAt, e.EventID = at, ids[n]
-		n++
-		mustPurchase(t, p, c, e)
-	}
-	for name, fn := range map[string]func(){
-		"ApplyPurchase": func() {
-			at += DayMs
-			e.OccurredAt, e.EventID = at, ids[n%len(ids)]
-			n++
-			if _, err := p.ApplyPurchase(c, e); err != nil {
-				t.Fatal(err)
-			}
-		},
-		"Evaluate":     func() { at += DayMs; p.Evaluate(c, at) },
-		"NextDeadline": func() { p.NextDeadline(c) },
-	} {
-		if n := testing.AllocsPerRun(100, fn); n != 0 {
-			t.Errorf("%s allocates %v times per call", name, n)
-		}
-	}
-}
-
 // TestParsePolicyModels reads a policy with models, the P(alive) rule and
 // value classes from YAML, and checks each validation error names its field.
 func TestParsePolicyModels(t *testing.T) {

@@ -387,8 +387,17 @@ func TestPolicyChangeReevaluation(t *testing.T) {
 	}
 }
 
+// TestZeroAllocations checks the per-event methods allocate nothing, under
+// the default policy and under one with models, the P(alive) churn rule and
+// value classes.
 func TestZeroAllocations(t *testing.T) {
-	p := DefaultPolicy()
+	classes := &ValueClasses{ReviewDays: 7, HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100}
+	for name, p := range map[string]*Policy{"default": DefaultPolicy(), "models": modelPolicy(t, 0.3, classes)} {
+		t.Run(name, func(t *testing.T) { checkZeroAllocations(t, p) })
+	}
+}
+
+func checkZeroAllocations(t *testing.T, p *Policy) {
 	c := &schemas.Customer{CustomerID: "c"}
 	mustPurchase(t, p, c, purchase(t0, 1000))
 	at := t0
