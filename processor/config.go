@@ -21,12 +21,15 @@ type Guarantee string
 // The guarantees. State always counts every input record exactly once; the
 // guarantee is about the output topics.
 const (
-	// AtLeastOnce produces outputs before the state and offsets that cover
-	// them become durable: a crash may repeat an output, always with the
-	// same event_id and version.
+	// AtLeastOnce produces outputs and changelog records before the state
+	// and offsets that cover them become durable in the store: a crash may
+	// repeat an output, always with the same event_id and version.
 	AtLeastOnce Guarantee = "at_least_once"
-	// ExactlyOnce commits outputs, changelog and offsets in one Kafka
-	// transaction.
+	// ExactlyOnce (the default of a daemon) commits a task's outputs, its
+	// changelog records and its input positions in one Kafka transaction
+	// of the task's own transactional producer; the store receives the
+	// cycle only after the transaction committed. A read_committed
+	// consumer sees every output once.
 	ExactlyOnce Guarantee = "exactly_once"
 )
 
@@ -50,6 +53,11 @@ type Topics struct {
 	Purchases    string
 	TierChanges  string
 	DeadLetter   string
+	// Changelog is the compacted topic that backs the state: one record
+	// per changed customer per commit, and one checkpoint record per
+	// commit with the task's input positions. Default "<group>-changelog".
+	// A replay has none.
+	Changelog string
 }
 
 // DefaultTopics returns the topic names of the contract.
@@ -72,9 +80,13 @@ type Config struct {
 	Group  string
 	Topics Topics
 
-	// Guarantee of the outputs. Default AtLeastOnce (the only one this
-	// version implements).
+	// Guarantee of the outputs. Default ExactlyOnce; a replay is always
+	// AtLeastOnce.
 	Guarantee Guarantee
+	// InstanceID, if set, makes this instance a static member of the group
+	// (KIP-345): a restart within the session timeout gets its tasks back
+	// without a rebalance. Each instance needs its own.
+	InstanceID string
 
 	Policy *score.Policy
 	Codec  *schemas.Codec
@@ -104,6 +116,12 @@ type Config struct {
 	// the end of both input partitions) before its stream time follows the
 	// wall clock, in live mode. Default 30s.
 	IdleTimeout time.Duration
+	// SessionTimeout is how long the group waits for a silent member
+	// (one that crashed) before it moves its tasks. Default 45s.
+	SessionTimeout time.Duration
+	// TransactionTimeout bounds a task's transaction in exactly-once mode:
+	// the broker aborts one left open longer. Default 60s.
+	TransactionTimeout time.Duration
 	// CreateTopics creates missing output topics with the inputs'
 	// partition count. Default false: missing topics are an error.
 	CreateTopics bool
@@ -117,9 +135,13 @@ type Config struct {
 	// Now is the wall clock (validation of far-future timestamps). Default
 	// time.Now.
 	Now func() time.Time
-	// ClientOpts are appended to the Kafka client options (TLS, SASL,
-	// dialers in tests).
+	// ClientOpts are appended to the options of every Kafka client the
+	// processor creates (the group consumer, the tasks' transactional
+	// producers, restore readers): TLS, SASL, logger, dialers in tests.
 	ClientOpts []kgo.Opt
+	// Hooks are installed on the group consumer's client only (client
+	// metrics such as kprom, which register once per registry).
+	Hooks []kgo.Hook
 	// HTTP configures the HTTP surface served by Handler (lookup access,
 	// TLS, limits). The zero value is plain HTTP with default limits.
 	HTTP HTTPConfig
@@ -170,7 +192,10 @@ type Replay struct {
 
 func (c *Config) setDefaults() {
 	if c.Guarantee == "" {
-		c.Guarantee = AtLeastOnce
+		c.Guarantee = ExactlyOnce
+		if c.Replay != nil {
+			c.Guarantee = AtLeastOnce
+		}
 	}
 	d := DefaultTopics()
 	if c.Topics.Interactions == "" {
@@ -184,6 +209,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Topics.DeadLetter == "" {
 		c.Topics.DeadLetter = d.DeadLetter
+	}
+	if c.Topics.Changelog == "" && c.Replay == nil && c.Group != "" {
+		c.Topics.Changelog = c.Group + "-changelog"
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = 100 * time.Millisecond
@@ -208,6 +236,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 30 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 45 * time.Second
+	}
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -252,7 +286,9 @@ func (c *Config) ValidateSettings() error {
 	switch c.Guarantee {
 	case AtLeastOnce:
 	case ExactlyOnce:
-		errs = append(errs, errors.New("guarantee: exactly_once is not available in this version; use at_least_once"))
+		if c.Replay != nil {
+			errs = append(errs, errors.New("guarantee: a replay is at_least_once (it builds a new state directory and keeps no changelog)"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("guarantee: %q is not one of at_least_once, exactly_once", c.Guarantee))
 	}
@@ -261,7 +297,11 @@ func (c *Config) ValidateSettings() error {
 	for _, f := range [...]struct{ field, name string }{
 		{"topics.interactions", t.Interactions}, {"topics.purchases", t.Purchases},
 		{"topics.tier_changes", t.TierChanges}, {"topics.dead_letter", t.DeadLetter},
+		{"topics.changelog", t.Changelog},
 	} {
+		if f.name == "" {
+			continue
+		}
 		if other, dup := names[f.name]; dup {
 			errs = append(errs, fmt.Errorf("%s: topic %q is also used as %s", f.field, f.name, other))
 		}
@@ -290,11 +330,20 @@ func (c *Config) ValidateSettings() error {
 	default:
 		errs = append(errs, fmt.Errorf("time: %q is not one of live, event", c.Time))
 	}
+	if c.Replay != nil && c.Topics.Changelog != "" {
+		errs = append(errs, errors.New("topics.changelog: a replay keeps no changelog"))
+	}
 	if c.Replay != nil && c.Time != TimeEvent {
 		errs = append(errs, fmt.Errorf("time: a replay moves stream time by event time only, not %q", c.Time))
 	}
 	if c.AllowedLateness < 0 {
 		errs = append(errs, fmt.Errorf("allowed_lateness: %v must not be negative", c.AllowedLateness))
+	}
+	if c.SessionTimeout < 0 {
+		errs = append(errs, fmt.Errorf("session_timeout: %v must be positive", c.SessionTimeout))
+	}
+	if c.TransactionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("transaction_timeout: %v must be at least 1s", c.TransactionTimeout))
 	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("idle_timeout: %v must not be negative", c.IdleTimeout))

@@ -37,6 +37,12 @@ type metrics struct {
 	// ranges in all, and those not yet covered by a commit.
 	replayTarget    prometheus.Gauge
 	replayRemaining prometheus.Gauge
+
+	// Changelog and transactions, registered only in a daemon.
+	transactions     *prometheus.CounterVec // outcome
+	txnTime          prometheus.Histogram
+	restoreRemaining prometheus.Gauge
+	restored         prometheus.Counter
 }
 
 var latencyBuckets = []float64{
@@ -150,8 +156,29 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Name: "valora_replay_records_remaining",
 		Help: "Input records of the replay's ranges not yet covered by a commit (counted once a task has loaded).",
 	})
+	m.transactions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "valora_transactions_total",
+		Help: "Task transactions ended (exactly-once mode), by outcome: commit or abort.",
+	}, []string{"outcome"})
+	m.txnTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "valora_transaction_commit_seconds",
+		Help:    "Time to commit a task's transaction (flush, then EndTxn).",
+		Buckets: latencyBuckets,
+	})
+	m.restoreRemaining = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "valora_restore_remaining_records",
+		Help: "Changelog records still to read before the restoring tasks of this instance start (ETA: this over the rate of valora_restored_records_total).",
+	})
+	m.restored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "valora_restored_records_total",
+		Help: "Changelog records read by task restores.",
+	})
 	if replay {
 		reg.MustRegister(m.replayTarget, m.replayRemaining)
+	} else {
+		m.transactions.WithLabelValues("commit")
+		m.transactions.WithLabelValues("abort")
+		reg.MustRegister(m.transactions, m.txnTime, m.restoreRemaining, m.restored)
 	}
 	return m
 }

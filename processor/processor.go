@@ -185,12 +185,26 @@ func (p *Processor) SetPolicy(pol *score.Policy) error {
 	return nil
 }
 
-// kgoOpts is the one place where the Kafka client settings are chosen.
-func (p *Processor) kgoOpts() []kgo.Opt {
+// producerOpts are the settings every client that produces shares: the
+// group consumer's client (outputs in at-least-once mode) and the tasks'
+// transactional producers.
+func (p *Processor) producerOpts() []kgo.Opt {
 	c := &p.cfg
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
+		kgo.RecordPartitioner(newTaskPartitioner(c.Topics.Changelog)),
+		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+	}
+	return append(opts, c.ClientOpts...)
+}
+
+// kgoOpts is the one place where the group consumer's settings are chosen.
+func (p *Processor) kgoOpts() []kgo.Opt {
+	c := &p.cfg
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(c.Group),
+		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ConsumeTopics(c.Topics.Interactions, c.Topics.Purchases),
 		kgo.Balancers(coPartitionBalancer{advertise: strings.TrimSuffix(c.AdvertiseURL, "/")}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -207,11 +221,17 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 		kgo.OnPartitionsRevoked(p.onRevoked),
 		kgo.OnPartitionsLost(p.onLost),
 		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
-		kgo.ProducerLinger(2 * time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
 		kgo.ClientID("valora"),
 	}
-	return append(opts, c.ClientOpts...)
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	if len(c.Hooks) > 0 {
+		hooks := make([]kgo.Hook, len(c.Hooks))
+		copy(hooks, c.Hooks)
+		opts = append(opts, kgo.WithHooks(hooks...))
+	}
+	return append(opts, p.producerOpts()...)
 }
 
 // Run joins the group and processes until ctx is cancelled or a task fails.
@@ -407,6 +427,9 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("%w: %q has %d partitions and %q has %d; give both the same partition count and key both by customer id",
 			ErrNotCoPartitioned, t.Interactions, parts[t.Interactions], t.Purchases, parts[t.Purchases])
 	}
+	if err := p.checkChangelog(ctx, adm, parts[t.Purchases]); err != nil {
+		return err
+	}
 	var missing []string
 	for _, name := range outputs {
 		if d, ok := details[name]; !ok || d.Err != nil {
@@ -420,7 +443,15 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 	if !p.cfg.CreateTopics {
 		return fmt.Errorf("output topics %v do not exist: create them, or let valora create them with --create-topics", missing)
 	}
-	resp, err := adm.CreateTopics(ctx, int32(parts[t.Purchases]), -1, nil, missing...)
+	return p.createTopics(ctx, adm, missing, int32(parts[t.Purchases]))
+}
+
+// createTopics creates output topics with the inputs' partition count.
+func (p *Processor) createTopics(ctx context.Context, adm *kadm.Client, missing []string, parts int32) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	resp, err := adm.CreateTopics(ctx, parts, -1, nil, missing...)
 	if err != nil {
 		return fmt.Errorf("create output topics %v: %w", missing, err)
 	}
@@ -428,7 +459,7 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("create output topic %q: %w", r.Topic, r.Err)
 		}
-		p.log.Info("created output topic", "topic", r.Topic, "partitions", parts[t.Purchases])
+		p.log.Info("created output topic", "topic", r.Topic, "partitions", parts)
 	}
 	return nil
 }
@@ -523,8 +554,30 @@ func (p *Processor) stopTasks(graceful bool) {
 // the state store together with the state it covers. A partition the store
 // has never seen starts at the beginning of the topic, so that its state is
 // rebuilt from every input record.
+//
+// It first waits for each partition's task to restore its state from the
+// changelog (heartbeats go on meanwhile; a rebalance cancels ctx), so that
+// the stored positions are final: a task reads no input before it is
+// restored.
 func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	byPart := map[int32]map[string]int64{}
+	for _, ps := range offsets {
+		for part := range ps {
+			p.mu.Lock()
+			t := p.tasks[part]
+			p.mu.Unlock()
+			if t == nil {
+				continue
+			}
+			select {
+			case <-t.restored:
+			case <-t.done:
+				return nil, fmt.Errorf("task %d stopped before it was restored", part)
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
 	for topic, ps := range offsets {
 		for part := range ps {
 			stored, ok := byPart[part]

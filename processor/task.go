@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -76,14 +77,35 @@ const (
 // talks to it through in, quit and done.
 //
 // Invariant: every record the task has handled since its last commit is
-// reflected in dirty, outputs and next; commit makes outputs acknowledged
-// first, then customers and next offsets durable in one synced batch. A
-// crash anywhere re-reads from the last batch's offsets, with the state of
-// that batch, and so re-derives the same outputs (at-least-once).
+// reflected in dirty, outputs and pos; commit sends the outputs, one
+// changelog record per dirty customer and a checkpoint of pos to Kafka
+// (in exactly-once mode as one transaction of the task's own producer), and
+// only once Kafka has them makes the customers, positions and changelog
+// position durable in one synced store batch. The store therefore never
+// holds an effect Kafka does not: a crash after the Kafka commit leaves the
+// store behind, and the restore at the next start reads the missing cycles
+// from the changelog; a crash before it (or an aborted transaction) leaves
+// both at the previous cycle, and the inputs are read again from there.
 type task struct {
 	p    *Processor
 	part int32
 	cl   *kgo.Client
+	// tx is the task's transactional producer in exactly-once mode (its
+	// transactional id names the task, so a new owner fences the old
+	// one); nil otherwise, when outputs go through cl.
+	tx *kgo.Client
+	// ctx ends when the task is stopped or killed (restore, snapshot).
+	ctx    context.Context
+	cancel context.CancelFunc
+	// restored is closed once the task's store is up to date with its
+	// changelog and its input positions are final (adjustOffsets waits).
+	restored chan struct{}
+	// cycle numbers the task's commit cycles in the changelog.
+	cycle uint64
+	// Per-cycle changelog records and their bytes, reused.
+	clBuf  []byte
+	clRecs []kgo.Record
+	sendQ  []*kgo.Record
 
 	in   chan fetched
 	done chan struct{}
@@ -178,7 +200,10 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		topics:   [numSources]string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases},
 		pos:      [numSources]int64{-1, -1},
 		pol:      p.policy.Load(),
+		restored: make(chan struct{}),
+		cycle:    rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if r := p.cfg.Replay; r != nil {
 		t.strict = true
 		for src, topic := range t.topics {
@@ -192,6 +217,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 // stop asks the task to drain what it was handed, commit, and exit; it
 // waits until the task has exited.
 func (t *task) stop() {
+	t.cancel()
 	t.quit.Do(func() { close(t.in) })
 	<-t.done
 }
@@ -212,13 +238,25 @@ func (t *task) kill() {
 	case <-t.dead:
 	default:
 		close(t.dead)
+		t.cancel()
 	}
 }
 
 func (t *task) run() {
 	defer close(t.done)
 	defer t.dropGauges()
+	defer t.cancel()
 	t.lastInput = time.Now()
+	if err := t.startChangelog(); err != nil {
+		if t.ctx.Err() == nil {
+			t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
+		}
+		return
+	}
+	if t.tx != nil {
+		defer t.tx.Close()
+	}
+	close(t.restored)
 	if err := t.load(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: load state: %w", t.part, err))
 		return
@@ -775,15 +813,14 @@ func (t *task) commit() error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if len(t.outputs) > 0 {
-		if err := t.cl.ProduceSync(ctx, t.outputs...).FirstErr(); err != nil {
-			return fmt.Errorf("produce outputs: %w", err)
-		}
-	}
 	if t.batch == nil {
 		t.batch = t.p.cfg.Store.NewBatch()
 	}
 	b := t.batch
+	changelog := t.p.cfg.Topics.Changelog != ""
+	cycle := t.nextCycle()
+	t.clBuf = t.clBuf[:0]
+	t.clRecs = t.clRecs[:0]
 	pendingDelta := 0
 	for id, c := range t.dirty {
 		// Move the customer's timer index entry with it: the entry the
@@ -801,17 +838,50 @@ func (t *task) commit() error {
 			}
 			c.TimerAt = due
 		}
+		if !changelog {
+			var err error
+			t.buf, err = schemas.AppendCustomer(t.buf[:0], c)
+			if err != nil {
+				return fmt.Errorf("encode customer: %w", err)
+			}
+			b.PutCustomer(t.part, id, t.buf)
+			continue
+		}
+		// One encoding serves the store and the changelog: key 'c'+id,
+		// value header+customer, both in clBuf (sliced once it stops
+		// growing).
+		k := len(t.clBuf)
+		t.clBuf = append(t.clBuf, changelogCustomer)
+		t.clBuf = append(t.clBuf, id...)
+		v := len(t.clBuf)
+		t.clBuf = appendChangelogHeader(t.clBuf, cycle)
 		var err error
-		t.buf, err = schemas.AppendCustomer(t.buf[:0], c)
+		t.clBuf, err = schemas.AppendCustomer(t.clBuf, c)
 		if err != nil {
 			return fmt.Errorf("encode customer: %w", err)
 		}
-		b.PutCustomer(t.part, id, t.buf)
+		b.PutCustomer(t.part, id, t.clBuf[v+changelogHeaderLen:])
+		t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
 	}
 	for topic, next := range t.next {
 		b.SetOffset(t.part, topic, next)
 	}
 	b.SetClock(t.part, state.Clock{StreamTime: t.st, TimerDigest: t.clk.digest})
+	if err := t.send(ctx, cycle); err != nil {
+		b.Reset()
+		if errors.Is(err, errKilled) {
+			return nil
+		}
+		return err
+	}
+	if changelog {
+		b.SetChangelogNext(t.part, t.sendQ[len(t.sendQ)-1].Offset+1)
+	}
+	select {
+	case <-t.dead:
+		return nil // a crash between the Kafka commit and the store's
+	default: // commit: restore catches up from the changelog
+	}
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("state batch: %w", err)
 	}
@@ -874,8 +944,55 @@ func (t *task) commit() error {
 	t.fired = 0
 	clear(t.outputs)
 	t.outputs = t.outputs[:0]
+	clear(t.sendQ)
+	t.sendQ = t.sendQ[:0]
 	t.pending = 0
 	return nil
+}
+
+// send hands the cycle's outputs, changelog records and checkpoint to
+// Kafka and returns once Kafka has them: in exactly-once mode, once the
+// task's transaction committed. The checkpoint is last in sendQ. Whatever
+// fails, the cycle is not in the store, and the task must stop.
+func (t *task) send(ctx context.Context, cycle uint64) error {
+	t.sendQ = append(t.sendQ[:0], t.outputs...)
+	if topic := t.p.cfg.Topics.Changelog; topic != "" {
+		for i := range t.clRecs {
+			r := &t.clRecs[i]
+			r.Topic, r.Partition = topic, t.part
+			t.sendQ = append(t.sendQ, r)
+		}
+		k := len(t.clBuf)
+		t.clBuf = append(t.clBuf, changelogCheckpoint)
+		v := len(t.clBuf)
+		t.clBuf = appendCheckpoint(t.clBuf, cycle, t.st, &t.topics, &t.pos)
+		t.clRecs = append(t.clRecs, kgo.Record{Topic: topic, Partition: t.part, Key: t.clBuf[k:v:v], Value: t.clBuf[v:]})
+		t.sendQ = append(t.sendQ, &t.clRecs[len(t.clRecs)-1])
+	}
+	if len(t.sendQ) == 0 {
+		return nil
+	}
+	if t.tx == nil {
+		if err := t.cl.ProduceSync(ctx, t.sendQ...).FirstErr(); err != nil {
+			return fmt.Errorf("produce outputs: %w", err)
+		}
+		return nil
+	}
+	if err := t.tx.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := t.tx.ProduceSync(ctx, t.sendQ...).FirstErr(); err != nil {
+		t.abort(ctx)
+		return fmt.Errorf("produce in transaction: %w", err)
+	}
+	select {
+	case <-t.dead:
+		// A crash before the commit: the transaction stays open until
+		// the next owner's producer fences it.
+		return errKilled
+	default:
+	}
+	return t.endTransaction(ctx)
 }
 
 func decodeReason(err error) string {

@@ -19,11 +19,7 @@ import (
 //	'm' | name                                    store metadata (not partitioned)
 //	't' | partition(4) | dueMillis(8 BE) | customerID   timer index, in due-time order (empty value)
 //	's' | partition(4)                            task clock: stream time and timer digest
-//
-// Reserved for a feature that builds on this layout; decoded by DecodeKey but
-// not written by this package yet:
-//
-//	'l' | partition(4)                                  changelog checkpoint
+//	'l' | partition(4)                            changelog checkpoint: next changelog offset (8 bytes BE)
 //
 // Any other first byte is invalid.
 const (
@@ -32,7 +28,7 @@ const (
 	KindMeta      byte = 'm'
 	KindTimer     byte = 't'
 	KindClock     byte = 's'
-	KindChangelog byte = 'l' // reserved
+	KindChangelog byte = 'l'
 )
 
 // partitionedPrefixLen is the length of kind byte plus partition.

@@ -151,8 +151,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// DB returns the underlying Pebble database, for features that need key kinds
-// this package does not manage yet (the reserved KindChangelog), and for checkpoints and diagnostics. Its
+// DB returns the underlying Pebble database, for checkpoints and diagnostics. Its
 // users must keep to the key layout, write through synced batches, and never
 // change customer or offset keys except through Batch, which keeps the
 // envelope and the all-or-nothing invariant.

@@ -142,6 +142,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		res.Mode = "replay"
 		sf.timeMode = string(processor.TimeEvent)
 		sf.bulkLoad = true
+		sf.guarantee = string(processor.AtLeastOnce)
 		bounds = &processor.Replay{Start: map[string]map[int32]int64{}, End: map[string]map[int32]int64{}}
 		lcl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 		if err != nil {

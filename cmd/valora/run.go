@@ -39,6 +39,10 @@ type scorerFlags struct {
 	httpAddr       string
 	advertiseURL   string
 	guarantee      string
+	changelog      string
+	instanceID     string
+	sessionTimeout time.Duration
+	txnTimeout     time.Duration
 	commitInterval time.Duration
 	commitRecords  int
 	cacheCustomers int
@@ -65,7 +69,11 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&f.deadLetter, "dlq-topic", t.DeadLetter, "dead-letter topic for records that cannot be applied")
 	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTP, "address of the HTTP server (/metrics, /healthz, /readyz, /v1/customers/{id}); empty disables it")
 	fs.StringVar(&f.advertiseURL, "advertise-url", "", "base URL other instances and clients reach this instance's HTTP server at (e.g. http://valora-0.valora:8080), advertised to the group so that any instance names a customer's owner (default: from --http-addr, with the host name when it listens on all interfaces; none for port 0)")
-	fs.StringVar(&f.guarantee, "guarantee", string(processor.AtLeastOnce), "output guarantee: at_least_once")
+	fs.StringVar(&f.guarantee, "guarantee", string(processor.ExactlyOnce), "output guarantee: exactly_once (outputs, changelog and input positions commit in one Kafka transaction per task cycle; read the outputs with isolation.level=read_committed) or at_least_once (faster; a crash may repeat an output with the same event_id and version)")
+	fs.StringVar(&f.changelog, "changelog-topic", "", "compacted topic that backs the state, one partition per task (default \"<group>-changelog\"; created if missing)")
+	fs.StringVar(&f.instanceID, "instance-id", "", "static group membership id, unique per instance (e.g. the pod name): a restart within --session-timeout keeps its tasks without a rebalance")
+	fs.DurationVar(&f.sessionTimeout, "session-timeout", 45*time.Second, "how long the group waits for a silent instance before moving its tasks")
+	fs.DurationVar(&f.txnTimeout, "transaction-timeout", time.Minute, "longest a task's transaction may stay open before the broker aborts it (exactly_once)")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
 	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (negative disables the cache)")
@@ -83,6 +91,7 @@ func (f *scorerFlags) topics() processor.Topics {
 	return processor.Topics{
 		Interactions: f.interactions, Purchases: f.purchases,
 		TierChanges: f.tierChanges, DeadLetter: f.deadLetter,
+		Changelog: f.changelog,
 	}
 }
 
@@ -184,24 +193,28 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		return nil, err
 	}
 	cfg := processor.Config{
-		AdvertiseURL:    advertise,
-		Brokers:         splitList(f.brokers),
-		Group:           f.group,
-		Topics:          f.topics(),
-		Guarantee:       processor.Guarantee(f.guarantee),
-		Policy:          pol,
-		CommitInterval:  f.commitInterval,
-		CommitRecords:   f.commitRecords,
-		CacheCustomers:  f.cacheCustomers,
-		MaxClockSkew:    f.maxClockSkew,
-		Time:            processor.TimeMode(f.timeMode),
-		AllowedLateness: f.lateness,
-		IdleTimeout:     f.idleTimeout,
-		CreateTopics:    f.createTopics,
-		Logger:          log,
-		Registerer:      reg,
-		ClientOpts:      []kgo.Opt{kgo.WithHooks(kp), kgo.WithLogger(kslogAdapter{log})},
-		HTTP:            httpCfg,
+		AdvertiseURL:       advertise,
+		Brokers:            splitList(f.brokers),
+		Group:              f.group,
+		Topics:             f.topics(),
+		Guarantee:          processor.Guarantee(f.guarantee),
+		InstanceID:         f.instanceID,
+		SessionTimeout:     f.sessionTimeout,
+		TransactionTimeout: f.txnTimeout,
+		Policy:             pol,
+		CommitInterval:     f.commitInterval,
+		CommitRecords:      f.commitRecords,
+		CacheCustomers:     f.cacheCustomers,
+		MaxClockSkew:       f.maxClockSkew,
+		Time:               processor.TimeMode(f.timeMode),
+		AllowedLateness:    f.lateness,
+		IdleTimeout:        f.idleTimeout,
+		CreateTopics:       f.createTopics,
+		Logger:             log,
+		Registerer:         reg,
+		ClientOpts:         []kgo.Opt{kgo.WithLogger(kslogAdapter{log})},
+		Hooks:              []kgo.Hook{kp},
+		HTTP:               httpCfg,
 	}
 	for _, fn := range tune {
 		fn(&cfg)

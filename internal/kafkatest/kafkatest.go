@@ -151,7 +151,10 @@ func (b Broker) ConsumeN(t testing.TB, topic string, n int, timeout time.Duratio
 	return out
 }
 
-// ConsumeAll reads every record of topic up to its current end offsets.
+// ConsumeAll reads every committed record of topic up to its current end
+// offsets (read_committed: records of aborted or still open transactions
+// are left out, and transaction markers, which take offsets, are not
+// records). It fails the test if the end is not reached within a minute.
 func (b Broker) ConsumeAll(t testing.TB, topic string) []*kgo.Record {
 	t.Helper()
 	cl := b.Client(t)
@@ -160,23 +163,50 @@ func (b Broker) ConsumeAll(t testing.TB, topic string) []*kgo.Record {
 	defer cancel()
 	// A topic created moments ago may still be electing its leaders on a
 	// real broker: retry until every partition answers.
-	var total int64
+	var ends kadm.ListedOffsets
 	Eventually(t, time.Minute, func() error {
-		ends, err := adm.ListEndOffsets(ctx, topic)
+		var err error
+		ends, err = adm.ListEndOffsets(ctx, topic)
 		if err == nil {
 			err = ends.Error()
 		}
 		if err != nil {
 			return fmt.Errorf("end offsets of %s: %w", topic, err)
 		}
-		total = 0
-		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
 		return nil
 	})
-	if total == 0 {
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	if len(want) == 0 {
 		return nil
 	}
-	return b.ConsumeN(t, topic, int(total), time.Minute)
+	rd := b.Client(t, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consume %s: %d partitions short of their end offsets within a minute: %v", topic, len(want), want)
+		}
+		if err := fs.Err0(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("consume %s: %v", topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; !ok || r.Offset >= end {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if r.Offset+1 >= want[r.Partition] {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return out
 }
 
 // Eventually polls fn every 20ms until it returns nil, and fails the test

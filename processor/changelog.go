@@ -1,0 +1,497 @@
+package processor
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/state"
+)
+
+// The changelog topic backs the state of every task: partition p holds what
+// task p committed, and only the current owner of task p writes to it. Each
+// commit cycle appends, in this order, one record per changed customer and
+// one checkpoint record:
+//
+//	key 'c' | customer id   value: format(1) | cycle(8 BE) | Customer (Avro)
+//	key 'k'                 value: format(1) | cycle(8 BE) | stream time(8 BE) |
+//	                               count(uvarint) | (len(uvarint) | topic | next offset(8 BE))...
+//
+// The checkpoint carries the task's input positions and stream time after
+// the cycle, so the changelog alone rebuilds a task: its customers and where
+// to resume reading the inputs. A restore applies a cycle's customer records
+// only when it reads the checkpoint of the same cycle: in exactly-once mode
+// read_committed shows only whole cycles anyway, and in at-least-once mode a
+// crash in the middle of a produce leaves a tail that no checkpoint covers,
+// which is skipped (the inputs it came from are read again from the last
+// checkpoint's positions, and rewrite the same customers).
+const (
+	changelogCustomer   byte = 'c'
+	changelogCheckpoint byte = 'k'
+	changelogFormat     byte = 1
+	changelogHeaderLen       = 1 + 8
+)
+
+// errChangelog marks a changelog record this build cannot read.
+var errChangelog = errors.New("changelog record")
+
+// checkpoint is a decoded changelog checkpoint record.
+type checkpoint struct {
+	cycle      uint64
+	streamTime int64
+	next       map[string]int64
+}
+
+func appendChangelogHeader(dst []byte, cycle uint64) []byte {
+	dst = append(dst, changelogFormat)
+	return binary.BigEndian.AppendUint64(dst, cycle)
+}
+
+// appendCheckpoint appends a checkpoint value with the positions of the
+// sources that have one (pos >= 0).
+func appendCheckpoint(dst []byte, cycle uint64, st int64, topics *[numSources]string, pos *[numSources]int64) []byte {
+	dst = appendChangelogHeader(dst, cycle)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(st))
+	n := 0
+	for _, p := range pos {
+		if p >= 0 {
+			n++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for src, p := range pos {
+		if p < 0 {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(topics[src])))
+		dst = append(dst, topics[src]...)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(p))
+	}
+	return dst
+}
+
+// changelogHeader returns a changelog value's cycle and payload.
+func changelogHeader(v []byte) (cycle uint64, payload []byte, err error) {
+	if len(v) < changelogHeaderLen {
+		return 0, nil, fmt.Errorf("%w: value of %d bytes is too short", errChangelog, len(v))
+	}
+	if v[0] != changelogFormat {
+		return 0, nil, fmt.Errorf("%w: format %d is not one this build reads (a newer valora wrote it?)", errChangelog, v[0])
+	}
+	return binary.BigEndian.Uint64(v[1:9]), v[changelogHeaderLen:], nil
+}
+
+func decodeCheckpoint(v []byte) (checkpoint, error) {
+	cycle, b, err := changelogHeader(v)
+	if err != nil {
+		return checkpoint{}, err
+	}
+	bad := fmt.Errorf("%w: truncated checkpoint", errChangelog)
+	if len(b) < 8 {
+		return checkpoint{}, bad
+	}
+	cp := checkpoint{cycle: cycle, streamTime: int64(binary.BigEndian.Uint64(b)), next: map[string]int64{}}
+	b = b[8:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > 64 {
+		return checkpoint{}, bad
+	}
+	b = b[k:]
+	for range n {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l+8 {
+			return checkpoint{}, bad
+		}
+		topic := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		cp.next[topic] = int64(binary.BigEndian.Uint64(b))
+		b = b[8:]
+	}
+	if len(b) != 0 {
+		return checkpoint{}, bad
+	}
+	return cp, nil
+}
+
+// restoreBatchRecords bounds a restore's Pebble batch; batches are written
+// without syncing and the restore ends with one synced commit.
+const restoreBatchRecords = 50_000
+
+// restore brings the task's partition of the store up to the committed end
+// of its changelog partition, before the task reads any input:
+//
+//   - a store with a checkpoint for the task reads the changelog past it
+//     (usually nothing, or the cycles a crash kept from the store);
+//   - a store without one reads the changelog from the start, and the first
+//     cycle it applies replaces whatever the store held for the task;
+//   - if the changelog holds no cycle at all but the store holds state for
+//     the task (a store from before the changelog, or a recreated topic),
+//     the task publishes that state as its first cycle (publishSnapshot).
+//
+// In exactly-once mode the caller has initialised the task's transactional
+// producer first, which aborts any transaction a previous owner left open,
+// so the committed end of the partition is final.
+func (t *task) restore(ctx context.Context) error {
+	topic := t.p.cfg.Topics.Changelog
+	store := t.p.cfg.Store
+	next, found, err := store.ChangelogNext(t.part)
+	if err != nil {
+		return err
+	}
+	so, eo, err := t.changelogBounds(ctx, topic)
+	if err != nil {
+		return err
+	}
+	end := eo.Offset
+	if found && next > end {
+		t.p.log.Warn("changelog ends before the store's checkpoint (topic recreated?); restoring it from the start",
+			"task", t.part, "checkpoint", next, "changelog_end", end)
+		found = false
+	}
+	from := max(next, so.Offset)
+	if !found {
+		from = so.Offset
+	}
+	remaining := max(0, end-from)
+	t.p.m.restoreRemaining.Add(float64(remaining))
+	defer func() { t.p.m.restoreRemaining.Sub(float64(remaining)) }()
+	applied := 0
+	if remaining > 0 {
+		start := time.Now()
+		t.p.log.Info("restoring task from changelog", "task", t.part, "from", from, "to", end, "records", remaining)
+		rd, err := kgo.NewClient(append([]kgo.Opt{
+			kgo.SeedBrokers(t.p.cfg.Brokers...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.part: kgo.NewOffset().At(from)}}),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.KeepControlRecords(),
+			kgo.FetchMaxBytes(64 << 20),
+			kgo.FetchMaxPartitionBytes(32 << 20),
+			kgo.ClientID("valora-restore"),
+		}, t.p.cfg.ClientOpts...)...)
+		if err != nil {
+			return fmt.Errorf("changelog reader: %w", err)
+		}
+		defer rd.Close()
+		r := restorer{t: t, b: store.NewBatch(), wipe: !found}
+		defer r.b.Close()
+		pos := from
+		lastLog := start
+		for pos < end {
+			fs := rd.PollRecords(ctx, 10000)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := fs.Err0(); err != nil {
+				return fmt.Errorf("read changelog: %w", err)
+			}
+			var ferr error
+			fs.EachRecord(func(rec *kgo.Record) {
+				if ferr != nil || rec.Offset >= end {
+					return
+				}
+				if rec.Offset+1 > pos {
+					t.p.m.restoreRemaining.Sub(float64(rec.Offset + 1 - pos))
+					t.p.m.restored.Add(float64(rec.Offset + 1 - pos))
+					remaining -= rec.Offset + 1 - pos
+					pos = rec.Offset + 1
+				}
+				ferr = r.add(rec)
+			})
+			if ferr != nil {
+				return fmt.Errorf("restore task %d at changelog offset %d: %w", t.part, pos, ferr)
+			}
+			if now := time.Now(); now.Sub(lastLog) >= 10*time.Second {
+				lastLog = now
+				done := pos - from
+				rate := float64(done) / now.Sub(start).Seconds()
+				eta := time.Duration(float64(end-pos) / max(rate, 1) * float64(time.Second))
+				t.p.log.Info("restoring task", "task", t.part, "done", done, "remaining", end-pos,
+					"records_per_second", int(rate), "eta", eta.Round(time.Second))
+			}
+		}
+		if err := r.b.Commit(); err != nil {
+			return fmt.Errorf("restore task %d: %w", t.part, err)
+		}
+		applied = r.cycles
+		t.p.log.Info("task restored", "task", t.part, "records", end-from, "cycles", applied,
+			"skipped_records", r.skipped, "seconds", time.Since(start).Seconds())
+	}
+	if !found && applied == 0 {
+		offsets, err := store.Offsets(t.part)
+		if err != nil {
+			return err
+		}
+		n, err := store.CountCustomers(t.part)
+		if err != nil {
+			return err
+		}
+		if n > 0 || len(offsets) > 0 {
+			t.p.log.Info("changelog has no state for the task; publishing the stored state as its first cycle",
+				"task", t.part, "customers", n)
+			return t.publishSnapshot(ctx)
+		}
+	}
+	return nil
+}
+
+// changelogBounds lists the start and committed end (last stable offset)
+// of the task's changelog partition. A topic created a moment ago may not be
+// known to every broker yet: retriable errors are retried for up to 30s.
+func (t *task) changelogBounds(ctx context.Context, topic string) (start, end kadm.ListedOffset, err error) {
+	adm := kadm.NewClient(t.cl)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var ends, starts kadm.ListedOffsets
+		ends, err = adm.ListCommittedOffsets(lctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			starts, err = adm.ListStartOffsets(lctx, topic)
+			if err == nil {
+				err = starts.Error()
+			}
+		}
+		cancel()
+		if err == nil {
+			var ok, ok2 bool
+			end, ok = ends.Lookup(topic, t.part)
+			start, ok2 = starts.Lookup(topic, t.part)
+			if ok && ok2 {
+				return start, end, nil
+			}
+			err = fmt.Errorf("changelog %q has no partition %d", topic, t.part)
+		}
+		if ctx.Err() != nil {
+			return start, end, ctx.Err()
+		}
+		if time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)) && !strings.HasPrefix(err.Error(), "changelog") {
+			return start, end, fmt.Errorf("list changelog offsets: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return start, end, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// restorer applies changelog records to a store batch, a whole cycle at a
+// time.
+type restorer struct {
+	t      *task
+	b      *state.Batch
+	wipe   bool // delete the partition before the first cycle
+	cycle  uint64
+	ids    [][]byte // the current cycle's customer records, in order
+	vals   [][]byte
+	cycles int
+	// skipped counts customer records of cycles that never reached their
+	// checkpoint (at-least-once crash tails).
+	skipped int
+}
+
+func (r *restorer) add(rec *kgo.Record) error {
+	if rec.Attrs.IsControl() {
+		return nil
+	}
+	if len(rec.Key) == 0 {
+		return fmt.Errorf("%w: empty key", errChangelog)
+	}
+	switch rec.Key[0] {
+	case changelogCustomer:
+		if rec.Value == nil {
+			return fmt.Errorf("%w: customer tombstone without a cycle", errChangelog)
+		}
+		cycle, payload, err := changelogHeader(rec.Value)
+		if err != nil {
+			return err
+		}
+		if cycle != r.cycle {
+			r.skipped += len(r.ids)
+			r.ids, r.vals = r.ids[:0], r.vals[:0]
+			r.cycle = cycle
+		}
+		r.ids = append(r.ids, rec.Key[1:])
+		r.vals = append(r.vals, payload)
+		return nil
+	case changelogCheckpoint:
+		cp, err := decodeCheckpoint(rec.Value)
+		if err != nil {
+			return err
+		}
+		if cp.cycle != r.cycle {
+			r.skipped += len(r.ids)
+			r.ids, r.vals = r.ids[:0], r.vals[:0]
+		}
+		return r.apply(cp, rec.Offset+1)
+	}
+	return fmt.Errorf("%w: unknown key kind %q", errChangelog, rec.Key[0])
+}
+
+// apply writes the buffered cycle and its checkpoint to the batch.
+func (r *restorer) apply(cp checkpoint, next int64) error {
+	t, b := r.t, r.b
+	if r.wipe {
+		b.DeletePartition(t.part)
+		r.wipe = false
+	}
+	for i, id := range r.ids {
+		b.PutCustomer(t.part, string(id), r.vals[i])
+	}
+	for topic, off := range cp.next {
+		b.SetOffset(t.part, topic, off)
+	}
+	// No timer digest: the restored customers' timers are indexed anew by
+	// load, under the policy in force.
+	b.SetClock(t.part, state.Clock{StreamTime: cp.streamTime})
+	b.SetChangelogNext(t.part, next)
+	r.ids, r.vals = r.ids[:0], r.vals[:0]
+	r.cycle = 0
+	r.cycles++
+	if b.Len() >= restoreBatchRecords {
+		return b.CommitNoSync()
+	}
+	return nil
+}
+
+// publishSnapshot writes every customer the store holds for the task to
+// the changelog as one cycle, with a checkpoint of the stored input
+// positions and stream time, and records the changelog position in the
+// store. In exactly-once mode the cycle is one transaction.
+func (t *task) publishSnapshot(ctx context.Context) error {
+	store := t.p.cfg.Store
+	offsets, err := store.Offsets(t.part)
+	if err != nil {
+		return err
+	}
+	clock, _, err := store.Clock(t.part)
+	if err != nil {
+		return err
+	}
+	prod := t.producer()
+	if t.tx != nil {
+		if err := t.tx.BeginTransaction(); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+	}
+	cycle := t.nextCycle()
+	topic := t.p.cfg.Topics.Changelog
+	var perr error
+	var mu sync.Mutex
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			perr = cmp.Or(perr, err)
+			mu.Unlock()
+		}
+	}
+	n := 0
+	err = store.ScanCustomers(t.part, func(id, value []byte) error {
+		key := append([]byte{changelogCustomer}, id...)
+		val := appendChangelogHeader(make([]byte, 0, changelogHeaderLen+len(value)), cycle)
+		val = append(val, value...)
+		prod.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: key, Value: val}, promise)
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	pos := [numSources]int64{-1, -1}
+	for src, tp := range t.topics {
+		if next, ok := offsets[tp]; ok {
+			pos[src] = next
+		}
+	}
+	cp := &kgo.Record{Topic: topic, Partition: t.part, Key: []byte{changelogCheckpoint},
+		Value: appendCheckpoint(nil, cycle, clock.StreamTime, &t.topics, &pos)}
+	if err := prod.ProduceSync(ctx, cp).FirstErr(); err != nil {
+		return fmt.Errorf("publish state to changelog: %w", err)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		return fmt.Errorf("publish state to changelog: %w", err)
+	}
+	mu.Lock()
+	err = perr
+	mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("publish state to changelog: %w", err)
+	}
+	if t.tx != nil {
+		if err := t.endTransaction(ctx); err != nil {
+			return fmt.Errorf("publish state to changelog: %w", err)
+		}
+	}
+	b := store.NewBatch()
+	defer b.Close()
+	b.SetChangelogNext(t.part, cp.Offset+1)
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	t.p.log.Info("published the task's stored state to the changelog", "task", t.part, "customers", n)
+	return nil
+}
+
+// checkChangelog makes sure the changelog topic exists with one partition
+// per task and compaction on: it creates a missing one (whatever
+// CreateTopics says: it is valora's own topic), and refuses one with the
+// wrong partition count or cleanup policy, since either would lose state.
+func (p *Processor) checkChangelog(ctx context.Context, adm *kadm.Client, parts int) error {
+	topic := p.cfg.Topics.Changelog
+	if topic == "" {
+		return nil
+	}
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("list changelog topic: %w", err)
+	}
+	d, ok := details[topic]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		cfg := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
+		resp, err := adm.CreateTopic(ctx, int32(parts), -1, cfg, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create changelog topic %q: %w", topic, err)
+		}
+		p.log.Info("created changelog topic", "topic", topic, "partitions", parts, "cleanup.policy", "compact")
+		return nil
+	}
+	if d.Err != nil {
+		return fmt.Errorf("describe changelog topic %q: %w", topic, d.Err)
+	}
+	if len(d.Partitions) != parts {
+		return fmt.Errorf("changelog topic %q has %d partitions, but the inputs have %d: each task needs its own partition; "+
+			"point --changelog-topic at a new topic (valora creates it) and the tasks publish their state there", topic, len(d.Partitions), parts)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err == nil {
+		var rc kadm.ResourceConfig
+		rc, err = rcs.On(topic, nil)
+		if err == nil && rc.Err == nil {
+			for _, c := range rc.Configs {
+				if c.Key == "cleanup.policy" && c.Value != nil && !strings.Contains(*c.Value, "compact") {
+					return fmt.Errorf("changelog topic %q has cleanup.policy=%s: it must include compact, or old state is deleted by retention", topic, *c.Value)
+				}
+			}
+			return nil
+		}
+		if err == nil {
+			err = rc.Err
+		}
+	}
+	p.log.Warn("cannot check the changelog topic's cleanup policy", "topic", topic, "err", err)
+	return nil
+}
