@@ -495,3 +495,57 @@ func (p *Processor) checkChangelog(ctx context.Context, adm *kadm.Client, parts 
 	p.log.Warn("cannot check the changelog topic's cleanup policy", "topic", topic, "err", err)
 	return nil
 }
+
+// ChangelogState decodes records of a changelog topic, in offset order per
+// partition, into the state they describe: each customer's latest value
+// (the bytes schemas.DecodeCustomer reads) from cycles that reached their
+// checkpoint, exactly as a restore applies them. Tools and tests use it to
+// read the state a deployment committed without opening its stores.
+func ChangelogState(recs []*kgo.Record) (map[string][]byte, error) {
+	type pending struct {
+		cycle uint64
+		ids   []string
+		vals  [][]byte
+	}
+	parts := map[int32]*pending{}
+	out := map[string][]byte{}
+	for _, rec := range recs {
+		if rec.Attrs.IsControl() {
+			continue
+		}
+		pd := parts[rec.Partition]
+		if pd == nil {
+			pd = &pending{}
+			parts[rec.Partition] = pd
+		}
+		if len(rec.Key) == 0 {
+			return nil, fmt.Errorf("%w: empty key at %d/%d", errChangelog, rec.Partition, rec.Offset)
+		}
+		switch rec.Key[0] {
+		case changelogCustomer:
+			cycle, payload, err := changelogHeader(rec.Value)
+			if err != nil {
+				return nil, err
+			}
+			if cycle != pd.cycle {
+				*pd = pending{cycle: cycle}
+			}
+			pd.ids = append(pd.ids, string(rec.Key[1:]))
+			pd.vals = append(pd.vals, payload)
+		case changelogCheckpoint:
+			cp, err := decodeCheckpoint(rec.Value)
+			if err != nil {
+				return nil, err
+			}
+			if cp.cycle == pd.cycle {
+				for i, id := range pd.ids {
+					out[id] = pd.vals[i]
+				}
+			}
+			*pd = pending{}
+		default:
+			return nil, fmt.Errorf("%w: unknown key kind %q at %d/%d", errChangelog, rec.Key[0], rec.Partition, rec.Offset)
+		}
+	}
+	return out, nil
+}

@@ -247,6 +247,14 @@ func TestRefusesNotCoPartitioned(t *testing.T) {
 // record for record across runs.
 func (h *harness) workload(t *testing.T, seed uint64, customers int) int {
 	t.Helper()
+	recs := h.workloadRecords(t, seed, customers)
+	h.b.Produce(t, recs...)
+	return len(recs)
+}
+
+// workloadRecords returns the records of workload without producing them.
+func (h *harness) workloadRecords(t *testing.T, seed uint64, customers int) []*kgo.Record {
+	t.Helper()
 	p := gen.DefaultParams()
 	p.Seed = seed
 	p.Customers = customers
@@ -269,8 +277,7 @@ func (h *harness) workload(t *testing.T, seed uint64, customers int) int {
 	for i := range 5 {
 		recs = append(recs, &kgo.Record{Topic: h.topics.Purchases, Key: []byte(fmt.Sprint("junk", i)), Value: []byte{0xC3, 0x01, byte(i)}})
 	}
-	h.b.Produce(t, recs...)
-	return len(recs)
+	return recs
 }
 
 // TestCrashRestartSameState runs a workload once without interruption, and

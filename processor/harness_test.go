@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -82,6 +85,9 @@ func (h *harness) start(dir, group string, tune ...func(*Config)) *running {
 		Store:          st,
 		CommitInterval: 20 * time.Millisecond,
 		Registerer:     reg,
+	}
+	if os.Getenv("VALORA_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("dir", filepath.Base(dir))
 	}
 	for _, f := range tune {
 		f(&cfg)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/processor/score"
 	"valora/schemas"
@@ -262,6 +263,7 @@ func (t *task) run() {
 		return
 	}
 	t.loaded.Store(true)
+	t.commitPositions()
 	if err := t.checkFinished(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 		return
@@ -926,11 +928,7 @@ func (t *task) commit() error {
 		f(t.pending, now.Sub(t.oldest))
 	}
 	if len(t.next) > 0 {
-		all := make(map[string]map[int32]kgo.EpochOffset, len(t.next))
-		for topic, next := range t.next {
-			all[topic] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: next}}
-		}
-		t.cl.MarkCommitOffsets(all)
+		t.markPositions()
 	}
 	for id, c := range t.dirty {
 		t.cache.Put(id, c)
@@ -993,6 +991,43 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 	default:
 	}
 	return t.endTransaction(ctx)
+}
+
+// markPositions marks the task's durable input positions for the next
+// commit of the group's offsets. Those offsets are not what the task reads
+// from (the store and changelog are), but lag tooling and dashboards read
+// them, so they follow the state.
+func (t *task) markPositions() {
+	if all := t.positions(); len(all) > 0 {
+		t.cl.MarkCommitOffsets(all)
+	}
+}
+
+// commitPositions commits the positions a task starts from to the group at
+// once. The client takes the offsets adjustOffsets chose as already
+// committed, so a task restored past the group's offsets (another member
+// processed records, and crashed before its offsets reached the group)
+// would otherwise leave them behind until it applies a new record.
+func (t *task) commitPositions() {
+	all := t.positions()
+	if len(all) == 0 {
+		return
+	}
+	t.cl.CommitOffsets(t.ctx, all, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+		if err != nil && t.ctx.Err() == nil {
+			t.p.log.Warn("commit restored positions to the group", "task", t.part, "err", err)
+		}
+	})
+}
+
+func (t *task) positions() map[string]map[int32]kgo.EpochOffset {
+	all := make(map[string]map[int32]kgo.EpochOffset, numSources)
+	for src, pos := range t.pos {
+		if pos >= 0 {
+			all[t.topics[src]] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: pos}}
+		}
+	}
+	return all
 }
 
 func decodeReason(err error) string {
