@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -13,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/internal/deliverytest"
 	"valora/internal/kafkatest"
-	"valora/schemas"
 )
 
 // TestScaleOutCrashes runs one workload through a single clean instance,
@@ -64,6 +63,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 	small := kgo.FetchMaxPartitionBytes(2 << 10)
 
 	run := h.withOutputs()
+	adm := kadm.NewClient(h.b.Client(t))
 	group := kafkatest.Name(t, "g")
 	var commits atomic.Int64
 	var slots [3]*running
@@ -97,7 +97,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 		feed()
 		target := commits.Load() + int64(k)
 		kafkatest.Eventually(t, time.Minute, func() error {
-			handled := groupHandled(t, h, group)
+			handled := deliverytest.GroupHandled(adm, group, h.topics.Interactions, h.topics.Purchases)
 			if commits.Load() >= target || handled >= int64(fed) {
 				return nil
 			}
@@ -131,7 +131,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 		feed()
 	}
 	kafkatest.Eventually(t, 2*time.Minute, func() error {
-		if got := groupHandled(t, h, group); got < int64(n) {
+		if got := deliverytest.GroupHandled(adm, group, h.topics.Interactions, h.topics.Purchases); got < int64(n) {
 			return fmt.Errorf("group committed %d of %d records", got, n)
 		}
 		return nil
@@ -153,94 +153,16 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 	if err := r.shutdown(t, false); err != nil {
 		t.Fatal(err)
 	}
-	want := changelogCustomers(t, h, refGroup+"-changelog")
+	want := deliverytest.ChangelogCustomers(t, h.b, refGroup+"-changelog", ChangelogState)
 	wantOut := dedupOutputs(t, ref, ref.topics.TierChanges)
 
-	// The chains, read as a downstream consumer does.
-	byCustomer := map[string][]schemas.TierChange{}
-	seen := map[string]schemas.TierChange{}
-	repeats := 0
-	for _, rec := range h.b.ConsumeAll(t, run.topics.TierChanges) {
-		var tc schemas.TierChange
-		if err := h.codec.DecodeTierChange(rec.Value, &tc); err != nil {
-			t.Fatal(err)
-		}
-		if prev, ok := seen[tc.EventID]; ok {
-			repeats++
-			if g == ExactlyOnce {
-				t.Fatalf("exactly-once: event %s delivered twice", tc.EventID)
-			}
-			if !reflect.DeepEqual(prev, tc) {
-				t.Fatalf("event %s repeated with different content:\n%+v\n%+v", tc.EventID, prev, tc)
-			}
-			continue
-		}
-		seen[tc.EventID] = tc
-		byCustomer[tc.CustomerID] = append(byCustomer[tc.CustomerID], tc)
+	ch := deliverytest.ReadChanges(t, h.b, h.codec, run.topics.TierChanges, g == ExactlyOnce)
+	t.Logf("%d distinct tier changes, %d repeats", len(ch.Distinct), ch.Repeats)
+	ch.CheckChains(t)
+	if !reflect.DeepEqual(ch.Distinct, wantOut) {
+		t.Fatalf("tier changes differ from the clean run: got %d distinct, want %d", len(ch.Distinct), len(wantOut))
 	}
-	t.Logf("%d distinct tier changes, %d repeats", len(seen), repeats)
-	for _, changes := range byCustomer {
-		checkChain(t, changes)
-	}
-	if !reflect.DeepEqual(seen, wantOut) {
-		t.Fatalf("tier changes differ from the clean run: got %d distinct, want %d", len(seen), len(wantOut))
-	}
-
-	got := changelogCustomers(t, h, group+"-changelog")
-	if len(got) != len(want) {
-		t.Fatalf("customers in the changelog: got %d, want %d", len(got), len(want))
-	}
-	for id, w := range want {
-		if g := got[id]; !reflect.DeepEqual(g, w) {
-			t.Fatalf("customer %s differs from the clean run:\n got %+v\nwant %+v", id, g, w)
-		}
-		if changes := byCustomer[id]; len(changes) > 0 {
-			last := changes[len(changes)-1]
-			if last.Tier != w.Tier || last.ChurnRisk != w.ChurnRisk || last.LifecycleStage != w.LifecycleStage {
-				t.Fatalf("customer %s: last change (%s, churn %v, %s) is not its final state (%s, churn %v, %s)",
-					id, last.Tier, last.ChurnRisk, last.LifecycleStage, w.Tier, w.ChurnRisk, w.LifecycleStage)
-			}
-		}
-	}
-}
-
-// changelogCustomers reads a changelog topic's committed state.
-func changelogCustomers(t *testing.T, h *harness, topic string) map[string]schemas.Customer {
-	t.Helper()
-	raw, err := ChangelogState(h.b.ConsumeAll(t, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[string]schemas.Customer, len(raw))
-	for id, v := range raw {
-		var c schemas.Customer
-		if err := schemas.DecodeCustomer(v, &c); err != nil {
-			t.Fatalf("decode customer %s from the changelog: %v", id, err)
-		}
-		// The timer entry is the store's bookkeeping; a restore indexes it
-		// anew and a later commit of the customer carries the new one.
-		c.TimerAt = 0
-		out[id] = c
-	}
-	return out
-}
-
-// groupHandled sums the group's committed offsets on the input topics:
-// the records whose effects are durable (offsets start at 0).
-func groupHandled(t *testing.T, h *harness, group string) int64 {
-	t.Helper()
-	adm := kadm.NewClient(h.b.Client(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offs, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return 0 // the group may not exist yet
-	}
-	var n int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == h.topics.Interactions || o.Topic == h.topics.Purchases {
-			n += max(0, o.At)
-		}
-	})
-	return n
+	got := deliverytest.ChangelogCustomers(t, h.b, group+"-changelog", ChangelogState)
+	deliverytest.SameState(t, got, want)
+	ch.CheckFinal(t, got)
 }
