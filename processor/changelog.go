@@ -270,12 +270,12 @@ func (t *task) changelogBounds(ctx context.Context, topic string) (start, end ka
 			if ok && ok2 {
 				return start, end, nil
 			}
-			err = fmt.Errorf("changelog %q has no partition %d", topic, t.part)
+			err = fmt.Errorf("changelog %q has no partition %d: %w", topic, t.part, kerr.UnknownTopicOrPartition)
 		}
 		if ctx.Err() != nil {
 			return start, end, ctx.Err()
 		}
-		if time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)) && !strings.HasPrefix(err.Error(), "changelog") {
+		if time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)) {
 			return start, end, fmt.Errorf("list changelog offsets: %w", err)
 		}
 		select {
@@ -459,11 +459,7 @@ func (p *Processor) checkChangelog(ctx context.Context, adm *kadm.Client, parts 
 	d, ok := details[topic]
 	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
 		cfg := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
-		resp, err := adm.CreateTopic(ctx, int32(parts), -1, cfg, topic)
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		if err := createTopic(ctx, adm, topic, int32(parts), cfg); err != nil {
 			return fmt.Errorf("create changelog topic %q: %w", topic, err)
 		}
 		p.log.Info("created changelog topic", "topic", topic, "partitions", parts, "cleanup.policy", "compact")

@@ -288,6 +288,13 @@ func (p *Processor) Run(ctx context.Context) error {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
+			if groupHiccup(err) {
+				// The client rejoins by itself; the tasks were stopped
+				// through onLost or onRevoked and start again on the
+				// next assignment.
+				p.log.Warn("group session interrupted; rejoining", "err", err)
+				return
+			}
 			// kgo retries retryable errors internally; what reaches us is
 			// data loss or an authorization or config problem.
 			fatal = fmt.Errorf("fetch %s[%d]: %w", topic, part, err)
@@ -350,6 +357,19 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	p.log.Info("processor stopped", "err", cause)
 	return cause
+}
+
+// groupHiccup reports whether a fetch error is the group session ending
+// (a missed heartbeat deadline, a rebalance racing a commit): the client
+// rejoins on its own, so it is not a reason to stop.
+func groupHiccup(err error) bool {
+	for _, e := range []error{kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress,
+		kerr.StaleMemberEpoch, kerr.CoordinatorNotAvailable, kerr.NotCoordinator, kerr.CoordinatorLoadInProgress} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Ready is closed once this instance has been assigned its first tasks.
@@ -448,20 +468,39 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 
 // createTopics creates output topics with the inputs' partition count.
 func (p *Processor) createTopics(ctx context.Context, adm *kadm.Client, missing []string, parts int32) error {
-	if len(missing) == 0 {
-		return nil
-	}
-	resp, err := adm.CreateTopics(ctx, parts, -1, nil, missing...)
-	if err != nil {
-		return fmt.Errorf("create output topics %v: %w", missing, err)
-	}
-	for _, r := range resp.Sorted() {
-		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create output topic %q: %w", r.Topic, r.Err)
+	for _, topic := range missing {
+		if err := createTopic(ctx, adm, topic, parts, nil); err != nil {
+			return fmt.Errorf("create output topic %q: %w", topic, err)
 		}
-		p.log.Info("created output topic", "topic", r.Topic, "partitions", parts)
+		p.log.Info("created output topic", "topic", topic, "partitions", parts)
 	}
 	return nil
+}
+
+// createTopic creates a topic with the broker's default replication
+// factor; one that exists already is fine. A broker that has just started
+// (or is too loaded to have renewed its registration) refuses with
+// INVALID_REPLICATION_FACTOR or a retriable error for a while: those are
+// retried for up to 30s.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, parts int32, configs map[string]*string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := adm.CreateTopic(ctx, parts, -1, configs, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.InvalidReplicationFactor)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // onAssigned starts a task for every newly assigned partition number.
