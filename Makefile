@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-race test-kafka lint bench bench-e2e fuzz dev ci clean
+.PHONY: build test test-race test-kafka crash lint bench bench-e2e fuzz dev ci clean
 
 build:
 	$(GO) build -o bin/valora ./cmd/valora
@@ -18,6 +18,12 @@ test-kafka:
 	@set -e; eval "$$(deploy/kafka-local/up.sh)"; export VALORA_TEST_BROKERS; \
 	trap 'deploy/kafka-local/down.sh' EXIT; \
 	$(GO) test -count=1 ./processor/... ./internal/... ./cmd/...
+
+# The crash and scale-out tests over more seeds (CRASH_SEEDS each, both
+# guarantees); against a real broker when VALORA_TEST_BROKERS is set.
+CRASH_SEEDS ?= 10
+crash:
+	VALORA_CRASH_SEEDS=$(CRASH_SEEDS) $(GO) test -count=1 -timeout 2h -run 'TestScaleOutCrashes|TestCrashRealProcesses' ./processor ./cmd/valora
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

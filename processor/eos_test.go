@@ -3,8 +3,10 @@ package processor
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,9 +34,16 @@ import (
 //   - the final state of every customer, read from the changelog, equals
 //     the clean run's.
 func TestScaleOutCrashes(t *testing.T) {
-	seeds := 4
+	seeds := 3
 	if testing.Short() {
-		seeds = 2
+		seeds = 1
+	}
+	if v := os.Getenv("VALORA_CRASH_SEEDS"); v != "" { // make crash
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("VALORA_CRASH_SEEDS=%q: want a positive number", v)
+		}
+		seeds = n
 	}
 	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
 		t.Run(string(g), func(t *testing.T) {
