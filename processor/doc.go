@@ -22,25 +22,35 @@
 // its outputs. Every CommitInterval, after CommitRecords records, and before
 // it hands a task over, it commits:
 //
-//  1. produce the outputs (tier changes, dead letters) and wait until Kafka
-//     has acknowledged all of them;
-//  2. write the changed customers and the next input offset of each topic in
-//     one synced Pebble batch.
+//  1. send the outputs (tier changes, dead letters), one changelog record
+//     per changed customer and one checkpoint record (the task's input
+//     positions and stream time) to Kafka, and wait until Kafka has them.
+//     With ExactlyOnce (the default) this is one transaction of the task's
+//     own transactional producer, transactional id "<group>-task-<p>";
+//  2. write the changed customers, the next input offset of each topic and
+//     the changelog position in one synced Pebble batch.
 //
-// Input positions live in the state store, next to the state they cover;
-// on assignment a task resumes from them (AdjustFetchOffsetsFn), and a task
-// the store has never seen starts at the beginning of the inputs, rebuilding
-// its state from every record. So the state counts each input record exactly
-// once across crashes and restarts. Offsets are also committed to Kafka after
-// each cycle, for lag tooling only.
+// Pebble never holds an effect Kafka does not. A crash after step 1 leaves
+// the store one or more cycles behind the changelog; before a task reads any
+// input it restores (changelog.go): it reads its changelog partition, with
+// read_committed, from the store's changelog position (from the start if
+// the store has none: a new instance or a lost disk), applying each cycle
+// whose checkpoint it reads, so state and input positions move together.
+// adjustOffsets waits for the restore, then starts each input at the stored
+// position. Offsets are also committed to the group after each cycle, for
+// lag tooling only.
 //
-// Outputs are at least once: a crash after step 1 and before step 2 replays
-// the cycle, which re-derives the same outputs with the same event_id
-// (customer id and state version) and version, so consumers can drop
-// repeats. Within a partition, one customer's tier changes are published in
-// version order. (The exactly-once mode, with outputs, changelog and offsets
-// in one Kafka transaction, is not implemented yet; Config.Validate rejects
-// it.)
+// A new owner of a task initialises the task's transactional id, which
+// fences the previous owner and aborts the transaction it left open, so a
+// read_committed consumer sees each tier change once. With AtLeastOnce the
+// cycle is not a transaction: a crash between the acknowledgement and the
+// Pebble batch repeats the cycle's outputs with the same event_id (customer
+// id and state version) and version, so consumers can drop repeats; the
+// restore skips a cycle whose checkpoint never arrived. Within a partition,
+// one customer's tier changes are published in version order. A task whose
+// commit fails stops the processor (Run returns the error): its in-memory
+// state holds effects Kafka refused, and a restart restores from the
+// changelog. A replay keeps no changelog and is at-least-once.
 //
 // Every consumed record is either applied or dead-lettered, so
 // valora_records_consumed_total = valora_records_applied_total +
