@@ -194,18 +194,20 @@ func (t *task) restore(ctx context.Context) error {
 				return fmt.Errorf("read changelog: %w", err)
 			}
 			var ferr error
+			before := pos
 			fs.EachRecord(func(rec *kgo.Record) {
 				if ferr != nil || rec.Offset >= end {
 					return
 				}
-				if rec.Offset+1 > pos {
-					t.p.m.restoreRemaining.Sub(float64(rec.Offset + 1 - pos))
-					t.p.m.restored.Add(float64(rec.Offset + 1 - pos))
-					remaining -= rec.Offset + 1 - pos
-					pos = rec.Offset + 1
-				}
+				pos = max(pos, rec.Offset+1)
 				ferr = r.add(rec)
 			})
+			// The gauges move once per poll, not per record.
+			if read := pos - before; read > 0 {
+				t.p.m.restoreRemaining.Sub(float64(read))
+				t.p.m.restored.Add(float64(read))
+				remaining -= read
+			}
 			if ferr != nil {
 				return fmt.Errorf("restore task %d at changelog offset %d: %w", t.part, pos, ferr)
 			}

@@ -55,19 +55,27 @@ func ReadChanges(t testing.TB, b kafkatest.Broker, codec *schemas.Codec, topic s
 	return out
 }
 
-// CheckChains fails the test unless every customer's changes form a chain:
-// versions strictly increasing, each previous_tier the tier before.
+// CheckChains fails the test unless every customer's changes form a chain
+// (CheckChain).
 func (c Changes) CheckChains(t testing.TB) {
 	t.Helper()
 	for id, changes := range c.ByCustomer {
-		for i := 1; i < len(changes); i++ {
-			prev, cur := changes[i-1], changes[i]
-			if cur.Version <= prev.Version {
-				t.Fatalf("customer %s, change %d: version %d after %d", id, i, cur.Version, prev.Version)
-			}
-			if cur.PreviousTier == nil || *cur.PreviousTier != prev.Tier {
-				t.Fatalf("customer %s, change %d: previous_tier %v, want %q", id, i, cur.PreviousTier, prev.Tier)
-			}
+		CheckChain(t, id, changes)
+	}
+}
+
+// CheckChain fails the test unless one customer's changes, in topic order,
+// form a chain: versions strictly increasing, each previous_tier the tier
+// before.
+func CheckChain(t testing.TB, id string, changes []schemas.TierChange) {
+	t.Helper()
+	for i := 1; i < len(changes); i++ {
+		prev, cur := changes[i-1], changes[i]
+		if cur.Version <= prev.Version {
+			t.Fatalf("customer %s, change %d: version %d after %d", id, i, cur.Version, prev.Version)
+		}
+		if cur.PreviousTier == nil || *cur.PreviousTier != prev.Tier {
+			t.Fatalf("customer %s, change %d: previous_tier %v, want %q", id, i, cur.PreviousTier, prev.Tier)
 		}
 	}
 }
