@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	partitions := fs.Int("partitions", 12, "partitions of each input topic")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	replay := fs.Bool("replay", false, "score as `valora replay` does (bounded, strict event-time merge, event time only) instead of as the daemon")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the scoring phase to this `file` (read it with go tool pprof)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -173,6 +175,17 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	})
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -243,10 +243,12 @@ func TestImportCDNOWSample(t *testing.T) {
 }
 
 // TestImportCDNOWMaster imports the whole CDNOW cohort (69,659 rows, 80 of
-// them $0) and checks that every valid row became one record.
+// them $0), checks that every valid row became one record, replays the
+// topic into a new state directory and checks the replay's accounting and
+// four customers worked out by hand from the file.
 func TestImportCDNOWMaster(t *testing.T) {
 	if testing.Short() {
-		t.Skip("imports 69,659 rows; skipped with -short")
+		t.Skip("imports and replays 69,659 rows; skipped with -short")
 	}
 	e := newImpEnv(t)
 	rep := e.importJSON(t, "--on-error", "skip", impCDNOWMaster)
@@ -256,6 +258,61 @@ func TestImportCDNOWMaster(t *testing.T) {
 	}
 	if n := len(e.b.ConsumeAll(t, e.purchases)); n != 69579 {
 		t.Errorf("%d records in the topic, want 69579 (rows - bad rows)", n)
+	}
+
+	dir := filepath.Join(t.TempDir(), "state")
+	s := e.replayJSON(t, "--state-dir", dir, "--no-output")
+	t.Logf("replay: %d records in %.2fs (%.0f/s), %d customers, tiers %v, stages %v",
+		s.Records, s.Seconds, s.EventsPerSecond, s.Customers, s.Tiers, s.Stages)
+	// 23,570 customers in the cohort; 68 of them bought only for $0.
+	if s.Records != 69579 || s.Applied != 69579 || s.DeadLettered != 0 || s.Customers != 23502 {
+		t.Errorf("replay: %d records, %d applied, %d dead-lettered, %d customers; want 69579, all applied, 23502 customers",
+			s.Records, s.Applied, s.DeadLettered, s.Customers)
+	}
+	var total int
+	for _, n := range s.Tiers {
+		total += n
+	}
+	if total != s.Customers || s.Tiers["lost"] == 0 || s.Tiers["champions"] == 0 {
+		t.Errorf("tier distribution %v covers %d customers (want %d), with lost and champions", s.Tiers, total, s.Customers)
+	}
+
+	// By hand from the file, with the default policy (recency [30 90 180
+	// 365] days, frequency [1 2 4 8], monetary [5000 15000 40000 100000]
+	// cents, FM = (F+M+1)/2, churn after 180 silent days). The data end on
+	// 1998-06-30, and with 17,000 records per partition every partition's
+	// stream time gets within days of it, so every recency timer due by
+	// mid-June has fired.
+	//   00001: one purchase, 11.77 on 1997-01-01: F=1, M=1, FM=1; 545 days
+	//          silent: R=1 → lost, churned.
+	//   00457: 3 purchases, 509.26 USD, the last on 1997-01-10: F=3, M=4,
+	//          FM=4; R=1 → cannot_lose_them, churned.
+	//   00033: 25 purchases, 1045.47, the last on 1998-03-13: F=5, M=5,
+	//          FM=5; the 91-day timer (1998-06-12) fired, the 181-day one
+	//          is not due: R=3 → loyal, not churned.
+	//   00096: 19 purchases, 1445.99, the last on 1998-06-27: F=5, M=5;
+	//          R=5 → champions, not churned.
+	for _, want := range []struct {
+		id        string
+		purchases int64
+		monetary  int64
+		last      time.Time
+		r, f, m   int32
+		tier      string
+		churned   bool
+	}{
+		{"00001", 1, 1177, time.Date(1997, 1, 1, 0, 0, 0, 0, time.UTC), 1, 1, 1, "lost", true},
+		{"00457", 3, 50926, time.Date(1997, 1, 10, 0, 0, 0, 0, time.UTC), 1, 3, 4, "cannot_lose_them", true},
+		{"00033", 25, 104547, time.Date(1998, 3, 13, 0, 0, 0, 0, time.UTC), 3, 5, 5, "loyal", false},
+		{"00096", 19, 144599, time.Date(1998, 6, 27, 0, 0, 0, 0, time.UTC), 5, 5, 5, "champions", false},
+	} {
+		c := inspectCustomer(t, dir, want.id)
+		if c.Purchases != want.purchases || c.MonetaryMinor != want.monetary || c.LastPurchase != want.last.UnixMilli() ||
+			c.RScore != want.r || c.FScore != want.f || c.MScore != want.m || c.Tier != want.tier || c.ChurnRisk != want.churned {
+			t.Errorf("customer %s: %d purchases, %d cents, last %v, RFM %d%d%d, tier %s, churn %v; want %d, %d, %v, RFM %d%d%d, %s, churn %v",
+				want.id, c.Purchases, c.MonetaryMinor, time.UnixMilli(c.LastPurchase).UTC(), c.RScore, c.FScore, c.MScore, c.Tier, c.ChurnRisk,
+				want.purchases, want.monetary, want.last, want.r, want.f, want.m, want.tier, want.churned)
+		}
 	}
 }
 
