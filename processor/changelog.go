@@ -23,23 +23,37 @@ import (
 // one checkpoint record:
 //
 //	key 'c' | customer id   value: format(1) | cycle(8 BE) | Customer (Avro)
+//	key 'c' | customer id   value: none (a tombstone: the customer was erased);
+//	                        header valora.cycle: format(1) | cycle(8 BE)
 //	key 'k'                 value: format(1) | cycle(8 BE) | stream time(8 BE) |
 //	                               count(uvarint) | (len(uvarint) | topic | next offset(8 BE))...
 //
 // The checkpoint carries the task's input positions and stream time after
 // the cycle, so the changelog alone rebuilds a task: its customers and where
-// to resume reading the inputs. A restore applies a cycle's customer records
-// only when it reads the checkpoint of the same cycle: in exactly-once mode
-// read_committed shows only whole cycles anyway, and in at-least-once mode a
-// crash in the middle of a produce leaves a tail that no checkpoint covers,
-// which is skipped (the inputs it came from are read again from the last
-// checkpoint's positions, and rewrite the same customers).
+// to resume reading the inputs.
+//
+// The topic is compacted: Kafka keeps only the last record of each key (and
+// a tombstone for delete.retention.ms), so older checkpoints disappear and
+// the customer records that survive them no longer sit next to their own
+// checkpoint. A restore therefore applies every customer record that a
+// later checkpoint follows, whatever its cycle, and skips only the tail
+// after the last checkpoint: in exactly-once mode read_committed shows no
+// such tail, and in at-least-once mode it is what a crash in the middle of
+// a produce left. The inputs it came from are read again from the last
+// checkpoint's positions; and since those records stay in the log, the
+// task that skipped them first publishes a correction cycle, with the
+// stored value (or a tombstone) of each customer the tail named, so that
+// no restore, before or after compaction, can apply the tail.
 const (
 	changelogCustomer   byte = 'c'
 	changelogCheckpoint byte = 'k'
 	changelogFormat     byte = 1
 	changelogHeaderLen       = 1 + 8
 )
+
+// HeaderCycle is the changelog header of a customer tombstone: the cycle
+// that erased the customer, encoded as a value header.
+const HeaderCycle = "valora.cycle"
 
 // errChangelog marks a changelog record this build cannot read.
 var errChangelog = errors.New("changelog record")
@@ -90,6 +104,27 @@ func changelogHeader(v []byte) (cycle uint64, payload []byte, err error) {
 	return binary.BigEndian.Uint64(v[1:9]), v[changelogHeaderLen:], nil
 }
 
+// changelogCustomerRecord returns a customer record's cycle and payload;
+// deleted is set for a tombstone, whose cycle is in HeaderCycle.
+func changelogCustomerRecord(rec *kgo.Record) (cycle uint64, payload []byte, deleted bool, err error) {
+	if rec.Value != nil {
+		cycle, payload, err = changelogHeader(rec.Value)
+		return cycle, payload, false, err
+	}
+	for _, h := range rec.Headers {
+		if h.Key == HeaderCycle {
+			cycle, _, err = changelogHeader(h.Value)
+			return cycle, nil, true, err
+		}
+	}
+	return 0, nil, false, fmt.Errorf("%w: customer tombstone without a %s header", errChangelog, HeaderCycle)
+}
+
+// tombstoneHeaders returns the headers of a tombstone written in cycle.
+func tombstoneHeaders(cycle uint64) []kgo.RecordHeader {
+	return []kgo.RecordHeader{{Key: HeaderCycle, Value: appendChangelogHeader(make([]byte, 0, changelogHeaderLen), cycle)}}
+}
+
 func decodeCheckpoint(v []byte) (checkpoint, error) {
 	cycle, b, err := changelogHeader(v)
 	if err != nil {
@@ -135,7 +170,7 @@ const restoreBatchRecords = 50_000
 //     cycle it applies replaces whatever the store held for the task;
 //   - if the changelog holds no cycle at all but the store holds state for
 //     the task (a store from before the changelog, or a recreated topic),
-//     the task publishes that state as its first cycle (publishSnapshot).
+//     the task publishes that state as its first cycle (publishCycle).
 //
 // In exactly-once mode the caller has initialised the task's transactional
 // producer first, which aborts any transaction a previous owner left open,
@@ -224,8 +259,16 @@ func (t *task) restore(ctx context.Context) error {
 			return fmt.Errorf("restore task %d: %w", t.part, err)
 		}
 		applied = r.cycles
-		t.p.log.Info("task restored", "task", t.part, "records", end-from, "cycles", applied,
-			"skipped_records", r.skipped, "seconds", time.Since(start).Seconds())
+		t.p.log.Info("task restored", "task", t.part, "records", end-from, "checkpoints", applied,
+			"skipped_records", len(r.ids), "seconds", time.Since(start).Seconds())
+		if len(r.ids) > 0 {
+			// A tail no checkpoint covers (an at-least-once crash in the
+			// middle of a produce): correct each customer it names.
+			t.p.log.Info("publishing a correction for the changelog's uncommitted tail", "task", t.part, "records", len(r.ids))
+			if err := t.publishCycle(ctx, r.ids); err != nil {
+				return err
+			}
+		}
 	}
 	if !found && applied == 0 {
 		offsets, err := store.Offsets(t.part)
@@ -239,7 +282,7 @@ func (t *task) restore(ctx context.Context) error {
 		if n > 0 || len(offsets) > 0 {
 			t.p.log.Info("changelog has no state for the task; publishing the stored state as its first cycle",
 				"task", t.part, "customers", n)
-			return t.publishSnapshot(ctx)
+			return t.publishCycle(ctx, nil)
 		}
 	}
 	return nil
@@ -288,19 +331,18 @@ func (t *task) changelogBounds(ctx context.Context, topic string) (start, end ka
 	}
 }
 
-// restorer applies changelog records to a store batch, a whole cycle at a
-// time.
+// restorer applies changelog records to a store batch: the customer
+// records since the last checkpoint wait in ids and vals (nil: erased) and
+// are applied at the next checkpoint.
 type restorer struct {
-	t      *task
-	b      *state.Batch
-	wipe   bool // delete the partition before the first cycle
-	cycle  uint64
-	ids    [][]byte // the current cycle's customer records, in order
-	vals   [][]byte
+	t    *task
+	b    *state.Batch
+	wipe bool // delete the partition before the first checkpoint
+	ids  [][]byte
+	vals [][]byte
+	// cycles counts the checkpoints applied; tail is the number of
+	// records after the last one.
 	cycles int
-	// skipped counts customer records of cycles that never reached their
-	// checkpoint (at-least-once crash tails).
-	skipped int
 }
 
 func (r *restorer) add(rec *kgo.Record) error {
@@ -312,17 +354,9 @@ func (r *restorer) add(rec *kgo.Record) error {
 	}
 	switch rec.Key[0] {
 	case changelogCustomer:
-		if rec.Value == nil {
-			return fmt.Errorf("%w: customer tombstone without a cycle", errChangelog)
-		}
-		cycle, payload, err := changelogHeader(rec.Value)
+		_, payload, _, err := changelogCustomerRecord(rec)
 		if err != nil {
 			return err
-		}
-		if cycle != r.cycle {
-			r.skipped += len(r.ids)
-			r.ids, r.vals = r.ids[:0], r.vals[:0]
-			r.cycle = cycle
 		}
 		r.ids = append(r.ids, rec.Key[1:])
 		r.vals = append(r.vals, payload)
@@ -332,16 +366,13 @@ func (r *restorer) add(rec *kgo.Record) error {
 		if err != nil {
 			return err
 		}
-		if cp.cycle != r.cycle {
-			r.skipped += len(r.ids)
-			r.ids, r.vals = r.ids[:0], r.vals[:0]
-		}
 		return r.apply(cp, rec.Offset+1)
 	}
 	return fmt.Errorf("%w: unknown key kind %q", errChangelog, rec.Key[0])
 }
 
-// apply writes the buffered cycle and its checkpoint to the batch.
+// apply writes the records buffered since the last checkpoint and cp to
+// the batch.
 func (r *restorer) apply(cp checkpoint, next int64) error {
 	t, b := r.t, r.b
 	if r.wipe {
@@ -349,7 +380,11 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 		r.wipe = false
 	}
 	for i, id := range r.ids {
-		b.PutCustomer(t.part, string(id), r.vals[i])
+		if r.vals[i] == nil {
+			b.DeleteCustomer(t.part, string(id))
+		} else {
+			b.PutCustomer(t.part, string(id), r.vals[i])
+		}
 	}
 	for topic, off := range cp.next {
 		b.SetOffset(t.part, topic, off)
@@ -359,7 +394,6 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 	b.SetClock(t.part, state.Clock{StreamTime: cp.streamTime})
 	b.SetChangelogNext(t.part, next)
 	r.ids, r.vals = r.ids[:0], r.vals[:0]
-	r.cycle = 0
 	r.cycles++
 	if b.Len() >= restoreBatchRecords {
 		return b.CommitNoSync()
@@ -367,11 +401,17 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 	return nil
 }
 
-// publishSnapshot writes every customer the store holds for the task to
-// the changelog as one cycle, with a checkpoint of the stored input
-// positions and stream time, and records the changelog position in the
-// store. In exactly-once mode the cycle is one transaction.
-func (t *task) publishSnapshot(ctx context.Context) error {
+// publishCycle writes one cycle to the changelog from the store: the
+// stored value of each customer in ids (a tombstone for one the store does
+// not hold), or every customer the store holds for the task when ids is
+// nil; then a checkpoint of the stored input positions and stream time. It
+// records the changelog position in the store. In exactly-once mode the
+// cycle is one transaction.
+//
+// With ids nil it publishes the store as the task's first cycle (a store
+// from before the changelog, or a recreated topic); with ids it corrects
+// the tail of a crashed at-least-once cycle.
+func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	store := t.p.cfg.Store
 	offsets, err := store.Offsets(t.part)
 	if err != nil {
@@ -399,14 +439,39 @@ func (t *task) publishSnapshot(ctx context.Context) error {
 		}
 	}
 	n := 0
-	err = store.ScanCustomers(t.part, func(id, value []byte) error {
-		key := append([]byte{changelogCustomer}, id...)
-		val := appendChangelogHeader(make([]byte, 0, changelogHeaderLen+len(value)), cycle)
-		val = append(val, value...)
-		prod.Produce(ctx, &kgo.Record{Topic: topic, Partition: t.part, Key: key, Value: val}, promise)
+	emit := func(id, value []byte) error {
+		rec := &kgo.Record{Topic: topic, Partition: t.part, Key: append([]byte{changelogCustomer}, id...)}
+		if value == nil {
+			rec.Headers = tombstoneHeaders(cycle)
+		} else {
+			rec.Value = append(appendChangelogHeader(make([]byte, 0, changelogHeaderLen+len(value)), cycle), value...)
+		}
+		prod.Produce(ctx, rec, promise)
 		n++
 		return nil
-	})
+	}
+	if ids == nil {
+		err = store.ScanCustomers(t.part, emit)
+	} else {
+		seen := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			if seen[string(id)] {
+				continue
+			}
+			seen[string(id)] = true
+			val, found, gerr := store.GetCustomer(t.part, id, nil)
+			if gerr != nil {
+				err = gerr
+				break
+			}
+			if !found {
+				val = nil
+			}
+			if err = emit(id, val); err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -441,7 +506,7 @@ func (t *task) publishSnapshot(ctx context.Context) error {
 	if err := b.Commit(); err != nil {
 		return err
 	}
-	t.p.log.Info("published the task's stored state to the changelog", "task", t.part, "customers", n)
+	t.p.log.Info("published the task's stored state to the changelog", "task", t.part, "customers", n, "correction", ids != nil)
 	return nil
 }
 
@@ -496,14 +561,14 @@ func (p *Processor) checkChangelog(ctx context.Context, adm *kadm.Client, parts 
 
 // ChangelogState decodes records of a changelog topic, in offset order per
 // partition, into the state they describe: each customer's latest value
-// (the bytes schemas.DecodeCustomer reads) from cycles that reached their
-// checkpoint, exactly as a restore applies them. Tools and tests use it to
+// (the bytes schemas.DecodeCustomer reads; erased customers are absent)
+// from the records a checkpoint follows, exactly as a restore applies
+// them. Tools and tests use it to
 // read the state a deployment committed without opening its stores.
 func ChangelogState(recs []*kgo.Record) (map[string][]byte, error) {
 	type pending struct {
-		cycle uint64
-		ids   []string
-		vals  [][]byte
+		ids  []string
+		vals [][]byte
 	}
 	parts := map[int32]*pending{}
 	out := map[string][]byte{}
@@ -521,22 +586,20 @@ func ChangelogState(recs []*kgo.Record) (map[string][]byte, error) {
 		}
 		switch rec.Key[0] {
 		case changelogCustomer:
-			cycle, payload, err := changelogHeader(rec.Value)
+			_, payload, _, err := changelogCustomerRecord(rec)
 			if err != nil {
-				return nil, err
-			}
-			if cycle != pd.cycle {
-				*pd = pending{cycle: cycle}
+				return nil, fmt.Errorf("%w at %d/%d", err, rec.Partition, rec.Offset)
 			}
 			pd.ids = append(pd.ids, string(rec.Key[1:]))
 			pd.vals = append(pd.vals, payload)
 		case changelogCheckpoint:
-			cp, err := decodeCheckpoint(rec.Value)
-			if err != nil {
+			if _, err := decodeCheckpoint(rec.Value); err != nil {
 				return nil, err
 			}
-			if cp.cycle == pd.cycle {
-				for i, id := range pd.ids {
+			for i, id := range pd.ids {
+				if pd.vals[i] == nil {
+					delete(out, id)
+				} else {
 					out[id] = pd.vals[i]
 				}
 			}

@@ -34,8 +34,10 @@
 // the store one or more cycles behind the changelog; before a task reads any
 // input it restores (changelog.go): it reads its changelog partition, with
 // read_committed, from the store's changelog position (from the start if
-// the store has none: a new instance or a lost disk), applying each cycle
-// whose checkpoint it reads, so state and input positions move together.
+// the store has none: a new instance or a lost disk), applying the customer
+// records that a checkpoint follows at that checkpoint, so state and input
+// positions move together, and so a compacted changelog (only the last
+// record of each key left) restores the same state.
 // adjustOffsets waits for the restore, then starts each input at the stored
 // position. Offsets are also committed to the group after each cycle, for
 // lag tooling only.
@@ -46,7 +48,8 @@
 // cycle is not a transaction: a crash between the acknowledgement and the
 // Pebble batch repeats the cycle's outputs with the same event_id (customer
 // id and state version) and version, so consumers can drop repeats; the
-// restore skips a cycle whose checkpoint never arrived. Within a partition,
+// restore skips a tail no checkpoint follows, and the task publishes a
+// correction cycle for the customers it named before it reads input. Within a partition,
 // one customer's tier changes are published in version order. A task whose
 // commit fails stops the processor (Run returns the error): its in-memory
 // state holds effects Kafka refused, and a restart restores from the

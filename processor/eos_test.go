@@ -16,6 +16,7 @@ import (
 
 	"valora/internal/deliverytest"
 	"valora/internal/kafkatest"
+	"valora/schemas"
 )
 
 // TestScaleOutCrashes runs one workload through a single clean instance,
@@ -174,4 +175,70 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 	got := deliverytest.ChangelogCustomers(t, h.b, group+"-changelog", ChangelogState)
 	deliverytest.SameState(t, got, want)
 	ch.CheckFinal(t, got)
+	restoreCompacted(t, h, group+"-changelog", got)
+}
+
+// restoreCompacted checks that a changelog still holds the state want
+// after Kafka compacts it: it writes what compaction may leave of topic
+// (the last record of each key) to a new compacted topic, and a new
+// instance with an empty store restores from it the same customers.
+func restoreCompacted(t *testing.T, h *harness, topic string, want map[string]schemas.Customer) {
+	t.Helper()
+	all := h.b.ConsumeAll(t, topic)
+	compacted := deliverytest.Compact(all)
+	full, err := ChangelogState(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp, err := ChangelogState(compacted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(full, comp) {
+		t.Fatalf("compaction changes the changelog's state: %d customers before, %d after", len(full), len(comp))
+	}
+	target := kafkatest.Name(t, "compacted")
+	adm := kadm.NewClient(h.b.Client(t))
+	resp, err := adm.CreateTopics(t.Context(), h.parts, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}, target)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("create %s: %v", target, err)
+	}
+	recs := make([]*kgo.Record, len(compacted))
+	for i, r := range compacted {
+		recs[i] = &kgo.Record{Topic: target, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: r.Headers}
+	}
+	pcl := h.b.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := pcl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatalf("produce to %s: %v", target, err)
+	}
+	t.Logf("changelog: %d records, %d after compaction", len(all), len(compacted))
+
+	dir := filepath.Join(t.TempDir(), "compacted")
+	r := h.start(dir, kafkatest.Name(t, "restore"), func(c *Config) { c.Topics.Changelog = target })
+	kafkatest.Eventually(t, time.Minute, func() error {
+		r.p.mu.Lock()
+		defer r.p.mu.Unlock()
+		loaded := 0
+		for _, tk := range r.p.tasks {
+			if tk.loaded.Load() {
+				loaded++
+			}
+		}
+		if loaded < int(h.parts) {
+			return fmt.Errorf("%d of %d tasks restored", loaded, h.parts)
+		}
+		return nil
+	})
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	got := snapshot(t, dir)
+	for id, c := range got {
+		c.TimerAt = 0
+		got[id] = c
+	}
+	deliverytest.SameState(t, got, want)
 }

@@ -150,3 +150,27 @@ func GroupHandled(adm *kadm.Client, group string, topics ...string) int64 {
 	}
 	return n
 }
+
+// Compact returns what Kafka's log compaction may leave of a topic's
+// records (in offset order per partition): the last record of each key per
+// partition, tombstones included (as they are for delete.retention.ms), in
+// offset order. Transaction markers are dropped.
+func Compact(recs []*kgo.Record) []*kgo.Record {
+	type pk struct {
+		part int32
+		key  string
+	}
+	last := map[pk]int{}
+	for i, r := range recs {
+		if !r.Attrs.IsControl() {
+			last[pk{r.Partition, string(r.Key)}] = i
+		}
+	}
+	var out []*kgo.Record
+	for i, r := range recs {
+		if j, ok := last[pk{r.Partition, string(r.Key)}]; ok && j == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
