@@ -55,6 +55,10 @@ const (
 // that erased the customer, encoded as a value header.
 const HeaderCycle = "valora.cycle"
 
+// changelogMaxCompactionLag is the max.compaction.lag.ms of a changelog
+// topic valora creates: 7 days.
+const changelogMaxCompactionLag = "604800000"
+
 // errChangelog marks a changelog record this build cannot read.
 var errChangelog = errors.New("changelog record")
 
@@ -475,7 +479,7 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	if err != nil {
 		return err
 	}
-	pos := [numSources]int64{-1, -1}
+	pos := [numSources]int64{-1, -1, -1}
 	for src, tp := range t.topics {
 		if next, ok := offsets[tp]; ok {
 			pos[src] = next
@@ -525,11 +529,29 @@ func (p *Processor) checkChangelog(ctx context.Context, adm *kadm.Client, parts 
 	}
 	d, ok := details[topic]
 	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-		cfg := map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
-		if err := createTopic(ctx, adm, topic, int32(parts), cfg); err != nil {
+		// max.compaction.lag.ms bounds how long a superseded value (an
+		// erased customer's last state, before its tombstone) may stay in
+		// the log: a week, then the active segment rolls and is compacted.
+		cfg := map[string]*string{
+			"cleanup.policy":        kadm.StringPtr("compact"),
+			"max.compaction.lag.ms": kadm.StringPtr(changelogMaxCompactionLag),
+		}
+		err := createTopic(ctx, adm, topic, int32(parts), cfg)
+		if errors.Is(err, kerr.InvalidConfig) {
+			// A broker that does not know the setting (kfake): without it.
+			p.log.Warn("the broker refused max.compaction.lag.ms for the changelog topic; creating it without",
+				"topic", topic, "err", err)
+			delete(cfg, "max.compaction.lag.ms")
+			err = createTopic(ctx, adm, topic, int32(parts), cfg)
+		}
+		if err != nil {
 			return fmt.Errorf("create changelog topic %q: %w", topic, err)
 		}
-		p.log.Info("created changelog topic", "topic", topic, "partitions", parts, "cleanup.policy", "compact")
+		lag := "broker default"
+		if v := cfg["max.compaction.lag.ms"]; v != nil {
+			lag = *v
+		}
+		p.log.Info("created changelog topic", "topic", topic, "partitions", parts, "cleanup.policy", "compact", "max.compaction.lag.ms", lag)
 		return nil
 	}
 	if d.Err != nil {

@@ -53,6 +53,12 @@ type Topics struct {
 	Purchases    string
 	TierChanges  string
 	DeadLetter   string
+	// Erasures is the input topic of ErasureRequest records, keyed by
+	// customer id and co-partitioned with the other inputs
+	// ("customer-erasures" in DefaultTopics); empty for none. valora
+	// creates it with the inputs' partition count when it is missing,
+	// except in a replay, which reads it only if it exists.
+	Erasures string
 	// Changelog is the compacted topic that backs the state: one record
 	// per changed customer per commit, and one checkpoint record per
 	// commit with the task's input positions. Default "<group>-changelog".
@@ -67,6 +73,7 @@ func DefaultTopics() Topics {
 		Purchases:    "purchases",
 		TierChanges:  "customer-tier-changes",
 		DeadLetter:   "valora-dlq",
+		Erasures:     "customer-erasures",
 	}
 }
 
@@ -297,7 +304,7 @@ func (c *Config) ValidateSettings() error {
 	for _, f := range [...]struct{ field, name string }{
 		{"topics.interactions", t.Interactions}, {"topics.purchases", t.Purchases},
 		{"topics.tier_changes", t.TierChanges}, {"topics.dead_letter", t.DeadLetter},
-		{"topics.changelog", t.Changelog},
+		{"topics.changelog", t.Changelog}, {"topics.erasures", t.Erasures},
 	} {
 		if f.name == "" {
 			continue

@@ -38,8 +38,9 @@ func newHarness(t *testing.T, parts int32) *harness {
 		Purchases:    kafkatest.Name(t, "purchases"),
 		TierChanges:  kafkatest.Name(t, "tier-changes"),
 		DeadLetter:   kafkatest.Name(t, "dlq"),
+		Erasures:     kafkatest.Name(t, "erasures"),
 	}
-	b.CreateTopics(t, parts, h.topics.Interactions, h.topics.Purchases, h.topics.TierChanges, h.topics.DeadLetter)
+	b.CreateTopics(t, parts, h.topics.Interactions, h.topics.Purchases, h.topics.TierChanges, h.topics.DeadLetter, h.topics.Erasures)
 	var err error
 	h.codec, err = schemas.NewCodec(context.Background(), schemas.Options{})
 	if err != nil {
@@ -228,6 +229,16 @@ func (h *harness) purchase(e schemas.Purchase) *kgo.Record {
 		h.t.Fatal(err)
 	}
 	return &kgo.Record{Topic: h.topics.Purchases, Key: []byte(e.CustomerID), Value: v}
+}
+
+// erasure is a request to erase id, keyed by id.
+func (h *harness) erasure(id string, at int64) *kgo.Record {
+	h.t.Helper()
+	v, err := h.codec.AppendErasure(nil, &schemas.ErasureRequest{CustomerID: id, RequestedAt: at})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return &kgo.Record{Topic: h.topics.Erasures, Key: []byte(id), Value: v}
 }
 
 func (h *harness) interaction(e schemas.Interaction) *kgo.Record {

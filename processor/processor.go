@@ -75,6 +75,23 @@ type endOffsets struct {
 	at    time.Time
 }
 
+// sourceTopics names the inputs by source; Erasures may be "" (none).
+func (p *Processor) sourceTopics() [numSources]string {
+	t := p.cfg.Topics
+	return [numSources]string{srcInteractions: t.Interactions, srcPurchases: t.Purchases, srcErasures: t.Erasures}
+}
+
+// inputTopics lists the input topics that are configured.
+func (p *Processor) inputTopics() []string {
+	var out []string
+	for _, t := range p.sourceTopics() {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // endOffsets returns the latest listing for a partition, or nil.
 func (p *Processor) endOffsets(part int32) *endOffsets {
 	v, ok := p.ends.Load(part)
@@ -96,7 +113,8 @@ func (p *Processor) endsInterval() time.Duration {
 func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
 	tick := time.NewTicker(p.endsInterval())
 	defer tick.Stop()
-	topics := [numSources]string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases}
+	topics := p.sourceTopics()
+	inputs := p.inputTopics()
 	failing := false
 	for {
 		select {
@@ -105,8 +123,8 @@ func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
 		case <-tick.C:
 		}
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		starts, serr := adm.ListStartOffsets(lctx, topics[:]...)
-		ends, eerr := adm.ListEndOffsets(lctx, topics[:]...)
+		starts, serr := adm.ListStartOffsets(lctx, inputs...)
+		ends, eerr := adm.ListEndOffsets(lctx, inputs...)
 		cancel()
 		err := errors.Join(serr, eerr, starts.Error(), ends.Error())
 		if err != nil {
@@ -122,7 +140,7 @@ func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
 		byPart := map[int32]*endOffsets{}
 		for src, topic := range topics {
 			ends.Each(func(o kadm.ListedOffset) {
-				if o.Topic != topic {
+				if topic == "" || o.Topic != topic {
 					return
 				}
 				e := byPart[o.Partition]
@@ -205,7 +223,7 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.ConsumerGroup(c.Group),
 		kgo.SessionTimeout(c.SessionTimeout),
-		kgo.ConsumeTopics(c.Topics.Interactions, c.Topics.Purchases),
+		kgo.ConsumeTopics(p.inputTopics()...),
 		kgo.Balancers(coPartitionBalancer{advertise: strings.TrimSuffix(c.AdvertiseURL, "/")}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers take offsets: tasks see them so that their
@@ -267,10 +285,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	defer cancel(nil)
 	p.log.Info("processor started", "group", p.cfg.Group, "brokers", p.cfg.Brokers,
 		"interactions", p.cfg.Topics.Interactions, "purchases", p.cfg.Topics.Purchases,
-		"guarantee", p.cfg.Guarantee, "replay", p.cfg.Replay != nil)
+		"erasures", p.cfg.Topics.Erasures, "guarantee", p.cfg.Guarantee, "replay", p.cfg.Replay != nil)
 	if r := p.cfg.Replay; r != nil {
 		var target int64
-		for _, topic := range []string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases} {
+		for _, topic := range p.inputTopics() {
 			for part, end := range r.End[topic] {
 				target += max(0, end-r.Start[topic][part])
 			}
@@ -320,8 +338,11 @@ func (p *Processor) Run(ctx context.Context) error {
 				parts = append(parts, ftp.Partition)
 			}
 			src := srcInteractions
-			if ftp.Topic == p.cfg.Topics.Purchases {
+			switch ftp.Topic {
+			case p.cfg.Topics.Purchases:
 				src = srcPurchases
+			case p.cfg.Topics.Erasures:
+				src = srcErasures
 			}
 			f.recs[src] = append(f.recs[src], ftp.Records...)
 		})
@@ -447,6 +468,9 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("%w: %q has %d partitions and %q has %d; give both the same partition count and key both by customer id",
 			ErrNotCoPartitioned, t.Interactions, parts[t.Interactions], t.Purchases, parts[t.Purchases])
 	}
+	if err := p.checkErasures(ctx, adm, parts[t.Purchases]); err != nil {
+		return err
+	}
 	if err := p.checkChangelog(ctx, adm, parts[t.Purchases]); err != nil {
 		return err
 	}
@@ -464,6 +488,39 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("output topics %v do not exist: create them, or let valora create them with --create-topics", missing)
 	}
 	return p.createTopics(ctx, adm, missing, int32(parts[t.Purchases]))
+}
+
+// checkErasures makes sure the erasure topic, if any, is co-partitioned with
+// the inputs. The daemon creates a missing one (erasure requests must have
+// somewhere to go from the first day); a replay, which only reads, refuses
+// it (leave Topics.Erasures empty to replay without one).
+func (p *Processor) checkErasures(ctx context.Context, adm *kadm.Client, parts int) error {
+	name := p.cfg.Topics.Erasures
+	if name == "" {
+		return nil
+	}
+	details, err := adm.ListTopics(ctx, name)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	d, ok := details[name]
+	switch {
+	case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+		if p.cfg.Replay != nil {
+			return fmt.Errorf("erasure topic %q does not exist", name)
+		}
+		if err := createTopic(ctx, adm, name, int32(parts), nil); err != nil {
+			return fmt.Errorf("create erasure topic %q (create it with %d partitions, or run without one: --erasures-topic \"\"): %w", name, parts, err)
+		}
+		p.log.Info("created erasure topic", "topic", name, "partitions", parts)
+		return nil
+	case d.Err != nil:
+		return fmt.Errorf("describe topic %q: %w", name, d.Err)
+	case len(d.Partitions) != parts:
+		return fmt.Errorf("%w: erasure topic %q has %d partitions and the inputs %d; give it the inputs' partition count and key it by customer id",
+			ErrNotCoPartitioned, name, len(d.Partitions), parts)
+	}
+	return nil
 }
 
 // createTopics creates output topics with the inputs' partition count.

@@ -25,7 +25,8 @@ import (
 const (
 	srcInteractions = 0
 	srcPurchases    = 1
-	numSources      = 2
+	srcErasures     = 2 // Topics.Erasures; "" when there is none
+	numSources      = 3
 )
 
 // fetched is one poll's records of one partition number, by source, handed
@@ -47,6 +48,7 @@ type item struct {
 
 	purchase    schemas.Purchase
 	interaction schemas.Interaction
+	erasure     schemas.ErasureRequest
 }
 
 // Dead-letter reasons decided by the processor (decoding reasons come from
@@ -116,10 +118,16 @@ type task struct {
 	cache    *state.Cache[*schemas.Customer]
 	cacheCap int
 	dirty    map[string]*schemas.Customer
-	outputs  []*kgo.Record
-	next     map[string]int64
-	pending  int
-	oldest   time.Time // fetch time of the oldest uncommitted record
+	// erased holds the customers erased since the last commit, with the
+	// due time of the timer index entry the store holds for each (0:
+	// none). Commit deletes them from the store and writes a changelog
+	// tombstone for each, before it writes dirty (a customer erased and
+	// then seen again in the same cycle is a new customer).
+	erased  map[string]int64
+	outputs []*kgo.Record
+	next    map[string]int64
+	pending int
+	oldest  time.Time // fetch time of the oldest uncommitted record
 
 	// topics names the sources; pos is the next offset of each (-1:
 	// unknown until the first record or a stored offset).
@@ -192,14 +200,15 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		cache:    state.NewCache[*schemas.Customer](capacity),
 		cacheCap: capacity,
 		dirty:    make(map[string]*schemas.Customer),
+		erased:   make(map[string]int64),
 		next:     make(map[string]int64, 2),
 		consumed: make(map[string]int, 2),
 		applied:  make(map[string]int, 2),
 		dlq:      make(map[[2]string]int),
 		tiers:    make(map[string]float64),
 		stages:   make(map[string]float64),
-		topics:   [numSources]string{p.cfg.Topics.Interactions, p.cfg.Topics.Purchases},
-		pos:      [numSources]int64{-1, -1},
+		topics:   p.sourceTopics(),
+		pos:      [numSources]int64{-1, -1, -1},
 		pol:      p.policy.Load(),
 		restored: make(chan struct{}),
 		cycle:    rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
@@ -209,6 +218,9 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		t.strict = true
 		for src, topic := range t.topics {
 			t.end[src] = r.End[topic][part]
+			if topic == "" {
+				t.end[src] = -1 // no such source: nothing to wait for
+			}
 		}
 	}
 	t.clk.init()
@@ -319,6 +331,9 @@ func (t *task) load() error {
 		return err
 	}
 	for src, topic := range t.topics {
+		if topic == "" {
+			continue
+		}
 		if next, ok := offsets[topic]; ok {
 			t.pos[src] = next
 		} else if r := t.p.cfg.Replay; r != nil {
@@ -392,6 +407,9 @@ func (t *task) dropGauges() {
 	part := strconv.Itoa(int(t.part))
 	m.watermarkLag.DeleteLabelValues(part)
 	for _, topic := range t.topics {
+		if topic == "" {
+			continue
+		}
 		m.consumerLag.DeleteLabelValues(topic, part)
 		m.consumerLagSeconds.DeleteLabelValues(topic, part)
 	}
@@ -465,7 +483,11 @@ func (t *task) step(it *item) error {
 		t.deadLetter(it.r, it.reason, it.err)
 		return nil
 	}
-	if it.at > t.st {
+	// An erasure request takes its place in the merge by requested_at,
+	// but it is not an event of the customer's history: it neither moves
+	// stream time nor counts as late.
+	if it.src == srcErasures {
+	} else if it.at > t.st {
 		if err := t.advance(it.at); err != nil {
 			return err
 		}
@@ -639,11 +661,16 @@ func (t *task) decodeItem(it *item, r *kgo.Record, src int) error {
 	var id string
 	var at int64
 	var err error
-	if src == srcPurchases {
+	switch src {
+	case srcPurchases:
 		it.purchase = schemas.Purchase{}
 		err = t.p.cfg.Codec.DecodePurchase(r.Value, &it.purchase)
 		id, at = it.purchase.CustomerID, it.purchase.OccurredAt
-	} else {
+	case srcErasures:
+		it.erasure = schemas.ErasureRequest{}
+		err = t.p.cfg.Codec.DecodeErasure(r.Value, &it.erasure)
+		id, at = it.erasure.CustomerID, it.erasure.RequestedAt
+	default:
 		it.interaction = schemas.Interaction{}
 		err = t.p.cfg.Codec.DecodeInteraction(r.Value, &it.interaction)
 		id, at = it.interaction.CustomerID, it.interaction.OccurredAt
@@ -666,6 +693,10 @@ func (t *task) decodeItem(it *item, r *kgo.Record, src int) error {
 
 // apply applies one checked record to its customer.
 func (t *task) apply(it *item) (string, error) {
+	if it.src == srcErasures {
+		t.erase(&it.erasure)
+		return "", nil
+	}
 	if it.src == srcPurchases {
 		e := &it.purchase
 		c, isNew := t.lookup(e.CustomerID)
@@ -724,6 +755,11 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 		t.p.m.cacheHits.Inc()
 		return c, false
 	}
+	if _, gone := t.erased[id]; gone {
+		// Erased in this cycle: the store still holds the old customer
+		// until the commit deletes it.
+		return &schemas.Customer{CustomerID: id}, true
+	}
 	t.p.m.cacheMisses.Inc()
 	val, found, err := t.p.cfg.Store.GetCustomer(t.part, []byte(id), t.buf[:0])
 	if err != nil {
@@ -776,6 +812,42 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 	})
 }
 
+// erase forgets a customer (an ErasureRequest): it leaves the write set,
+// the cache and the timer heap at once; the commit deletes its state and
+// its timer index entry from the store and writes a changelog tombstone.
+// A customer valora holds gets one last TierChange, with cause ERASURE and
+// no personal fields (see score.Policy.ErasureChange). A later event for
+// the same id starts a new customer, at version 1. Erasing a customer
+// valora does not hold changes nothing.
+func (t *task) erase(e *schemas.ErasureRequest) {
+	id := e.CustomerID
+	c, isNew := t.lookup(id)
+	if c == nil || isNew {
+		return // t.fatal is set, or there is nothing to erase
+	}
+	if _, ok := t.erased[id]; !ok {
+		// The index entry the store holds belongs to the stored customer;
+		// a customer erased, seen again and erased again in one cycle has
+		// no other entry.
+		t.erased[id] = c.TimerAt
+	}
+	delete(t.dirty, id)
+	t.cache.Delete(id)
+	t.clk.schedule(id, 0) // its index entry is stale from now on
+	t.count(c, -1)
+	t.p.m.tierChanges.WithLabelValues(c.Tier, "none", string(schemas.CauseErasure)).Inc()
+	if r := t.p.cfg.Replay; r != nil && r.NoOutput {
+		return
+	}
+	tc := t.pol.ErasureChange(c, e.RequestedAt)
+	val, err := t.p.cfg.Codec.AppendTierChange(nil, &tc)
+	if err != nil {
+		t.fatal = fmt.Errorf("encode tier change: %w", err)
+		return
+	}
+	t.outputs = append(t.outputs, &kgo.Record{Topic: t.p.cfg.Topics.TierChanges, Key: []byte(id), Value: val})
+}
+
 func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 	t.dlq[[2]string{r.Topic, reason}]++
 	if rp := t.p.cfg.Replay; rp != nil && rp.NoDeadLetter {
@@ -804,7 +876,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 // task clock in one synced batch. A cycle with nothing applied and nothing
 // fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 && len(t.dirty) == 0 && len(t.outputs) == 0 && t.pos == t.committedPos {
+	if t.pending == 0 && len(t.dirty) == 0 && len(t.erased) == 0 && len(t.outputs) == 0 && t.pos == t.committedPos {
 		return nil
 	}
 	select {
@@ -824,6 +896,21 @@ func (t *task) commit() error {
 	t.clBuf = t.clBuf[:0]
 	t.clRecs = t.clRecs[:0]
 	pendingDelta := 0
+	// Erasures first: a customer erased and seen again in this cycle is
+	// deleted, then written anew (later in the batch and in the log).
+	for id, due := range t.erased {
+		b.DeleteCustomer(t.part, id)
+		if due != 0 {
+			b.DeleteTimer(t.part, due, id)
+			pendingDelta--
+		}
+		if changelog {
+			k := len(t.clBuf)
+			t.clBuf = append(t.clBuf, changelogCustomer)
+			t.clBuf = append(t.clBuf, id...)
+			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
+		}
+	}
 	for id, c := range t.dirty {
 		// Move the customer's timer index entry with it: the entry the
 		// store holds is c.TimerAt (written with c), the new one is the
@@ -934,6 +1021,7 @@ func (t *task) commit() error {
 		t.cache.Put(id, c)
 	}
 	clear(t.dirty)
+	clear(t.erased)
 	t.clk.committed()
 	clear(t.consumed)
 	clear(t.applied)
@@ -1023,7 +1111,7 @@ func (t *task) commitPositions() {
 func (t *task) positions() map[string]map[int32]kgo.EpochOffset {
 	all := make(map[string]map[int32]kgo.EpochOffset, numSources)
 	for src, pos := range t.pos {
-		if pos >= 0 {
+		if pos >= 0 && t.topics[src] != "" {
 			all[t.topics[src]] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: pos}}
 		}
 	}

@@ -293,6 +293,9 @@ func (t *task) tick() error {
 	caughtUp := ends != nil && time.Since(ends.at) < 3*t.p.endsInterval()+time.Second
 	if ends != nil {
 		for src, topic := range t.topics {
+			if topic == "" {
+				continue
+			}
 			pos := t.pos[src]
 			if pos < 0 {
 				pos = ends.start[src]

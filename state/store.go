@@ -308,6 +308,38 @@ func (s *Store) Partitions() ([]int32, error) {
 	return slices.Compact(out), nil
 }
 
+// Purge makes deleted data (erased customers) leave the files of the store
+// in dir, which no process may have open: it compacts the whole key space,
+// which drops deleted values and their tombstones from the tables, and then
+// opens and closes the store twice. Each open starts a new MANIFEST, and
+// Pebble keeps one previous MANIFEST: the two opens retire the one whose
+// version edits still name the tables (and their first and last keys)
+// from before the compaction. Afterwards a deleted customer's id is in no
+// file of dir.
+func Purge(ctx context.Context, dir string) error {
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		return err
+	}
+	if err := s.Compact(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	for range 2 {
+		s, err := Open(Options{Dir: dir})
+		if err != nil {
+			return err
+		}
+		if err := s.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Compact compacts the whole key space down to the last level, so that
 // deleted customers' old values and tombstones are physically dropped (no
 // snapshot or checkpoint may still reference them). It blocks until done or

@@ -91,6 +91,9 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		sf.stateDir = dir
 	}
 	topics := []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter}
+	if sf.erasures != "" {
+		topics = append(topics, sf.erasures)
+	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), topics...))
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
@@ -150,7 +153,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		ends, err := kadm.NewClient(lcl).ListEndOffsets(ctx, sf.interactions, sf.purchases)
+		ends, err := kadm.NewClient(lcl).ListEndOffsets(ctx, topics[:2]...)
 		if err == nil {
 			err = ends.Error()
 		}

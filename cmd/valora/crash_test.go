@@ -103,7 +103,7 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 	start := func(group, out, dir, instance string) *proc {
 		t.Helper()
 		args := []string{"run", "--brokers", b.Addrs[0], "--group", group, "--state-dir", dir,
-			"--interactions-topic", in, "--purchases-topic", pu,
+			"--interactions-topic", in, "--purchases-topic", pu, "--erasures-topic", pu + "-erasures",
 			"--tier-changes-topic", out, "--dlq-topic", out + "-dlq", "--create-topics",
 			"--guarantee", string(g), "--http-addr", "", "--session-timeout", "10s",
 			"--commit-interval", "30ms", "--commit-records", strconv.Itoa(1 + rng.IntN(40)),

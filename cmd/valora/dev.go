@@ -77,6 +77,9 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	}
 
 	topics := []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter}
+	if sf.erasures != "" {
+		topics = append(topics, sf.erasures)
+	}
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.Ports(d.kafkaPort),

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"valora/schemas"
@@ -36,11 +37,21 @@ type partitionSummary struct {
 
 func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("inspect", "Print one customer's state, or a summary of a state directory, as JSON.\n"+
-		"Reads the store read-only; do not point it at the directory of a running instance.", stderr)
+		"Reads the store read-only; do not point it at the directory of a running instance.\n"+
+		"With --purge, first rewrites the store so that erased customers leave its files.", stderr)
 	dir := fs.String("state-dir", "valora-state", "directory of the Pebble state store")
 	customer := fs.String("customer", "", "customer id to print (default: a summary of every partition)")
+	purge := fs.Bool("purge", false, "compact the store offline (the instance stopped) so that erased customers' data leaves its files, then print the summary")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	if *purge {
+		if _, err := os.Stat(*dir); err != nil {
+			return usagef("--state-dir %q: %v", *dir, err)
+		}
+		if err := state.Purge(ctx, *dir); err != nil {
+			return fmt.Errorf("purge %q: %w", *dir, err)
+		}
 	}
 	st, err := state.Open(state.Options{Dir: *dir, ReadOnly: true})
 	if err != nil {

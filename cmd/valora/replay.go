@@ -32,6 +32,7 @@ type replayManifest struct {
 	Group        string                     `json:"group"`
 	Interactions string                     `json:"interactions_topic"`
 	Purchases    string                     `json:"purchases_topic"`
+	Erasures     string                     `json:"erasures_topic,omitempty"`
 	From         string                     `json:"from,omitempty"`
 	To           string                     `json:"to,omitempty"`
 	Start        map[string]map[int32]int64 `json:"start"`
@@ -77,6 +78,7 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.policy, "policy", "", "policy file (default: the built-in policy)")
 	fs.StringVar(&s.interactions, "interactions-topic", "interactions", "input topic of Interaction records")
 	fs.StringVar(&s.purchases, "purchases-topic", "purchases", "input topic of Purchase records")
+	fs.StringVar(&s.erasures, "erasures-topic", processor.DefaultTopics().Erasures, "input topic of ErasureRequest records, replayed in order with the others so that an erased customer stays erased (skipped if it does not exist; empty: none)")
 	fs.StringVar(&f.output, "output-topic", "", "shadow topic for the replay's tier changes (never the live one); or --no-output")
 	fs.BoolVar(&f.noOutput, "no-output", false, "build state only: produce no tier changes")
 	fs.StringVar(&s.deadLetter, "dead-letter-topic", "", "topic for the replay's dead letters (default: none; they are counted in the summary)")
@@ -190,10 +192,11 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 		if err != nil {
 			return err
 		}
-	} else if man.Interactions != s.interactions || man.Purchases != s.purchases {
+	} else if man.Interactions != s.interactions || man.Purchases != s.purchases || (man.Erasures != "" && man.Erasures != s.erasures) {
 		return usagef("--state-dir %s: an interrupted replay of %s and %s; resume it with the same topics", s.stateDir, man.Interactions, man.Purchases)
 	} else {
 		s.group = man.Group
+		s.erasures = man.Erasures // "" when the topic did not exist at the start
 		log.Info("resuming an interrupted replay", "state_dir", abs, "group", man.Group, "from", man.From, "to", man.To)
 	}
 	rp := &processor.Replay{Start: man.Start, End: man.End, NoOutput: f.noOutput, NoDeadLetter: s.deadLetter == ""}
@@ -383,6 +386,18 @@ func replayBounds(ctx context.Context, seeds []string, opts []kgo.Opt, f *replay
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	topics := []string{s.interactions, s.purchases}
+	if s.erasures != "" {
+		d, err := adm.ListTopics(ctx, s.erasures)
+		if err != nil {
+			return m, fmt.Errorf("list topics: %w", err)
+		}
+		if td, ok := d[s.erasures]; ok && td.Err == nil {
+			topics = append(topics, s.erasures)
+			m.Erasures = s.erasures
+		} else {
+			s.erasures = "" // none to replay
+		}
+	}
 	list := func(what string, fn func() (kadm.ListedOffsets, error)) (map[string]map[int32]int64, error) {
 		// A leader election can fail a listing for a moment: retry briefly.
 		var lastErr error

@@ -29,6 +29,7 @@ func replayRun(t *testing.T, args ...string) (int, string, string) {
 func (e *impEnv) replayJSON(t *testing.T, more ...string) replaySummary {
 	t.Helper()
 	args := append([]string{"--brokers", strings.Join(e.b.Addrs, ","), "--purchases-topic", e.purchases,
+		"--erasures-topic", e.purchases + "-erasures", // none: the replay goes on without
 		"--interactions-topic", e.interactions, "--progress=false", "--json", "--log-level", "warn"}, more...)
 	code, out, errOut := replayRun(t, args...)
 	if code != 0 {

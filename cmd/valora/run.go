@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -36,6 +37,7 @@ type scorerFlags struct {
 	purchases      string
 	tierChanges    string
 	deadLetter     string
+	erasures       string
 	httpAddr       string
 	advertiseURL   string
 	guarantee      string
@@ -67,6 +69,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&f.purchases, "purchases-topic", t.Purchases, "input topic of Purchase records (co-partitioned with interactions)")
 	fs.StringVar(&f.tierChanges, "tier-changes-topic", t.TierChanges, "output topic of TierChange records")
 	fs.StringVar(&f.deadLetter, "dlq-topic", t.DeadLetter, "dead-letter topic for records that cannot be applied")
+	fs.StringVar(&f.erasures, "erasures-topic", t.Erasures, "input topic of ErasureRequest records (co-partitioned with the inputs; created if missing); empty: no erasure requests")
 	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTP, "address of the HTTP server (/metrics, /healthz, /readyz, /v1/customers/{id}); empty disables it")
 	fs.StringVar(&f.advertiseURL, "advertise-url", "", "base URL other instances and clients reach this instance's HTTP server at (e.g. http://valora-0.valora:8080), advertised to the group so that any instance names a customer's owner (default: from --http-addr, with the host name when it listens on all interfaces; none for port 0)")
 	fs.StringVar(&f.guarantee, "guarantee", string(processor.ExactlyOnce), "output guarantee: exactly_once (outputs, changelog and input positions commit in one Kafka transaction per task cycle; read the outputs with isolation.level=read_committed) or at_least_once (faster; a crash may repeat an output with the same event_id and version)")
@@ -91,7 +94,7 @@ func (f *scorerFlags) topics() processor.Topics {
 	return processor.Topics{
 		Interactions: f.interactions, Purchases: f.purchases,
 		TierChanges: f.tierChanges, DeadLetter: f.deadLetter,
-		Changelog: f.changelog,
+		Erasures: f.erasures, Changelog: f.changelog,
 	}
 }
 
@@ -234,6 +237,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	s := &scorer{reg: reg, log: log, policyPath: f.policy, reload: make(chan os.Signal, 1)}
 	codec, err := newCodec(ctx, f.registry, schemas.TopicNames{
 		Interactions: f.interactions, Purchases: f.purchases, TierChanges: f.tierChanges,
+		Erasures: cmp.Or(f.erasures, processor.DefaultTopics().Erasures), // a subject name only
 	})
 	if err != nil {
 		return nil, err

@@ -66,13 +66,26 @@ func (c Changes) CheckChains(t testing.TB) {
 
 // CheckChain fails the test unless one customer's changes, in topic order,
 // form a chain: versions strictly increasing, each previous_tier the tier
-// before.
+// before. An ERASURE change ends a chain (the next version, no tier); the
+// change after it starts a new customer (no previous_tier).
 func CheckChain(t testing.TB, id string, changes []schemas.TierChange) {
 	t.Helper()
 	for i := 1; i < len(changes); i++ {
 		prev, cur := changes[i-1], changes[i]
+		if prev.Cause == schemas.CauseErasure {
+			if cur.PreviousTier != nil {
+				t.Fatalf("customer %s, change %d: previous_tier %q after an erasure, want none (a new customer)", id, i, *cur.PreviousTier)
+			}
+			continue
+		}
 		if cur.Version <= prev.Version {
 			t.Fatalf("customer %s, change %d: version %d after %d", id, i, cur.Version, prev.Version)
+		}
+		if cur.Cause == schemas.CauseErasure {
+			if cur.PreviousTier != nil || cur.Tier != "" {
+				t.Fatalf("customer %s, change %d: an erasure with previous_tier %v and tier %q, want neither", id, i, cur.PreviousTier, cur.Tier)
+			}
+			continue
 		}
 		if cur.PreviousTier == nil || *cur.PreviousTier != prev.Tier {
 			t.Fatalf("customer %s, change %d: previous_tier %v, want %q", id, i, cur.PreviousTier, prev.Tier)

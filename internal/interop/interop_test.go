@@ -228,6 +228,7 @@ func TestKcatAndPythonInterop(t *testing.T) {
 		"--purchases-topic", topics.Purchases,
 		"--tier-changes-topic", topics.TierChanges,
 		"--dlq-topic", topics.DeadLetter,
+		"--erasures-topic", kafkatest.Name(t, "erasures"),
 		"--create-topics",
 		"--http-addr", "127.0.0.1:0",
 		"--log-format", "json")

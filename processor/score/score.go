@@ -608,6 +608,28 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 	return tc
 }
 
+// ErasureChange returns the last TierChange of an erased customer: cause
+// ERASURE at requestedAt, the next version, and no personal fields: no
+// previous or current tier (empty), stage (empty), scores, counts, money,
+// flags or model values. The customer id stays, as in the record key, so
+// that the systems downstream know whom to forget. A later change of the
+// same id belongs to a new customer and starts again at version 1, with
+// the same event ids as the erased customer's first changes: a consumer
+// that keeps event ids to drop repeats must forget the customer's too.
+func (p *Policy) ErasureChange(c *schemas.Customer, requestedAt int64) schemas.TierChange {
+	pc := p.compiled()
+	v := c.Version + 1
+	return schemas.TierChange{
+		EventID:       c.CustomerID + ":" + strconv.FormatInt(v, 10),
+		CustomerID:    c.CustomerID,
+		Version:       v,
+		OccurredAt:    requestedAt,
+		Cause:         schemas.CauseErasure,
+		Currency:      pc.base,
+		PolicyVersion: pc.version,
+	}
+}
+
 // action returns the action of the named tier ("" for none or an unknown
 // tier).
 func (pc *compiled) action(tier string) string {
