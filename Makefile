@@ -38,15 +38,11 @@ bench:
 bench-e2e: build
 	/usr/bin/time -v bin/valora bench
 
-# Fuzzing, FUZZTIME per target (go test runs only the seed corpora).
+# Fuzzing, FUZZTIME per target (go test runs only the seed corpora; CI runs
+# every target for 20s).
 FUZZTIME ?= 60s
 fuzz:
-	@for t in FuzzDecodeInteraction FuzzDecodePurchase FuzzDecodeErasure FuzzDecodeTierChange FuzzDecodeCustomer; do \
-		$(GO) test ./schemas -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
-	@for t in FuzzDecodeKey FuzzCustomerKeyRoundTrip; do \
-		$(GO) test ./state -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; done
-	@$(GO) test ./processor/score -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME)
-	@$(GO) test ./cmd/valora -run '^$$' -fuzz '^FuzzCSVRow$$' -fuzztime $(FUZZTIME)
+	FUZZTIME=$(FUZZTIME) .ci/fuzz
 
 dev: build
 	bin/valora dev
