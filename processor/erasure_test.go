@@ -31,6 +31,9 @@ func TestErasure(t *testing.T) {
 	r := h.start(dir, group)
 	r.send(h.buy(gone, day(0), 9000), h.buy(gone, day(3), 4000), h.buy(gone, day(5), 12000),
 		h.buy(kept, day(1), 2000), h.buy(kept, day(6), 3000))
+	if n := gaugeValue(t, r, "valora_event_latency_seconds"); n != 5 {
+		t.Errorf("valora_event_latency_seconds has %v samples after 5 applied records, want 5", n)
+	}
 
 	bad := h.erasure("someone-else", day(9))
 	bad.Key = []byte("not-the-customer") // key and customer_id disagree

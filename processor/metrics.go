@@ -43,6 +43,14 @@ type metrics struct {
 	txnTime          prometheus.Histogram
 	restoreRemaining prometheus.Gauge
 	restored         prometheus.Counter
+	// eventLatency: event time to durable commit, per applied record
+	// (daemon only: a replay's event times are history).
+	eventLatency prometheus.Histogram
+}
+
+// eventLatencyBuckets span a live stream (seconds) to a backlog (a day).
+var eventLatencyBuckets = []float64{
+	.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400,
 }
 
 var latencyBuckets = []float64{
@@ -173,12 +181,17 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Name: "valora_restored_records_total",
 		Help: "Changelog records read by task restores.",
 	})
+	m.eventLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "valora_event_latency_seconds",
+		Help:    "End-to-end latency per applied record: from its event time (occurred_at, requested_at) to the commit that made its effects durable.",
+		Buckets: eventLatencyBuckets,
+	})
 	if replay {
 		reg.MustRegister(m.replayTarget, m.replayRemaining)
 	} else {
 		m.transactions.WithLabelValues("commit")
 		m.transactions.WithLabelValues("abort")
-		reg.MustRegister(m.transactions, m.txnTime, m.restoreRemaining, m.restored)
+		reg.MustRegister(m.transactions, m.txnTime, m.restoreRemaining, m.restored, m.eventLatency)
 	}
 	return m
 }

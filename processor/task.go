@@ -167,6 +167,9 @@ type task struct {
 	dlq      map[[2]string]int
 	late     [numSources]int
 	fired    int
+	// evAt holds the event time of each record applied in the cycle
+	// (daemon only), for valora_event_latency_seconds at commit.
+	evAt []int64
 
 	// per-task gauge contributions, removed when the task stops
 	tiers  map[string]float64
@@ -503,6 +506,9 @@ func (t *task) step(it *item) error {
 		return nil
 	}
 	t.applied[t.topics[it.src]]++
+	if !t.strict {
+		t.evAt = append(t.evAt, it.at)
+	}
 	// A late record may leave its customer with a deadline at or before
 	// stream time: fire it now rather than at the next advance.
 	if t.clk.heapMin() <= t.st {
@@ -1001,6 +1007,11 @@ func (t *task) commit() error {
 		}
 	}
 	m.timersFired.Add(float64(t.fired))
+	nowMs := now.UnixMilli()
+	for _, at := range t.evAt {
+		m.eventLatency.Observe(max(0, float64(nowMs-at)/1000))
+	}
+	t.evAt = t.evAt[:0]
 	if t.strict {
 		var covered int64
 		for src := range t.pos {

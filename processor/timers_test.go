@@ -190,7 +190,8 @@ func TestIdleWallClock(t *testing.T) {
 	}
 }
 
-// gaugeValue sums a metric family's samples from an instance's registry.
+// gaugeValue sums a metric family's samples from an instance's registry:
+// counter and gauge values, and histograms' sample counts.
 func gaugeValue(t *testing.T, r *running, name string) float64 {
 	t.Helper()
 	mfs, err := r.reg.Gather()
@@ -203,7 +204,7 @@ func gaugeValue(t *testing.T, r *running, name string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			s += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			s += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return s

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"os"
 	"runtime"
@@ -36,11 +37,16 @@ type benchResult struct {
 	EventsPerSecond  float64 `json:"events_per_second"`
 	DeadLettered     float64 `json:"dead_lettered"`
 	TierChanges      float64 `json:"tier_changes"`
-	LatencyP50       float64 `json:"latency_p50_seconds"`
-	LatencyP99       float64 `json:"latency_p99_seconds"`
-	LatencyMax       float64 `json:"latency_max_seconds"`
-	PeakRSSBytes     int64   `json:"peak_rss_bytes"`
-	GoMaxProcs       int     `json:"gomaxprocs"`
+	// TimersFired counts the inactivity (and model) timers that fired;
+	// Churned and Stages describe the customers at the end.
+	TimersFired  float64            `json:"timers_fired"`
+	Churned      float64            `json:"churned"`
+	Stages       map[string]float64 `json:"lifecycle_stages"`
+	LatencyP50   float64            `json:"latency_p50_seconds"`
+	LatencyP99   float64            `json:"latency_p99_seconds"`
+	LatencyMax   float64            `json:"latency_max_seconds"`
+	PeakRSSBytes int64              `json:"peak_rss_bytes"`
+	GoMaxProcs   int                `json:"gomaxprocs"`
 }
 
 func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -208,8 +214,7 @@ wait:
 			done <- nil // a replay ends by itself
 			mfs, _ := s.reg.Gather()
 			res.Seconds = time.Since(start).Seconds()
-			res.DeadLettered = sumMetric(mfs, "valora_records_dead_lettered_total", "")
-			res.TierChanges = sumMetric(mfs, "valora_tier_changes_total", "")
+			res.outcomes(mfs)
 			break wait
 		case <-ctx.Done():
 			cancel()
@@ -220,8 +225,7 @@ wait:
 			handled = sumMetric(mfs, "valora_records_applied_total", "") + sumMetric(mfs, "valora_records_dead_lettered_total", "")
 			if handled >= float64(res.Events) {
 				res.Seconds = time.Since(start).Seconds()
-				res.DeadLettered = sumMetric(mfs, "valora_records_dead_lettered_total", "")
-				res.TierChanges = sumMetric(mfs, "valora_tier_changes_total", "")
+				res.outcomes(mfs)
 				break wait
 			}
 		}
@@ -266,9 +270,19 @@ wait:
 	fmt.Fprintf(stdout, "latency:    p50 %.1fms  p99 %.1fms  max %.1fms (fetched batch to durable commit)\n",
 		res.LatencyP50*1e3, res.LatencyP99*1e3, res.LatencyMax*1e3)
 	fmt.Fprintf(stdout, "outputs:    %.0f tier changes, %.0f dead-lettered\n", res.TierChanges, res.DeadLettered)
+	fmt.Fprintf(stdout, "timers:     %.0f fired; %.0f customers churned at the end\n", res.TimersFired, res.Churned)
 	fmt.Fprintf(stdout, "peak RSS:   %.0f MiB (whole process: embedded broker holding every record, scorer, Pebble caches)\n",
 		float64(res.PeakRSSBytes)/(1<<20))
 	return nil
+}
+
+// outcomes reads what the scoring produced from the scorer's metrics.
+func (r *benchResult) outcomes(mfs []*dto.MetricFamily) {
+	r.DeadLettered = sumMetric(mfs, "valora_records_dead_lettered_total", "")
+	r.TierChanges = sumMetric(mfs, "valora_tier_changes_total", "")
+	r.TimersFired = sumMetric(mfs, "valora_timers_fired_total", "")
+	r.Churned = sumMetric(mfs, "valora_customers_churn_risk", "")
+	r.Stages = byLabel(mfs, "valora_customers_lifecycle", "stage")
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM) on Linux; 0
