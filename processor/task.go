@@ -278,7 +278,11 @@ func (t *task) run() {
 		return
 	}
 	t.loaded.Store(true)
-	t.commitPositions()
+	// The restored positions go to the group at the first tick: by then
+	// the client has set up the session that adjustOffsets was part of
+	// (a commit before that is applied by the broker, but the client
+	// warns that it cannot track it).
+	positionsSent := false
 	if err := t.checkFinished(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 		return
@@ -305,6 +309,10 @@ func (t *task) run() {
 				return
 			}
 		case <-tick.C:
+			if !positionsSent {
+				positionsSent = true
+				t.commitPositions()
+			}
 			if err := t.tick(); err != nil {
 				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
@@ -520,7 +528,7 @@ func (t *task) step(it *item) error {
 // replayQueueMax bounds a replay source's queue: beyond it the source's
 // partition is paused until the queue is half drained. Records already in
 // flight still arrive, so it is a soft bound.
-const replayQueueMax = 50_000
+const replayQueueMax = 2048
 
 // enqueue decodes f's records into their sources' queues, in offset order,
 // leaving out any at or past the replay's end offsets.

@@ -36,14 +36,13 @@ type Options struct {
 	// DefaultCacheSize (256 MiB). It should cover the working set of hot
 	// customers that the in-memory Cache does not hold.
 	CacheSize int64
-	// MemTableSize is the size of one memtable in bytes; up to two (four with
-	// BulkLoad) may be in memory at once. 0 means DefaultMemTableSize
+	// MemTableSize is the size of one memtable in bytes; up to two may be
+	// in memory at once (the one being written and one being flushed). 0 means DefaultMemTableSize
 	// (64 MiB), or DefaultBulkLoadMemTableSize (128 MiB) with BulkLoad. At
 	// most MaxMemTableSize.
 	MemTableSize uint64
 	// BulkLoad tunes the store for replay and bulk loads, where writes
-	// dominate: a larger default memtable, more queued memtables, and looser
-	// L0 thresholds, so writes stall less at the price of a higher read
+	// dominate: a larger default memtable and looser L0 thresholds, so writes stall less at the price of a higher read
 	// amplification until compactions catch up. Durability is unchanged.
 	BulkLoad bool
 	// Logger receives Pebble's log messages (Info at info level, Error and
@@ -118,7 +117,7 @@ func (s *Store) pebbleOptions(o Options) *pebble.Options {
 	if o.BulkLoad {
 		po.L0CompactionThreshold = 4
 		po.L0StopWritesThreshold = 32
-		po.MemTableStopWritesThreshold = 4
+		po.MemTableStopWritesThreshold = 2
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -86,7 +87,7 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.to, "to", "", "stop before the first record with a Kafka timestamp at or after this time (default: the end offsets when the replay starts)")
 	fs.IntVar(&s.commitRecords, "commit-records", 50_000, "records per task after which a commit is forced")
 	fs.DurationVar(&s.commitInterval, "commit-interval", time.Second, "longest time between commits")
-	fs.IntVar(&s.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory")
+	fs.IntVar(&s.cacheCustomers, "cache-customers", 200_000, "customers kept decoded in memory (about 0.75 KiB each)")
 	fs.DurationVar(&s.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	fs.DurationVar(&s.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied)")
 	fs.BoolVar(&s.createTopics, "create-topics", false, "create missing output topics with the inputs' partition count")
@@ -155,6 +156,12 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if err := f.validate(); err != nil {
 		return err
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The Go heap's share of a replay's memory budget (BENCHMARKS.md);
+		// the garbage collector works harder near it instead of letting
+		// the heap double.
+		debug.SetMemoryLimit(replayGoMemLimit)
+	}
 	log, err := f.scorer.logs.logger(stderr)
 	if err != nil {
 		return err
@@ -221,6 +228,10 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	sc, err := newScorer(ctx, s, log, func(c *processor.Config) {
 		c.Replay = rp
 		c.ClientOpts = append(c.ClientOpts, kafkaOpts...)
+		// Bounded fetches: the records fetched but not yet merged are most
+		// of a replay's heap (BENCHMARKS.md).
+		c.ClientOpts = append(c.ClientOpts, kgo.FetchMaxBytes(replayFetchBytes),
+			kgo.FetchMaxPartitionBytes(replayFetchPartitionBytes), kgo.MaxConcurrentFetches(2))
 		c.OnCommit = func(records int, _ time.Duration) { prog.Add(int64(records)) }
 		if s.deadLetter == "" {
 			// Unused (NoDeadLetter) but must not collide with another topic.

@@ -98,6 +98,20 @@ func (f *scorerFlags) topics() processor.Topics {
 	}
 }
 
+// A replay's memory budget (and bench --replay's scorer): a 128 MiB Pebble
+// block cache and two 64 MiB memtables outside the Go heap, and a soft
+// limit of 640 MiB on the Go heap (the customer cache, the merge queues,
+// fetched records, with fetches of at most 16 MiB, 512 KiB per partition,
+// two at a time), so that a replay stays under 1 GiB whatever the number
+// of customers.
+const (
+	replayBlockCache          = 128 << 20
+	replayMemTable            = 64 << 20
+	replayGoMemLimit          = 640 << 20
+	replayFetchBytes          = 16 << 20
+	replayFetchPartitionBytes = 512 << 10
+)
+
 // scorer is a wired processor with its store, codec, registry and HTTP
 // server. close releases them in reverse order.
 type scorer struct {
@@ -243,7 +257,13 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		return nil, err
 	}
 	cfg.Codec = codec
-	s.store, err = state.Open(state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad})
+	opts := state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad}
+	if f.bulkLoad {
+		// A replay mostly writes; a smaller block cache keeps its memory
+		// bounded whatever the number of customers (BENCHMARKS.md).
+		opts.CacheSize, opts.MemTableSize = replayBlockCache, replayMemTable
+	}
+	s.store, err = state.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
