@@ -73,6 +73,17 @@
 // registry that cannot be reached is not a dead-letter reason: the task
 // stops without committing, and the record is read again on restart.
 //
+// # Erasure
+//
+// An ErasureRequest on Topics.Erasures (co-partitioned with the inputs) is
+// merged with the task's other records by requested_at, without moving
+// stream time. The task drops the customer from its write set, cache and
+// timer heap at once; the commit deletes its state and timer index entry
+// and writes a changelog tombstone (no value, a valora.cycle header), and a
+// last TierChange with cause ERASURE and no personal fields goes out with
+// the cycle (score.Policy.ErasureChange). A later event of the same id
+// starts a new customer. state.Purge removes the id from the store's files.
+//
 // # Policy
 //
 // Config.Policy is in force at start; SetPolicy replaces it while running.

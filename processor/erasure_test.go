@@ -114,6 +114,9 @@ func TestErasure(t *testing.T) {
 	if files := grepDir(t, dir, kept); len(files) == 0 {
 		t.Errorf("%q is in no file of the state directory: the search finds nothing", kept)
 	}
+	if snap := snapshot(t, dir); len(snap) != 1 || snap[kept].Purchases != 2 {
+		t.Errorf("after the purge the store holds %d customers (%s: %+v), want %s alone", len(snap), kept, snap[kept], kept)
+	}
 
 	// A new instance on an empty directory restores without the customer;
 	// a later purchase starts a new one.

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -310,31 +313,56 @@ func (s *Store) Partitions() ([]int32, error) {
 
 // Purge makes deleted data (erased customers) leave the files of the store
 // in dir, which no process may have open: it compacts the whole key space,
-// which drops deleted values and their tombstones from the tables, and then
-// opens and closes the store twice. Each open starts a new MANIFEST, and
-// Pebble keeps one previous MANIFEST: the two opens retire the one whose
-// version edits still name the tables (and their first and last keys)
-// from before the compaction. Afterwards a deleted customer's id is in no
-// file of dir.
+// which drops deleted values and their tombstones from the tables; opens
+// the store once more, which starts a new MANIFEST holding only the tables
+// that are live after the compaction; and then removes the older MANIFEST
+// files, whose version edits still name the tables (and their first and
+// last keys) from before. Pebble reads only the MANIFEST its marker names,
+// and keeps older ones for debugging, deleting them in the background at
+// its own pace. Afterwards a deleted customer's id is in no file of dir.
 func Purge(ctx context.Context, dir string) error {
-	s, err := Open(Options{Dir: dir})
-	if err != nil {
-		return err
-	}
-	if err := s.Compact(ctx); err != nil {
-		s.Close()
-		return err
-	}
-	if err := s.Close(); err != nil {
-		return err
-	}
-	for range 2 {
+	for i := range 2 {
 		s, err := Open(Options{Dir: dir})
 		if err != nil {
 			return err
 		}
-		if err := s.Close(); err != nil {
+		if i == 0 {
+			err = s.Compact(ctx)
+		}
+		if err := errors.Join(err, s.Close()); err != nil {
 			return err
+		}
+	}
+	return removeOldManifests(dir)
+}
+
+// removeOldManifests deletes the MANIFEST files of the closed store in dir
+// other than the current one, which the single marker.manifest.* file
+// names (its name ends with ".MANIFEST-<number>").
+func removeOldManifests(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("purge %q: %w", dir, err)
+	}
+	var current []string
+	for _, e := range entries {
+		if name, ok := strings.CutPrefix(e.Name(), "marker.manifest."); ok {
+			if i := strings.Index(name, ".MANIFEST-"); i >= 0 {
+				current = append(current, name[i+1:])
+			}
+		}
+	}
+	if len(current) != 1 {
+		return fmt.Errorf("purge %q: want one manifest marker, found %d", dir, len(current))
+	}
+	if _, err := os.Stat(filepath.Join(dir, current[0])); err != nil {
+		return fmt.Errorf("purge %q: the current manifest: %w", dir, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "MANIFEST-") && e.Name() != current[0] {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("purge %q: %w", dir, err)
+			}
 		}
 	}
 	return nil
