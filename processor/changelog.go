@@ -26,7 +26,8 @@ import (
 //	key 'c' | customer id   value: none (a tombstone: the customer was erased);
 //	                        header valora.cycle: format(1) | cycle(8 BE)
 //	key 'k'                 value: format(1) | cycle(8 BE) | stream time(8 BE) |
-//	                               count(uvarint) | (len(uvarint) | topic | next offset(8 BE))...
+//	                               count(uvarint) | (len(uvarint) | topic | next offset(8 BE))... |
+//	                               since(8 BE)
 //
 // The checkpoint carries the task's input positions and stream time after
 // the cycle, so the changelog alone rebuilds a task: its customers and where
@@ -44,6 +45,16 @@ import (
 // task that skipped them first publishes a correction cycle, with the
 // stored value (or a tombstone) of each customer the tail named, so that
 // no restore, before or after compaction, can apply the tail.
+//
+// A cycle's high 32 bits name the task's incarnation (each task object
+// draws them at random; the low half counts its cycles), and a checkpoint
+// carries since: the changelog offset at which its incarnation took the
+// task over (the end its restore read to). At a checkpoint, a buffered
+// record of another incarnation at or past since is dropped: it is a late
+// write of a previous owner that its restore never saw (in at-least-once
+// mode a killed process's last produce can reach the broker after the new
+// owner has read the log), and applying it would bring back an older state.
+// A checkpoint without since (written before it existed) applies all.
 const (
 	changelogCustomer   byte = 'c'
 	changelogCheckpoint byte = 'k'
@@ -67,6 +78,13 @@ type checkpoint struct {
 	cycle      uint64
 	streamTime int64
 	next       map[string]int64
+	since      int64 // -1: not recorded
+}
+
+// applies reports whether a customer record of cycle at offset, buffered
+// before cp, is part of the state cp completes.
+func (cp *checkpoint) applies(cycle uint64, offset int64) bool {
+	return cp.since < 0 || offset < cp.since || cycle>>32 == cp.cycle>>32
 }
 
 func appendChangelogHeader(dst []byte, cycle uint64) []byte {
@@ -76,7 +94,7 @@ func appendChangelogHeader(dst []byte, cycle uint64) []byte {
 
 // appendCheckpoint appends a checkpoint value with the positions of the
 // sources that have one (pos >= 0).
-func appendCheckpoint(dst []byte, cycle uint64, st int64, topics *[numSources]string, pos *[numSources]int64) []byte {
+func appendCheckpoint(dst []byte, cycle uint64, st int64, topics *[numSources]string, pos *[numSources]int64, since int64) []byte {
 	dst = appendChangelogHeader(dst, cycle)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(st))
 	n := 0
@@ -94,7 +112,7 @@ func appendCheckpoint(dst []byte, cycle uint64, st int64, topics *[numSources]st
 		dst = append(dst, topics[src]...)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(p))
 	}
-	return dst
+	return binary.BigEndian.AppendUint64(dst, uint64(since))
 }
 
 // changelogHeader returns a changelog value's cycle and payload.
@@ -138,7 +156,7 @@ func decodeCheckpoint(v []byte) (checkpoint, error) {
 	if len(b) < 8 {
 		return checkpoint{}, bad
 	}
-	cp := checkpoint{cycle: cycle, streamTime: int64(binary.BigEndian.Uint64(b)), next: map[string]int64{}}
+	cp := checkpoint{cycle: cycle, streamTime: int64(binary.BigEndian.Uint64(b)), next: map[string]int64{}, since: -1}
 	b = b[8:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > 64 {
@@ -155,7 +173,11 @@ func decodeCheckpoint(v []byte) (checkpoint, error) {
 		cp.next[topic] = int64(binary.BigEndian.Uint64(b))
 		b = b[8:]
 	}
-	if len(b) != 0 {
+	switch len(b) {
+	case 0: // written before since existed
+	case 8:
+		cp.since = int64(binary.BigEndian.Uint64(b))
+	default:
 		return checkpoint{}, bad
 	}
 	return cp, nil
@@ -191,6 +213,7 @@ func (t *task) restore(ctx context.Context) error {
 		return err
 	}
 	end := eo.Offset
+	t.since = end // records of another incarnation from here on are late writes
 	if found && next > end {
 		t.p.log.Warn("changelog ends before the store's checkpoint (topic recreated?); restoring it from the start",
 			"task", t.part, "checkpoint", next, "changelog_end", end)
@@ -264,7 +287,7 @@ func (t *task) restore(ctx context.Context) error {
 		}
 		applied = r.cycles
 		t.p.log.Info("task restored", "task", t.part, "records", end-from, "checkpoints", applied,
-			"skipped_records", len(r.ids), "seconds", time.Since(start).Seconds())
+			"skipped_records", len(r.ids), "stale_records", r.stale, "seconds", time.Since(start).Seconds())
 		if len(r.ids) > 0 {
 			// A tail no checkpoint covers (an at-least-once crash in the
 			// middle of a produce): correct each customer it names.
@@ -344,9 +367,17 @@ type restorer struct {
 	wipe bool // delete the partition before the first checkpoint
 	ids  [][]byte
 	vals [][]byte
-	// cycles counts the checkpoints applied; tail is the number of
-	// records after the last one.
+	at   []recordAt
+	// cycles counts the checkpoints applied; stale the late writes of a
+	// previous owner that were dropped.
 	cycles int
+	stale  int
+}
+
+// recordAt is a buffered customer record's cycle and changelog offset.
+type recordAt struct {
+	cycle  uint64
+	offset int64
 }
 
 func (r *restorer) add(rec *kgo.Record) error {
@@ -358,12 +389,13 @@ func (r *restorer) add(rec *kgo.Record) error {
 	}
 	switch rec.Key[0] {
 	case changelogCustomer:
-		_, payload, _, err := changelogCustomerRecord(rec)
+		cycle, payload, _, err := changelogCustomerRecord(rec)
 		if err != nil {
 			return err
 		}
 		r.ids = append(r.ids, rec.Key[1:])
 		r.vals = append(r.vals, payload)
+		r.at = append(r.at, recordAt{cycle, rec.Offset})
 		return nil
 	case changelogCheckpoint:
 		cp, err := decodeCheckpoint(rec.Value)
@@ -384,6 +416,10 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 		r.wipe = false
 	}
 	for i, id := range r.ids {
+		if !cp.applies(r.at[i].cycle, r.at[i].offset) {
+			r.stale++
+			continue
+		}
 		if r.vals[i] == nil {
 			b.DeleteCustomer(t.part, string(id))
 		} else {
@@ -397,7 +433,7 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 	// load, under the policy in force.
 	b.SetClock(t.part, state.Clock{StreamTime: cp.streamTime})
 	b.SetChangelogNext(t.part, next)
-	r.ids, r.vals = r.ids[:0], r.vals[:0]
+	r.ids, r.vals, r.at = r.ids[:0], r.vals[:0], r.at[:0]
 	r.cycles++
 	if b.Len() >= restoreBatchRecords {
 		return b.CommitNoSync()
@@ -486,7 +522,7 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 		}
 	}
 	cp := &kgo.Record{Topic: topic, Partition: t.part, Key: []byte{changelogCheckpoint},
-		Value: appendCheckpoint(nil, cycle, clock.StreamTime, &t.topics, &pos)}
+		Value: appendCheckpoint(nil, cycle, clock.StreamTime, &t.topics, &pos, t.since)}
 	if err := prod.ProduceSync(ctx, cp).FirstErr(); err != nil {
 		return fmt.Errorf("publish state to changelog: %w", err)
 	}
@@ -591,6 +627,7 @@ func ChangelogState(recs []*kgo.Record) (map[string][]byte, error) {
 	type pending struct {
 		ids  []string
 		vals [][]byte
+		at   []recordAt
 	}
 	parts := map[int32]*pending{}
 	out := map[string][]byte{}
@@ -608,17 +645,22 @@ func ChangelogState(recs []*kgo.Record) (map[string][]byte, error) {
 		}
 		switch rec.Key[0] {
 		case changelogCustomer:
-			_, payload, _, err := changelogCustomerRecord(rec)
+			cycle, payload, _, err := changelogCustomerRecord(rec)
 			if err != nil {
 				return nil, fmt.Errorf("%w at %d/%d", err, rec.Partition, rec.Offset)
 			}
 			pd.ids = append(pd.ids, string(rec.Key[1:]))
 			pd.vals = append(pd.vals, payload)
+			pd.at = append(pd.at, recordAt{cycle, rec.Offset})
 		case changelogCheckpoint:
-			if _, err := decodeCheckpoint(rec.Value); err != nil {
+			cp, err := decodeCheckpoint(rec.Value)
+			if err != nil {
 				return nil, err
 			}
 			for i, id := range pd.ids {
+				if !cp.applies(pd.at[i].cycle, pd.at[i].offset) {
+					continue
+				}
 				if pd.vals[i] == nil {
 					delete(out, id)
 				} else {

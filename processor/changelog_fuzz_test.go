@@ -14,7 +14,7 @@ import (
 func FuzzChangelogState(f *testing.F) {
 	topics := [numSources]string{"interactions", "purchases", "customer-erasures"}
 	pos := [numSources]int64{12, 7, -1}
-	cp := appendCheckpoint(nil, 5, 1700000000000, &topics, &pos)
+	cp := appendCheckpoint(nil, 5, 1700000000000, &topics, &pos, 0)
 	f.Add([]byte("calice"), append(appendChangelogHeader(nil, 5), 2, 4, 'x'), []byte(nil), []byte("k"), cp)
 	f.Add([]byte("cbob"), []byte(nil), appendChangelogHeader(nil, 5), []byte("k"), cp)
 	f.Add([]byte("c"), []byte{1}, []byte{}, []byte("k"), []byte{1, 0, 0, 0, 0, 0, 0, 0, 5, 0})
@@ -28,7 +28,10 @@ func FuzzChangelogState(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(key) > 0 && key[0] == changelogCustomer && value != nil && len(cpKey) > 0 && cpKey[0] == changelogCheckpoint {
+		cp, cpErr := decodeCheckpoint(cpValue)
+		cycle, _, _, recErr := changelogCustomerRecord(rec)
+		if len(key) > 0 && key[0] == changelogCustomer && value != nil && len(cpKey) > 0 && cpKey[0] == changelogCheckpoint &&
+			cpErr == nil && recErr == nil && cp.applies(cycle, rec.Offset) {
 			if got, ok := st[string(key[1:])]; !ok || !bytes.Equal(got, value[changelogHeaderLen:]) {
 				t.Fatalf("customer %q: got %x (found %v), want %x", key[1:], got, ok, value[changelogHeaderLen:])
 			}

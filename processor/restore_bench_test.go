@@ -49,7 +49,7 @@ func BenchmarkRestore(b *testing.B) {
 		if i%cycle == cycle-1 {
 			pos := [numSources]int64{int64(i), int64(i)}
 			names := [numSources]string{inI, inP}
-			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte{changelogCheckpoint}, Value: appendCheckpoint(nil, seq, int64(i)*1000, &names, &pos)})
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte{changelogCheckpoint}, Value: appendCheckpoint(nil, seq, int64(i)*1000, &names, &pos, 0)})
 		}
 		if len(recs) >= 10_000 {
 			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {

@@ -103,8 +103,12 @@ type task struct {
 	// restored is closed once the task's store is up to date with its
 	// changelog and its input positions are final (adjustOffsets waits).
 	restored chan struct{}
-	// cycle numbers the task's commit cycles in the changelog.
+	// cycle numbers the task's commit cycles in the changelog: the high
+	// half names this incarnation, the low half counts.
 	cycle uint64
+	// since is the changelog offset at which this incarnation took the
+	// task over (the end its restore read to), in every checkpoint.
+	since int64
 	// Per-cycle changelog records and their bytes, reused.
 	clBuf  []byte
 	clRecs []kgo.Record
@@ -1070,7 +1074,7 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 		k := len(t.clBuf)
 		t.clBuf = append(t.clBuf, changelogCheckpoint)
 		v := len(t.clBuf)
-		t.clBuf = appendCheckpoint(t.clBuf, cycle, t.st, &t.topics, &t.pos)
+		t.clBuf = appendCheckpoint(t.clBuf, cycle, t.st, &t.topics, &t.pos, t.since)
 		t.clRecs = append(t.clRecs, kgo.Record{Topic: topic, Partition: t.part, Key: t.clBuf[k:v:v], Value: t.clBuf[v:]})
 		t.sendQ = append(t.sendQ, &t.clRecs[len(t.clRecs)-1])
 	}
