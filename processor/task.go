@@ -282,11 +282,7 @@ func (t *task) run() {
 		return
 	}
 	t.loaded.Store(true)
-	// The restored positions go to the group at the first tick: by then
-	// the client has set up the session that adjustOffsets was part of
-	// (a commit before that is applied by the broker, but the client
-	// warns that it cannot track it).
-	positionsSent := false
+	t.commitPositions()
 	if err := t.checkFinished(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 		return
@@ -313,10 +309,6 @@ func (t *task) run() {
 				return
 			}
 		case <-tick.C:
-			if !positionsSent {
-				positionsSent = true
-				t.commitPositions()
-			}
 			if err := t.tick(); err != nil {
 				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
