@@ -292,28 +292,12 @@ func TestImportCDNOWMaster(t *testing.T) {
 	//          is not due: R=3 → loyal, not churned.
 	//   00096: 19 purchases, 1445.99, the last on 1998-06-27: F=5, M=5;
 	//          R=5 → champions, not churned.
-	for _, want := range []struct {
-		id        string
-		purchases int64
-		monetary  int64
-		last      time.Time
-		r, f, m   int32
-		tier      string
-		churned   bool
-	}{
+	checkByHand(t, dir, []handCustomer{
 		{"00001", 1, 1177, time.Date(1997, 1, 1, 0, 0, 0, 0, time.UTC), 1, 1, 1, "lost", true},
 		{"00457", 3, 50926, time.Date(1997, 1, 10, 0, 0, 0, 0, time.UTC), 1, 3, 4, "cannot_lose_them", true},
 		{"00033", 25, 104547, time.Date(1998, 3, 13, 0, 0, 0, 0, time.UTC), 3, 5, 5, "loyal", false},
 		{"00096", 19, 144599, time.Date(1998, 6, 27, 0, 0, 0, 0, time.UTC), 5, 5, 5, "champions", false},
-	} {
-		c := inspectCustomer(t, dir, want.id)
-		if c.Purchases != want.purchases || c.MonetaryMinor != want.monetary || c.LastPurchase != want.last.UnixMilli() ||
-			c.RScore != want.r || c.FScore != want.f || c.MScore != want.m || c.Tier != want.tier || c.ChurnRisk != want.churned {
-			t.Errorf("customer %s: %d purchases, %d cents, last %v, RFM %d%d%d, tier %s, churn %v; want %d, %d, %v, RFM %d%d%d, %s, churn %v",
-				want.id, c.Purchases, c.MonetaryMinor, time.UnixMilli(c.LastPurchase).UTC(), c.RScore, c.FScore, c.MScore, c.Tier, c.ChurnRisk,
-				want.purchases, want.monetary, want.last, want.r, want.f, want.m, want.tier, want.churned)
-		}
-	}
+	})
 }
 
 // impWrite writes a test file and returns its path.
