@@ -15,24 +15,49 @@ import (
 // topics whose partition counts differ, because such topics cannot be
 // co-partitioned by customer.
 //
-// It speaks the eager protocol: every member gives up its tasks at the start
+// It comes in two protocols. The cooperative one (KIP-429, preferred) moves
+// tasks in two rounds: the first plan leaves out every task that changes
+// owner, so that its old owner revokes only those and rejoins, and the
+// second round hands them to their new owners; every other task keeps
+// running through the rebalance. The eager one is offered second, so that
+// a group with a member of a version that knows only the eager protocol
+// still agrees on one: every member then gives up all its tasks at the start
 // of a rebalance and gets its (mostly unchanged) set back at the end.
 //
 // A member's join metadata carries its advertised HTTP URL (Config.
 // AdvertiseURL) as user data, which DescribeGroups then shows to every
 // instance: that is how an instance names a customer's owner.
 type coPartitionBalancer struct {
-	advertise string
+	advertise   string
+	cooperative bool
 }
 
-// balancerProtocol is the group protocol name. Every member of a valora group
-// must use it; Kafka refuses a member that offers no common protocol.
-const balancerProtocol = "valora-copartition-v1"
+// The group protocol names. Every member of a valora group offers both,
+// cooperative first; Kafka picks the one that every member offers and most
+// prefer, and refuses a member that offers neither.
+const (
+	balancerProtocol    = "valora-copartition-v1" // eager
+	cooperativeProtocol = "valora-copartition-v2"
+)
 
 var _ kgo.GroupBalancer = coPartitionBalancer{}
 
-func (coPartitionBalancer) ProtocolName() string { return balancerProtocol }
-func (coPartitionBalancer) IsCooperative() bool  { return false }
+// balancers returns the group balancers in order of preference.
+func balancers(advertise string) []kgo.GroupBalancer {
+	return []kgo.GroupBalancer{
+		coPartitionBalancer{advertise: advertise, cooperative: true},
+		coPartitionBalancer{advertise: advertise},
+	}
+}
+
+func (b coPartitionBalancer) ProtocolName() string {
+	if b.cooperative {
+		return cooperativeProtocol
+	}
+	return balancerProtocol
+}
+
+func (b coPartitionBalancer) IsCooperative() bool { return b.cooperative }
 
 func (b coPartitionBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
@@ -68,7 +93,7 @@ func (b coPartitionBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMemb
 }
 
 // Balance implements kgo.ConsumerBalancerBalance.
-func (coPartitionBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+func (b coPartitionBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
 	names := make([]string, 0, len(topics))
 	for t := range topics {
 		names = append(names, t)
@@ -103,12 +128,36 @@ func (coPartitionBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]i
 	assign := assignTasks(int(tasks), prev)
 	for i, ts := range assign {
 		for _, p := range ts {
+			if b.cooperative && claimedByOther(prev, i, p) {
+				// The task moves: leave it out of this round, so that
+				// the members that claim it revoke it and rejoin, and
+				// the next round hands it over. Whole tasks, not
+				// partitions (kgo's BalancePlan.AdjustCooperative works
+				// per partition, and would start the task on its new
+				// owner for a topic nobody claimed while the old owner
+				// still runs it): a task runs on one member at a time.
+				// Every claim counts, a stale one too (KIP-792): a
+				// needless revocation costs a round, never a double
+				// owner.
+				continue
+			}
 			for _, t := range names {
 				plan.AddPartition(&members[i], t, p)
 			}
 		}
 	}
 	return plan
+}
+
+// claimedByOther reports whether a member other than i claims task p in
+// prev.
+func claimedByOther(prev [][]int32, i int, p int32) bool {
+	for j, ps := range prev {
+		if j != i && slices.Contains(ps, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // assignTasks spreads tasks 0..n-1 over len(prev) members. Member i gets

@@ -10,8 +10,12 @@
 // Partition p of the interactions topic and partition p of the purchases
 // topic hold the same customers (both keyed by customer id, same partition
 // count: checked at start, ErrNotCoPartitioned otherwise). They form task p.
-// The group balancer (protocol "valora-copartition-v1") assigns whole tasks
-// and keeps a member's tasks where it can. One goroutine owns a task and its
+// The group balancer assigns whole tasks and keeps a member's tasks where it
+// can. It rebalances cooperatively (protocol "valora-copartition-v2"): a
+// task that moves is left out of the first round, so that only it stops on
+// its old owner, and the next round hands it over; the other tasks run on.
+// The eager protocol "valora-copartition-v1" is offered second, for a group
+// with members that know only it. One goroutine owns a task and its
 // state, so the hot path takes no locks: the poll loop hands each task its
 // fetched records over a channel, and a rebalance waits (BlockRebalanceOnPoll)
 // until revoked tasks have drained what they were given and committed.

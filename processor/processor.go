@@ -224,7 +224,7 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 		kgo.ConsumerGroup(c.Group),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ConsumeTopics(p.inputTopics()...),
-		kgo.Balancers(coPartitionBalancer{advertise: strings.TrimSuffix(c.AdvertiseURL, "/")}),
+		kgo.Balancers(balancers(strings.TrimSuffix(c.AdvertiseURL, "/"))...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers take offsets: tasks see them so that their
 		// position reaches the end offset of a partition that ends with

@@ -1,0 +1,176 @@
+package processor
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"valora/internal/kafkatest"
+)
+
+// ownedTasks returns r's tasks by partition number, as the task values it
+// runs (a task that was stopped and started again is a new value).
+func ownedTasks(r *running) map[int32]*task {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	return maps.Clone(r.p.tasks)
+}
+
+// TestCooperativeRebalance checks that a rebalance stops only the tasks
+// that move: a second instance joins a group whose one instance owns all
+// six tasks, and the first instance's three remaining tasks run on, never
+// stopped (the same task values, their goroutines alive), through the
+// rebalance and after it; when the second instance leaves, the first takes
+// its tasks back, again without stopping its own. Every record is handled
+// once, by whichever instance owns its task.
+func TestCooperativeRebalance(t *testing.T) {
+	h := newHarness(t, 6)
+	group := kafkatest.Name(t, "g")
+	dirA := t.TempDir()
+	a := h.start(dirA, group)
+	var batch []*kgo.Record
+	for i := range 60 {
+		batch = append(batch, h.buy(fmt.Sprintf("cust-%02d", i), day(1), 100))
+	}
+	a.send(batch...)
+	before := ownedTasks(a)
+	if len(before) != 6 {
+		t.Fatalf("the only instance owns %d tasks, want 6", len(before))
+	}
+
+	b := h.start(t.TempDir(), group)
+	kafkatest.Eventually(t, 90*time.Second, func() error {
+		if na, nb := len(ownedTasks(a)), len(ownedTasks(b)); na != 3 || nb != 3 {
+			return fmt.Errorf("tasks owned: %d and %d, want 3 and 3", na, nb)
+		}
+		return nil
+	})
+	kept := ownedTasks(a)
+	for part, tk := range kept {
+		if before[part] != tk {
+			t.Errorf("task %d was stopped and started again on the instance that kept it", part)
+		}
+		select {
+		case <-tk.done:
+			t.Errorf("task %d kept by the first instance has exited", part)
+		default:
+		}
+	}
+	for part := range ownedTasks(b) {
+		if _, ok := kept[part]; ok {
+			t.Fatalf("task %d is owned by both instances", part)
+		}
+		select {
+		case <-before[part].done: // moved: its old goroutine finished
+		default:
+			t.Errorf("task %d moved but still runs on its old owner", part)
+		}
+	}
+
+	// Both instances process: each customer gets a second purchase.
+	batch = batch[:0]
+	for i := range 60 {
+		batch = append(batch, h.buy(fmt.Sprintf("cust-%02d", i), day(2), 100))
+	}
+	h.b.Produce(t, batch...)
+	kafkatest.Eventually(t, 90*time.Second, func() error {
+		if got := a.handled() + b.handled(); got < 120 {
+			return fmt.Errorf("%v of 120 records handled", got)
+		}
+		return nil
+	})
+
+	if err := b.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, 90*time.Second, func() error {
+		if n := len(ownedTasks(a)); n != 6 {
+			return fmt.Errorf("the remaining instance owns %d tasks, want 6", n)
+		}
+		return nil
+	})
+	for part, tk := range kept {
+		if now := ownedTasks(a)[part]; now != tk {
+			t.Errorf("task %d was restarted when the other instance left", part)
+		}
+	}
+	// A third purchase for everyone, all on the first instance: the tasks
+	// it took back were restored with both earlier purchases.
+	batch = batch[:0]
+	for i := range 60 {
+		batch = append(batch, h.buy(fmt.Sprintf("cust-%02d", i), day(3), 100))
+	}
+	h.b.Produce(t, batch...)
+	kafkatest.Eventually(t, 90*time.Second, func() error {
+		if got := a.handled() + b.handled(); got < 180 {
+			return fmt.Errorf("%v of 180 records handled", got)
+		}
+		return nil
+	})
+	if err := a.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	got := snapshot(t, dirA)
+	if len(got) != 60 {
+		t.Fatalf("%d customers in the remaining instance's store, want 60", len(got))
+	}
+	for id, c := range got {
+		if c.Purchases != 3 {
+			t.Errorf("%s: %d purchases, want 3 (one a day, each counted once)", id, c.Purchases)
+		}
+	}
+}
+
+// TestCooperativePlanWholeTasks checks the cooperative plan directly: a
+// task that changes owner is left out of the first round for every topic,
+// including a topic its old owner did not claim (an erasure topic created
+// later), so that no task ever runs on two members.
+func TestCooperativePlanWholeTasks(t *testing.T) {
+	meta := func(owned map[string][]int32) []byte {
+		return coPartitionBalancer{cooperative: true}.JoinGroupMetadata([]string{"i", "p", "e"}, owned, 1)
+	}
+	members := []kmsg.JoinGroupResponseMember{
+		// a owns tasks 0–3 of the inputs, not of the erasure topic.
+		{MemberID: "a", ProtocolMetadata: meta(map[string][]int32{"i": {0, 1, 2, 3}, "p": {0, 1, 2, 3}})},
+		{MemberID: "b", ProtocolMetadata: meta(nil)},
+	}
+	bal := coPartitionBalancer{cooperative: true}
+	balance := func() map[string]map[string][]int32 {
+		t.Helper()
+		cb, err := kgo.NewConsumerBalancer(bal, members)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, ok := bal.Balance(cb, map[string]int32{"i": 4, "p": 4, "e": 4}).(*kgo.BalancePlan)
+		if !ok {
+			t.Fatalf("plan is %T", plan)
+		}
+		return plan.AsMemberIDMap()
+	}
+	got := balance()
+	for _, topic := range []string{"i", "p", "e"} {
+		if g := got["a"][topic]; !slices.Equal(g, []int32{0, 1}) {
+			t.Errorf("a's %s partitions: %v, want [0 1] (it keeps two tasks)", topic, g)
+		}
+		if g := got["b"][topic]; len(g) != 0 {
+			t.Errorf("b's %s partitions in the first round: %v, want none (tasks 2 and 3 are still a's)", topic, g)
+		}
+	}
+
+	// The second round: a revoked 2 and 3; b gets them, a keeps 0 and 1.
+	members[0].ProtocolMetadata = meta(map[string][]int32{"i": {0, 1}, "p": {0, 1}, "e": {0, 1}})
+	got = balance()
+	for _, topic := range []string{"i", "p", "e"} {
+		if g := got["a"][topic]; !slices.Equal(g, []int32{0, 1}) {
+			t.Errorf("round 2, a's %s partitions: %v, want [0 1]", topic, g)
+		}
+		if g := got["b"][topic]; !slices.Equal(g, []int32{2, 3}) {
+			t.Errorf("round 2, b's %s partitions: %v, want [2 3]", topic, g)
+		}
+	}
+}
