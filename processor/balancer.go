@@ -1,8 +1,10 @@
 package processor
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -30,6 +32,13 @@ import (
 type coPartitionBalancer struct {
 	advertise   string
 	cooperative bool
+	// replicas is Config.StandbyReplicas, used when this member leads.
+	replicas int
+	// warm reports the member's changelog positions (join metadata,
+	// cooperative protocol only); onStandby receives the standby tasks of
+	// each assignment this member gets. Either may be nil.
+	warm      func() map[int32]int64
+	onStandby func([]int32)
 }
 
 // The group protocol names. Every member of a valora group offers both,
@@ -43,11 +52,18 @@ const (
 var _ kgo.GroupBalancer = coPartitionBalancer{}
 
 // balancers returns the group balancers in order of preference.
-func balancers(advertise string) []kgo.GroupBalancer {
-	return []kgo.GroupBalancer{
-		coPartitionBalancer{advertise: advertise, cooperative: true},
-		coPartitionBalancer{advertise: advertise},
+func (p *Processor) balancers() []kgo.GroupBalancer {
+	coop := coPartitionBalancer{
+		advertise:   strings.TrimSuffix(p.cfg.AdvertiseURL, "/"),
+		cooperative: true,
+		replicas:    p.cfg.StandbyReplicas,
+		warm:        p.warmTasks,
+		onStandby:   p.setStandbys,
 	}
+	eager := coop
+	eager.cooperative = false
+	eager.warm = nil
+	return []kgo.GroupBalancer{coop, eager}
 }
 
 func (b coPartitionBalancer) ProtocolName() string {
@@ -62,7 +78,15 @@ func (b coPartitionBalancer) IsCooperative() bool { return b.cooperative }
 func (b coPartitionBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 3
-	if b.advertise != "" {
+	if b.cooperative {
+		d := memberData{URL: b.advertise}
+		if b.warm != nil {
+			d.Warm = b.warm()
+		}
+		meta.UserData, _ = json.Marshal(d)
+	} else if b.advertise != "" {
+		// The eager protocol's user data stays the URL alone, as members
+		// of earlier versions read it.
 		meta.UserData = []byte(b.advertise)
 	}
 	meta.Topics = interests
@@ -80,8 +104,20 @@ func (b coPartitionBalancer) JoinGroupMetadata(interests []string, current map[s
 	return meta.AppendTo(nil)
 }
 
-func (coPartitionBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+func (b coPartitionBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	assigned, err := kgo.ParseConsumerSyncAssignment(assignment)
+	if err != nil {
+		return nil, err
+	}
+	if b.onStandby != nil {
+		var d assignmentData
+		var a kmsg.ConsumerMemberAssignment
+		if len(assignment) > 0 && a.ReadFrom(assignment) == nil && len(a.UserData) > 0 {
+			_ = json.Unmarshal(a.UserData, &d) // a leader of an earlier version sends none
+		}
+		b.onStandby(d.Standby)
+	}
+	return assigned, nil
 }
 
 func (b coPartitionBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
@@ -114,8 +150,10 @@ func (b coPartitionBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string
 		return plan
 	}
 	prev := make([][]int32, len(members))
+	warm := make([]map[int32]int64, len(members))
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
 		i := slices.IndexFunc(members, func(x kmsg.JoinGroupResponseMember) bool { return x.MemberID == m.MemberID })
+		warm[i] = parseMemberData(meta.UserData).Warm
 		for _, op := range meta.OwnedPartitions {
 			for _, p := range op.Partitions {
 				if p < tasks && !slices.Contains(prev[i], p) {
@@ -125,7 +163,7 @@ func (b coPartitionBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string
 		}
 		slices.Sort(prev[i])
 	})
-	assign := assignTasks(int(tasks), prev)
+	assign := assignTasks(int(tasks), prev, warm)
 	for i, ts := range assign {
 		for _, p := range ts {
 			if b.cooperative && claimedByOther(prev, i, p) {
@@ -146,7 +184,44 @@ func (b coPartitionBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string
 			}
 		}
 	}
-	return plan
+	if b.replicas <= 0 {
+		return plan
+	}
+	owner := make([]int, tasks)
+	for i, ts := range assign {
+		for _, p := range ts {
+			owner[p] = i
+		}
+	}
+	sp := standbyPlan{BalancePlan: plan, standby: map[string][]int32{}}
+	for i, ts := range planStandbys(owner, warm, b.replicas) {
+		sp.standby[members[i].MemberID] = ts
+	}
+	return sp
+}
+
+// standbyPlan is a plan whose members' assignments name, in their user
+// data, the tasks each keeps a standby copy of.
+type standbyPlan struct {
+	*kgo.BalancePlan
+	standby map[string][]int32 // by member id
+}
+
+func (s standbyPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
+	out := s.BalancePlan.IntoSyncAssignment()
+	for i := range out {
+		ts := s.standby[out[i].MemberID]
+		if len(ts) == 0 {
+			continue
+		}
+		var a kmsg.ConsumerMemberAssignment
+		if err := a.ReadFrom(out[i].MemberAssignment); err != nil {
+			continue // cannot happen: kgo encoded it
+		}
+		a.UserData, _ = json.Marshal(assignmentData{Standby: ts})
+		out[i].MemberAssignment = a.AppendTo(nil)
+	}
+	return out
 }
 
 // claimedByOther reports whether a member other than i claims task p in
@@ -163,8 +238,11 @@ func claimedByOther(prev [][]int32, i int, p int32) bool {
 // assignTasks spreads tasks 0..n-1 over len(prev) members. Member i gets
 // n/m tasks, the first n%m members one more. A member keeps the tasks it
 // held before (prev[i]) up to its share; a task claimed by two members goes
-// to the first. The result is deterministic for a given input.
-func assignTasks(n int, prev [][]int32) [][]int32 {
+// to the first. A task nobody keeps goes to the member under its share
+// whose store is furthest along the task's changelog (warm[i], a standby
+// copy or an earlier ownership), if any, else to the next member under
+// its share. The result is deterministic for a given input.
+func assignTasks(n int, prev [][]int32, warm []map[int32]int64) [][]int32 {
 	m := len(prev)
 	quota := make([]int, m)
 	for i := range quota {
@@ -181,6 +259,24 @@ func assignTasks(n int, prev [][]int32) [][]int32 {
 				owned[p] = true
 				out[i] = append(out[i], p)
 			}
+		}
+	}
+	for p := range n {
+		if owned[p] {
+			continue
+		}
+		best, bestAt := -1, int64(-1)
+		for i := range m {
+			if i >= len(warm) || len(out[i]) >= quota[i] {
+				continue
+			}
+			if at, ok := warm[i][int32(p)]; ok && at > bestAt {
+				best, bestAt = i, at
+			}
+		}
+		if best >= 0 {
+			owned[p] = true
+			out[best] = append(out[best], int32(p))
 		}
 	}
 	i := 0

@@ -243,7 +243,7 @@ func (t *task) restore(ctx context.Context) error {
 			return fmt.Errorf("changelog reader: %w", err)
 		}
 		defer rd.Close()
-		r := restorer{t: t, b: store.NewBatch(), wipe: !found}
+		r := restorer{part: t.part, b: store.NewBatch(), wipe: !found}
 		defer r.b.Close()
 		pos := from
 		lastLog := start
@@ -362,7 +362,7 @@ func (t *task) changelogBounds(ctx context.Context, topic string) (start, end ka
 // records since the last checkpoint wait in ids and vals (nil: erased) and
 // are applied at the next checkpoint.
 type restorer struct {
-	t    *task
+	part int32
 	b    *state.Batch
 	wipe bool // delete the partition before the first checkpoint
 	ids  [][]byte
@@ -410,9 +410,9 @@ func (r *restorer) add(rec *kgo.Record) error {
 // apply writes the records buffered since the last checkpoint and cp to
 // the batch.
 func (r *restorer) apply(cp checkpoint, next int64) error {
-	t, b := r.t, r.b
+	b := r.b
 	if r.wipe {
-		b.DeletePartition(t.part)
+		b.DeletePartition(r.part)
 		r.wipe = false
 	}
 	for i, id := range r.ids {
@@ -421,18 +421,18 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 			continue
 		}
 		if r.vals[i] == nil {
-			b.DeleteCustomer(t.part, string(id))
+			b.DeleteCustomer(r.part, string(id))
 		} else {
-			b.PutCustomer(t.part, string(id), r.vals[i])
+			b.PutCustomer(r.part, string(id), r.vals[i])
 		}
 	}
 	for topic, off := range cp.next {
-		b.SetOffset(t.part, topic, off)
+		b.SetOffset(r.part, topic, off)
 	}
 	// No timer digest: the restored customers' timers are indexed anew by
 	// load, under the policy in force.
-	b.SetClock(t.part, state.Clock{StreamTime: cp.streamTime})
-	b.SetChangelogNext(t.part, next)
+	b.SetClock(r.part, state.Clock{StreamTime: cp.streamTime})
+	b.SetChangelogNext(r.part, next)
 	r.ids, r.vals, r.at = r.ids[:0], r.vals[:0], r.at[:0]
 	r.cycles++
 	if b.Len() >= restoreBatchRecords {

@@ -94,6 +94,11 @@ type Config struct {
 	// (KIP-345): a restart within the session timeout gets its tasks back
 	// without a rebalance. Each instance needs its own.
 	InstanceID string
+	// StandbyReplicas is how many other members keep a standby copy of
+	// each task (standby.go): a warm store that follows the task's
+	// changelog, so that when the task moves to one of them its restore
+	// reads only the last cycles. Default 0 (none); needs a changelog.
+	StandbyReplicas int
 
 	Policy *score.Policy
 	Codec  *schemas.Codec
@@ -325,6 +330,11 @@ func (c *Config) ValidateSettings() error {
 		case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.Path != "" && u.Path != "/", u.RawQuery != "", u.User != nil:
 			errs = append(errs, fmt.Errorf("advertise_url: %q: want http:// or https:// and a host (and port), no path, query or user", c.AdvertiseURL))
 		}
+	}
+	if c.StandbyReplicas < 0 {
+		errs = append(errs, fmt.Errorf("standby_replicas: %d must not be negative", c.StandbyReplicas))
+	} else if c.StandbyReplicas > 0 && c.Topics.Changelog == "" {
+		errs = append(errs, errors.New("standby_replicas: standby copies follow the changelog, and there is none (a replay)"))
 	}
 	if c.CommitRecords < 0 {
 		errs = append(errs, fmt.Errorf("commit_records: %d must be positive", c.CommitRecords))

@@ -15,7 +15,10 @@
 // task that moves is left out of the first round, so that only it stops on
 // its old owner, and the next round hands it over; the other tasks run on.
 // The eager protocol "valora-copartition-v1" is offered second, for a group
-// with members that know only it. One goroutine owns a task and its
+// with members that know only it. With Config.StandbyReplicas, the leader
+// also names, for each task, members that keep a standby copy of it: a
+// store that follows the task's changelog (standby.go), so that the task's
+// next owner, chosen among them, restores only the last cycles. One goroutine owns a task and its
 // state, so the hot path takes no locks: the poll loop hands each task its
 // fetched records over a channel, and a rebalance waits (BlockRebalanceOnPoll)
 // until revoked tasks have drained what they were given and committed.

@@ -210,7 +210,11 @@ func (p *Processor) ownerOf(ctx context.Context, part int32) (string, error) {
 	byTask := map[int32]string{}
 	for _, m := range groups[p.cfg.Group].Members {
 		meta, ok := m.Join.AsConsumer()
-		if !ok || len(meta.UserData) == 0 {
+		if !ok {
+			continue
+		}
+		url := parseMemberData(meta.UserData).URL
+		if url == "" {
 			continue
 		}
 		as, ok := m.Assigned.AsConsumer()
@@ -222,7 +226,7 @@ func (p *Processor) ownerOf(ctx context.Context, part int32) (string, error) {
 				continue
 			}
 			for _, q := range t.Partitions {
-				byTask[q] = string(meta.UserData)
+				byTask[q] = url
 			}
 		}
 	}

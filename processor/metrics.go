@@ -43,6 +43,8 @@ type metrics struct {
 	txnTime          prometheus.Histogram
 	restoreRemaining prometheus.Gauge
 	restored         prometheus.Counter
+	standbys         prometheus.Gauge
+	standbyRecords   prometheus.Counter
 	// eventLatency: event time to durable commit, per applied record
 	// (daemon only: a replay's event times are history).
 	eventLatency prometheus.Histogram
@@ -181,6 +183,14 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Name: "valora_restored_records_total",
 		Help: "Changelog records read by task restores.",
 	})
+	m.standbys = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "valora_standby_tasks",
+		Help: "Tasks owned by other instances that this instance keeps a standby copy of (--standby-replicas).",
+	})
+	m.standbyRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "valora_standby_records_total",
+		Help: "Changelog records read by this instance's standby copies.",
+	})
 	m.eventLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "valora_event_latency_seconds",
 		Help:    "End-to-end latency per applied record: from its event time (occurred_at, requested_at) to the commit that made its effects durable.",
@@ -191,7 +201,8 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 	} else {
 		m.transactions.WithLabelValues("commit")
 		m.transactions.WithLabelValues("abort")
-		reg.MustRegister(m.transactions, m.txnTime, m.restoreRemaining, m.restored, m.eventLatency)
+		reg.MustRegister(m.transactions, m.txnTime, m.restoreRemaining, m.restored, m.eventLatency,
+			m.standbys, m.standbyRecords)
 	}
 	return m
 }

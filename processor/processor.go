@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +44,11 @@ type Processor struct {
 	// finished holds the tasks of a replay that reached their end offsets
 	// and committed; Run returns once it holds every partition.
 	finished map[int32]bool
+	// standbys are the running standby copies (standby.go); wantStandby
+	// the tasks the latest assignment names this member a standby for.
+	standbys    map[int32]*standby
+	wantStandby map[int32]bool
+	standbyOff  bool // set at shutdown: no standby starts any more
 
 	cancel context.CancelCauseFunc
 	ready  chan struct{} // closed once the first assignment has started its tasks
@@ -172,6 +176,7 @@ func New(cfg Config) (*Processor, error) {
 		tasks:    make(map[int32]*task),
 		ready:    make(chan struct{}),
 		finished: make(map[int32]bool),
+		standbys: make(map[int32]*standby),
 	}
 	p.policy.Store(cfg.Policy)
 	p.m.policy.WithLabelValues(cfg.Policy.Version).Set(1)
@@ -224,7 +229,7 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 		kgo.ConsumerGroup(c.Group),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.ConsumeTopics(p.inputTopics()...),
-		kgo.Balancers(balancers(strings.TrimSuffix(c.AdvertiseURL, "/"))...),
+		kgo.Balancers(p.balancers()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers take offsets: tasks see them so that their
 		// position reaches the end offset of a partition that ends with
@@ -368,6 +373,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.mu.Lock()
 	killed := p.killed
 	p.mu.Unlock()
+	p.stopStandbys()
 	p.stopTasks(!killed)
 	if !killed {
 		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -578,6 +584,9 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		if p.tasks[n] != nil {
 			continue
 		}
+		// The standby's last write must be in the store before the
+		// task's restore reads it.
+		p.stopStandbyLocked(n)
 		t := newTask(p, n, cl)
 		p.tasks[n] = t
 		go t.run()
@@ -631,6 +640,14 @@ func (p *Processor) stopPartitions(parts map[string][]int32, graceful bool) {
 		}
 		t.stop()
 	}
+	// A task this member stands by for now follows its changelog again.
+	p.mu.Lock()
+	for _, t := range stopping {
+		if p.wantStandby[t.part] && p.tasks[t.part] == nil {
+			p.startStandbyLocked(t.part)
+		}
+	}
+	p.mu.Unlock()
 	if len(stopping) > 0 {
 		p.log.Info("tasks stopped", "stopped", len(stopping), "graceful", graceful)
 	}

@@ -43,6 +43,7 @@ type scorerFlags struct {
 	guarantee      string
 	changelog      string
 	instanceID     string
+	standbys       int
 	sessionTimeout time.Duration
 	txnTimeout     time.Duration
 	commitInterval time.Duration
@@ -75,6 +76,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&f.guarantee, "guarantee", string(processor.ExactlyOnce), "output guarantee: exactly_once (outputs, changelog and input positions commit in one Kafka transaction per task cycle; read the outputs with isolation.level=read_committed) or at_least_once (faster; a crash may repeat an output with the same event_id and version)")
 	fs.StringVar(&f.changelog, "changelog-topic", "", "compacted topic that backs the state, one partition per task (default \"<group>-changelog\"; created if missing)")
 	fs.StringVar(&f.instanceID, "instance-id", "", "static group membership id, unique per instance (e.g. the pod name): a restart within --session-timeout keeps its tasks without a rebalance")
+	fs.IntVar(&f.standbys, "standby-replicas", 0, "how many other instances keep a warm copy of each task, following its changelog, so that a task whose instance fails moves to one that only reads the last cycles (needs as many more instances; each copy costs its share of disk and a changelog reader)")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 45*time.Second, "how long the group waits for a silent instance before moving its tasks")
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", time.Minute, "longest a task's transaction may stay open before the broker aborts it (exactly_once)")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
@@ -216,6 +218,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		Topics:             f.topics(),
 		Guarantee:          processor.Guarantee(f.guarantee),
 		InstanceID:         f.instanceID,
+		StandbyReplicas:    f.standbys,
 		SessionTimeout:     f.sessionTimeout,
 		TransactionTimeout: f.txnTimeout,
 		Policy:             pol,

@@ -1,0 +1,266 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Standby replicas (Config.StandbyReplicas) keep a warm copy of tasks that
+// other members own: the group leader names, for each task, up to N members
+// other than its owner, in each member's assignment; each of them follows
+// the task's changelog partition into its own store, applying cycles at
+// their checkpoints exactly as a restore does (restorer), so the store
+// always holds a state some committed cycle produced. When the task moves
+// to one of them, its restore starts from that checkpoint and reads only
+// the cycles since. Members report, in their join metadata, how far their
+// store is along each task's changelog, and the leader prefers the
+// furthest member both for the new owner of a task that lost its owner and
+// for its standbys.
+//
+// A task and its standby never run on one member at once: a standby starts
+// only for a task the member does not own (or once its task has stopped),
+// and a task starts only after its standby has stopped.
+
+// memberData is a member's join metadata user data in the cooperative
+// protocol: the URL it advertises (Config.AdvertiseURL) and, for each task
+// its store has a checkpoint for, the changelog offset after it. In the
+// eager protocol the user data is the URL alone, as it always was.
+type memberData struct {
+	URL  string          `json:"url,omitempty"`
+	Warm map[int32]int64 `json:"warm,omitempty"`
+}
+
+// parseMemberData reads either form of a member's user data.
+func parseMemberData(b []byte) memberData {
+	var d memberData
+	if len(b) > 0 && b[0] == '{' {
+		if json.Unmarshal(b, &d) == nil {
+			return d
+		}
+		return memberData{}
+	}
+	return memberData{URL: string(b)}
+}
+
+// assignmentData is the user data of a member's assignment: the tasks it
+// keeps a standby copy of.
+type assignmentData struct {
+	Standby []int32 `json:"standby,omitempty"`
+}
+
+// planStandbys picks, for each task p owned by owner[p] (-1: nobody), up to
+// n members other than the owner to keep a standby copy: those whose store
+// is furthest along p's changelog first (warm[i][p]), then those with the
+// fewest standbys so far, then by index. It returns each member's standby
+// tasks, sorted; the result is deterministic for a given input.
+func planStandbys(owner []int, warm []map[int32]int64, n int) [][]int32 {
+	m := len(warm)
+	out := make([][]int32, m)
+	if n <= 0 || m < 2 {
+		return out
+	}
+	cand := make([]int, 0, m)
+	for p, o := range owner {
+		cand = cand[:0]
+		for i := range m {
+			if i != o {
+				cand = append(cand, i)
+			}
+		}
+		slices.SortStableFunc(cand, func(a, b int) int {
+			wa, oka := warm[a][int32(p)]
+			wb, okb := warm[b][int32(p)]
+			switch {
+			case oka != okb:
+				if oka {
+					return -1
+				}
+				return 1
+			case wa != wb:
+				if wa > wb {
+					return -1
+				}
+				return 1
+			}
+			return len(out[a]) - len(out[b])
+		})
+		for _, i := range cand[:min(n, len(cand))] {
+			out[i] = append(out[i], int32(p))
+		}
+	}
+	return out
+}
+
+// warmTasks returns, for each task the store has a checkpoint for, the
+// changelog offset after it (for the join metadata).
+func (p *Processor) warmTasks() map[int32]int64 {
+	if p.cfg.Topics.Changelog == "" {
+		return nil
+	}
+	p.mu.Lock()
+	n := p.partitions
+	p.mu.Unlock()
+	warm := map[int32]int64{}
+	for part := range int32(n) {
+		next, found, err := p.cfg.Store.ChangelogNext(part)
+		if err == nil && found {
+			warm[part] = next
+		}
+	}
+	return warm
+}
+
+// standby is one running standby copy of a task.
+type standby struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// setStandbys records the tasks the latest assignment names this member a
+// standby for, stops the standbys of tasks no longer named and starts the
+// others, except for tasks this member still runs: their standby starts
+// when the task stops (stopPartitions).
+func (p *Processor) setStandbys(parts []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killed || p.standbyOff {
+		return
+	}
+	want := make(map[int32]bool, len(parts))
+	for _, part := range parts {
+		want[part] = true
+	}
+	p.wantStandby = want
+	for part := range p.standbys {
+		if !want[part] {
+			p.stopStandbyLocked(part)
+		}
+	}
+	for part := range want {
+		if p.tasks[part] == nil {
+			p.startStandbyLocked(part)
+		}
+	}
+}
+
+// startStandbyLocked starts a standby for part unless one runs; p.mu is
+// held.
+func (p *Processor) startStandbyLocked(part int32) {
+	if _, ok := p.standbys[part]; ok || p.killed || p.standbyOff || p.cfg.Topics.Changelog == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &standby{cancel: cancel, done: make(chan struct{})}
+	p.standbys[part] = s
+	p.m.standbys.Set(float64(len(p.standbys)))
+	go func() {
+		defer close(s.done)
+		p.followChangelog(ctx, part)
+	}()
+}
+
+// stopStandbyLocked stops part's standby and waits until it has exited, so
+// that its last write is in the store; p.mu is held.
+func (p *Processor) stopStandbyLocked(part int32) {
+	s, ok := p.standbys[part]
+	if !ok {
+		return
+	}
+	s.cancel()
+	<-s.done
+	delete(p.standbys, part)
+	p.m.standbys.Set(float64(len(p.standbys)))
+}
+
+// stopStandbys stops every standby (at shutdown).
+func (p *Processor) stopStandbys() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.standbyOff = true
+	for part := range p.standbys {
+		p.stopStandbyLocked(part)
+	}
+	p.wantStandby = nil
+}
+
+// followChangelog keeps part's standby copy until ctx ends. A failure is
+// logged and retried after a pause: a standby only saves restore time, and
+// the task's own restore reads whatever it missed.
+func (p *Processor) followChangelog(ctx context.Context, part int32) {
+	for {
+		err := p.followOnce(ctx, part)
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("standby stopped; retrying", "task", part, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// followOnce reads part's changelog from the store's checkpoint for it (the
+// start, with the task's old state wiped at the first checkpoint, when it
+// has none) and applies each cycle at its checkpoint, committing after
+// every poll that completed one, without syncing: a lost write is read
+// again.
+func (p *Processor) followOnce(ctx context.Context, part int32) error {
+	store := p.cfg.Store
+	next, found, err := store.ChangelogNext(part)
+	if err != nil {
+		return err
+	}
+	from := kgo.NewOffset().AtStart()
+	if found {
+		from = kgo.NewOffset().At(next)
+	}
+	rd, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(p.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.Topics.Changelog: {part: from}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(8 << 20),
+		kgo.ClientID("valora-standby"),
+	}, p.cfg.ClientOpts...)...)
+	if err != nil {
+		return fmt.Errorf("changelog reader: %w", err)
+	}
+	defer rd.Close()
+	r := restorer{part: part, b: store.NewBatch(), wipe: !found}
+	defer r.b.Close()
+	p.log.Debug("standby started", "task", part, "from", next, "found", found)
+	for {
+		fs := rd.PollRecords(ctx, 10000)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := fs.Err0(); err != nil {
+			return fmt.Errorf("read changelog: %w", err)
+		}
+		var ferr error
+		n := 0
+		fs.EachRecord(func(rec *kgo.Record) {
+			if ferr == nil {
+				ferr = r.add(rec)
+				n++
+			}
+		})
+		if ferr != nil {
+			return fmt.Errorf("standby of task %d: %w", part, ferr)
+		}
+		p.m.standbyRecords.Add(float64(n))
+		if r.b.Len() > 0 {
+			if err := r.b.CommitNoSync(); err != nil {
+				return fmt.Errorf("standby of task %d: %w", part, err)
+			}
+		}
+	}
+}
