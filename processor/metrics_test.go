@@ -83,3 +83,85 @@ func TestPolicyInfoMetric(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestMetricsExposition compares the exposition (HELP, TYPE, labels and
+// values) of the record and tier-change counters and of the processing
+// latency histogram, with its buckets, after setting them through the
+// processor's metrics: the names, help texts and label names are the
+// contract that the dashboard and the alert rules rely on.
+func TestMetricsExposition(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	p := newMetricsProcessor(t, reg, false)
+	m := p.m
+	m.consumed.WithLabelValues("purchases").Add(5)
+	m.consumed.WithLabelValues("interactions").Add(2)
+	m.applied.WithLabelValues("purchases").Add(4)
+	m.deadLettered.WithLabelValues("purchases", ReasonUnknownCurrency).Inc()
+	m.tierChanges.WithLabelValues("none", "champions", string(schemas.CausePurchase)).Add(3)
+	m.tierChanges.WithLabelValues("champions", "none", string(schemas.CauseErasure)).Inc()
+	// Binary fractions, so that the sum is exact; 0.5 is a bucket's upper
+	// bound and falls in it.
+	for _, v := range []float64{0.0625, 0.5, 2} {
+		m.latency.Observe(v)
+	}
+
+	for _, c := range []struct {
+		name      string
+		collector prometheus.Collector
+		want      string
+	}{
+		{"valora_records_consumed_total", m.consumed, `
+# HELP valora_records_consumed_total Input records fetched and handled by a task, by topic.
+# TYPE valora_records_consumed_total counter
+valora_records_consumed_total{topic="interactions"} 2
+valora_records_consumed_total{topic="purchases"} 5
+`},
+		{"valora_records_applied_total", m.applied, `
+# HELP valora_records_applied_total Input records whose effect on customer state is durable, by topic.
+# TYPE valora_records_applied_total counter
+valora_records_applied_total{topic="purchases"} 4
+`},
+		{"valora_records_dead_lettered_total", m.deadLettered, `
+# HELP valora_records_dead_lettered_total Input records written to the dead-letter topic, by source topic and reason.
+# TYPE valora_records_dead_lettered_total counter
+valora_records_dead_lettered_total{reason="unknown_currency",topic="purchases"} 1
+`},
+		{"valora_tier_changes_total", m.tierChanges, `
+# HELP valora_tier_changes_total Tier changes published, by previous tier, new tier and cause.
+# TYPE valora_tier_changes_total counter
+valora_tier_changes_total{cause="ERASURE",from="champions",to="none"} 1
+valora_tier_changes_total{cause="PURCHASE",from="none",to="champions"} 3
+`},
+		{"valora_processing_latency_seconds", m.latency, `
+# HELP valora_processing_latency_seconds Time from a fetched batch reaching its task to its effects being durable.
+# TYPE valora_processing_latency_seconds histogram
+valora_processing_latency_seconds_bucket{le="0.0005"} 0
+valora_processing_latency_seconds_bucket{le="0.001"} 0
+valora_processing_latency_seconds_bucket{le="0.0025"} 0
+valora_processing_latency_seconds_bucket{le="0.005"} 0
+valora_processing_latency_seconds_bucket{le="0.01"} 0
+valora_processing_latency_seconds_bucket{le="0.025"} 0
+valora_processing_latency_seconds_bucket{le="0.05"} 0
+valora_processing_latency_seconds_bucket{le="0.1"} 1
+valora_processing_latency_seconds_bucket{le="0.15"} 1
+valora_processing_latency_seconds_bucket{le="0.2"} 1
+valora_processing_latency_seconds_bucket{le="0.3"} 1
+valora_processing_latency_seconds_bucket{le="0.5"} 2
+valora_processing_latency_seconds_bucket{le="1"} 2
+valora_processing_latency_seconds_bucket{le="2.5"} 3
+valora_processing_latency_seconds_bucket{le="5"} 3
+valora_processing_latency_seconds_bucket{le="10"} 3
+valora_processing_latency_seconds_bucket{le="+Inf"} 3
+valora_processing_latency_seconds_sum 2.5625
+valora_processing_latency_seconds_count 3
+`},
+	} {
+		if err := testutil.CollectAndCompare(c.collector, strings.NewReader(c.want), c.name); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		// The registry that /metrics serves exposes the same.
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(c.want), c.name); err != nil {
+			t.Errorf("%s from the registry: %v", c.name, err)
+		}
+	}
+}

@@ -40,19 +40,36 @@ func crashSeeds(t *testing.T) int {
 	return 2
 }
 
-// TestCrashRealProcesses builds the valora binary and runs `valora run`
-// processes in one group against the test broker (kfake in-process, or the
-// real Apache Kafka of VALORA_TEST_BROKERS): the group scales 1 → 3 → 2
+// releaseBuild is how deploy/Dockerfile builds the valora binary: the
+// environment and the flags of its `go build` (without -o and the package).
+// TestCrashRealProcesses builds the binary it runs the same way, and
+// TestDockerfileBuildFlags checks that the Dockerfile and
+// deploy/prometheus/ci-scrape.sh still do.
+var releaseBuild = struct {
+	env   []string // NAME=value
+	flags []string // as the go command receives them, after shell quoting
+}{
+	env:   []string{"CGO_ENABLED=0"},
+	flags: []string{"-trimpath", "-ldflags=-s -w"},
+}
+
+// TestCrashRealProcesses builds the valora binary as deploy/Dockerfile does
+// (releaseBuild) and runs `valora run` processes in one group against the
+// test broker (kfake in-process, or the real Apache Kafka of
+// VALORA_TEST_BROKERS): the group scales 1 → 3 → 2
 // while the input arrives in chunks, and random instances are killed with
 // SIGKILL at random moments and started again (half of the time on an empty
-// state directory, as after losing a disk). In both guarantees it then
+// state directory, as after losing a disk); odd seeds run with one standby
+// replica per task. In both guarantees it then
 // checks the output topic as a read_committed consumer sees it (chains;
 // no repeated event_id in exactly-once mode, identical repeats only in
 // at-least-once mode), and that the state the changelog holds equals that
 // of one clean process over the same input.
 func TestCrashRealProcesses(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "valora")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	args := append(append([]string{"build"}, releaseBuild.flags...), "-o", bin, ".")
+	build := exec.Command("go", args...)
+	build.Env = append(os.Environ(), releaseBuild.env...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
@@ -110,6 +127,11 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 			"--time", "event"}
 		if instance != "" {
 			args = append(args, "--instance-id", instance)
+		}
+		if seed%2 == 1 {
+			// Odd seeds keep a standby copy of every task on another
+			// instance: takeovers then restore from those copies.
+			args = append(args, "--standby-replicas", "1")
 		}
 		logf, err := os.OpenFile(filepath.Join(logDir, filepath.Base(dir)+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -718,6 +719,32 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
+// composeService is a service of deploy/docker-compose.yml, as far as the
+// tests read it.
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Entrypoint  []string          `yaml:"entrypoint"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	Volumes     []string          `yaml:"volumes"`
+}
+
+// loadCompose returns the services of deploy/docker-compose.yml by name.
+func loadCompose(t *testing.T) map[string]composeService {
+	t.Helper()
+	var compose struct {
+		Services map[string]composeService `yaml:"services"`
+	}
+	b, err := os.ReadFile(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatalf("%s: %v", composeFile, err)
+	}
+	return compose.Services
+}
+
 var envRE = regexp.MustCompile(`\bVALORA_[A-Z0-9_]+\b`)
 
 // commandFlags returns the flag names of a valora command, from its --help.
@@ -760,23 +787,8 @@ func TestDeployConfigMatchesFlags(t *testing.T) {
 		}
 	}
 
-	var compose struct {
-		Services map[string]struct {
-			Image       string            `yaml:"image"`
-			Entrypoint  []string          `yaml:"entrypoint"`
-			Command     []string          `yaml:"command"`
-			Environment map[string]string `yaml:"environment"`
-		} `yaml:"services"`
-	}
-	b, err := os.ReadFile(composeFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &compose); err != nil {
-		t.Fatalf("%s: %v", composeFile, err)
-	}
 	valoraServices := 0
-	for name, svc := range compose.Services {
+	for name, svc := range loadCompose(t) {
 		if !strings.HasPrefix(svc.Image, "valora") {
 			continue
 		}
@@ -817,7 +829,7 @@ func TestDeployConfigMatchesFlags(t *testing.T) {
 	var cm struct {
 		Data map[string]string `yaml:"data"`
 	}
-	b, err = os.ReadFile(policyMapFile)
+	b, err := os.ReadFile(policyMapFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -827,4 +839,576 @@ func TestDeployConfigMatchesFlags(t *testing.T) {
 	if _, err := score.ParsePolicy([]byte(cm.Data["policy.yaml"])); err != nil {
 		t.Errorf("%s: policy.yaml: %v", policyMapFile, err)
 	}
+}
+
+// ciScrapeFile is the CI check that builds valora and scrapes it with a real
+// Prometheus server.
+var ciScrapeFile = filepath.Join(deployDir, "prometheus", "ci-scrape.sh")
+
+// TestDockerfileBuildFlags checks that deploy/Dockerfile builds the binary
+// with the environment and flags of releaseBuild, which the real-process
+// crash test builds with, and that deploy/prometheus/ci-scrape.sh builds it
+// the same way; it first checks the parsing of `go build` commands.
+func TestDockerfileBuildFlags(t *testing.T) {
+	parse := func(line string, want ...goBuildCmd) {
+		t.Helper()
+		got, err := goBuildCommands(line)
+		if err != nil {
+			t.Errorf("%q: %v", line, err)
+			return
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Errorf("%q: got %q, want %q", line, got, want)
+		}
+	}
+	parse(`CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w" -o /out/x ./cmd/x && mkdir -p y`,
+		goBuildCmd{env: []string{"CGO_ENABLED=0", "GOOS=linux"}, flags: []string{"-trimpath", "-ldflags=-s -w"}})
+	parse(`cd /src; env A=1 go build --tags=a,b -o=x -ldflags='-X main.v=1' . | tee log # go build -race`,
+		goBuildCmd{env: []string{"A=1"}, flags: []string{"-tags=a,b", "-ldflags=-X main.v=1"}})
+	parse(`echo go build -race && go vet ./...`)
+	for _, bad := range []string{`go build -ldflags='-s -w`, `go build -ldflags="-s`} {
+		if _, err := goBuildCommands(bad); err == nil {
+			t.Errorf("%q: no error for an unterminated quote", bad)
+		}
+	}
+
+	// compare reports where the go build of a file differs from releaseBuild.
+	compare := func(file string, got goBuildCmd) {
+		t.Helper()
+		for _, part := range []struct {
+			what      string
+			got, want []string
+		}{{"environment", got.env, releaseBuild.env}, {"flag", got.flags, releaseBuild.flags}} {
+			for _, g := range part.got {
+				if !slices.Contains(part.want, g) {
+					t.Errorf("%s: go build has %s %q, which releaseBuild (crash_test.go) has not", file, part.what, g)
+				}
+			}
+			for _, w := range part.want {
+				if !slices.Contains(part.got, w) {
+					t.Errorf("%s: go build lacks %s %q of releaseBuild (crash_test.go)", file, part.what, w)
+				}
+			}
+		}
+	}
+
+	b, err := os.ReadFile(dockerfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var builds []goBuildCmd
+	for _, run := range dockerfileRuns(string(b)) {
+		cmds, err := goBuildCommands(run)
+		if err != nil {
+			t.Fatalf("%s: RUN %s: %v", dockerfile, run, err)
+		}
+		builds = append(builds, cmds...)
+	}
+	if len(builds) != 1 {
+		t.Fatalf("%s: %d go build commands in RUN instructions, want 1", dockerfile, len(builds))
+	}
+	compare(dockerfile, builds[0])
+
+	b, err = os.ReadFile(ciScrapeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := slices.Clone(releaseBuild.env)
+	words = append(words, "go", "build")
+	for _, f := range releaseBuild.flags {
+		words = append(words, shellWord(f))
+	}
+	if want := strings.Join(words, " "); !strings.Contains(string(b), want) {
+		t.Errorf("%s does not build valora with %s", ciScrapeFile, want)
+	}
+	builds = nil
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "go build") {
+			cmds, err := goBuildCommands(line)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", ciScrapeFile, line, err)
+			}
+			builds = append(builds, cmds...)
+		}
+	}
+	if len(builds) != 1 {
+		t.Fatalf("%s: %d go build commands, want 1", ciScrapeFile, len(builds))
+	}
+	compare(ciScrapeFile, builds[0])
+}
+
+// goBuildCmd is a `go build` command: its environment assignments
+// (NAME=value) and its flags (-flag or -flag=value, as the go command
+// receives them), without -o and the packages.
+type goBuildCmd struct{ env, flags []string }
+
+// goBuildValueFlags are the go build flags that take a value, which may be
+// the next word.
+var goBuildValueFlags = map[string]bool{
+	"-C": true, "-o": true, "-p": true, "-asmflags": true, "-buildmode": true, "-compiler": true,
+	"-gccgoflags": true, "-gcflags": true, "-installsuffix": true, "-ldflags": true, "-mod": true,
+	"-modfile": true, "-overlay": true, "-pgo": true, "-pkgdir": true, "-tags": true, "-toolexec": true,
+	"-covermode": true, "-coverpkg": true,
+}
+
+var shellAssignRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=`)
+
+// goBuildCommands returns the `go build` commands of one line of shell
+// (continuations joined), optionally run through env.
+func goBuildCommands(line string) ([]goBuildCmd, error) {
+	cmds, err := shellCommands(line)
+	if err != nil {
+		return nil, err
+	}
+	var out []goBuildCmd
+	for _, words := range cmds {
+		i := 0
+		if i < len(words) && words[i] == "env" {
+			i++
+		}
+		for i < len(words) && shellAssignRE.MatchString(words[i]) {
+			i++
+		}
+		if len(words) < i+2 || words[i] != "go" || words[i+1] != "build" {
+			continue
+		}
+		c := goBuildCmd{env: slices.DeleteFunc(slices.Clone(words[:i]), func(w string) bool { return w == "env" })}
+		for j := i + 2; j < len(words); j++ {
+			w := words[j]
+			if !strings.HasPrefix(w, "-") {
+				continue // a package
+			}
+			w = "-" + strings.TrimLeft(w, "-")
+			name, _, hasValue := strings.Cut(w, "=")
+			if !hasValue && goBuildValueFlags[name] && j+1 < len(words) {
+				j++
+				w += "=" + words[j]
+			}
+			if name != "-o" {
+				c.flags = append(c.flags, w)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// shellCommands splits one line of POSIX shell into its simple commands (at
+// ;, &, &&, | and ||) and each command into words, quotes removed. It knows
+// quotes, backslashes and comments, not expansions or redirections.
+func shellCommands(line string) ([][]string, error) {
+	var cmds [][]string
+	var words []string
+	var w strings.Builder
+	inWord := false
+	endWord := func() {
+		if inWord {
+			words = append(words, w.String())
+			w.Reset()
+			inWord = false
+		}
+	}
+	endCmd := func() {
+		endWord()
+		if len(words) > 0 {
+			cmds = append(cmds, words)
+			words = nil
+		}
+	}
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '\'':
+			j := strings.IndexByte(line[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated ' at %d", i)
+			}
+			w.WriteString(line[i+1 : i+1+j])
+			inWord = true
+			i += 1 + j
+		case c == '"':
+			j := i + 1
+			for ; j < len(line) && line[j] != '"'; j++ {
+				if line[j] == '\\' && j+1 < len(line) && strings.IndexByte("$`\"\\", line[j+1]) >= 0 {
+					j++
+				}
+				w.WriteByte(line[j])
+			}
+			if j == len(line) {
+				return nil, fmt.Errorf("unterminated \" at %d", i)
+			}
+			inWord = true
+			i = j
+		case c == '\\':
+			if i+1 < len(line) {
+				i++
+				w.WriteByte(line[i])
+				inWord = true
+			}
+		case c == ' ' || c == '\t' || c == '\r':
+			endWord()
+		case c == ';' || c == '&' || c == '|':
+			endCmd()
+			if i+1 < len(line) && line[i+1] == c && c != ';' {
+				i++
+			}
+		case c == '#' && !inWord:
+			endCmd()
+			return cmds, nil
+		default:
+			w.WriteByte(c)
+			inWord = true
+		}
+	}
+	endCmd()
+	return cmds, nil
+}
+
+// shellSpecial are the characters that a shell word must quote.
+const shellSpecial = " \t\n'\"$\\`*?[]{}();&|<>#~"
+
+// shellWord returns s as one shell word: as it is when it needs no quotes,
+// else with its value (after the first =) or all of it in single quotes.
+func shellWord(s string) string {
+	if !strings.ContainsAny(s, shellSpecial) {
+		return s
+	}
+	prefix := ""
+	if i := strings.IndexByte(s, '='); i > 0 && !strings.ContainsAny(s[:i], shellSpecial) {
+		prefix, s = s[:i+1], s[i+1:]
+	}
+	return prefix + "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// dockerfileRuns returns the shell form of every RUN instruction of a
+// Dockerfile, continuation lines joined and comment lines dropped, without
+// the RUN keyword and its --options.
+func dockerfileRuns(text string) []string {
+	var instrs []string
+	var cur strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		if body, ok := strings.CutSuffix(strings.TrimRight(line, " \t\r"), `\`); ok {
+			cur.WriteString(body)
+			cur.WriteByte(' ')
+			continue
+		}
+		cur.WriteString(line)
+		instrs = append(instrs, cur.String())
+		cur.Reset()
+	}
+	if cur.Len() > 0 {
+		instrs = append(instrs, cur.String())
+	}
+	var runs []string
+	for _, in := range instrs {
+		f := strings.Fields(in)
+		if len(f) == 0 || !strings.EqualFold(f[0], "RUN") {
+			continue
+		}
+		rest := strings.TrimSpace(in)[len(f[0]):]
+		for _, opt := range f[1:] {
+			if !strings.HasPrefix(opt, "--") {
+				break
+			}
+			rest = strings.TrimPrefix(strings.TrimSpace(rest), opt)
+		}
+		runs = append(runs, strings.TrimSpace(rest))
+	}
+	return runs
+}
+
+// k8sDoc is one document of a deploy/k8s manifest: its header, where it is,
+// and the document itself, to decode by kind.
+type k8sDoc struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Metadata   struct {
+		Name   string            `yaml:"name"`
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
+	where string // file and document number
+	node  *yaml.Node
+}
+
+// loadManifests decodes every document of every deploy/k8s/*.yaml.
+func loadManifests(t *testing.T) []k8sDoc {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(deployDir, "k8s", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in %s: %v", filepath.Join(deployDir, "k8s"), err)
+	}
+	var docs []k8sDoc
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for i := 1; ; i++ {
+			var n yaml.Node
+			if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: document %d: %v", path, i, err)
+			}
+			if len(n.Content) == 0 || n.Content[0].Tag == "!!null" {
+				continue // an empty document
+			}
+			d := k8sDoc{where: fmt.Sprintf("%s document %d", path, i), node: &n}
+			if err := n.Decode(&d); err != nil {
+				t.Fatalf("%s: %v", d.where, err)
+			}
+			if d.APIVersion == "" || d.Kind == "" {
+				t.Errorf("%s: apiVersion %q, kind %q: want both", d.where, d.APIVersion, d.Kind)
+			}
+			if d.Metadata.Name == "" && d.Kind != "Kustomization" {
+				t.Errorf("%s: %s has no metadata.name", d.where, d.Kind)
+			}
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+// k8sProbe is a container probe, as far as the test reads it.
+type k8sProbe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+// TestDeployManifests checks the deployment files as a whole. deploy/k8s:
+// every kind the deployment needs is there (StatefulSet, Service,
+// PodDisruptionBudget, ServiceMonitor, PrometheusRule, ConfigMap, and the
+// Kustomization, which lists every other manifest); the Service is headless
+// and the StatefulSet's serviceName; the StatefulSet has volume claim
+// templates, and its valora container probes /healthz (liveness) and /readyz
+// (readiness) over HTTP and has resource requests and limits; the
+// PodDisruptionBudget selects the StatefulSet's pods. docker-compose.yml:
+// services kafka (KRaft: process.roles set), valora, prometheus and grafana,
+// and Grafana mounts the provisioning whose dashboard provider loads
+// deploy/grafana/valora-dashboard.json.
+func TestDeployManifests(t *testing.T) {
+	t.Run("k8s", func(t *testing.T) {
+		byKind := map[string][]k8sDoc{}
+		for _, d := range loadManifests(t) {
+			byKind[d.Kind] = append(byKind[d.Kind], d)
+		}
+		want := []string{"StatefulSet", "Service", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "ConfigMap"}
+		kustomization := filepath.Join(deployDir, "k8s", "kustomization.yaml")
+		var kz struct {
+			Kind      string   `yaml:"kind"`
+			Resources []string `yaml:"resources"`
+		}
+		b, err := os.ReadFile(kustomization)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, &kz); err != nil {
+			t.Fatalf("%s: %v", kustomization, err)
+		}
+		if kz.Kind != "" {
+			want = append(want, "Kustomization")
+		}
+		for _, k := range want {
+			if len(byKind[k]) == 0 {
+				t.Errorf("deploy/k8s has no %s", k)
+			}
+		}
+		// one returns the only document of a kind, or fails.
+		one := func(kind string, v any) string {
+			t.Helper()
+			if len(byKind[kind]) != 1 {
+				t.Fatalf("deploy/k8s has %d documents of kind %s, want 1", len(byKind[kind]), kind)
+			}
+			d := byKind[kind][0]
+			if err := d.node.Decode(v); err != nil {
+				t.Fatalf("%s: %v", d.where, err)
+			}
+			return d.where
+		}
+
+		listed := map[string]bool{}
+		for _, r := range kz.Resources {
+			listed[r] = true
+			if _, err := os.Stat(filepath.Join(deployDir, "k8s", r)); err != nil {
+				t.Errorf("%s: resource %s: %v", kustomization, r, err)
+			}
+		}
+		files, _ := filepath.Glob(filepath.Join(deployDir, "k8s", "*.yaml"))
+		for _, f := range files {
+			if base := filepath.Base(f); base != "kustomization.yaml" && !listed[base] {
+				t.Errorf("%s does not list %s in resources", kustomization, base)
+			}
+		}
+
+		var svc struct {
+			Spec struct {
+				ClusterIP string `yaml:"clusterIP"`
+			} `yaml:"spec"`
+		}
+		svcWhere := one("Service", &svc)
+		if svc.Spec.ClusterIP != "None" {
+			t.Errorf("%s: Service spec.clusterIP %q, want None (headless)", svcWhere, svc.Spec.ClusterIP)
+		}
+
+		var sts struct {
+			Spec struct {
+				ServiceName string `yaml:"serviceName"`
+				Template    struct {
+					Metadata struct {
+						Labels map[string]string `yaml:"labels"`
+					} `yaml:"metadata"`
+					Spec struct {
+						Containers []struct {
+							Name           string    `yaml:"name"`
+							LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
+							ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
+							Resources      struct {
+								Requests map[string]string `yaml:"requests"`
+								Limits   map[string]string `yaml:"limits"`
+							} `yaml:"resources"`
+						} `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+				VolumeClaimTemplates []any `yaml:"volumeClaimTemplates"`
+			} `yaml:"spec"`
+		}
+		stsWhere := one("StatefulSet", &sts)
+		if name := byKind["Service"][0].Metadata.Name; sts.Spec.ServiceName != name {
+			t.Errorf("%s: StatefulSet spec.serviceName %q, want the headless Service %q", stsWhere, sts.Spec.ServiceName, name)
+		}
+		if len(sts.Spec.VolumeClaimTemplates) == 0 {
+			t.Errorf("%s: StatefulSet has no spec.volumeClaimTemplates", stsWhere)
+		}
+		podLabels := sts.Spec.Template.Metadata.Labels
+		if len(podLabels) == 0 {
+			t.Errorf("%s: StatefulSet spec.template.metadata.labels is empty", stsWhere)
+		}
+		found := false
+		for _, c := range sts.Spec.Template.Spec.Containers {
+			if c.Name != "valora" {
+				continue
+			}
+			found = true
+			for _, p := range []struct {
+				field, path string
+				probe       *k8sProbe
+			}{{"livenessProbe", "/healthz", c.LivenessProbe}, {"readinessProbe", "/readyz", c.ReadinessProbe}} {
+				switch {
+				case p.probe == nil || p.probe.HTTPGet == nil:
+					t.Errorf("%s: container valora has no %s.httpGet", stsWhere, p.field)
+				case p.probe.HTTPGet.Path != p.path:
+					t.Errorf("%s: container valora %s.httpGet.path %q, want %s", stsWhere, p.field, p.probe.HTTPGet.Path, p.path)
+				}
+			}
+			if len(c.Resources.Requests) == 0 {
+				t.Errorf("%s: container valora has no resources.requests", stsWhere)
+			}
+			if len(c.Resources.Limits) == 0 {
+				t.Errorf("%s: container valora has no resources.limits", stsWhere)
+			}
+		}
+		if !found {
+			t.Errorf("%s: StatefulSet has no container named valora", stsWhere)
+		}
+
+		var pdb struct {
+			Spec struct {
+				Selector struct {
+					MatchLabels      map[string]string `yaml:"matchLabels"`
+					MatchExpressions []any             `yaml:"matchExpressions"`
+				} `yaml:"selector"`
+			} `yaml:"spec"`
+		}
+		pdbWhere := one("PodDisruptionBudget", &pdb)
+		sel := pdb.Spec.Selector
+		if len(sel.MatchExpressions) > 0 {
+			t.Errorf("%s: PodDisruptionBudget spec.selector.matchExpressions: this test only knows matchLabels", pdbWhere)
+		}
+		if len(sel.MatchLabels) == 0 {
+			t.Errorf("%s: PodDisruptionBudget spec.selector.matchLabels is empty", pdbWhere)
+		}
+		for k, v := range sel.MatchLabels {
+			if podLabels[k] != v {
+				t.Errorf("%s: PodDisruptionBudget selects %s=%s, which the StatefulSet's pod labels %v lack", pdbWhere, k, v, podLabels)
+			}
+		}
+	})
+
+	t.Run("compose", func(t *testing.T) {
+		services := loadCompose(t)
+		for _, name := range []string{"kafka", "valora", "prometheus", "grafana"} {
+			if _, ok := services[name]; !ok {
+				t.Errorf("%s: no service %s", composeFile, name)
+			}
+		}
+
+		kafka := services["kafka"]
+		kraft := kafka.Environment["KAFKA_PROCESS_ROLES"] != ""
+		for k, v := range kafka.Environment {
+			kraft = kraft || strings.Contains(k, "process.roles") || strings.Contains(v, "process.roles")
+		}
+		for _, a := range append(slices.Clone(kafka.Entrypoint), kafka.Command...) {
+			kraft = kraft || strings.Contains(a, "process.roles")
+		}
+		if !kraft {
+			t.Errorf("%s: service kafka sets neither KAFKA_PROCESS_ROLES nor process.roles: not KRaft", composeFile)
+		}
+
+		// mounts maps Grafana's container paths to their host paths.
+		mounts := map[string]string{}
+		for _, v := range services["grafana"].Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) < 2 {
+				t.Errorf("%s: service grafana: volume %q is not host:container", composeFile, v)
+				continue
+			}
+			mounts[path.Clean(parts[1])] = filepath.Join(deployDir, parts[0])
+		}
+		prov, ok := mounts["/etc/grafana/provisioning"]
+		if !ok {
+			t.Fatalf("%s: service grafana does not mount the provisioning at /etc/grafana/provisioning", composeFile)
+		}
+		providerFiles, _ := filepath.Glob(filepath.Join(prov, "dashboards", "*.y*ml"))
+		if len(providerFiles) == 0 {
+			t.Fatalf("%s: no dashboard provider", filepath.Join(prov, "dashboards"))
+		}
+		var dirs []string
+		for _, f := range providerFiles {
+			var pf struct {
+				Providers []struct {
+					Type    string `yaml:"type"`
+					Options struct {
+						Path string `yaml:"path"`
+					} `yaml:"options"`
+				} `yaml:"providers"`
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal(b, &pf); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			for _, p := range pf.Providers {
+				if p.Type == "file" && p.Options.Path != "" {
+					dirs = append(dirs, path.Clean(p.Options.Path))
+				}
+			}
+		}
+		loaded := false
+		for dst, src := range mounts {
+			if filepath.Clean(src) == filepath.Clean(dashboardFile) && slices.Contains(dirs, path.Dir(dst)) {
+				loaded = true
+			}
+		}
+		if !loaded {
+			t.Errorf("%s: service grafana does not mount %s into a directory of its file dashboard providers %q",
+				composeFile, dashboardFile, dirs)
+		}
+	})
 }

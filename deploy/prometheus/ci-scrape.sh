@@ -42,7 +42,8 @@ fail() {
   done
   exit 1
 }
-go build -o "$tmp/valora" ./cmd/valora
+# The same build as deploy/Dockerfile (cmd/valora/deploy_test.go checks it).
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/valora" ./cmd/valora
 start=$SECONDS
 deadline=$((start + timeout_s))
 
@@ -90,7 +91,7 @@ for r in json.load(sys.stdin)["data"]["result"]:
 }
 
 applied_q='sum(rate(valora_records_applied_total[15s])) > 0'
-tiers_q='count(valora_customers) > 0'
+tiers_q='sum(valora_customers) > 0'
 while :; do
   kill -0 "$dev_pid" 2>/dev/null || fail "valora dev exited"
   kill -0 "$prom_pid" 2>/dev/null || fail "prometheus exited"
