@@ -84,18 +84,81 @@ func (p *Processor) readyBrokerAge() time.Duration {
 	return 5*p.endsInterval() + 10*time.Second
 }
 
-// CustomerView is the JSON body of GET /v1/customers/{id}: the stored
-// customer (its fields under their Go names), the task that owns it, and,
-// under the policy in force, the recommended action and the lifetime-value
-// models' evaluation at the customer's last evaluation time (absent without
-// models or for a prospect).
+// CustomerView is the JSON body of GET /v1/customers/{id}: the customer's
+// committed state under the field names of the Avro schemas (snake_case),
+// the task that owns it, and, under the policy in force, what a TierChange
+// at the customer's last evaluation would carry: recency in days, the
+// recommended action and the lifetime-value models' values (absent without
+// models or for a prospect). Times are Unix milliseconds of event time (0:
+// never); money is in minor units of the policy's base currency. The
+// duplicate-detection window and the timer bookkeeping are internal and not
+// shown.
 type CustomerView struct {
-	Task int32 `json:"task"`
-	*schemas.Customer
-	Action            *string  `json:"action,omitempty"`
-	PAlive            *float64 `json:"p_alive,omitempty"`
-	ExpectedPurchases *float64 `json:"expected_purchases,omitempty"`
-	CLV               *float64 `json:"clv,omitempty"`
+	CustomerID            string           `json:"customer_id"`
+	Task                  int32            `json:"task"`
+	Version               int64            `json:"version"`
+	Tier                  string           `json:"tier"`
+	RScore                int32            `json:"r_score"`
+	FScore                int32            `json:"f_score"`
+	MScore                int32            `json:"m_score"`
+	ChurnRisk             bool             `json:"churn_risk"`
+	LifecycleStage        string           `json:"lifecycle_stage"`
+	ValueClass            *string          `json:"value_class,omitempty"`
+	RecencyDays           *int32           `json:"recency_days,omitempty"`
+	Purchases             int64            `json:"purchases"`
+	Refunds               int64            `json:"refunds"`
+	RepeatDays            int64            `json:"repeat_days"`
+	MonetaryMinor         int64            `json:"monetary_minor"`
+	Currency              string           `json:"currency"`
+	FirstSeen             int64            `json:"first_seen"`
+	LastActivity          int64            `json:"last_activity"`
+	FirstPurchase         int64            `json:"first_purchase"`
+	LastPurchase          int64            `json:"last_purchase"`
+	RiskUntil             int64            `json:"risk_until"`
+	ReactivatedAt         int64            `json:"reactivated_at"`
+	InteractionsByChannel map[string]int64 `json:"interactions_by_channel"`
+	PurchasesByChannel    map[string]int64 `json:"purchases_by_channel"`
+	EvaluatedAt           int64            `json:"evaluated_at"`
+	PolicyVersion         string           `json:"policy_version"`
+	Action                *string          `json:"action,omitempty"`
+	PAlive                *float64         `json:"p_alive,omitempty"`
+	ExpectedPurchases     *float64         `json:"expected_purchases,omitempty"`
+	CLV                   *float64         `json:"clv,omitempty"`
+}
+
+// newCustomerView builds the view of c, owned by task part, under pol (nil:
+// no policy values).
+func newCustomerView(c *schemas.Customer, part int32, pol *score.Policy) CustomerView {
+	v := CustomerView{
+		CustomerID: c.CustomerID, Task: part, Version: c.Version, Tier: c.Tier,
+		RScore: c.RScore, FScore: c.FScore, MScore: c.MScore, ChurnRisk: c.ChurnRisk,
+		LifecycleStage: c.LifecycleStage, ValueClass: c.ValueClass,
+		Purchases: c.Purchases, Refunds: c.Refunds, RepeatDays: c.RepeatDays, MonetaryMinor: c.MonetaryMinor,
+		FirstSeen: c.FirstSeen, LastActivity: c.LastActivity, FirstPurchase: c.FirstPurchase,
+		LastPurchase: c.LastPurchase, RiskUntil: c.RiskUntil, ReactivatedAt: c.ReactivatedAt,
+		InteractionsByChannel: byChannel(c.InteractionsByChannel),
+		PurchasesByChannel:    byChannel(c.PurchasesByChannel),
+		EvaluatedAt:           c.EvaluatedAt, PolicyVersion: c.PolicyVersion,
+	}
+	if pol != nil {
+		// The record a change would carry, for its model values and action.
+		tc := pol.TierChange(c, score.Outcome{}, schemas.CauseInactivity, c.EvaluatedAt)
+		v.RecencyDays, v.Currency = tc.RecencyDays, tc.Currency
+		v.Action, v.PAlive, v.ExpectedPurchases, v.CLV = tc.Action, tc.PAlive, tc.ExpectedPurchases, tc.CLV
+	}
+	return v
+}
+
+// byChannel names per-channel counters by channel (schemas.Channels order),
+// leaving out the zeros.
+func byChannel(counts []int64) map[string]int64 {
+	m := map[string]int64{}
+	for i, n := range counts {
+		if n != 0 && i < len(schemas.Channels) {
+			m[string(schemas.Channels[i])] = n
+		}
+	}
+	return m
 }
 
 func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
@@ -149,13 +212,7 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "decode state: " + err.Error()})
 		return
 	}
-	view := CustomerView{Task: part, Customer: &c}
-	if pol := p.policy.Load(); pol != nil {
-		// The record a change would carry, for its model values and action.
-		tc := pol.TierChange(&c, score.Outcome{}, schemas.CauseInactivity, c.EvaluatedAt)
-		view.Action, view.PAlive, view.ExpectedPurchases, view.CLV = tc.Action, tc.PAlive, tc.ExpectedPurchases, tc.CLV
-	}
-	writeJSON(w, http.StatusOK, view)
+	writeJSON(w, http.StatusOK, newCustomerView(&c, part, p.policy.Load()))
 }
 
 var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")

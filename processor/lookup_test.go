@@ -89,15 +89,15 @@ func TestLookupAnyInstance(t *testing.T) {
 				switch code {
 				case http.StatusOK:
 					answered++
-					if body["CustomerID"] != id {
-						return fmt.Errorf("%s from %s: %v", id, in.srv.URL, body)
+					if err := checkView(id, body); err != nil {
+						return fmt.Errorf("%s from %s: %w: %v", id, in.srv.URL, err, body)
 					}
 				case http.StatusMisdirectedRequest:
 					owner, _ := body["owner"].(string)
 					if owner == "" || owner == in.srv.URL || hdr.Get("Location") != owner+"/v1/customers/"+id {
 						return fmt.Errorf("%s from %s: 421 without a usable owner: %v, Location %q", id, in.srv.URL, body, hdr.Get("Location"))
 					}
-					if code, body, _ := get(hdr.Get("Location")); code != http.StatusOK || body["CustomerID"] != id {
+					if code, body, _ := get(hdr.Get("Location")); code != http.StatusOK || checkView(id, body) != nil {
 						return fmt.Errorf("%s at its owner %s: %d %v", id, owner, code, body)
 					}
 				default:
@@ -132,4 +132,38 @@ func TestLookupAnyInstance(t *testing.T) {
 	// The new owners restore the moved tasks from the changelog, and the
 	// owner cache refreshes within ownerTTL.
 	kafkatest.Eventually(t, 90*time.Second, func() error { return check(live) })
+}
+
+// checkView checks a lookup body of a customer with one purchase of 1000
+// minor units under the default policy: its id, scores, tier, flags and
+// counters under their schema names, and none of the internal fields.
+func checkView(id string, body map[string]any) error {
+	want := map[string]any{
+		"customer_id": id, "purchases": 1.0, "monetary_minor": 1000.0, "refunds": 0.0,
+		"churn_risk": false, "currency": "USD", "policy_version": "default-1",
+	}
+	for k, v := range want {
+		if body[k] != v {
+			return fmt.Errorf("%s = %v, want %v", k, body[k], v)
+		}
+	}
+	for _, k := range []string{"tier", "lifecycle_stage", "action"} {
+		if s, _ := body[k].(string); s == "" {
+			return fmt.Errorf("no %s", k)
+		}
+	}
+	for _, k := range []string{"r_score", "f_score", "m_score", "version", "last_purchase", "task"} {
+		if _, ok := body[k].(float64); !ok {
+			return fmt.Errorf("no %s", k)
+		}
+	}
+	if ch, _ := body["purchases_by_channel"].(map[string]any); len(ch) != 1 {
+		return fmt.Errorf("purchases_by_channel = %v, want the one purchase's channel", body["purchases_by_channel"])
+	}
+	for _, k := range []string{"RecentEventHashes", "recent_event_hashes", "TimerAt", "timer_at", "CustomerID"} {
+		if _, ok := body[k]; ok {
+			return fmt.Errorf("internal field %s shown", k)
+		}
+	}
+	return nil
 }
