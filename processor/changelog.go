@@ -244,7 +244,8 @@ func (t *task) restore(ctx context.Context) error {
 		}
 		defer rd.Close()
 		r := restorer{part: t.part, b: store.NewBatch(), wipe: !found}
-		defer r.b.Close()
+		r.pipeline(store)
+		defer r.close()
 		pos := from
 		lastLog := start
 		for pos < end {
@@ -282,7 +283,7 @@ func (t *task) restore(ctx context.Context) error {
 					"records_per_second", int(rate), "eta", eta.Round(time.Second))
 			}
 		}
-		if err := r.b.Commit(); err != nil {
+		if err := r.finish(); err != nil {
 			return fmt.Errorf("restore task %d: %w", t.part, err)
 		}
 		applied = r.cycles
@@ -372,6 +373,87 @@ type restorer struct {
 	// previous owner that were dropped.
 	cycles int
 	stale  int
+	// With pipeline, full batches go to a goroutine that commits them in
+	// order (unsynced) while the restore fills the next one: work takes a
+	// full batch, free gives an empty one back, flushErr holds the first
+	// commit error.
+	work     chan *state.Batch
+	free     chan *state.Batch
+	flushed  chan struct{}
+	flushMu  sync.Mutex
+	flushErr error
+}
+
+// pipeline starts r's batch committer, with a second batch of store.
+func (r *restorer) pipeline(store *state.Store) {
+	r.work = make(chan *state.Batch, 1)
+	r.free = make(chan *state.Batch, 2)
+	r.flushed = make(chan struct{})
+	r.free <- store.NewBatch()
+	work, free, flushed := r.work, r.free, r.flushed
+	go func() {
+		defer close(flushed)
+		var err error
+		for b := range work {
+			if err == nil {
+				err = b.CommitNoSync()
+			}
+			if err != nil {
+				b.Reset()
+				r.flushMu.Lock()
+				r.flushErr = err
+				r.flushMu.Unlock()
+			}
+			free <- b
+		}
+	}()
+}
+
+// flush writes the current batch without syncing: inline, or through the
+// pipeline, taking an empty batch in exchange.
+func (r *restorer) flush() error {
+	if r.work == nil {
+		return r.b.CommitNoSync()
+	}
+	r.work <- r.b
+	r.b = <-r.free
+	return r.err()
+}
+
+// err returns the pipeline's first commit error so far.
+func (r *restorer) err() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	return r.flushErr
+}
+
+// finish waits for the pipeline's commits, then commits the current batch
+// synced, which syncs every earlier write too.
+func (r *restorer) finish() error {
+	if r.work != nil {
+		close(r.work)
+		r.work = nil
+		<-r.flushed
+		if err := r.err(); err != nil {
+			return err
+		}
+	}
+	return r.b.Commit()
+}
+
+// close stops the pipeline (if finish did not) and releases the batches.
+func (r *restorer) close() {
+	if r.work != nil {
+		close(r.work)
+		r.work = nil
+		<-r.flushed
+	}
+	if r.free != nil {
+		for len(r.free) > 0 {
+			(<-r.free).Close()
+		}
+	}
+	r.b.Close()
 }
 
 // recordAt is a buffered customer record's cycle and changelog offset.
@@ -436,7 +518,7 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 	r.ids, r.vals, r.at = r.ids[:0], r.vals[:0], r.at[:0]
 	r.cycles++
 	if b.Len() >= restoreBatchRecords {
-		return b.CommitNoSync()
+		return r.flush()
 	}
 	return nil
 }
