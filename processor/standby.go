@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -217,13 +218,31 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 	if err != nil {
 		return err
 	}
+	topic := p.cfg.Topics.Changelog
+	p.mu.Lock()
+	cl := p.cl
+	p.mu.Unlock()
+	if found && cl != nil {
+		// A checkpoint past the end of the changelog: the topic was
+		// recreated. Start over from its beginning, on a wiped copy, as a
+		// restore does.
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("list changelog end: %w", err)
+		}
+		if e, ok := ends.Lookup(topic, part); ok && e.Err == nil && next > e.Offset {
+			p.log.Warn("changelog ends before the store's checkpoint (topic recreated?); copying it from the start",
+				"task", part, "checkpoint", next, "changelog_end", e.Offset)
+			found = false
+		}
+	}
 	from := kgo.NewOffset().AtStart()
 	if found {
 		from = kgo.NewOffset().At(next)
 	}
 	rd, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(p.cfg.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.cfg.Topics.Changelog: {part: from}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: from}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(16 << 20),
