@@ -164,7 +164,7 @@ func TestModelsEndToEnd(t *testing.T) {
 	w := httptest.NewRecorder()
 	r.p.Handler(r.reg).ServeHTTP(w, httptest.NewRequest("GET", "/v1/customers/buyer", nil))
 	var view struct {
-		EvaluatedAt       int64
+		EvaluatedAt       int64    `json:"evaluated_at"`
 		PAlive            *float64 `json:"p_alive"`
 		ExpectedPurchases *float64 `json:"expected_purchases"`
 		CLV               *float64 `json:"clv"`

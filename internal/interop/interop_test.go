@@ -380,8 +380,8 @@ func TestKcatAndPythonInterop(t *testing.T) {
 		kafkatest.Eventually(t, 10*time.Second, func() error {
 			var v struct {
 				Task      int32 `json:"task"`
-				Purchases int64 `json:"Purchases"`
-				Version   int64 `json:"Version"`
+				Purchases int64 `json:"purchases"`
+				Version   int64 `json:"version"`
 			}
 			code, body, err := httpGet("http://" + httpAddr + "/v1/customers/" + customer)
 			if err != nil {
