@@ -72,18 +72,24 @@ func TestCooperativeRebalance(t *testing.T) {
 		}
 	}
 
-	// Both instances process: each customer gets a second purchase.
-	batch = batch[:0]
-	for i := range 60 {
-		batch = append(batch, h.buy(fmt.Sprintf("cust-%02d", i), day(2), 100))
-	}
-	h.b.Produce(t, batch...)
-	kafkatest.Eventually(t, 90*time.Second, func() error {
-		if got := a.handled() + b.handled(); got < 120 {
-			return fmt.Errorf("%v of 120 records handled", got)
+	// buyAll gives each customer one more purchase on day d and waits
+	// until both instances together have handled want records.
+	buyAll := func(d int, want float64) {
+		t.Helper()
+		var batch []*kgo.Record
+		for i := range 60 {
+			batch = append(batch, h.buy(fmt.Sprintf("cust-%02d", i), day(d), 100))
 		}
-		return nil
-	})
+		h.b.Produce(t, batch...)
+		kafkatest.Eventually(t, 90*time.Second, func() error {
+			if got := a.handled() + b.handled(); got < want {
+				return fmt.Errorf("%v of %v records handled", got, want)
+			}
+			return nil
+		})
+	}
+	// Both instances process: each customer gets a second purchase.
+	buyAll(2, 120)
 
 	if err := b.shutdown(t, false); err != nil {
 		t.Fatal(err)
@@ -101,17 +107,7 @@ func TestCooperativeRebalance(t *testing.T) {
 	}
 	// A third purchase for everyone, all on the first instance: the tasks
 	// it took back were restored with both earlier purchases.
-	batch = batch[:0]
-	for i := range 60 {
-		batch = append(batch, h.buy(fmt.Sprintf("cust-%02d", i), day(3), 100))
-	}
-	h.b.Produce(t, batch...)
-	kafkatest.Eventually(t, 90*time.Second, func() error {
-		if got := a.handled() + b.handled(); got < 180 {
-			return fmt.Errorf("%v of 180 records handled", got)
-		}
-		return nil
-	})
+	buyAll(3, 180)
 	if err := a.shutdown(t, false); err != nil {
 		t.Fatal(err)
 	}

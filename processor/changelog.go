@@ -208,7 +208,7 @@ func (t *task) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	so, eo, err := t.changelogBounds(ctx, topic)
+	so, eo, err := t.p.changelogBounds(ctx, t.cl, t.part)
 	if err != nil {
 		return err
 	}
@@ -317,10 +317,11 @@ func (t *task) restore(ctx context.Context) error {
 }
 
 // changelogBounds lists the start and committed end (last stable offset)
-// of the task's changelog partition. A topic created a moment ago may not be
+// of partition part of the changelog. A topic created a moment ago may not be
 // known to every broker yet: retriable errors are retried for up to 30s.
-func (t *task) changelogBounds(ctx context.Context, topic string) (start, end kadm.ListedOffset, err error) {
-	adm := kadm.NewClient(t.cl)
+func (p *Processor) changelogBounds(ctx context.Context, cl *kgo.Client, part int32) (start, end kadm.ListedOffset, err error) {
+	topic := p.cfg.Topics.Changelog
+	adm := kadm.NewClient(cl)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -338,12 +339,12 @@ func (t *task) changelogBounds(ctx context.Context, topic string) (start, end ka
 		cancel()
 		if err == nil {
 			var ok, ok2 bool
-			end, ok = ends.Lookup(topic, t.part)
-			start, ok2 = starts.Lookup(topic, t.part)
+			end, ok = ends.Lookup(topic, part)
+			start, ok2 = starts.Lookup(topic, part)
 			if ok && ok2 {
 				return start, end, nil
 			}
-			err = fmt.Errorf("changelog %q has no partition %d: %w", topic, t.part, kerr.UnknownTopicOrPartition)
+			err = fmt.Errorf("changelog %q has no partition %d: %w", topic, part, kerr.UnknownTopicOrPartition)
 		}
 		if ctx.Err() != nil {
 			return start, end, ctx.Err()

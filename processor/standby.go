@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -226,13 +225,13 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 		// A checkpoint past the end of the changelog: the topic was
 		// recreated. Start over from its beginning, on a wiped copy, as a
 		// restore does.
-		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		_, end, err := p.changelogBounds(ctx, cl, part)
 		if err != nil {
-			return fmt.Errorf("list changelog end: %w", err)
+			return err
 		}
-		if e, ok := ends.Lookup(topic, part); ok && e.Err == nil && next > e.Offset {
+		if next > end.Offset {
 			p.log.Warn("changelog ends before the store's checkpoint (topic recreated?); copying it from the start",
-				"task", part, "checkpoint", next, "changelog_end", e.Offset)
+				"task", part, "checkpoint", next, "changelog_end", end.Offset)
 			found = false
 		}
 	}
