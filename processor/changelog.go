@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -187,6 +188,23 @@ func decodeCheckpoint(v []byte) (checkpoint, error) {
 // without syncing and the restore ends with one synced commit.
 const restoreBatchRecords = 50_000
 
+// restoreIngestRecords is the size of a restore from which the customer
+// records skip Pebble's write-ahead log and memtable: they are collected in
+// a state.Loader and ingested as sorted tables of up to restoreIngestBytes
+// each, each followed by a batch with its last checkpoint. Such a restore
+// holds two tables' worth of memory (one filling, one being written), and
+// at most restoreIngestSlots tasks of a processor restore so at a time.
+const (
+	restoreIngestRecords = 200_000
+	restoreIngestBytes   = 32 << 20
+)
+
+// restoreIngestSlots bounds the tasks of one processor that restore through
+// ingested tables at the same time; the others wait for a slot. Restores
+// are bound by the CPU and the disk, so running more at once would add
+// memory, not speed.
+func restoreIngestSlots() int { return max(2, runtime.GOMAXPROCS(0)) }
+
 // restore brings the task's partition of the store up to the committed end
 // of its changelog partition, before the task reads any input:
 //
@@ -244,7 +262,25 @@ func (t *task) restore(ctx context.Context) error {
 		}
 		defer rd.Close()
 		r := restorer{part: t.part, b: store.NewBatch(), wipe: !found}
-		r.pipeline(store)
+		if r.wipe {
+			// Nothing to replace in an empty store (a new instance, or a
+			// task new to it): no range deletion under the restored state.
+			empty, err := store.PartitionEmpty(t.part)
+			if err != nil {
+				return err
+			}
+			r.wipe = !empty
+		}
+		if remaining >= cmp.Or(t.p.cfg.restoreIngestAt, restoreIngestRecords) {
+			select {
+			case t.p.ingestSlots <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			defer func() { <-t.p.ingestSlots }()
+			r.l = store.NewLoader(t.part)
+		}
+		r.pipeline(ctx, store)
 		defer r.close()
 		pos := from
 		lastLog := start
@@ -263,7 +299,7 @@ func (t *task) restore(ctx context.Context) error {
 					return
 				}
 				pos = max(pos, rec.Offset+1)
-				ferr = r.add(rec)
+				ferr = r.add(ctx, rec)
 			})
 			// The gauges move once per poll, not per record.
 			if read := pos - before; read > 0 {
@@ -283,7 +319,7 @@ func (t *task) restore(ctx context.Context) error {
 					"records_per_second", int(rate), "eta", eta.Round(time.Second))
 			}
 		}
-		if err := r.finish(); err != nil {
+		if err := r.finish(ctx); err != nil {
 			return fmt.Errorf("restore task %d: %w", t.part, err)
 		}
 		applied = r.cycles
@@ -363,9 +399,17 @@ func (p *Processor) changelogBounds(ctx context.Context, cl *kgo.Client, part in
 // restorer applies changelog records to a store batch: the customer
 // records since the last checkpoint wait in ids and vals (nil: erased) and
 // are applied at the next checkpoint.
+//
+// With a loader l (a large restore), the customer records go to l and b
+// takes only the checkpoints: each chunk's table is ingested before its
+// batch is committed, so a checkpoint in the store never runs ahead of the
+// customers it covers. A crash between the two leaves customers newer than
+// the checkpoint; the next restore reads the changelog again from the
+// checkpoint and rewrites them with the same values, in order.
 type restorer struct {
 	part int32
 	b    *state.Batch
+	l    *state.Loader
 	wipe bool // delete the partition before the first checkpoint
 	ids  [][]byte
 	vals [][]byte
@@ -378,46 +422,78 @@ type restorer struct {
 	// order (unsynced) while the restore fills the next one: work takes a
 	// full batch, free gives an empty one back, flushErr holds the first
 	// commit error.
-	work     chan *state.Batch
-	free     chan *state.Batch
+	work     chan restoreChunk
+	free     chan restoreChunk
 	flushed  chan struct{}
 	flushMu  sync.Mutex
 	flushErr error
 }
 
-// pipeline starts r's batch committer, with a second batch of store.
-func (r *restorer) pipeline(store *state.Store) {
-	r.work = make(chan *state.Batch, 1)
-	r.free = make(chan *state.Batch, 2)
+// restoreChunk is what the pipeline commits in one step: a loader's table
+// (if any), then a batch.
+type restoreChunk struct {
+	b *state.Batch
+	l *state.Loader
+}
+
+// commit ingests c's table, then commits its batch without syncing.
+func (c restoreChunk) commit(ctx context.Context) error {
+	if c.l != nil {
+		if err := c.l.Ingest(ctx); err != nil {
+			return err
+		}
+	}
+	return c.b.CommitNoSync()
+}
+
+// reset drops c's writes.
+func (c restoreChunk) reset() {
+	c.b.Reset()
+	if c.l != nil {
+		c.l.Reset()
+	}
+}
+
+// pipeline starts r's committer, with a second chunk (batch, and loader if r
+// has one) of store.
+func (r *restorer) pipeline(ctx context.Context, store *state.Store) {
+	r.work = make(chan restoreChunk, 1)
+	r.free = make(chan restoreChunk, 2)
 	r.flushed = make(chan struct{})
-	r.free <- store.NewBatch()
+	spare := restoreChunk{b: store.NewBatch()}
+	if r.l != nil {
+		spare.l = store.NewLoader(r.part)
+	}
+	r.free <- spare
 	work, free, flushed := r.work, r.free, r.flushed
 	go func() {
 		defer close(flushed)
 		var err error
-		for b := range work {
+		for c := range work {
 			if err == nil {
-				err = b.CommitNoSync()
+				err = c.commit(ctx)
 			}
 			if err != nil {
-				b.Reset()
+				c.reset()
 				r.flushMu.Lock()
 				r.flushErr = err
 				r.flushMu.Unlock()
 			}
-			free <- b
+			free <- c
 		}
 	}()
 }
 
-// flush writes the current batch without syncing: inline, or through the
-// pipeline, taking an empty batch in exchange.
-func (r *restorer) flush() error {
+// flush writes the current chunk without syncing: inline, or through the
+// pipeline, taking an empty chunk in exchange.
+func (r *restorer) flush(ctx context.Context) error {
+	c := restoreChunk{b: r.b, l: r.l}
 	if r.work == nil {
-		return r.b.CommitNoSync()
+		return c.commit(ctx)
 	}
-	r.work <- r.b
-	r.b = <-r.free
+	r.work <- c
+	c = <-r.free
+	r.b, r.l = c.b, c.l
 	return r.err()
 }
 
@@ -428,14 +504,20 @@ func (r *restorer) err() error {
 	return r.flushErr
 }
 
-// finish waits for the pipeline's commits, then commits the current batch
-// synced, which syncs every earlier write too.
-func (r *restorer) finish() error {
+// finish waits for the pipeline's commits, ingests the loader's last
+// table, then commits the current batch synced, which syncs every earlier
+// write too.
+func (r *restorer) finish(ctx context.Context) error {
 	if r.work != nil {
 		close(r.work)
 		r.work = nil
 		<-r.flushed
 		if err := r.err(); err != nil {
+			return err
+		}
+	}
+	if r.l != nil {
+		if err := r.l.Ingest(ctx); err != nil {
 			return err
 		}
 	}
@@ -451,10 +533,17 @@ func (r *restorer) close() {
 	}
 	if r.free != nil {
 		for len(r.free) > 0 {
-			(<-r.free).Close()
+			c := <-r.free
+			c.b.Close()
+			if c.l != nil {
+				c.l.Close()
+			}
 		}
 	}
 	r.b.Close()
+	if r.l != nil {
+		r.l.Close()
+	}
 }
 
 // recordAt is a buffered customer record's cycle and changelog offset.
@@ -463,7 +552,7 @@ type recordAt struct {
 	offset int64
 }
 
-func (r *restorer) add(rec *kgo.Record) error {
+func (r *restorer) add(ctx context.Context, rec *kgo.Record) error {
 	if rec.Attrs.IsControl() {
 		return nil
 	}
@@ -485,27 +574,39 @@ func (r *restorer) add(rec *kgo.Record) error {
 		if err != nil {
 			return err
 		}
-		return r.apply(cp, rec.Offset+1)
+		return r.apply(ctx, cp, rec.Offset+1)
 	}
 	return fmt.Errorf("%w: unknown key kind %q", errChangelog, rec.Key[0])
 }
 
 // apply writes the records buffered since the last checkpoint and cp to
 // the batch.
-func (r *restorer) apply(cp checkpoint, next int64) error {
+func (r *restorer) apply(ctx context.Context, cp checkpoint, next int64) error {
 	b := r.b
 	if r.wipe {
 		b.DeletePartition(r.part)
 		r.wipe = false
+		if r.l != nil {
+			// The deletion must come before the first table. Nothing is in
+			// the pipeline yet: this is the restore's first checkpoint.
+			if err := b.CommitNoSync(); err != nil {
+				return err
+			}
+		}
 	}
 	for i, id := range r.ids {
 		if !cp.applies(r.at[i].cycle, r.at[i].offset) {
 			r.stale++
 			continue
 		}
-		if r.vals[i] == nil {
+		switch {
+		case r.l != nil && r.vals[i] == nil:
+			r.l.DeleteCustomer(id)
+		case r.l != nil:
+			r.l.PutCustomer(id, r.vals[i])
+		case r.vals[i] == nil:
 			b.DeleteCustomer(r.part, string(id))
-		} else {
+		default:
 			b.PutCustomer(r.part, string(id), r.vals[i])
 		}
 	}
@@ -518,8 +619,8 @@ func (r *restorer) apply(cp checkpoint, next int64) error {
 	b.SetChangelogNext(r.part, next)
 	r.ids, r.vals, r.at = r.ids[:0], r.vals[:0], r.at[:0]
 	r.cycles++
-	if b.Len() >= restoreBatchRecords {
-		return r.flush()
+	if (r.l == nil && b.Len() >= restoreBatchRecords) || (r.l != nil && r.l.Size() >= restoreIngestBytes) {
+		return r.flush(ctx)
 	}
 	return nil
 }

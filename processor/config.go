@@ -170,6 +170,11 @@ type Config struct {
 	// the number of records it covered and the time from the earliest of
 	// their fetches to durability. Benchmarks use it; it must be fast.
 	OnCommit func(records int, latency time.Duration)
+
+	// restoreIngestAt is the number of changelog records from which a
+	// restore ingests sorted tables instead of writing batches; 0 means
+	// restoreIngestRecords. Tests lower it to take that path.
+	restoreIngestAt int64
 }
 
 // Replay bounds a run to fixed offset ranges of the inputs and makes its

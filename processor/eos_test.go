@@ -23,7 +23,8 @@ import (
 // then through a group of instances that scales 1 → 3 → 2 while instances
 // crash at random points (no commit, open transactions left behind) and
 // come back, half of the time with an empty state directory (a lost disk:
-// the task restores from the changelog from the start). Over many seeds
+// the task restores from the changelog from the start; odd seeds restore
+// through ingested tables, even ones through batches). Over many seeds
 // and in both modes it checks what downstream systems rely on:
 //
 //   - each customer's tier changes, read with read_committed, form a chain:
@@ -88,6 +89,9 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 		procs[i].Store(nil)
 		slots[i] = run.start(dirs[i], group, func(c *Config) {
 			c.Guarantee = g
+			if seed%2 == 1 {
+				c.restoreIngestAt = 1 // odd seeds restore through ingested tables
+			}
 			c.CommitRecords = 1 + rng.IntN(40)
 			c.ClientOpts = append(c.ClientOpts, small)
 			c.OnCommit = func(int, time.Duration) {
@@ -181,7 +185,8 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 // restoreCompacted checks that a changelog still holds the state want
 // after Kafka compacts it: it writes what compaction may leave of topic
 // (the last record of each key) to a new compacted topic, and a new
-// instance with an empty store restores from it the same customers.
+// instance with an empty store restores from it the same customers (through
+// the restore's ingested tables).
 func restoreCompacted(t *testing.T, h *harness, topic string, want map[string]schemas.Customer) {
 	t.Helper()
 	all := h.b.ConsumeAll(t, topic)
@@ -217,7 +222,10 @@ func restoreCompacted(t *testing.T, h *harness, topic string, want map[string]sc
 	t.Logf("changelog: %d records, %d after compaction", len(all), len(compacted))
 
 	dir := filepath.Join(t.TempDir(), "compacted")
-	r := h.start(dir, kafkatest.Name(t, "restore"), func(c *Config) { c.Topics.Changelog = target })
+	r := h.start(dir, kafkatest.Name(t, "restore"), func(c *Config) {
+		c.Topics.Changelog = target
+		c.restoreIngestAt = 1 // through ingested tables, however small
+	})
 	kafkatest.Eventually(t, time.Minute, func() error {
 		r.p.mu.Lock()
 		defer r.p.mu.Unlock()

@@ -50,6 +50,10 @@ type Processor struct {
 	wantStandby map[int32]bool
 	standbyOff  bool // set at shutdown: no standby starts any more
 
+	// ingestSlots holds a token per task restoring through ingested
+	// tables (restoreIngestSlots).
+	ingestSlots chan struct{}
+
 	cancel context.CancelCauseFunc
 	ready  chan struct{} // closed once the first assignment has started its tasks
 	once   sync.Once
@@ -177,6 +181,8 @@ func New(cfg Config) (*Processor, error) {
 		ready:    make(chan struct{}),
 		finished: make(map[int32]bool),
 		standbys: make(map[int32]*standby),
+
+		ingestSlots: make(chan struct{}, restoreIngestSlots()),
 	}
 	p.policy.Store(cfg.Policy)
 	p.m.policy.WithLabelValues(cfg.Policy.Version).Set(1)

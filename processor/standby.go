@@ -267,7 +267,7 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 		n := 0
 		fs.EachRecord(func(rec *kgo.Record) {
 			if ferr == nil {
-				ferr = r.add(rec)
+				ferr = r.add(ctx, rec)
 				n++
 			}
 		})

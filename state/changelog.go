@@ -54,6 +54,28 @@ func (b *Batch) DeletePartition(partition int32) {
 	}
 }
 
+// PartitionEmpty reports whether the store holds nothing for a partition:
+// no customer, timer, input offset, clock or changelog checkpoint. A restore
+// into an empty partition need not delete it first, which keeps the tables
+// it ingests from overlapping a range deletion.
+func (s *Store) PartitionEmpty(partition int32) (bool, error) {
+	for _, kind := range []byte{KindCustomer, KindOffset, KindTimer, KindClock, KindChangelog} {
+		lower, upper := partitionBounds(kind, partition)
+		iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return false, fmt.Errorf("read partition %d: %w", partition, err)
+		}
+		found := iter.First()
+		if err := errors.Join(iter.Error(), iter.Close()); err != nil {
+			return false, fmt.Errorf("read partition %d: %w", partition, err)
+		}
+		if found {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // CommitNoSync writes the batch atomically without waiting for the disk,
 // then empties it. A crash may lose it (and any later ones) but never part
 // of it; bulk loads use it and end with a Commit, which syncs every earlier

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 )
 
 // Errors returned by the store. Each is wrapped with context; test with
@@ -51,6 +52,9 @@ type Store struct {
 	db       *pebble.DB
 	dir      string
 	readOnly bool
+	// writerOpts are the options of the tables a Loader writes: those of
+	// the tables Pebble writes itself (format, compression, filters).
+	writerOpts sstable.WriterOptions
 
 	keyBufs sync.Pool // *[]byte scratch keys for lookups
 
@@ -76,11 +80,22 @@ func Open(o Options) (*Store, error) {
 		b := make([]byte, 0, 64)
 		return &b
 	}
-	db, err := pebble.Open(o.Dir, s.pebbleOptions(o))
+	po := s.pebbleOptions(o)
+	po.EnsureDefaults()
+	db, err := pebble.Open(o.Dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open state %q: %w", o.Dir, err)
 	}
 	s.db = db
+	s.writerOpts = po.MakeWriterOptions(0, db.TableFormat())
+	if !o.ReadOnly {
+		// Tables a Loader wrote but the store had not ingested before a
+		// crash: their writes were never recorded as loaded.
+		if err := os.RemoveAll(filepath.Join(o.Dir, ingestDir)); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open state %q: %w", o.Dir, err)
+		}
+	}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open state %q: %w", o.Dir, err)
