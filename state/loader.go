@@ -79,18 +79,31 @@ func (s *Store) NewLoader(partition int32) *Loader {
 
 // PutCustomer sets a customer's value, wrapped in the current value
 // envelope. Both slices are copied.
-func (l *Loader) PutCustomer(customerID, value []byte) {
-	pi := l.room(partitionedPrefixLen + len(customerID) + 1 + len(value))
+func (l *Loader) PutCustomer(customerID, value []byte) { l.add(customerID, value, false) }
+
+// DeleteCustomer removes a customer. Deleting a customer that does not exist
+// is not an error.
+func (l *Loader) DeleteCustomer(customerID []byte) { l.add(customerID, nil, true) }
+
+// add copies a write's key, and unless del its enveloped value, to a page.
+func (l *Loader) add(customerID, value []byte, del bool) {
+	n := partitionedPrefixLen + len(customerID)
+	if !del {
+		n += 1 + len(value)
+	}
+	pi := l.room(n)
 	p := l.pages[pi]
 	off := len(p)
 	p = AppendCustomerKey(p, l.part, customerID)
-	klen := len(p) - off
-	p = append(p, valueVersion1)
-	p = append(p, value...)
+	e := loadEntry{page: uint32(pi), off: uint32(off), klen: uint32(len(p) - off), seq: uint32(len(l.ents)), del: del}
+	if !del {
+		p = append(p, valueVersion1)
+		p = append(p, value...)
+		e.vlen = uint32(1 + len(value))
+	}
 	l.pages[pi] = p
-	l.size += len(p) - off
-	l.ents = append(l.ents, loadEntry{page: uint32(pi), off: uint32(off), klen: uint32(klen),
-		vlen: uint32(1 + len(value)), seq: uint32(len(l.ents))})
+	l.size += n
+	l.ents = append(l.ents, e)
 }
 
 // room returns the index of a page with room for n more bytes.
@@ -107,19 +120,6 @@ func (l *Loader) room(n int) int {
 // key returns e's key.
 func (l *Loader) key(e *loadEntry) []byte { return l.pages[e.page][e.off : e.off+e.klen] }
 
-// DeleteCustomer removes a customer. Deleting a customer that does not exist
-// is not an error.
-func (l *Loader) DeleteCustomer(customerID []byte) {
-	pi := l.room(partitionedPrefixLen + len(customerID))
-	p := l.pages[pi]
-	off := len(p)
-	p = AppendCustomerKey(p, l.part, customerID)
-	l.pages[pi] = p
-	l.size += len(p) - off
-	l.ents = append(l.ents, loadEntry{page: uint32(pi), off: uint32(off), klen: uint32(len(p) - off),
-		seq: uint32(len(l.ents)), del: true})
-}
-
 // Len returns the number of writes collected since the last Ingest.
 func (l *Loader) Len() int { return len(l.ents) }
 
@@ -135,7 +135,7 @@ func (l *Loader) Ingest(ctx context.Context) error {
 	if len(l.ents) == 0 {
 		return nil
 	}
-	defer l.reset()
+	defer l.Reset()
 	l.abbreviate()
 	slices.SortFunc(l.ents, func(a, b loadEntry) int {
 		if c := cmp.Compare(a.abbr, b.abbr); c != 0 {
@@ -188,14 +188,13 @@ func (l *Loader) Ingest(ctx context.Context) error {
 func (l *Loader) abbreviate() {
 	first := l.key(&l.ents[0])
 	p := len(first)
-	for i := range l.ents[1:] {
-		k := l.key(&l.ents[i+1])
-		n := min(p, len(k))
-		i := 0
-		for i < n && k[i] == first[i] {
-			i++
+	for i := 1; i < len(l.ents) && p > 0; i++ {
+		k := l.key(&l.ents[i])
+		n := 0
+		for n < min(p, len(k)) && k[n] == first[n] {
+			n++
 		}
-		p = i
+		p = n
 	}
 	for i := range l.ents {
 		e := &l.ents[i]
@@ -207,7 +206,9 @@ func (l *Loader) abbreviate() {
 	}
 }
 
-func (l *Loader) reset() {
+// Reset drops the writes collected since the last Ingest, keeping the
+// pages for the next ones.
+func (l *Loader) Reset() {
 	for i := range l.pages {
 		l.pages[i] = l.pages[i][:0]
 	}
@@ -216,6 +217,3 @@ func (l *Loader) reset() {
 
 // Close releases the loader's memory, dropping writes not yet ingested.
 func (l *Loader) Close() { l.pages, l.cur, l.size, l.ents = nil, 0, 0, nil }
-
-// Reset drops the writes collected since the last Ingest.
-func (l *Loader) Reset() { l.reset() }
