@@ -75,6 +75,9 @@ const (
 	HeaderError           = "valora.error"
 )
 
+// maxRetainedOutBuf bounds the output buffer a task keeps between cycles.
+const maxRetainedOutBuf = 8 << 20
+
 // task owns the state of one partition number: partition p of every input
 // topic. Only its goroutine touches its fields after start; the processor
 // talks to it through in, quit and done.
@@ -127,8 +130,13 @@ type task struct {
 	// none). Commit deletes them from the store and writes a changelog
 	// tombstone for each, before it writes dirty (a customer erased and
 	// then seen again in the same cycle is a new customer).
-	erased  map[string]int64
-	outputs []*kgo.Record
+	erased map[string]int64
+	// outputs are the cycle's records for the output and dead-letter
+	// topics, in the order they were made; the keys and values of those
+	// valora encodes live in outBuf. Both are reused from cycle to cycle:
+	// commit returns only once Kafka acknowledged every record of sendQ.
+	outputs []kgo.Record
+	outBuf  []byte
 	next    map[string]int64
 	pending int
 	oldest  time.Time // fetch time of the oldest uncommitted record
@@ -171,14 +179,16 @@ type task struct {
 	dlq      map[[2]string]int
 	late     [numSources]int
 	fired    int
+	changes  map[[3]string]int // tier changes by from, to, cause
 	// evAt holds the event time of each record applied in the cycle
 	// (daemon only), for valora_event_latency_seconds at commit.
 	evAt []int64
 
-	// per-task gauge contributions, removed when the task stops
-	tiers  map[string]float64
-	stages map[string]float64
-	churn  float64
+	// per-task gauge contributions, removed when the task stops; shown*
+	// are the parts already added to the gauges (publishCounts).
+	tiers, shownTiers   map[string]float64
+	stages, shownStages map[string]float64
+	churn, shownChurn   float64
 
 	// fatal is set when the store fails under a lookup: the task stops
 	// without committing, so nothing half-applied becomes durable.
@@ -198,27 +208,30 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		capacity = max(1, capacity/max(1, p.partitions))
 	}
 	t := &task{
-		p:        p,
-		part:     part,
-		cl:       cl,
-		in:       make(chan fetched, 4),
-		done:     make(chan struct{}),
-		dead:     make(chan struct{}),
-		cache:    state.NewCache[*schemas.Customer](capacity),
-		cacheCap: capacity,
-		dirty:    make(map[string]*schemas.Customer),
-		erased:   make(map[string]int64),
-		next:     make(map[string]int64, 2),
-		consumed: make(map[string]int, 2),
-		applied:  make(map[string]int, 2),
-		dlq:      make(map[[2]string]int),
-		tiers:    make(map[string]float64),
-		stages:   make(map[string]float64),
-		topics:   p.sourceTopics(),
-		pos:      [numSources]int64{-1, -1, -1},
-		pol:      p.policy.Load(),
-		restored: make(chan struct{}),
-		cycle:    rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
+		p:           p,
+		part:        part,
+		cl:          cl,
+		in:          make(chan fetched, 4),
+		done:        make(chan struct{}),
+		dead:        make(chan struct{}),
+		cache:       state.NewCache[*schemas.Customer](capacity),
+		cacheCap:    capacity,
+		dirty:       make(map[string]*schemas.Customer),
+		erased:      make(map[string]int64),
+		next:        make(map[string]int64, 2),
+		consumed:    make(map[string]int, 2),
+		applied:     make(map[string]int, 2),
+		dlq:         make(map[[2]string]int),
+		changes:     make(map[[3]string]int),
+		tiers:       make(map[string]float64),
+		stages:      make(map[string]float64),
+		shownTiers:  make(map[string]float64),
+		shownStages: make(map[string]float64),
+		topics:      p.sourceTopics(),
+		pos:         [numSources]int64{-1, -1, -1},
+		pol:         p.policy.Load(),
+		restored:    make(chan struct{}),
+		cycle:       rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if r := p.cfg.Replay; r != nil {
@@ -393,19 +406,44 @@ func (t *task) load() error {
 		}
 	}
 	t.p.m.timersPending.Add(float64(t.clk.pending))
+	t.publishCounts()
 	return t.advance(t.st)
 }
 
 func (t *task) count(c *schemas.Customer, d float64) {
-	m := t.p.m
 	t.tiers[c.Tier] += d
-	m.customers.WithLabelValues(c.Tier).Add(d)
 	t.stages[c.LifecycleStage] += d
-	m.stages.WithLabelValues(c.LifecycleStage).Add(d)
 	if c.ChurnRisk {
 		t.churn += d
-		m.churnRisk.Add(d)
 	}
+}
+
+// publishCounts adds what count changed since the last call to the
+// customer gauges, and the tier changes counted since then to their
+// counter: once per commit rather than once per change, which keeps the
+// metric vectors' label hashing and locks off the per-record path.
+func (t *task) publishCounts() {
+	m := t.p.m
+	for k, v := range t.tiers {
+		if d := v - t.shownTiers[k]; d != 0 {
+			m.customers.WithLabelValues(k).Add(d)
+			t.shownTiers[k] = v
+		}
+	}
+	for k, v := range t.stages {
+		if d := v - t.shownStages[k]; d != 0 {
+			m.stages.WithLabelValues(k).Add(d)
+			t.shownStages[k] = v
+		}
+	}
+	if d := t.churn - t.shownChurn; d != 0 {
+		m.churnRisk.Add(d)
+		t.shownChurn = t.churn
+	}
+	for k, n := range t.changes {
+		m.tierChanges.WithLabelValues(k[0], k[1], k[2]).Add(float64(n))
+	}
+	clear(t.changes)
 }
 
 func (t *task) dropGauges() {
@@ -420,13 +458,13 @@ func (t *task) dropGauges() {
 		m.consumerLag.DeleteLabelValues(topic, part)
 		m.consumerLagSeconds.DeleteLabelValues(topic, part)
 	}
-	for k, v := range t.tiers {
+	for k, v := range t.shownTiers {
 		m.customers.WithLabelValues(k).Sub(v)
 	}
-	for k, v := range t.stages {
+	for k, v := range t.shownStages {
 		m.stages.WithLabelValues(k).Sub(v)
 	}
-	m.churnRisk.Sub(t.churn)
+	m.churnRisk.Sub(t.shownChurn)
 }
 
 // handle applies one fetched batch: its records are decoded and checked,
@@ -796,7 +834,6 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 	if !o.Changed {
 		return
 	}
-	m := t.p.m
 	from := "none"
 	if o.HadPrevious && !isNew {
 		prev := schemas.Customer{Tier: o.Previous.Tier, LifecycleStage: o.Previous.LifecycleStage, ChurnRisk: o.Previous.ChurnRisk}
@@ -804,21 +841,34 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 		from = o.Previous.Tier
 	}
 	t.count(c, 1)
-	m.tierChanges.WithLabelValues(from, c.Tier, string(cause)).Inc()
+	t.changes[[3]string{from, c.Tier, string(cause)}]++
 	if r := t.p.cfg.Replay; r != nil && r.NoOutput {
 		return
 	}
 	tc := t.pol.TierChange(c, o, cause, at)
-	val, err := t.p.cfg.Codec.AppendTierChange(nil, &tc)
+	t.output(c.CustomerID, &tc)
+}
+
+// output adds a TierChange for the customer id to the cycle's outputs,
+// encoded into outBuf.
+func (t *task) output(id string, tc *schemas.TierChange) {
+	k := len(t.outBuf)
+	t.outBuf = append(t.outBuf, id...)
+	v := len(t.outBuf)
+	var err error
+	t.outBuf, err = t.p.cfg.Codec.AppendTierChange(t.outBuf, tc)
 	if err != nil {
 		// Our own record failed to encode: a bug, not bad input.
 		t.fatal = fmt.Errorf("encode tier change: %w", err)
+		t.outBuf = t.outBuf[:k]
 		return
 	}
-	t.outputs = append(t.outputs, &kgo.Record{
+	// Sliced to their length: a later append to outBuf never writes
+	// into them (it may move outBuf; these keep the old array alive).
+	t.outputs = append(t.outputs, kgo.Record{
 		Topic: t.p.cfg.Topics.TierChanges,
-		Key:   []byte(c.CustomerID),
-		Value: val,
+		Key:   t.outBuf[k:v:v],
+		Value: t.outBuf[v:len(t.outBuf):len(t.outBuf)],
 	})
 }
 
@@ -845,17 +895,12 @@ func (t *task) erase(e *schemas.ErasureRequest) {
 	t.cache.Delete(id)
 	t.clk.schedule(id, 0) // its index entry is stale from now on
 	t.count(c, -1)
-	t.p.m.tierChanges.WithLabelValues(c.Tier, "none", string(schemas.CauseErasure)).Inc()
+	t.changes[[3]string{c.Tier, "none", string(schemas.CauseErasure)}]++
 	if r := t.p.cfg.Replay; r != nil && r.NoOutput {
 		return
 	}
 	tc := t.pol.ErasureChange(c, e.RequestedAt)
-	val, err := t.p.cfg.Codec.AppendTierChange(nil, &tc)
-	if err != nil {
-		t.fatal = fmt.Errorf("encode tier change: %w", err)
-		return
-	}
-	t.outputs = append(t.outputs, &kgo.Record{Topic: t.p.cfg.Topics.TierChanges, Key: []byte(id), Value: val})
+	t.output(id, &tc)
 }
 
 func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
@@ -867,7 +912,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 	if len(msg) > 512 {
 		msg = msg[:512]
 	}
-	t.outputs = append(t.outputs, &kgo.Record{
+	t.outputs = append(t.outputs, kgo.Record{
 		Topic: t.p.cfg.Topics.DeadLetter,
 		Key:   r.Key,
 		Value: r.Value,
@@ -1011,6 +1056,7 @@ func (t *task) commit() error {
 		}
 	}
 	m.timersFired.Add(float64(t.fired))
+	t.publishCounts()
 	nowMs := now.UnixMilli()
 	for _, at := range t.evAt {
 		m.eventLatency.Observe(max(0, float64(nowMs-at)/1000))
@@ -1045,6 +1091,10 @@ func (t *task) commit() error {
 	t.fired = 0
 	clear(t.outputs)
 	t.outputs = t.outputs[:0]
+	t.outBuf = t.outBuf[:0]
+	if cap(t.outBuf) > maxRetainedOutBuf {
+		t.outBuf = nil // a rare huge cycle does not pin its memory
+	}
 	clear(t.sendQ)
 	t.sendQ = t.sendQ[:0]
 	t.pending = 0
@@ -1056,7 +1106,10 @@ func (t *task) commit() error {
 // task's transaction committed. The checkpoint is last in sendQ. Whatever
 // fails, the cycle is not in the store, and the task must stop.
 func (t *task) send(ctx context.Context, cycle uint64) error {
-	t.sendQ = append(t.sendQ[:0], t.outputs...)
+	t.sendQ = t.sendQ[:0]
+	for i := range t.outputs {
+		t.sendQ = append(t.sendQ, &t.outputs[i])
+	}
 	if topic := t.p.cfg.Topics.Changelog; topic != "" {
 		for i := range t.clRecs {
 			r := &t.clRecs[i]
