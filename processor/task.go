@@ -75,9 +75,6 @@ const (
 	HeaderError           = "valora.error"
 )
 
-// maxRetainedOutBuf bounds the output buffer a task keeps between cycles.
-const maxRetainedOutBuf = 8 << 20
-
 // task owns the state of one partition number: partition p of every input
 // topic. Only its goroutine touches its fields after start; the processor
 // talks to it through in, quit and done.
@@ -132,11 +129,8 @@ type task struct {
 	// then seen again in the same cycle is a new customer).
 	erased map[string]int64
 	// outputs are the cycle's records for the output and dead-letter
-	// topics, in the order they were made; the keys and values of those
-	// valora encodes live in outBuf. Both are reused from cycle to cycle:
-	// commit returns only once Kafka acknowledged every record of sendQ.
-	outputs []kgo.Record
-	outBuf  []byte
+	// topics, reused from cycle to cycle.
+	outputs outputs
 	next    map[string]int64
 	pending int
 	oldest  time.Time // fetch time of the oldest uncommitted record
@@ -852,24 +846,21 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 // output adds a TierChange for the customer id to the cycle's outputs,
 // encoded into outBuf.
 func (t *task) output(id string, tc *schemas.TierChange) {
-	k := len(t.outBuf)
-	t.outBuf = append(t.outBuf, id...)
-	v := len(t.outBuf)
-	var err error
-	t.outBuf, err = t.p.cfg.Codec.AppendTierChange(t.outBuf, tc)
+	b := t.outputs.buf()
+	k := len(b)
+	b = append(b, id...)
+	v := len(b)
+	b, err := t.p.cfg.Codec.AppendTierChange(b, tc)
 	if err != nil {
 		// Our own record failed to encode: a bug, not bad input.
 		t.fatal = fmt.Errorf("encode tier change: %w", err)
-		t.outBuf = t.outBuf[:k]
 		return
 	}
-	// Sliced to their length: a later append to outBuf never writes
-	// into them (it may move outBuf; these keep the old array alive).
-	t.outputs = append(t.outputs, kgo.Record{
-		Topic: t.p.cfg.Topics.TierChanges,
-		Key:   t.outBuf[k:v:v],
-		Value: t.outBuf[v:len(t.outBuf):len(t.outBuf)],
-	})
+	t.outputs.keep(b)
+	// Sliced to their length: a later append to the chunk never writes
+	// into them.
+	r := t.outputs.add()
+	r.Topic, r.Key, r.Value = t.p.cfg.Topics.TierChanges, b[k:v:v], b[v:len(b):len(b)]
 }
 
 // erase forgets a customer (an ErasureRequest): it leaves the write set,
@@ -912,7 +903,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 	if len(msg) > 512 {
 		msg = msg[:512]
 	}
-	t.outputs = append(t.outputs, kgo.Record{
+	*t.outputs.add() = kgo.Record{
 		Topic: t.p.cfg.Topics.DeadLetter,
 		Key:   r.Key,
 		Value: r.Value,
@@ -923,7 +914,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 			{Key: HeaderReason, Value: []byte(reason)},
 			{Key: HeaderError, Value: []byte(msg)},
 		},
-	})
+	}
 }
 
 // commit makes the cycle durable: outputs acknowledged by Kafka, then the
@@ -931,7 +922,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 // task clock in one synced batch. A cycle with nothing applied and nothing
 // fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 && len(t.dirty) == 0 && len(t.erased) == 0 && len(t.outputs) == 0 && t.pos == t.committedPos {
+	if t.pending == 0 && len(t.dirty) == 0 && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
 		return nil
 	}
 	select {
@@ -1089,12 +1080,7 @@ func (t *task) commit() error {
 	clear(t.dlq)
 	t.late = [numSources]int{}
 	t.fired = 0
-	clear(t.outputs)
-	t.outputs = t.outputs[:0]
-	t.outBuf = t.outBuf[:0]
-	if cap(t.outBuf) > maxRetainedOutBuf {
-		t.outBuf = nil // a rare huge cycle does not pin its memory
-	}
+	t.outputs.reset()
 	clear(t.sendQ)
 	t.sendQ = t.sendQ[:0]
 	t.pending = 0
@@ -1107,8 +1093,8 @@ func (t *task) commit() error {
 // fails, the cycle is not in the store, and the task must stop.
 func (t *task) send(ctx context.Context, cycle uint64) error {
 	t.sendQ = t.sendQ[:0]
-	for i := range t.outputs {
-		t.sendQ = append(t.sendQ, &t.outputs[i])
+	for i := range t.outputs.len() {
+		t.sendQ = append(t.sendQ, t.outputs.at(i))
 	}
 	if topic := t.p.cfg.Topics.Changelog; topic != "" {
 		for i := range t.clRecs {
