@@ -88,6 +88,7 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.commitRecords, "commit-records", 50_000, "records per task after which a commit is forced")
 	fs.DurationVar(&s.commitInterval, "commit-interval", time.Second, "longest time between commits")
 	fs.IntVar(&s.cacheCustomers, "cache-customers", 200_000, "customers kept decoded in memory (about 0.75 KiB each)")
+	fs.IntVar(&s.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&s.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	fs.DurationVar(&s.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied)")
 	fs.BoolVar(&s.createTopics, "create-topics", false, "create missing output topics with the inputs' partition count")
@@ -113,6 +114,8 @@ func (f *replayFlags) validate() error {
 		return usagef("--output-topic: required (a shadow topic, not the live one), or --no-output to build state only")
 	case f.progressInterval <= 0:
 		return usagef("--progress-interval %v: want a positive duration", f.progressInterval)
+	case s.blockCacheMiB < 0 || s.blockCacheMiB > maxBlockCacheMiB:
+		return usagef("--block-cache-mib %d: want 0 (the default) to %d", s.blockCacheMiB, maxBlockCacheMiB)
 	}
 	for _, t := range []struct{ name, v string }{{"--from", f.from}, {"--to", f.to}} {
 		if t.v == "" {

@@ -49,6 +49,7 @@ type scorerFlags struct {
 	commitInterval time.Duration
 	commitRecords  int
 	cacheCustomers int
+	blockCacheMiB  int // 0: state.DefaultCacheSize, or replayBlockCache with bulkLoad
 	maxClockSkew   time.Duration
 	timeMode       string
 	lateness       time.Duration
@@ -82,6 +83,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
 	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (negative disables the cache)")
+	fs.IntVar(&f.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	fs.StringVar(&f.timeMode, "time", string(processor.TimeLive), "what moves stream time: live (event time, and the wall clock minus --allowed-lateness once a task is caught up and idle) or event (event time only)")
 	fs.DurationVar(&f.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied); an idle task's stream time trails the wall clock by this much")
@@ -107,12 +109,18 @@ func (f *scorerFlags) topics() processor.Topics {
 // two at a time), so that a replay stays under 1 GiB whatever the number
 // of customers.
 const (
-	replayBlockCache          = 128 << 20
+	replayBlockCache          = 128 << 20 // --block-cache-mib 0 in a replay
 	replayMemTable            = 64 << 20
 	replayGoMemLimit          = 640 << 20
 	replayFetchBytes          = 16 << 20
 	replayFetchPartitionBytes = 512 << 10
 )
+
+// maxBlockCacheMiB bounds --block-cache-mib (64 GiB).
+const maxBlockCacheMiB = 64 << 10
+
+const blockCacheUsage = "Pebble block cache in MiB: the customers not in the decoded cache are read through it " +
+	"(0: 256 for the daemon, 128 for a replay; a replay of many customers runs faster with more, see BENCHMARKS.md)"
 
 // scorer is a wired processor with its store, codec, registry and HTTP
 // server. close releases them in reverse order.
@@ -246,6 +254,9 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if f.stateDir == "" {
 		return nil, usagef("--state-dir: required")
 	}
+	if f.blockCacheMiB < 0 || f.blockCacheMiB > maxBlockCacheMiB {
+		return nil, usagef("--block-cache-mib %d: want 0 (the default) to %d", f.blockCacheMiB, maxBlockCacheMiB)
+	}
 	// Stop now, with the reason, if the brokers cannot be reached or
 	// refuse the TLS or SASL settings.
 	if err := checkBrokers(ctx, cfg.Brokers, cfg.ClientOpts); err != nil {
@@ -262,9 +273,12 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	cfg.Codec = codec
 	opts := state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad}
 	if f.bulkLoad {
-		// A replay mostly writes; a smaller block cache keeps its memory
+		// A replay's default block cache is smaller, to keep its memory
 		// bounded whatever the number of customers (BENCHMARKS.md).
 		opts.CacheSize, opts.MemTableSize = replayBlockCache, replayMemTable
+	}
+	if f.blockCacheMiB > 0 {
+		opts.CacheSize = int64(f.blockCacheMiB) << 20
 	}
 	s.store, err = state.Open(opts)
 	if err != nil {
