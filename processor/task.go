@@ -144,12 +144,15 @@ type task struct {
 	lastTs [numSources]time.Time
 
 	// Replay (Config.Replay): strict merge. end is the offset at which
-	// each source stops; q holds each source's decoded records, in offset
-	// order, not yet applied; finished is set once both sources reached
-	// end and the task committed.
+	// each source stops; q holds each source's records not yet applied,
+	// in offset order, undecoded but for the first, which is decoded into
+	// head once the merge needs it (hasHead); finished is set once both
+	// sources reached end and the task committed.
 	strict   bool
 	end      [numSources]int64
-	q        [numSources][]item
+	q        [numSources][]*kgo.Record
+	head     [numSources]item
+	hasHead  [numSources]bool
 	paused   [numSources]bool
 	finished bool
 	// committedPos is pos at the last commit (replay progress).
@@ -479,9 +482,7 @@ func (t *task) handle(f fetched) error {
 	}
 	t.lastInput = time.Now()
 	if t.strict {
-		if err := t.enqueue(f); err != nil {
-			return err
-		}
+		t.enqueue(f)
 		return t.merge()
 	}
 	if err := t.decode(f); err != nil {
@@ -558,25 +559,49 @@ func (t *task) step(it *item) error {
 // flight still arrive, so it is a soft bound.
 const replayQueueMax = 2048
 
-// enqueue decodes f's records into their sources' queues, in offset order,
-// leaving out any at or past the replay's end offsets.
-func (t *task) enqueue(f fetched) error {
+// enqueue adds f's records to their sources' queues, in offset order,
+// leaving out any at or past the replay's end offsets. They stay undecoded
+// until they reach the head of their queue: a decoded record takes several
+// times the memory of its fetched bytes, and the merge only compares heads.
+func (t *task) enqueue(f fetched) {
 	for src, recs := range f.recs {
 		for _, r := range recs {
 			if r.Offset >= t.end[src] || r.Offset < t.pos[src] {
 				continue
 			}
-			t.q[src] = append(t.q[src], item{})
-			if err := t.decodeItem(&t.q[src][len(t.q[src])-1], r, src); err != nil {
-				return err
-			}
+			t.q[src] = append(t.q[src], r)
 		}
 		if len(t.q[src]) > replayQueueMax && !t.paused[src] {
 			t.paused[src] = true
 			t.cl.PauseFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
 		}
 	}
-	return nil
+}
+
+// fillHead decodes the first queued record of src into its head, if the
+// head is empty and a record is queued; it reports whether src has a head.
+func (t *task) fillHead(src int) (bool, error) {
+	if t.hasHead[src] {
+		return true, nil
+	}
+	if len(t.q[src]) == 0 {
+		return false, nil
+	}
+	r := t.q[src][0]
+	t.q[src][0] = nil // let the record go once applied
+	t.q[src] = t.q[src][1:]
+	if len(t.q[src]) == 0 {
+		t.q[src] = t.q[src][:0:0] // drop the drained array
+	}
+	if err := t.decodeItem(&t.head[src], r, src); err != nil {
+		return false, err
+	}
+	t.hasHead[src] = true
+	if t.paused[src] && len(t.q[src]) < replayQueueMax/2 {
+		t.paused[src] = false
+		t.cl.ResumeFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
+	}
+	return true, nil
 }
 
 // merge applies queued records strictly in (event time, source, offset)
@@ -587,32 +612,32 @@ func (t *task) merge() error {
 	for {
 		pick := -1
 		for src := range numSources {
-			if len(t.q[src]) == 0 {
+			ok, err := t.fillHead(src)
+			if err != nil {
+				return err
+			}
+			if !ok {
 				if t.pos[src] < t.end[src] {
 					return nil // wait for this source
 				}
 				continue
 			}
-			if pick < 0 || before(&t.q[src][0], &t.q[pick][0]) {
+			if pick < 0 || before(&t.head[src], &t.head[pick]) {
 				pick = src
 			}
 		}
 		if pick < 0 {
 			return nil // both sources reached their end
 		}
-		it := &t.q[pick][0]
+		it := &t.head[pick]
 		if err := t.step(it); err != nil {
 			return err
 		}
 		next := it.r.Offset + 1
 		t.pos[pick] = next
 		t.next[t.topics[pick]] = next
-		t.q[pick][0] = item{} // let the record go
-		t.q[pick] = t.q[pick][1:]
-		if t.paused[pick] && len(t.q[pick]) < replayQueueMax/2 {
-			t.paused[pick] = false
-			t.cl.ResumeFetchPartitions(map[string][]int32{t.topics[pick]: {t.part}})
-		}
+		t.head[pick] = item{} // let the record go
+		t.hasHead[pick] = false
 		if t.pending >= t.p.cfg.CommitRecords {
 			if err := t.commit(); err != nil {
 				return fmt.Errorf("commit: %w", err)
@@ -641,7 +666,7 @@ func (t *task) checkFinished() error {
 		return nil
 	}
 	for src := range numSources {
-		if len(t.q[src]) > 0 || t.pos[src] < t.end[src] {
+		if t.hasHead[src] || len(t.q[src]) > 0 || t.pos[src] < t.end[src] {
 			return nil
 		}
 	}
