@@ -587,16 +587,15 @@ func (t *task) fillHead(src int) (bool, error) {
 	if len(t.q[src]) == 0 {
 		return false, nil
 	}
-	r := t.q[src][0]
-	t.q[src][0] = nil // let the record go once applied
+	if err := t.decodeItem(&t.head[src], t.q[src][0], src); err != nil {
+		return false, err // the task stops; the record stays queued
+	}
+	t.hasHead[src] = true
+	t.q[src][0] = nil // the head holds it until it is applied
 	t.q[src] = t.q[src][1:]
 	if len(t.q[src]) == 0 {
 		t.q[src] = t.q[src][:0:0] // drop the drained array
 	}
-	if err := t.decodeItem(&t.head[src], r, src); err != nil {
-		return false, err
-	}
-	t.hasHead[src] = true
 	if t.paused[src] && len(t.q[src]) < replayQueueMax/2 {
 		t.paused[src] = false
 		t.cl.ResumeFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
