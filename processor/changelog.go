@@ -446,6 +446,14 @@ func (c restoreChunk) commit(ctx context.Context) error {
 	return c.b.CommitNoSync()
 }
 
+// close releases c's batch and loader.
+func (c restoreChunk) close() {
+	c.b.Close()
+	if c.l != nil {
+		c.l.Close()
+	}
+}
+
 // reset drops c's writes.
 func (c restoreChunk) reset() {
 	c.b.Reset()
@@ -533,17 +541,10 @@ func (r *restorer) close() {
 	}
 	if r.free != nil {
 		for len(r.free) > 0 {
-			c := <-r.free
-			c.b.Close()
-			if c.l != nil {
-				c.l.Close()
-			}
+			(<-r.free).close()
 		}
 	}
-	r.b.Close()
-	if r.l != nil {
-		r.l.Close()
-	}
+	restoreChunk{b: r.b, l: r.l}.close()
 }
 
 // recordAt is a buffered customer record's cycle and changelog offset.

@@ -145,14 +145,14 @@ type task struct {
 
 	// Replay (Config.Replay): strict merge. end is the offset at which
 	// each source stops; q holds each source's records not yet applied,
-	// in offset order, undecoded but for the first, which is decoded into
-	// head once the merge needs it (hasHead); finished is set once both
-	// sources reached end and the task committed.
+	// in offset order, undecoded but for the first, which moves decoded
+	// into head once the merge needs it (head.r is nil while there is
+	// none); finished is set once both sources reached end and the task
+	// committed.
 	strict   bool
 	end      [numSources]int64
 	q        [numSources][]*kgo.Record
 	head     [numSources]item
-	hasHead  [numSources]bool
 	paused   [numSources]bool
 	finished bool
 	// committedPos is pos at the last commit (replay progress).
@@ -581,16 +581,16 @@ func (t *task) enqueue(f fetched) {
 // fillHead decodes the first queued record of src into its head, if the
 // head is empty and a record is queued; it reports whether src has a head.
 func (t *task) fillHead(src int) (bool, error) {
-	if t.hasHead[src] {
+	if t.head[src].r != nil {
 		return true, nil
 	}
 	if len(t.q[src]) == 0 {
 		return false, nil
 	}
 	if err := t.decodeItem(&t.head[src], t.q[src][0], src); err != nil {
+		t.head[src] = item{}
 		return false, err // the task stops; the record stays queued
 	}
-	t.hasHead[src] = true
 	t.q[src][0] = nil // the head holds it until it is applied
 	t.q[src] = t.q[src][1:]
 	if len(t.q[src]) == 0 {
@@ -636,7 +636,6 @@ func (t *task) merge() error {
 		t.pos[pick] = next
 		t.next[t.topics[pick]] = next
 		t.head[pick] = item{} // let the record go
-		t.hasHead[pick] = false
 		if t.pending >= t.p.cfg.CommitRecords {
 			if err := t.commit(); err != nil {
 				return fmt.Errorf("commit: %w", err)
@@ -665,7 +664,7 @@ func (t *task) checkFinished() error {
 		return nil
 	}
 	for src := range numSources {
-		if t.hasHead[src] || len(t.q[src]) > 0 || t.pos[src] < t.end[src] {
+		if t.head[src].r != nil || len(t.q[src]) > 0 || t.pos[src] < t.end[src] {
 			return nil
 		}
 	}
@@ -868,7 +867,7 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 }
 
 // output adds a TierChange for the customer id to the cycle's outputs,
-// encoded into outBuf.
+// its key and encoding appended to the outputs' current chunk.
 func (t *task) output(id string, tc *schemas.TierChange) {
 	b := t.outputs.buf()
 	k := len(b)

@@ -114,8 +114,9 @@ func (f *replayFlags) validate() error {
 		return usagef("--output-topic: required (a shadow topic, not the live one), or --no-output to build state only")
 	case f.progressInterval <= 0:
 		return usagef("--progress-interval %v: want a positive duration", f.progressInterval)
-	case s.blockCacheMiB < 0 || s.blockCacheMiB > maxBlockCacheMiB:
-		return usagef("--block-cache-mib %d: want 0 (the default) to %d", s.blockCacheMiB, maxBlockCacheMiB)
+	}
+	if err := s.checkBlockCache(); err != nil {
+		return err
 	}
 	for _, t := range []struct{ name, v string }{{"--from", f.from}, {"--to", f.to}} {
 		if t.v == "" {

@@ -122,6 +122,14 @@ const maxBlockCacheMiB = 64 << 10
 const blockCacheUsage = "Pebble block cache in MiB: the customers not in the decoded cache are read through it " +
 	"(0: 256 for the daemon, 128 for a replay; a replay of many customers runs faster with more, see BENCHMARKS.md)"
 
+// checkBlockCache validates --block-cache-mib.
+func (f *scorerFlags) checkBlockCache() error {
+	if f.blockCacheMiB < 0 || f.blockCacheMiB > maxBlockCacheMiB {
+		return usagef("--block-cache-mib %d: want 0 (the default) to %d", f.blockCacheMiB, maxBlockCacheMiB)
+	}
+	return nil
+}
+
 // scorer is a wired processor with its store, codec, registry and HTTP
 // server. close releases them in reverse order.
 type scorer struct {
@@ -254,8 +262,8 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if f.stateDir == "" {
 		return nil, usagef("--state-dir: required")
 	}
-	if f.blockCacheMiB < 0 || f.blockCacheMiB > maxBlockCacheMiB {
-		return nil, usagef("--block-cache-mib %d: want 0 (the default) to %d", f.blockCacheMiB, maxBlockCacheMiB)
+	if err := f.checkBlockCache(); err != nil {
+		return nil, err
 	}
 	// Stop now, with the reason, if the brokers cannot be reached or
 	// refuse the TLS or SASL settings.
