@@ -292,14 +292,19 @@ func (c *Codec) AppendErasure(dst []byte, v *ErasureRequest) ([]byte, error) {
 
 // AppendTierChange appends the encoding of a TierChange in c's framing.
 func (c *Codec) AppendTierChange(dst []byte, v *TierChange) ([]byte, error) {
-	return appendRecord(dst, c.tierChanges.header, c.tierChanges.rec, v)
+	n := len(dst)
+	dst, err := appendTierChangeBody(append(dst, c.tierChanges.header...), v)
+	if err != nil {
+		return dst[:n], fmt.Errorf("encode %s: %w", c.tierChanges.rec.name, err)
+	}
+	return dst, nil
 }
 
 // AppendCustomer appends the encoding of a customer state value. State is
 // always written in single-object encoding: the schema fingerprint in the
 // header versions the stored value, with no registry involved.
 func AppendCustomer(dst []byte, v *Customer) ([]byte, error) {
-	return appendRecord(dst, customerStateRecord.soeHeader[:], customerStateRecord, v)
+	return appendCustomerBody(append(dst, customerStateRecord.soeHeader[:]...), v), nil
 }
 
 // readSchema parses the framing of b and returns the schema to decode its
