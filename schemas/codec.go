@@ -266,6 +266,9 @@ func DecodeCustomer(b []byte, v *Customer) error {
 	if err != nil {
 		return err
 	}
+	if s == rec.schema {
+		return decodeCustomerBody(body, v)
+	}
 	*v = Customer{
 		InteractionsByChannel: v.InteractionsByChannel[:0],
 		PurchasesByChannel:    v.PurchasesByChannel[:0],

@@ -1,0 +1,274 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// A hand-written decoder for the customer state written under the current
+// customer_state.avsc, the value read on every lookup that misses the
+// decoded cache, in every restore and every timer-index rebuild. It accepts
+// what the generic decoder accepts (including array blocks with a negative
+// count and a byte size, which other Avro writers produce) and rejects what
+// it rejects: a truncated value, a varint longer than its type allows, a
+// negative or oversized length, a boolean other than 0 or 1, an unknown
+// union branch, more than maxArrayLen items, trailing bytes.
+// TestHandDecoderMatchesSchema and FuzzDecodeCustomerHand check it against the
+// generic decoder. Values written under an earlier schema go through the
+// generic decoder, which resolves them.
+
+// errArrayBound marks an array whose block counts are out of bounds. The
+// generic decoder does not always reject these: it sums the counts in an int
+// that can wrap, and then builds a slice of negative length.
+var errArrayBound = errors.New("array size out of bounds")
+
+// bodyReader reads Avro binary values from a byte slice. The first error
+// sticks: later reads return zero values.
+type bodyReader struct {
+	b    []byte
+	pos  int
+	err  error
+	slab *slab
+}
+
+func (r *bodyReader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// varint reads an unsigned varint of at most maxBytes bytes.
+func (r *bodyReader) varint(maxBytes int, what string) uint64 {
+	var v uint64
+	var s uint
+	for n := 0; n < maxBytes; n++ {
+		if r.pos >= len(r.b) {
+			r.fail(fmt.Errorf("reading %s: %w", what, io.ErrUnexpectedEOF))
+			return 0
+		}
+		c := r.b[r.pos]
+		r.pos++
+		v |= uint64(c&0x7f) << s
+		if c&0x80 == 0 {
+			return v
+		}
+		s += 7
+	}
+	r.fail(fmt.Errorf("reading %s: %s overflow", what, what))
+	return 0
+}
+
+func (r *bodyReader) long() int64 {
+	if r.err != nil {
+		return 0
+	}
+	u := r.varint(10, "long")
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+func (r *bodyReader) int() int32 {
+	if r.err != nil {
+		return 0
+	}
+	u := uint32(r.varint(5, "int"))
+	return int32(u>>1) ^ -int32(u&1)
+}
+
+func (r *bodyReader) bool() bool {
+	if r.err != nil {
+		return false
+	}
+	if r.pos >= len(r.b) {
+		r.fail(fmt.Errorf("reading bool: %w", io.ErrUnexpectedEOF))
+		return false
+	}
+	c := r.b[r.pos]
+	r.pos++
+	if c > 1 {
+		r.fail(fmt.Errorf("reading bool: invalid bool %d", c))
+		return false
+	}
+	return c == 1
+}
+
+// bytes reads the bytes of a string; they alias the input.
+func (r *bodyReader) bytes() []byte {
+	n := r.long()
+	if r.err != nil {
+		return nil
+	}
+	switch {
+	case n < 0:
+		r.fail(fmt.Errorf("reading string: negative length %d", n))
+		return nil
+	case n > maxBytesLen:
+		r.fail(fmt.Errorf("reading string: length %d over the %d-byte bound", n, maxBytesLen))
+		return nil
+	case n > int64(len(r.b)-r.pos):
+		r.fail(fmt.Errorf("reading string of %d bytes: %w", n, io.ErrUnexpectedEOF))
+		return nil
+	}
+	b := r.b[r.pos : r.pos+int(n)]
+	r.pos += int(n)
+	return b
+}
+
+// string reads a string, copied into the reader's slab.
+func (r *bodyReader) string() string {
+	b := r.bytes()
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > slabSize/4 {
+		return string(b)
+	}
+	if r.slab == nil {
+		r.slab = slabPool.Get().(*slab)
+	}
+	if cap(r.slab.b)-len(r.slab.b) < len(b) {
+		r.slab.b = make([]byte, 0, slabSize)
+	}
+	n := len(r.slab.b)
+	r.slab.b = append(r.slab.b, b...)
+	return unsafe.String(&r.slab.b[n], len(b))
+}
+
+// slabSize is the size of the blocks that decoded strings are carved from.
+const slabSize = 1024
+
+// A slab is a block of memory that strings are carved from, so that most
+// decodes allocate nothing. Bytes appended to it are never written again:
+// the strings that view them stay immutable, and keep the block alive.
+type slab struct{ b []byte }
+
+var slabPool = sync.Pool{New: func() any { return new(slab) }}
+
+// release returns the reader's slab to the pool.
+func (r *bodyReader) release() {
+	if r.slab != nil {
+		slabPool.Put(r.slab)
+		r.slab = nil
+	}
+}
+
+// word reads a string that takes few distinct values (a tier, a stage, a
+// policy version), interned.
+func (r *bodyReader) word() string { return intern(r.bytes()) }
+
+// internTable holds recently interned short strings, by hash. Entries are
+// replaced on collision; a lookup compares contents, so any entry is right.
+var internTable [256]atomic.Pointer[string]
+
+// intern returns string(b), without allocating when an equal string was
+// interned recently. Customers share a handful of tiers, stages and policy
+// versions, so a decoded customer need not hold its own copies.
+func intern(b []byte) string {
+	if len(b) == 0 || len(b) > 32 {
+		return string(b)
+	}
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	slot := &internTable[h%uint32(len(internTable))]
+	if p := slot.Load(); p != nil && *p == string(b) {
+		return *p
+	}
+	s := string(b)
+	slot.Store(&s)
+	return s
+}
+
+// optWord reads a ["null", "string"] union of few distinct values.
+func (r *bodyReader) optWord() *string {
+	switch i := r.long(); {
+	case r.err != nil:
+		return nil
+	case i == 0:
+		return nil
+	case i == 1:
+		s := r.word()
+		if r.err != nil {
+			return nil
+		}
+		return &s
+	default:
+		r.fail(fmt.Errorf("reading union: unknown branch %d", i))
+		return nil
+	}
+}
+
+// longs reads an array of long into dst[:0].
+func (r *bodyReader) longs(dst []int64) []int64 {
+	dst = dst[:0]
+	for r.err == nil {
+		count := r.long()
+		if count == 0 || r.err != nil {
+			break
+		}
+		if count < 0 {
+			if count == -1<<63 {
+				r.fail(fmt.Errorf("reading array: block count %d: %w", count, errArrayBound))
+				break
+			}
+			count = -count
+			_ = r.long() // the block's size in bytes
+		}
+		if count > maxArrayLen-int64(len(dst)) {
+			r.fail(fmt.Errorf("reading array: more than %d items: %w", maxArrayLen, errArrayBound))
+			break
+		}
+		if dst == nil {
+			dst = make([]int64, 0, count)
+		}
+		for range count {
+			dst = append(dst, r.long())
+		}
+	}
+	return dst
+}
+
+// decodeCustomerBody decodes the body of a customer state written under the
+// current schema into v, reusing v's slices.
+func decodeCustomerBody(b []byte, v *Customer) error {
+	r := bodyReader{b: b}
+	defer r.release()
+	ibc, pbc, reh := v.InteractionsByChannel, v.PurchasesByChannel, v.RecentEventHashes
+	*v = Customer{}
+	v.CustomerID = r.string()
+	v.Version = r.long()
+	v.FirstSeen = r.long()
+	v.LastActivity = r.long()
+	v.FirstPurchase = r.long()
+	v.LastPurchase = r.long()
+	v.Purchases = r.long()
+	v.Refunds = r.long()
+	v.RepeatDays = r.long()
+	v.MonetaryMinor = r.long()
+	v.InteractionsByChannel = r.longs(ibc)
+	v.PurchasesByChannel = r.longs(pbc)
+	v.RiskUntil = r.long()
+	v.ReactivatedAt = r.long()
+	v.Tier = r.word()
+	v.RScore = r.int()
+	v.FScore = r.int()
+	v.MScore = r.int()
+	v.ChurnRisk = r.bool()
+	v.LifecycleStage = r.word()
+	v.ValueClass = r.optWord()
+	v.EvaluatedAt = r.long()
+	v.PolicyVersion = r.word()
+	v.TimerAt = r.long()
+	v.RecentEventHashes = r.longs(reh)
+	if r.err == nil && r.pos != len(b) {
+		r.err = errors.New("trailing bytes after the record")
+	}
+	if r.err != nil {
+		return decodeErr(ReasonMalformed, fmt.Errorf("%s: %w", customerStateRecord.name, r.err))
+	}
+	return nil
+}
