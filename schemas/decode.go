@@ -41,19 +41,22 @@ func (r *bodyReader) fail(err error) {
 	}
 }
 
-// varint reads an unsigned varint of at most maxBytes bytes.
+// varint reads an unsigned varint of at most maxBytes bytes. Like the
+// generic decoder, it keeps the low bits of a last byte that overflows.
 func (r *bodyReader) varint(maxBytes int, what string) uint64 {
+	b, pos := r.b, r.pos
 	var v uint64
 	var s uint
 	for n := 0; n < maxBytes; n++ {
-		if r.pos >= len(r.b) {
+		if pos >= len(b) {
 			r.fail(fmt.Errorf("reading %s: %w", what, io.ErrUnexpectedEOF))
 			return 0
 		}
-		c := r.b[r.pos]
-		r.pos++
+		c := b[pos]
+		pos++
 		v |= uint64(c&0x7f) << s
-		if c&0x80 == 0 {
+		if c < 0x80 {
+			r.pos = pos
 			return v
 		}
 		s += 7
@@ -66,7 +69,13 @@ func (r *bodyReader) long() int64 {
 	if r.err != nil {
 		return 0
 	}
-	u := r.varint(10, "long")
+	var u uint64
+	if r.pos < len(r.b) && r.b[r.pos] < 0x80 {
+		u = uint64(r.b[r.pos])
+		r.pos++
+	} else {
+		u = r.varint(10, "long")
+	}
 	return int64(u>>1) ^ -int64(u&1)
 }
 
@@ -170,11 +179,9 @@ func intern(b []byte) string {
 	if len(b) == 0 || len(b) > 32 {
 		return string(b)
 	}
-	h := uint32(2166136261)
-	for _, c := range b {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	slot := &internTable[h%uint32(len(internTable))]
+	// A cheap hash: a collision costs an allocation, never a wrong string.
+	h := uint32(len(b))*2654435761 ^ uint32(b[0])<<16 ^ uint32(b[len(b)/2])<<8 ^ uint32(b[len(b)-1])
+	slot := &internTable[(h*2654435761)>>24]
 	if p := slot.Load(); p != nil && *p == string(b) {
 		return *p
 	}

@@ -11,7 +11,11 @@ import (
 // genericDecodeCustomer decodes a current-schema body with the schema-driven
 // decoder the hand-written one replaced.
 func genericDecodeCustomer(body []byte, v *Customer) error {
-	*v = Customer{}
+	*v = Customer{
+		InteractionsByChannel: v.InteractionsByChannel[:0],
+		PurchasesByChannel:    v.PurchasesByChannel[:0],
+		RecentEventHashes:     v.RecentEventHashes[:0],
+	}
 	return unmarshal(customerStateRecord, customerStateRecord.schema, body, v)
 }
 
