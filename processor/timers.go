@@ -68,11 +68,19 @@ type timerClock struct {
 	// The index cursor: entries up to and including cursor have been read;
 	// buf[bufPos:] are read and not yet consumed. next is a lower bound on
 	// the due time of the first index entry after the cursor (-1: unknown,
-	// math.MaxInt64: none).
-	cursor due
-	buf    []due
-	bufPos int
-	next   int64
+	// math.MaxInt64: none). readFrom is the cursor before buf was read.
+	//
+	// buf holds entries beyond stream time too, so that a scan serves many
+	// advances. It is exact only until the next commit, which moves the
+	// index entries of the customers it writes: commit drops it (dropBuf),
+	// and the next read starts again after the last consumed entry. Until
+	// then an entry of a customer changed since is stale, and skipped
+	// because the customer is dirty.
+	cursor   due
+	readFrom due
+	buf      []due
+	bufPos   int
+	next     int64
 
 	// pending counts the entries in the index (for the gauge).
 	pending int
@@ -118,10 +126,31 @@ func (c *timerClock) indexed(at int64) {
 }
 
 // committed forgets the dirty customers' deadlines: they are in the index.
+// Called after the commit has written the index.
 func (c *timerClock) committed() {
+	c.dropBuf()
 	clear(c.dues)
 	clear(c.heap)
 	c.heap = c.heap[:0]
+}
+
+// dropBuf forgets the read-ahead entries: the next read starts after the
+// last consumed entry. next stays a lower bound: the first dropped entry
+// bounds what the index holds after the cursor (new entries lowered next
+// through indexed).
+func (c *timerClock) dropBuf() {
+	if c.bufPos < len(c.buf) {
+		if c.bufPos > 0 {
+			c.cursor = c.buf[c.bufPos-1]
+		} else {
+			c.cursor = c.readFrom
+		}
+		if at := c.buf[c.bufPos].at; c.next != -1 && at < c.next {
+			c.next = at
+		}
+	}
+	clear(c.buf)
+	c.buf, c.bufPos = c.buf[:0], 0
 }
 
 func (c *timerClock) push(d due) {
@@ -191,17 +220,21 @@ func (t *task) indexHead(T int64) (d due, ok bool, err error) {
 }
 
 // readIndex refills the buffer with up to indexBatch entries after the
-// cursor and at or before T, and updates next.
+// cursor, and updates next. It reads past T (entries due later stay in the
+// buffer for the advances to come) unless the first entry is already past
+// T: then it reads nothing, and next is that entry's due time.
 func (t *task) readIndex(T int64) error {
 	c := &t.clk
+	clear(c.buf)
 	c.buf, c.bufPos = c.buf[:0], 0
 	c.next = math.MaxInt64
+	c.readFrom = c.cursor
 	from := max(c.cursor.at, 0)
 	err := t.p.cfg.Store.ScanTimers(t.part, from, math.MaxInt64, func(at int64, id []byte) error {
 		if at == c.cursor.at && string(id) <= c.cursor.id {
 			return nil // read before
 		}
-		if at > T || len(c.buf) == indexBatch {
+		if (at > T && len(c.buf) == 0) || len(c.buf) == indexBatch {
 			c.next = at
 			return state.ErrStopScan
 		}
