@@ -32,7 +32,9 @@ type Options struct {
 	// Dir is the directory of the store. Required. Open creates it unless
 	// ReadOnly is set.
 	Dir string
-	// CacheSize is the Pebble block cache size in bytes. 0 means
+	// CacheSize is the Pebble block cache size in bytes: the room for
+	// blocks, on top of the memtables (Pebble charges those to its cache
+	// too, so the cache it is given is larger by their size). 0 means
 	// DefaultCacheSize (256 MiB). It should cover the working set of hot
 	// customers that the in-memory Cache does not hold.
 	CacheSize int64
@@ -94,6 +96,17 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// memTablesInMemory is the most memtables a store holds at once (Pebble's
+// MemTableStopWritesThreshold): the one being written and one being flushed.
+//
+// Pebble charges memtables to its block cache: each one reserves its size
+// in the cache while it lives. The cache Pebble is given is therefore
+// Options.CacheSize plus room for memtablesInMemory memtables, so that
+// CacheSize bytes of blocks stay cached even while the memtables are full.
+// (Given CacheSize alone, a replay's 128 MiB cache beside two 64 MiB
+// memtables held no block at all.)
+const memTablesInMemory = 2
+
 // pebbleOptions builds the Pebble options for o (defaults already applied).
 // The choices follow measurements on small values with a high write rate:
 // the newest format (columnar blocks), a large block cache and memtable, bloom
@@ -104,7 +117,7 @@ func (s *Store) pebbleOptions(o Options) *pebble.Options {
 	upper := max(2, runtime.GOMAXPROCS(0)/2)
 	po := &pebble.Options{
 		FormatMajorVersion:         pebble.FormatNewest,
-		CacheSize:                  o.CacheSize,
+		CacheSize:                  o.CacheSize + int64(o.MemTableSize)*memTablesInMemory,
 		MemTableSize:               o.MemTableSize,
 		L0CompactionThreshold:      2,
 		L0StopWritesThreshold:      12,
@@ -114,10 +127,10 @@ func (s *Store) pebbleOptions(o Options) *pebble.Options {
 		ErrorIfNotExists:           o.ReadOnly,
 		EventListener:              s.eventListener(o.Logger),
 	}
+	po.MemTableStopWritesThreshold = memTablesInMemory
 	if o.BulkLoad {
 		po.L0CompactionThreshold = 4
 		po.L0StopWritesThreshold = 32
-		po.MemTableStopWritesThreshold = 2
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)

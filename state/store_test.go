@@ -547,3 +547,59 @@ func TestPebbleLoggerBridge(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockCacheHoldsBlocks checks that the block cache holds CacheSize
+// bytes of blocks beside full memtables: Pebble charges memtables to the
+// cache, and a cache no larger than the memtables held no block at all.
+// Both the live and the bulk-load settings, each with a cache the size of
+// its two memtables.
+func TestBlockCacheHoldsBlocks(t *testing.T) {
+	for _, bulk := range []bool{false, true} {
+		const memTable = 4 << 20
+		s, err := Open(Options{Dir: t.TempDir(), BulkLoad: bulk, CacheSize: 2 * memTable, MemTableSize: memTable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := s.NewBatch()
+		val := bytes.Repeat([]byte("v"), 200)
+		const n = 20_000 // about 4 MiB of customers
+		for i := range n {
+			b.PutCustomer(int32(i%4), fmt.Sprintf("c%06d", i), val)
+			if b.Len() == 1000 {
+				mustCommit(t, b)
+			}
+		}
+		mustCommit(t, b)
+		b.Close()
+		if err := s.Compact(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b = s.NewBatch() // memtables full again: their reservations
+		for i := range n {
+			b.PutCustomer(9, fmt.Sprintf("m%06d", i), val)
+			if b.Len() == 1000 {
+				mustCommit(t, b)
+			}
+		}
+		mustCommit(t, b)
+		b.Close()
+		read := func() {
+			for i := range n {
+				if _, found := mustGet(t, s, int32(i%4), fmt.Sprintf("c%06d", i)); !found {
+					t.Fatalf("c%06d not found", i)
+				}
+			}
+		}
+		read()
+		before := s.DB().Metrics().BlockCache
+		read()
+		after := s.DB().Metrics().BlockCache
+		hits, misses := after.Hits-before.Hits, after.Misses-before.Misses
+		t.Logf("bulk load %v: second read %d hits, %d misses; %d bytes of blocks cached", bulk, hits, misses, after.Size)
+		if after.Size == 0 || hits < 10*misses {
+			t.Errorf("bulk load %v: the block cache holds %d bytes, and a second read of %d customers hit it %d times and missed %d times: want most reads served from the cache",
+				bulk, after.Size, n, hits, misses)
+		}
+		s.Close()
+	}
+}

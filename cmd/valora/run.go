@@ -103,7 +103,7 @@ func (f *scorerFlags) topics() processor.Topics {
 }
 
 // A replay's memory budget (and bench --replay's scorer): a 128 MiB Pebble
-// block cache and two 64 MiB memtables outside the Go heap, and a soft
+// block cache beside two 64 MiB memtables outside the Go heap, and a soft
 // limit of 640 MiB on the Go heap (the customer cache, the merge queues,
 // fetched records, with fetches of at most 16 MiB, 512 KiB per partition,
 // two at a time), so that a replay stays under 1 GiB whatever the number
