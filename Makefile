@@ -4,8 +4,10 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build test test-race test-kafka crash lint bench bench-e2e fuzz dev ci clean
 
+# The release build is static (as in deploy/Dockerfile): without cgo, Pebble's
+# cache and memtables live in the Go heap, under the Go memory limit.
 build:
-	$(GO) build -o bin/valora ./cmd/valora
+	CGO_ENABLED=0 $(GO) build -o bin/valora ./cmd/valora
 
 test:
 	$(GO) test ./...

@@ -87,7 +87,7 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.to, "to", "", "stop before the first record with a Kafka timestamp at or after this time (default: the end offsets when the replay starts)")
 	fs.IntVar(&s.commitRecords, "commit-records", 50_000, "records per task after which a commit is forced")
 	fs.DurationVar(&s.commitInterval, "commit-interval", time.Second, "longest time between commits")
-	fs.IntVar(&s.cacheCustomers, "cache-customers", 200_000, "customers kept decoded in memory (about 0.75 KiB each)")
+	fs.IntVar(&s.cacheCustomers, "cache-customers", 50_000, "customers kept decoded in memory (about 0.75 KiB each; the others are read through the block cache)")
 	fs.IntVar(&s.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&s.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	fs.DurationVar(&s.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied)")
@@ -164,7 +164,13 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 		// The Go heap's share of a replay's memory budget (BENCHMARKS.md);
 		// the garbage collector works harder near it instead of letting
 		// the heap double.
-		debug.SetMemoryLimit(replayGoMemLimit)
+		// Pebble's cache and memtables count too when they live in the
+		// Go heap (a build without cgo).
+		cache := int64(replayBlockCache)
+		if f.scorer.blockCacheMiB > 0 {
+			cache = int64(f.scorer.blockCacheMiB) << 20
+		}
+		debug.SetMemoryLimit(replayGoMemLimit + pebbleHeapShare(cache))
 	}
 	log, err := f.scorer.logs.logger(stderr)
 	if err != nil {

@@ -102,12 +102,15 @@ func (f *scorerFlags) topics() processor.Topics {
 	}
 }
 
-// A replay's memory budget (and bench --replay's scorer): a 128 MiB Pebble
-// block cache beside two 64 MiB memtables outside the Go heap, and a soft
-// limit of 640 MiB on the Go heap (the customer cache, the merge queues,
+// A replay's memory budget: a 128 MiB Pebble block cache beside two 64 MiB
+// memtables (bench --replay's store too), and a soft limit of 640 MiB on
+// the rest of the Go heap (the 50,000 decoded customers, the merge queues,
 // fetched records, with fetches of at most 16 MiB, 512 KiB per partition,
 // two at a time), so that a replay stays under 1 GiB whatever the number
-// of customers.
+// of customers. In the release build (CGO_ENABLED=0) Pebble's memory is in
+// the Go heap, and the limit grows by its size (pebbleHeapShare), so that
+// it bounds the whole process; a cgo build's Pebble memory comes from the
+// C allocator, outside the limit (BENCHMARKS.md).
 const (
 	replayBlockCache          = 128 << 20 // --block-cache-mib 0 in a replay
 	replayMemTable            = 64 << 20

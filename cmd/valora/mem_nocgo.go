@@ -1,0 +1,7 @@
+//go:build !cgo
+
+package main
+
+// Without cgo (the static release build), Pebble allocates its block cache
+// and memtables in the Go heap: a Go memory limit must leave room for them.
+func pebbleHeapShare(cacheBytes int64) int64 { return cacheBytes + 2*replayMemTable }
