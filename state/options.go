@@ -116,18 +116,18 @@ const memTablesInMemory = 2
 func (s *Store) pebbleOptions(o Options) *pebble.Options {
 	upper := max(2, runtime.GOMAXPROCS(0)/2)
 	po := &pebble.Options{
-		FormatMajorVersion:         pebble.FormatNewest,
-		CacheSize:                  o.CacheSize + int64(o.MemTableSize)*memTablesInMemory,
-		MemTableSize:               o.MemTableSize,
-		L0CompactionThreshold:      2,
-		L0StopWritesThreshold:      12,
-		CompactionConcurrencyRange: func() (int, int) { return 1, upper },
-		Logger:                     pebbleLogger{l: o.Logger},
-		ReadOnly:                   o.ReadOnly,
-		ErrorIfNotExists:           o.ReadOnly,
-		EventListener:              s.eventListener(o.Logger),
+		FormatMajorVersion:          pebble.FormatNewest,
+		CacheSize:                   o.CacheSize + int64(o.MemTableSize)*memTablesInMemory,
+		MemTableSize:                o.MemTableSize,
+		L0CompactionThreshold:       2,
+		L0StopWritesThreshold:       12,
+		CompactionConcurrencyRange:  func() (int, int) { return 1, upper },
+		Logger:                      pebbleLogger{l: o.Logger},
+		ReadOnly:                    o.ReadOnly,
+		ErrorIfNotExists:            o.ReadOnly,
+		EventListener:               s.eventListener(o.Logger),
+		MemTableStopWritesThreshold: memTablesInMemory,
 	}
-	po.MemTableStopWritesThreshold = memTablesInMemory
 	if o.BulkLoad {
 		po.L0CompactionThreshold = 4
 		po.L0StopWritesThreshold = 32

@@ -3,5 +3,6 @@
 package main
 
 // Without cgo (the static release build), Pebble allocates its block cache
-// and memtables in the Go heap: a Go memory limit must leave room for them.
+// and memtables in the Go heap: a Go memory limit must leave room for them
+// (the store keeps at most two memtables).
 func pebbleHeapShare(cacheBytes int64) int64 { return cacheBytes + 2*replayMemTable }

@@ -160,17 +160,14 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if err := f.validate(); err != nil {
 		return err
 	}
+	f.scorer.bulkLoad = true // writes dominate: bulk-load tuning, the replay's memory budget
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// The Go heap's share of a replay's memory budget (BENCHMARKS.md);
 		// the garbage collector works harder near it instead of letting
 		// the heap double.
 		// Pebble's cache and memtables count too when they live in the
 		// Go heap (a build without cgo).
-		cache := int64(replayBlockCache)
-		if f.scorer.blockCacheMiB > 0 {
-			cache = int64(f.scorer.blockCacheMiB) << 20
-		}
-		debug.SetMemoryLimit(replayGoMemLimit + pebbleHeapShare(cache))
+		debug.SetMemoryLimit(replayGoMemLimit + pebbleHeapShare(f.scorer.blockCache()))
 	}
 	log, err := f.scorer.logs.logger(stderr)
 	if err != nil {
@@ -191,7 +188,6 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	}
 	s.tierChanges = f.output
 	s.timeMode = string(processor.TimeEvent)
-	s.bulkLoad = true // writes dominate: larger memtables, looser L0 limits
 
 	man, resumed, err := readReplayManifest(abs)
 	if err != nil {

@@ -128,6 +128,19 @@ const maxBlockCacheMiB = 64 << 10
 const blockCacheUsage = "Pebble block cache in MiB: the customers not in the decoded cache are read through it " +
 	"(0: 256 for the daemon, 192 for a replay; a replay of many customers runs faster with more, see BENCHMARKS.md)"
 
+// blockCache returns the block cache size in bytes a store opened for f
+// gets: --block-cache-mib, or the replay's default, or 0 for the store's own
+// default (state.DefaultCacheSize).
+func (f *scorerFlags) blockCache() int64 {
+	switch {
+	case f.blockCacheMiB > 0:
+		return int64(f.blockCacheMiB) << 20
+	case f.bulkLoad:
+		return replayBlockCache
+	}
+	return 0
+}
+
 // checkBlockCache validates --block-cache-mib.
 func (f *scorerFlags) checkBlockCache() error {
 	if f.blockCacheMiB < 0 || f.blockCacheMiB > maxBlockCacheMiB {
@@ -285,14 +298,11 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		return nil, err
 	}
 	cfg.Codec = codec
-	opts := state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad}
+	opts := state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad, CacheSize: f.blockCache()}
 	if f.bulkLoad {
-		// A replay's default block cache is smaller, to keep its memory
-		// bounded whatever the number of customers (BENCHMARKS.md).
-		opts.CacheSize, opts.MemTableSize = replayBlockCache, replayMemTable
-	}
-	if f.blockCacheMiB > 0 {
-		opts.CacheSize = int64(f.blockCacheMiB) << 20
+		// A replay's memory is bounded whatever the number of customers
+		// (BENCHMARKS.md).
+		opts.MemTableSize = replayMemTable
 	}
 	s.store, err = state.Open(opts)
 	if err != nil {
