@@ -8,12 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Errors returned by the store. Each is wrapped with context; test with
@@ -327,28 +330,127 @@ func (s *Store) Partitions() ([]int32, error) {
 }
 
 // Purge makes deleted data (erased customers) leave the files of the store
-// in dir, which no process may have open: it compacts the whole key space,
-// which drops deleted values and their tombstones from the tables; opens
-// the store once more, which starts a new MANIFEST holding only the tables
-// that are live after the compaction; and then removes the older MANIFEST
-// files, whose version edits still name the tables (and their first and
-// last keys) from before. Pebble reads only the MANIFEST its marker names,
-// and keeps older ones for debugging, deleting them in the background at
-// its own pace. Afterwards a deleted customer's id is in no file of dir.
+// in dir, which no process may have open. It rewrites the store's tables:
+// it writes every live key and value to new tables and, in one atomic
+// step, ingests them in place of all the old ones (Pebble's excise), so no
+// deleted value and no tombstone (whose key names the customer) survives.
+// A compaction cannot promise that: Pebble moves a lone table down the
+// levels without rewriting it, tombstones and all. Purge then opens the
+// store once more and flushes, which starts a new MANIFEST that names only
+// the new tables, and removes the older MANIFEST files, whose version edits
+// still name the old tables and their first and last keys. Pebble reads
+// only the MANIFEST its marker names, and keeps older ones for debugging,
+// deleting them in the background at its own pace. Afterwards a deleted
+// customer's id is in no file of dir. A crash part way leaves the store
+// consistent: either the old tables or the new ones are live.
 func Purge(ctx context.Context, dir string) error {
-	for i := range 2 {
-		s, err := Open(Options{Dir: dir})
-		if err != nil {
-			return err
-		}
-		if i == 0 {
-			err = s.Compact(ctx)
-		}
-		if err := errors.Join(err, s.Close()); err != nil {
-			return err
-		}
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		return err
+	}
+	err = s.rewrite(ctx)
+	if err := errors.Join(err, s.Close()); err != nil {
+		return err
+	}
+	// The first version edit after an open starts a new MANIFEST, which
+	// holds a snapshot of the live tables; a flush is such an edit.
+	if s, err = Open(Options{Dir: dir}); err != nil {
+		return err
+	}
+	if err = s.db.Flush(); err != nil {
+		err = fmt.Errorf("purge %q: flush: %w", dir, err)
+	}
+	if err := errors.Join(err, s.Close()); err != nil {
+		return err
 	}
 	return removeOldManifests(dir)
+}
+
+// purgeTableSize is the size at which rewrite starts a new table.
+const purgeTableSize = 64 << 20
+
+// purgeSpan holds every key the store writes: each starts with a Kind
+// letter.
+var purgeSpan = pebble.KeyRange{Start: []byte{0x00}, End: []byte{0xff}}
+
+// rewrite replaces all tables of the store by new ones that hold its live
+// keys and values, written by an iterator, and nothing else.
+func (s *Store) rewrite(ctx context.Context) error {
+	// Flushed, no memtable holds data that the new tables would not
+	// replace (the excise applies to tables).
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("purge %q: flush: %w", s.dir, err)
+	}
+	dir := filepath.Join(s.dir, ingestDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("purge %q: %w", s.dir, err)
+	}
+	defer os.RemoveAll(dir) // the store holds links to the tables once ingested
+	iter, err := s.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("purge %q: %w", s.dir, err)
+	}
+	paths, err := s.writeLiveTables(ctx, iter, dir)
+	if err := errors.Join(err, iter.Close()); err != nil {
+		return fmt.Errorf("purge %q: %w", s.dir, err)
+	}
+	if _, err := s.db.IngestAndExcise(ctx, paths, nil, nil, purgeSpan); err != nil {
+		return fmt.Errorf("purge %q: replace the tables: %w", s.dir, err)
+	}
+	return nil
+}
+
+// writeLiveTables writes the keys and values iter yields, in order, to
+// tables in dir of about purgeTableSize each, and returns their paths.
+func (s *Store) writeLiveTables(ctx context.Context, iter *pebble.Iterator, dir string) ([]string, error) {
+	var (
+		paths []string
+		w     *sstable.Writer
+	)
+	closeTable := func() error {
+		if w == nil {
+			return nil
+		}
+		err := w.Close() // flushes and syncs the file
+		w = nil
+		return err
+	}
+	for valid := iter.First(); valid; valid = iter.Next() {
+		k := iter.Key()
+		if k[0] == purgeSpan.End[0] {
+			_ = closeTable()
+			return nil, fmt.Errorf("key %x: %w", k, ErrInvalidKey)
+		}
+		if w == nil {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			path := filepath.Join(dir, "purge-"+strconv.Itoa(len(paths))+".sst")
+			f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				return nil, err
+			}
+			paths = append(paths, path)
+			w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.writerOpts)
+		}
+		v, err := iter.ValueAndErr()
+		if err == nil {
+			err = w.Set(k, v)
+		}
+		if err != nil {
+			_ = closeTable()
+			return nil, fmt.Errorf("write table: %w", err)
+		}
+		if w.Raw().EstimatedSize() >= purgeTableSize {
+			if err := closeTable(); err != nil {
+				return nil, fmt.Errorf("write table: %w", err)
+			}
+		}
+	}
+	if err := errors.Join(iter.Error(), closeTable()); err != nil {
+		return nil, fmt.Errorf("write table: %w", err)
+	}
+	return paths, nil
 }
 
 // removeOldManifests deletes the MANIFEST files of the closed store in dir

@@ -41,7 +41,7 @@ func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr i
 		"With --purge, first rewrites the store so that erased customers leave its files.", stderr)
 	dir := fs.String("state-dir", "valora-state", "directory of the Pebble state store")
 	customer := fs.String("customer", "", "customer id to print (default: a summary of every partition)")
-	purge := fs.Bool("purge", false, "compact the store offline (the instance stopped) so that erased customers' data leaves its files, then print the summary")
+	purge := fs.Bool("purge", false, "rewrite the store offline (the instance stopped) so that erased customers' data leaves its files, then print the summary")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
