@@ -62,6 +62,10 @@ type Processor struct {
 	// next commit (SetPolicy).
 	policy atomic.Pointer[score.Policy]
 
+	// adjusted counts the adjustOffsets calls that have returned: the
+	// client has taken the offsets they chose (see task.commitStart).
+	adjusted atomic.Uint64
+
 	// listedAt is when watchEnds last listed the input offsets (Unix
 	// nanoseconds; 0: never): /readyz reads it as "the brokers answer".
 	listedAt atomic.Int64
@@ -717,5 +721,6 @@ func (p *Processor) adjustOffsets(ctx context.Context, offsets map[string]map[in
 			}
 		}
 	}
+	p.adjusted.Add(1)
 	return offsets, nil
 }

@@ -157,6 +157,11 @@ type task struct {
 	finished bool
 	// committedPos is pos at the last commit (replay progress).
 	committedPos [numSources]int64
+	// startGen is Processor.adjusted when the task was created;
+	// startCommitted is set once the positions it started from are
+	// committed to the group, or superseded (commitStart).
+	startGen       uint64
+	startCommitted bool
 
 	// Time (see timers.go). st is the stream time; clk the task's timer
 	// bookkeeping.
@@ -208,6 +213,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		p:           p,
 		part:        part,
 		cl:          cl,
+		startGen:    p.adjusted.Load(),
 		in:          make(chan fetched, 4),
 		done:        make(chan struct{}),
 		dead:        make(chan struct{}),
@@ -292,7 +298,6 @@ func (t *task) run() {
 		return
 	}
 	t.loaded.Store(true)
-	t.commitPositions()
 	if err := t.checkFinished(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 		return
@@ -319,6 +324,7 @@ func (t *task) run() {
 				return
 			}
 		case <-tick.C:
+			t.commitStart()
 			if err := t.tick(); err != nil {
 				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
@@ -1098,6 +1104,7 @@ func (t *task) commit() error {
 	}
 	if len(t.next) > 0 {
 		t.markPositions()
+		t.startCommitted = true // the marked positions supersede them
 	}
 	for id, c := range t.dirty {
 		t.cache.Put(id, c)
@@ -1175,11 +1182,27 @@ func (t *task) markPositions() {
 	}
 }
 
-// commitPositions commits the positions a task starts from to the group at
-// once. The client takes the offsets adjustOffsets chose as already
-// committed, so a task restored past the group's offsets (another member
-// processed records, and crashed before its offsets reached the group)
-// would otherwise leave them behind until it applies a new record.
+// commitStart commits the positions the task started from to the group
+// (commitPositions), once, at the first tick after the client has taken the
+// offsets adjustOffsets chose for the task's assignment: an adjustOffsets
+// call that returned after the task was created. Committed earlier, the
+// commit works, but its response can come back before the client has set
+// up the new session's offsets, and franz-go then logs a warning ("after
+// our group session has ended") on every start. Once the task has marked
+// positions of its own, they supersede the start.
+func (t *task) commitStart() {
+	if t.startCommitted || t.p.adjusted.Load() == t.startGen {
+		return
+	}
+	t.startCommitted = true
+	t.commitPositions()
+}
+
+// commitPositions commits the positions a task starts from to the group.
+// The client takes the offsets adjustOffsets chose as already committed,
+// so a task restored past the group's offsets (another member processed
+// records, and crashed before its offsets reached the group) would
+// otherwise leave them behind until it applies a new record.
 func (t *task) commitPositions() {
 	all := t.positions()
 	if len(all) == 0 {
