@@ -24,7 +24,7 @@ func genericDecodeCustomer(body []byte, v *Customer) error {
 // block counts the hand-written decoder finds out of bounds is not given to
 // the generic one: it sums the counts in an int that wraps, and then builds
 // a slice of negative length, and may crash.
-func sameDecode(t *testing.T, body []byte) (ok bool) {
+func sameDecode(t testing.TB, body []byte) (ok bool) {
 	t.Helper()
 	var hand, generic Customer
 	errH := decodeCustomerBody(body, &hand)
