@@ -749,7 +749,9 @@ func (t *task) decodeItem(it *item, r *kgo.Record, src int) error {
 		err = t.p.cfg.Codec.DecodeErasure(r.Value, &it.erasure)
 		id, at = it.erasure.CustomerID, it.erasure.RequestedAt
 	default:
-		it.interaction = schemas.Interaction{}
+		// The decoder resets the item's interaction but clears and keeps
+		// its attribute map: the attributes of the last use are never
+		// read again.
 		err = t.p.cfg.Codec.DecodeInteraction(r.Value, &it.interaction)
 		id, at = it.interaction.CustomerID, it.interaction.OccurredAt
 	}
