@@ -749,9 +749,7 @@ func (t *task) decodeItem(it *item, r *kgo.Record, src int) error {
 		err = t.p.cfg.Codec.DecodeErasure(r.Value, &it.erasure)
 		id, at = it.erasure.CustomerID, it.erasure.RequestedAt
 	default:
-		// The decoder resets the item's interaction but clears and keeps
-		// its attribute map: the attributes of the last use are never
-		// read again.
+		it.interaction = schemas.Interaction{}
 		err = t.p.cfg.Codec.DecodeInteraction(r.Value, &it.interaction)
 		id, at = it.interaction.CustomerID, it.interaction.OccurredAt
 	}

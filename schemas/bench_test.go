@@ -10,62 +10,42 @@ func benchCodecs(b *testing.B) []*Codec {
 	return []*Codec{newSOECodec(b), newConfluentCodec(b, cl)}
 }
 
-// BenchmarkDecodePurchase measures DecodePurchase in each framing, with the
-// hand-written decoder it runs for the current schema ("hand") and with the
-// schema-driven one it replaced ("generic"), in one run.
 func BenchmarkDecodePurchase(b *testing.B) {
 	for _, c := range benchCodecs(b) {
-		in, err := c.AppendPurchase(nil, samplePurchase())
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchDecode(b, c.Framing().String(), in, c.DecodePurchase, func(in []byte, v *Purchase) error {
-			_, body, err := c.readSchema(c.purchases, in)
+		b.Run(c.Framing().String(), func(b *testing.B) {
+			in, err := c.AppendPurchase(nil, samplePurchase())
 			if err != nil {
-				return err
+				b.Fatal(err)
 			}
-			return genericDecodePurchase(body, v)
+			var v Purchase
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.DecodePurchase(in, &v); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
 
-// BenchmarkDecodeInteraction is BenchmarkDecodePurchase for an Interaction.
 func BenchmarkDecodeInteraction(b *testing.B) {
 	for _, c := range benchCodecs(b) {
-		in, err := c.AppendInteraction(nil, sampleInteraction())
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchDecode(b, c.Framing().String(), in, c.DecodeInteraction, func(in []byte, v *Interaction) error {
-			_, body, err := c.readSchema(c.interactions, in)
+		b.Run(c.Framing().String(), func(b *testing.B) {
+			in, err := c.AppendInteraction(nil, sampleInteraction())
 			if err != nil {
-				return err
+				b.Fatal(err)
 			}
-			return genericDecodeInteraction(body, v)
+			var v Interaction
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.DecodeInteraction(in, &v); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
-}
-
-// benchDecode runs name/hand and name/generic, each decoding in into one
-// reused destination.
-func benchDecode[T any](b *testing.B, name string, in []byte, hand, generic func([]byte, *T) error) {
-	b.Run(name, func(b *testing.B) {
-		for _, d := range []struct {
-			name string
-			fn   func([]byte, *T) error
-		}{{"hand", hand}, {"generic", generic}} {
-			b.Run(d.name, func(b *testing.B) {
-				var v T
-				b.SetBytes(int64(len(in)))
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := d.fn(in, &v); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	})
 }
 
 func BenchmarkAppendTierChange(b *testing.B) {

@@ -9,31 +9,16 @@ import (
 	"unsafe"
 )
 
-// Hand-written decoders for the values valora reads most: the customer
-// state written under the current customer_state.avsc (read on every lookup
-// that misses the decoded cache, in every restore and every timer-index
-// rebuild), and the Interaction and Purchase written under the current
-// interaction.avsc and purchase.avsc (one per consumed record; see
-// decode_input.go). They read the body field by field with a bodyReader, with
-// no reflection and no pooled avro.Reader, and copy strings into a slab or
-// intern them, so that a decode allocates little beyond its pointer fields
-// and map entries.
-//
-// Each accepts exactly what the generic decoder accepts and decodes it to
-// the same value: array and map blocks with a negative count followed by a
-// byte size (which other Avro writers produce), varints padded with
-// continuation bytes up to the type's length, the low bits of a varint's
-// last byte when the rest overflow. Each rejects what the generic decoder
-// rejects, always with ReasonMalformed: a truncated value, a varint longer
-// than its type allows (5 bytes for an int, 10 for a long), a negative or
-// oversized length, a boolean other than 0 or 1, an unknown enum symbol or
-// union branch (both indexes are ints), more than maxArrayLen items,
-// trailing bytes. The one difference: array block counts whose sum
-// overflows are rejected (errArrayBound), where the generic decoder may
-// wrap and crash. TestHandDecoderMatchesSchema, TestHandInputDecodersMatch,
-// TestHandInputDecodersEdges and the FuzzDecode*Hand targets check them
-// against the generic decoder; a change to one of these schemas must change
-// its decoder too. Values written under another schema go through the
+// A hand-written decoder for the customer state written under the current
+// customer_state.avsc, the value read on every lookup that misses the
+// decoded cache, in every restore and every timer-index rebuild. It accepts
+// what the generic decoder accepts (including array blocks with a negative
+// count and a byte size, which other Avro writers produce) and rejects what
+// it rejects: a truncated value, a varint longer than its type allows, a
+// negative or oversized length, a boolean other than 0 or 1, an unknown
+// union branch (its index an int), more than maxArrayLen items, trailing bytes.
+// TestHandDecoderMatchesSchema and FuzzDecodeCustomerHand check it against the
+// generic decoder. Values written under an earlier schema go through the
 // generic decoder, which resolves them.
 
 // errArrayBound marks an array whose block counts are out of bounds. The
@@ -142,10 +127,8 @@ func (r *bodyReader) bytes() []byte {
 }
 
 // string reads a string, copied into the reader's slab.
-func (r *bodyReader) string() string { return r.copy(r.bytes()) }
-
-// copy returns string(b), carved from the reader's slab when b is short.
-func (r *bodyReader) copy(b []byte) string {
+func (r *bodyReader) string() string {
+	b := r.bytes()
 	if len(b) == 0 {
 		return ""
 	}
@@ -182,18 +165,8 @@ func (r *bodyReader) release() {
 }
 
 // word reads a string that takes few distinct values (a tier, a stage, a
-// policy version, an event type, a currency, an attribute name), interned
-// when short enough.
-func (r *bodyReader) word() string {
-	b := r.bytes()
-	if len(b) > maxInternLen {
-		return r.copy(b)
-	}
-	return intern(b)
-}
-
-// maxInternLen bounds the length of the strings intern keeps.
-const maxInternLen = 32
+// policy version), interned.
+func (r *bodyReader) word() string { return intern(r.bytes()) }
 
 // internTable holds recently interned short strings, by hash. Entries are
 // replaced on collision; a lookup compares contents, so any entry is right.
@@ -203,7 +176,7 @@ var internTable [256]atomic.Pointer[string]
 // interned recently. Customers share a handful of tiers, stages and policy
 // versions, so a decoded customer need not hold its own copies.
 func intern(b []byte) string {
-	if len(b) == 0 || len(b) > maxInternLen {
+	if len(b) == 0 || len(b) > 32 {
 		return string(b)
 	}
 	// A cheap hash: a collision costs an allocation, never a wrong string.
@@ -217,30 +190,25 @@ func intern(b []byte) string {
 	return s
 }
 
-// nonNull reads the branch index of a ["null", T] union: false for null,
-// true for T. Like the generic decoder, it reads the index as an int.
-func (r *bodyReader) nonNull() bool {
+// optWord reads a ["null", "string"] union of few distinct values. Like the
+// generic decoder, it reads the branch index as an int: padded to 5 bytes
+// it is read, to 6 it is malformed.
+func (r *bodyReader) optWord() *string {
 	switch i := r.int(); {
-	case r.err != nil || i == 0:
-		return false
+	case r.err != nil:
+		return nil
+	case i == 0:
+		return nil
 	case i == 1:
-		return true
+		s := r.word()
+		if r.err != nil {
+			return nil
+		}
+		return &s
 	default:
 		r.fail(fmt.Errorf("reading union: unknown branch %d", i))
-		return false
-	}
-}
-
-// optWord reads a ["null", "string"] union of few distinct values.
-func (r *bodyReader) optWord() *string {
-	if !r.nonNull() {
 		return nil
 	}
-	s := r.word()
-	if r.err != nil {
-		return nil
-	}
-	return &s
 }
 
 // longs reads an array of long into dst[:0].
@@ -305,18 +273,11 @@ func decodeCustomerBody(b []byte, v *Customer) error {
 	v.PolicyVersion = r.word()
 	v.TimerAt = r.long()
 	v.RecentEventHashes = r.longs(reh)
-	return r.done(customerStateRecord)
-}
-
-// done returns nil if the whole input was read without error, and
-// otherwise a ReasonMalformed *DecodeError naming rec, as the generic
-// decoder's would be.
-func (r *bodyReader) done(rec *record) error {
-	if r.err == nil && r.pos != len(r.b) {
+	if r.err == nil && r.pos != len(b) {
 		r.err = errors.New("trailing bytes after the record")
 	}
 	if r.err != nil {
-		return decodeErr(ReasonMalformed, fmt.Errorf("%s: %w", rec.name, r.err))
+		return decodeErr(ReasonMalformed, fmt.Errorf("%s: %w", customerStateRecord.name, r.err))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -24,7 +25,7 @@ func genericDecodeCustomer(body []byte, v *Customer) error {
 // block counts the hand-written decoder finds out of bounds is not given to
 // the generic one: it sums the counts in an int that wraps, and then builds
 // a slice of negative length, and may crash.
-func sameDecode(t testing.TB, body []byte) (ok bool) {
+func sameDecode(t *testing.T, body []byte) (ok bool) {
 	t.Helper()
 	var hand, generic Customer
 	errH := decodeCustomerBody(body, &hand)
@@ -141,4 +142,34 @@ func FuzzDecodeCustomerHand(f *testing.F) {
 	f.Add(appendCustomerBody(nil, sampleCustomer()))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) { sameDecode(t, body) })
+}
+
+// TestCustomerUnionIndexIsInt checks the branch index of the customer's
+// ["null", "string"] union against the generic decoder, which reads it as
+// an int: padded to 5 bytes it is read, padded to 6 it is malformed, and
+// of a 5-byte index that overflows 32 bits the low bits count.
+func TestCustomerUnionIndexIsInt(t *testing.T) {
+	c := sampleCustomer()
+	c.ValueClass = nil
+	body := appendCustomerBody(nil, c)
+	// The fields after value_class, and what comes before its index.
+	tail := appendLongs(appendLong(appendString(appendLong(nil, c.EvaluatedAt), c.PolicyVersion), c.TimerAt), c.RecentEventHashes)
+	head := body[:len(body)-len(tail)-1]
+	value := appendString(nil, "high_potential")
+	for _, tc := range []struct {
+		name  string
+		union []byte
+		ok    bool
+	}{
+		{"null", appendLong(nil, 0), true},
+		{"value", append(appendLong(nil, 1), value...), true},
+		{"index padded to 5 bytes", append([]byte{0x82, 0x80, 0x80, 0x80, 0x00}, value...), true},
+		{"index padded to 6 bytes", []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, false},
+		{"index wrapping in 5 bytes", append([]byte{0x82, 0x80, 0x80, 0x80, 0x10}, value...), true},
+	} {
+		b := append(append(slices.Clone(head), tc.union...), tail...)
+		if ok := sameDecode(t, b); ok != tc.ok {
+			t.Errorf("%s: decoded %v, want %v", tc.name, ok, tc.ok)
+		}
+	}
 }

@@ -64,18 +64,9 @@
 //     untrusted input can make it allocate (64 KiB per string, 1024 items per
 //     array).
 //
-// The values read most, customer state, Interactions and Purchases written
-// under the current schema, are read by hand-written decoders; other writer
-// schemas, and the other records, go through hamba/avro, which resolves
-// them. The hand-written decoders accept and reject what hamba/avro does,
-// with the same values and the same Reasons (they also reject array block
-// counts whose sum overflows), and are tested and fuzzed against it.
-//
-// Once a writer schema is known, decoding allocates only what the value
-// itself needs: pointer fields, map entries, now and then a slab for
-// strings, and, on the hand-written paths, a copy of a short, often
-// repeated string (an event type, a currency, a tier) that was not interned
-// recently.
+// Once a writer schema is known, decoding allocates only what hamba/avro
+// needs for the value itself: pointer fields, map entries, and now and then
+// a slab for strings.
 //
 // # Encoding
 //
