@@ -1215,9 +1215,13 @@ func (t *task) commitPositions() {
 	})
 }
 
+// positions returns the task's durable input positions (those of its last
+// commit, or of its load), to commit to the group: the group's offsets
+// must never run ahead of the state, since tooling (and tests) read them
+// as what has been processed.
 func (t *task) positions() map[string]map[int32]kgo.EpochOffset {
 	all := make(map[string]map[int32]kgo.EpochOffset, numSources)
-	for src, pos := range t.pos {
+	for src, pos := range t.committedPos {
 		if pos >= 0 && t.topics[src] != "" {
 			all[t.topics[src]] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: pos}}
 		}
