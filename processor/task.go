@@ -155,7 +155,8 @@ type task struct {
 	head     [numSources]item
 	paused   [numSources]bool
 	finished bool
-	// committedPos is pos at the last commit (replay progress).
+	// committedPos is pos at the last commit, or at load: the durable
+	// positions (replay progress, the group's offsets).
 	committedPos [numSources]int64
 	// startGen is Processor.adjusted when the task was created;
 	// startCommitted is set once the positions it started from are
@@ -1182,28 +1183,24 @@ func (t *task) markPositions() {
 	}
 }
 
-// commitStart commits the positions the task started from to the group
-// (commitPositions), once, at the first tick after the client has taken the
-// offsets adjustOffsets chose for the task's assignment: an adjustOffsets
-// call that returned after the task was created. Committed earlier, the
-// commit works, but its response can come back before the client has set
-// up the new session's offsets, and franz-go then logs a warning ("after
-// our group session has ended") on every start. Once the task has marked
-// positions of its own, they supersede the start.
+// commitStart commits the positions the task started from to the group,
+// once. The client takes the offsets adjustOffsets chose as already
+// committed, so a task restored past the group's offsets (another member
+// processed records, and crashed before its offsets reached the group)
+// would otherwise leave them behind until it applies a new record.
+//
+// It runs at the first tick after the client has taken the offsets of the
+// task's assignment: an adjustOffsets call that returned after the task was
+// created. Committed earlier, the commit works, but its response can come
+// back before the client has set up the new session's offsets, and
+// franz-go then logs a warning ("after our group session has ended") on
+// every start. Once the task has marked positions of its own, they
+// supersede the start.
 func (t *task) commitStart() {
 	if t.startCommitted || t.p.adjusted.Load() == t.startGen {
 		return
 	}
 	t.startCommitted = true
-	t.commitPositions()
-}
-
-// commitPositions commits the positions a task starts from to the group.
-// The client takes the offsets adjustOffsets chose as already committed,
-// so a task restored past the group's offsets (another member processed
-// records, and crashed before its offsets reached the group) would
-// otherwise leave them behind until it applies a new record.
-func (t *task) commitPositions() {
 	all := t.positions()
 	if len(all) == 0 {
 		return

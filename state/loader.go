@@ -146,17 +146,11 @@ func (l *Loader) Ingest(ctx context.Context) error {
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
-	dir := filepath.Join(l.s.dir, ingestDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("ingest: %w", err)
-	}
-	path := filepath.Join(dir, "p"+strconv.Itoa(int(l.part))+"-"+strconv.FormatUint(loaderSeq.Add(1), 10)+".sst")
-	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	w, path, err := l.s.createTable("p" + strconv.Itoa(int(l.part)) + "-" + strconv.FormatUint(loaderSeq.Add(1), 10) + ".sst")
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	defer os.Remove(path) // the store holds a link to it once ingested
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), l.s.writerOpts)
 	for i := range l.ents {
 		e := &l.ents[i]
 		k := l.key(e)
@@ -204,6 +198,22 @@ func (l *Loader) abbreviate() {
 		}
 		e.abbr = binary.BigEndian.Uint64(a[:])
 	}
+}
+
+// createTable creates the file name in the store's ingest directory and
+// returns a writer of a table with the options of the tables Pebble writes
+// itself, and the file's path. Closing the writer flushes and syncs it.
+func (s *Store) createTable(name string) (*sstable.Writer, string, error) {
+	dir := filepath.Join(s.dir, ingestDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, name)
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, "", err
+	}
+	return sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.writerOpts), path, nil
 }
 
 // Reset drops the writes collected since the last Ingest, keeping the

@@ -14,9 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Errors returned by the store. Each is wrapped with context; test with
@@ -381,16 +379,13 @@ func (s *Store) rewrite(ctx context.Context) error {
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("purge %q: flush: %w", s.dir, err)
 	}
-	dir := filepath.Join(s.dir, ingestDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("purge %q: %w", s.dir, err)
-	}
-	defer os.RemoveAll(dir) // the store holds links to the tables once ingested
+	// The store holds links to the tables once ingested.
+	defer os.RemoveAll(filepath.Join(s.dir, ingestDir))
 	iter, err := s.db.NewIter(nil)
 	if err != nil {
 		return fmt.Errorf("purge %q: %w", s.dir, err)
 	}
-	paths, err := s.writeLiveTables(ctx, iter, dir)
+	paths, err := s.writeLiveTables(ctx, iter)
 	if err := errors.Join(err, iter.Close()); err != nil {
 		return fmt.Errorf("purge %q: %w", s.dir, err)
 	}
@@ -401,8 +396,9 @@ func (s *Store) rewrite(ctx context.Context) error {
 }
 
 // writeLiveTables writes the keys and values iter yields, in order, to
-// tables in dir of about purgeTableSize each, and returns their paths.
-func (s *Store) writeLiveTables(ctx context.Context, iter *pebble.Iterator, dir string) ([]string, error) {
+// tables of about purgeTableSize each in the ingest directory, and returns
+// their paths.
+func (s *Store) writeLiveTables(ctx context.Context, iter *pebble.Iterator) ([]string, error) {
 	var (
 		paths []string
 		w     *sstable.Writer
@@ -425,13 +421,12 @@ func (s *Store) writeLiveTables(ctx context.Context, iter *pebble.Iterator, dir 
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			path := filepath.Join(dir, "purge-"+strconv.Itoa(len(paths))+".sst")
-			f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
-			if err != nil {
+			var path string
+			var err error
+			if w, path, err = s.createTable("purge-" + strconv.Itoa(len(paths)) + ".sst"); err != nil {
 				return nil, err
 			}
 			paths = append(paths, path)
-			w = sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.writerOpts)
 		}
 		v, err := iter.ValueAndErr()
 		if err == nil {
