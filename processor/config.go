@@ -33,6 +33,12 @@ const (
 	ExactlyOnce Guarantee = "exactly_once"
 )
 
+// Write set bounds (Config.WriteSetBytes).
+const (
+	DefaultWriteSetBytes int64 = 64 << 20
+	MaxWriteSetBytes     int64 = 64 << 30
+)
+
 // TimeMode chooses what moves a task's stream time.
 type TimeMode string
 
@@ -110,6 +116,14 @@ type Config struct {
 	// CommitRecords forces a commit once a task has applied this many
 	// records since its last commit. Default 20000.
 	CommitRecords int
+	// WriteSetBytes bounds the memory of the customers changed since their
+	// task's last commit, across all tasks of this instance (each task gets
+	// its share, as for CacheCustomers): a task holds them encoded until its
+	// commit writes each once, and commits when its share is full. A larger
+	// write set lets a cycle coalesce more changes per customer: a replay
+	// runs with hundreds of MiB and a long CommitInterval. Default 64 MiB;
+	// at least 1 MiB per task.
+	WriteSetBytes int64
 	// CacheCustomers bounds the number of customers kept decoded in memory
 	// across all tasks of this instance. Default 1,000,000; 0 keeps the
 	// default, negative disables the cache.
@@ -239,6 +253,9 @@ func (c *Config) setDefaults() {
 	if c.CacheCustomers == 0 {
 		c.CacheCustomers = 1_000_000
 	}
+	if c.WriteSetBytes == 0 {
+		c.WriteSetBytes = DefaultWriteSetBytes
+	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = 24 * time.Hour
 	}
@@ -343,6 +360,9 @@ func (c *Config) ValidateSettings() error {
 	}
 	if c.CommitRecords < 0 {
 		errs = append(errs, fmt.Errorf("commit_records: %d must be positive", c.CommitRecords))
+	}
+	if c.WriteSetBytes < 0 || c.WriteSetBytes > MaxWriteSetBytes {
+		errs = append(errs, fmt.Errorf("write_set_bytes: %d must be between 1 and %d", c.WriteSetBytes, MaxWriteSetBytes))
 	}
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_clock_skew: %v must be positive", c.MaxClockSkew))

@@ -80,8 +80,8 @@ const (
 // talks to it through in, quit and done.
 //
 // Invariant: every record the task has handled since its last commit is
-// reflected in dirty, outputs and pos; commit sends the outputs, one
-// changelog record per dirty customer and a checkpoint of pos to Kafka
+// reflected in ws (the write set), outputs and pos; commit sends the
+// outputs, one changelog record per changed customer and a checkpoint of pos to Kafka
 // (in exactly-once mode as one transaction of the task's own producer), and
 // only once Kafka has them makes the customers, positions and changelog
 // position durable in one synced store batch. The store therefore never
@@ -119,13 +119,19 @@ type task struct {
 	quit sync.Once
 	dead chan struct{} // closed by kill: exit without committing
 
+	// cache holds decoded customers, clean or changed: a customer in both
+	// cache and ws is the same in both (changed re-encodes the cached
+	// object it was handed). ws holds every customer changed since the
+	// last commit, encoded, until commit writes them (writeset.go); wsMax
+	// is the task's share of Config.WriteSetBytes, past which it commits.
 	cache    *state.Cache[*schemas.Customer]
 	cacheCap int
-	dirty    map[string]*schemas.Customer
+	ws       writeSet
+	wsMax    int
 	// erased holds the customers erased since the last commit, with the
 	// due time of the timer index entry the store holds for each (0:
 	// none). Commit deletes them from the store and writes a changelog
-	// tombstone for each, before it writes dirty (a customer erased and
+	// tombstone for each, before it writes ws (a customer erased and
 	// then seen again in the same cycle is a new customer).
 	erased map[string]int64
 	// outputs are the cycle's records for the output and dead-letter
@@ -220,7 +226,8 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		dead:        make(chan struct{}),
 		cache:       state.NewCache[*schemas.Customer](capacity),
 		cacheCap:    capacity,
-		dirty:       make(map[string]*schemas.Customer),
+		ws:          newWriteSet(),
+		wsMax:       int(max(1<<20, p.cfg.WriteSetBytes/int64(max(1, p.partitions)))),
 		erased:      make(map[string]int64),
 		next:        make(map[string]int64, 2),
 		consumed:    make(map[string]int, 2),
@@ -334,7 +341,7 @@ func (t *task) run() {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
 			}
-			if pol := t.p.policy.Load(); pol != t.pol && len(t.dirty) == 0 && !t.killed() {
+			if pol := t.p.policy.Load(); pol != t.pol && t.ws.dirtyLen() == 0 && !t.killed() {
 				if err := t.switchPolicy(pol); err != nil {
 					t.p.fail(fmt.Errorf("task %d: switch policy: %w", t.part, err))
 					return
@@ -508,12 +515,18 @@ func (t *task) handle(f fetched) error {
 			t.lastTs[src] = recs[n-1].Timestamp
 		}
 	}
-	if t.pending >= t.p.cfg.CommitRecords {
+	if t.full() {
 		if err := t.commit(); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
 	return nil
+}
+
+// full reports whether the cycle must commit now: CommitRecords records are
+// pending, or the write set holds its share of WriteSetBytes.
+func (t *task) full() bool {
+	return t.pending >= t.p.cfg.CommitRecords || t.ws.bytes() >= t.wsMax
 }
 
 // step applies one decoded record: it moves stream time to the record's
@@ -650,7 +663,7 @@ func (t *task) merge() error {
 		t.pos[pick] = next
 		t.next[t.topics[pick]] = next
 		t.head[pick] = item{} // let the record go
-		if t.pending >= t.p.cfg.CommitRecords {
+		if t.full() {
 			if err := t.commit(); err != nil {
 				return fmt.Errorf("commit: %w", err)
 			}
@@ -821,17 +834,23 @@ func (t *task) validate(r *kgo.Record, id string, at int64) (string, error) {
 	return "", nil
 }
 
-// lookup returns the customer for id from the write set, the cache, or the
+// lookup returns the customer for id from the cache, the write set, or the
 // store, or a new customer. A new customer enters the write set only when an
 // event applies to it (see changed). It returns nil and sets t.fatal if the
 // store fails.
 func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
-	if c := t.dirty[id]; c != nil {
+	if c, ok := t.cache.Get([]byte(id)); ok {
 		t.p.m.cacheHits.Inc()
 		return c, false
 	}
-	if c, ok := t.cache.Get([]byte(id)); ok {
+	if enc, ok := t.ws.get(id); ok {
 		t.p.m.cacheHits.Inc()
+		c = new(schemas.Customer)
+		if err := schemas.DecodeCustomer(enc, c); err != nil {
+			t.fatal = fmt.Errorf("decode changed customer: %w", err)
+			return nil, false
+		}
+		t.cache.Put(id, c)
 		return c, false
 	}
 	if _, gone := t.erased[id]; gone {
@@ -857,11 +876,22 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 	return c, false
 }
 
-// changed records c in the write set and, if a derived field moved, the
-// TierChange output and the gauges.
+// changed records c in the write set (encoded, with its new deadline as
+// TimerAt) and the cache and, if a derived field moved, the TierChange
+// output and the gauges.
 func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
-	t.dirty[c.CustomerID] = c
-	t.clk.schedule(c.CustomerID, t.pol.NextDeadline(c))
+	due := t.pol.NextDeadline(c)
+	t.clk.schedule(c.CustomerID, due)
+	storedAt := c.TimerAt // the stored entry's, unless c is in ws already
+	c.TimerAt = due
+	var err error
+	t.buf, err = schemas.AppendCustomer(t.buf[:0], c)
+	if err != nil {
+		t.fatal = fmt.Errorf("encode customer: %w", err)
+		return
+	}
+	t.ws.put(c.CustomerID, t.buf, storedAt, due)
+	t.cache.Put(c.CustomerID, c)
 	if !o.Changed {
 		return
 	}
@@ -917,9 +947,13 @@ func (t *task) erase(e *schemas.ErasureRequest) {
 		// The index entry the store holds belongs to the stored customer;
 		// a customer erased, seen again and erased again in one cycle has
 		// no other entry.
-		t.erased[id] = c.TimerAt
+		at := c.TimerAt
+		if stored, changed := t.ws.storedAt(id); changed {
+			at = stored
+		}
+		t.erased[id] = at
 	}
-	delete(t.dirty, id)
+	t.ws.remove(id)
 	t.cache.Delete(id)
 	t.clk.schedule(id, 0) // its index entry is stale from now on
 	t.count(c, -1)
@@ -959,7 +993,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 // task clock in one synced batch. A cycle with nothing applied and nothing
 // fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 && len(t.dirty) == 0 && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
+	if t.pending == 0 && t.ws.dirtyLen() == 0 && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
 		return nil
 	}
 	select {
@@ -994,13 +1028,14 @@ func (t *task) commit() error {
 			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
 		}
 	}
-	for id, c := range t.dirty {
+	t.ws.eachDirty(func(idb, enc []byte, storedAt, due int64) {
+		id := string(idb)
 		// Move the customer's timer index entry with it: the entry the
-		// store holds is c.TimerAt (written with c), the new one is the
-		// deadline scheduled at c's last change.
-		if due := t.clk.dues[id]; due != c.TimerAt {
-			if c.TimerAt != 0 {
-				b.DeleteTimer(t.part, c.TimerAt, id)
+		// store holds is due at storedAt, the new one at the deadline
+		// scheduled at the customer's last change (its encoding's TimerAt).
+		if due != storedAt {
+			if storedAt != 0 {
+				b.DeleteTimer(t.part, storedAt, id)
 				pendingDelta--
 			}
 			if due != 0 {
@@ -1008,33 +1043,21 @@ func (t *task) commit() error {
 				t.clk.indexed(due)
 				pendingDelta++
 			}
-			c.TimerAt = due
 		}
+		b.PutCustomer(t.part, id, enc)
 		if !changelog {
-			var err error
-			t.buf, err = schemas.AppendCustomer(t.buf[:0], c)
-			if err != nil {
-				return fmt.Errorf("encode customer: %w", err)
-			}
-			b.PutCustomer(t.part, id, t.buf)
-			continue
+			return
 		}
-		// One encoding serves the store and the changelog: key 'c'+id,
-		// value header+customer, both in clBuf (sliced once it stops
-		// growing).
+		// The changelog record: key 'c'+id, value header+customer, in
+		// clBuf (sliced once it stops growing).
 		k := len(t.clBuf)
 		t.clBuf = append(t.clBuf, changelogCustomer)
-		t.clBuf = append(t.clBuf, id...)
+		t.clBuf = append(t.clBuf, idb...)
 		v := len(t.clBuf)
 		t.clBuf = appendChangelogHeader(t.clBuf, cycle)
-		var err error
-		t.clBuf, err = schemas.AppendCustomer(t.clBuf, c)
-		if err != nil {
-			return fmt.Errorf("encode customer: %w", err)
-		}
-		b.PutCustomer(t.part, id, t.clBuf[v+changelogHeaderLen:])
+		t.clBuf = append(t.clBuf, enc...)
 		t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
-	}
+	})
 	for topic, next := range t.next {
 		b.SetOffset(t.part, topic, next)
 	}
@@ -1107,10 +1130,7 @@ func (t *task) commit() error {
 		t.markPositions()
 		t.startCommitted = true // the marked positions supersede them
 	}
-	for id, c := range t.dirty {
-		t.cache.Put(id, c)
-	}
-	clear(t.dirty)
+	t.ws.committed(t.wsMax)
 	clear(t.erased)
 	t.clk.committed()
 	clear(t.consumed)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	dto "github.com/prometheus/client_model/go"
 	"io"
@@ -63,6 +64,23 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the scoring phase to this `file` (read it with go tool pprof)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	if *replay {
+		// Score with `valora replay`'s defaults, but for the flags given.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["commit-records"] {
+			sf.commitRecords = replayCommitRecords
+		}
+		if !set["commit-interval"] {
+			sf.commitInterval = replayCommitInterval
+		}
+		if !set["write-set-mib"] {
+			sf.writeSetMiB = replayWriteSetMiB
+		}
+		if !set["cache-customers"] {
+			sf.cacheCustomers = replayCacheCustomers
+		}
 	}
 	if gf.events == 0 {
 		gf.events = 10_000_000

@@ -49,6 +49,7 @@ type scorerFlags struct {
 	commitInterval time.Duration
 	commitRecords  int
 	cacheCustomers int
+	writeSetMiB    int
 	blockCacheMiB  int // 0: state.DefaultCacheSize, or replayBlockCache with bulkLoad
 	maxClockSkew   time.Duration
 	timeMode       string
@@ -83,6 +84,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
 	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (negative disables the cache)")
+	fs.IntVar(&f.writeSetMiB, "write-set-mib", defaultWriteSetMiB, writeSetUsage)
 	fs.IntVar(&f.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	fs.StringVar(&f.timeMode, "time", string(processor.TimeLive), "what moves stream time: live (event time, and the wall clock minus --allowed-lateness once a task is caught up and idle) or event (event time only)")
@@ -122,6 +124,17 @@ const (
 	replayFetchPartitionBytes = 512 << 10
 )
 
+// A replay's commits: it commits when a task's share of --write-set-mib is
+// full, after --commit-records records, or every --commit-interval, which
+// bounds what an interrupted replay does again. Each commit writes every
+// customer changed since the last one, once: the rarer the commits, the
+// fewer the writes (BENCHMARKS.md).
+const (
+	replayCommitRecords  = 2_000_000
+	replayCommitInterval = 10 * time.Second
+	replayCacheCustomers = 50_000
+)
+
 // maxBlockCacheMiB bounds --block-cache-mib (64 GiB).
 const maxBlockCacheMiB = 64 << 10
 
@@ -141,13 +154,28 @@ func (f *scorerFlags) blockCache() int64 {
 	return 0
 }
 
-// checkBlockCache validates --block-cache-mib.
+// checkBlockCache validates --block-cache-mib and --write-set-mib.
 func (f *scorerFlags) checkBlockCache() error {
 	if f.blockCacheMiB < 0 || f.blockCacheMiB > maxBlockCacheMiB {
 		return usagef("--block-cache-mib %d: want 0 (the default) to %d", f.blockCacheMiB, maxBlockCacheMiB)
 	}
+	if maxMiB := int(processor.MaxWriteSetBytes >> 20); f.writeSetMiB < 1 || f.writeSetMiB > maxMiB {
+		return usagef("--write-set-mib %d: want 1 to %d", f.writeSetMiB, maxMiB)
+	}
 	return nil
 }
+
+// The write set (processor.Config.WriteSetBytes): the memory for customers
+// changed since their task's last commit. A replay commits rarely and
+// coalesces a customer's changes into one write per commit
+// (BENCHMARKS.md); the daemon commits every --commit-interval, long before
+// its write set fills.
+const (
+	defaultWriteSetMiB = 64
+	replayWriteSetMiB  = 256
+)
+
+const writeSetUsage = "MiB of changed customers (encoded) held until their task's commit writes them, across all tasks; a task whose share is full commits"
 
 // scorer is a wired processor with its store, codec, registry and HTTP
 // server. close releases them in reverse order.
@@ -260,6 +288,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		CommitInterval:     f.commitInterval,
 		CommitRecords:      f.commitRecords,
 		CacheCustomers:     f.cacheCustomers,
+		WriteSetBytes:      int64(f.writeSetMiB) << 20,
 		MaxClockSkew:       f.maxClockSkew,
 		Time:               processor.TimeMode(f.timeMode),
 		AllowedLateness:    f.lateness,

@@ -1,0 +1,308 @@
+package processor
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"slices"
+)
+
+// writeSet holds a task's customers encoded (schemas.AppendCustomer) in one
+// byte arena: every customer changed since the task's last commit (dirty),
+// and, while there is room, customers written by earlier commits (clean),
+// which it serves without a store read. It is built like an off-heap cache:
+// the arena and its open-addressing index are plain bytes and integers, so
+// a million customers cost the garbage collector nothing to trace, and a
+// customer costs its encoding, its id and 48 bytes, about a third of a
+// decoded one. That lets a task keep a large working set between commits and
+// commit rarely (a replay commits once per Config.CommitInterval), so that a
+// customer changed many times between two commits is written to the store,
+// and to the changelog, once.
+//
+// An entry keeps storedAt, the due time of the timer index entry the store
+// holds for the customer, and due, the deadline scheduled at its last change,
+// which its encoding carries as TimerAt and the commit makes the stored one.
+// A clean entry has storedAt == due and is the same as the stored customer.
+//
+// Only the task goroutine uses a writeSet.
+type writeSet struct {
+	seed maphash.Seed
+	// slots is the index: 0 is empty, wsTombstone a removed entry, and
+	// anything else an entry's arena offset plus one in the low 40 bits,
+	// with the top 24 bits of its id's hash above them.
+	slots []uint64
+	arena []byte
+	// dirty holds the offsets of the entries changed since the last
+	// commit, and of entries since moved or removed (skipped).
+	dirty []int
+	live  int // entries in slots
+	tombs int // tombstones in slots
+	used  int // arena bytes of live entries
+}
+
+// An entry in the arena: a header, the id, then the encoding and its room
+// to grow.
+const (
+	wsStoredAt = 0  // int64
+	wsDue      = 8  // int64
+	wsLen      = 16 // uint32: length of the encoding
+	wsRoom     = 20 // uint32: bytes reserved for the encoding
+	wsIDLen    = 24 // uint32
+	wsFlags    = 28 // byte
+	wsHeader   = 32
+
+	wsDirtyFlag   = 1
+	wsRemovedFlag = 2
+
+	wsTombstone  = ^uint64(0)
+	wsOffsetBits = 40
+	wsOffsetMask = 1<<wsOffsetBits - 1
+)
+
+// wsDirtyOverhead is what a dirty customer costs besides its entry, as
+// counted against Config.WriteSetBytes: its place in the dirty list and in
+// the timer clock (dues, heap).
+const wsDirtyOverhead = 96
+
+func newWriteSet() writeSet {
+	return writeSet{seed: maphash.MakeSeed(), slots: make([]uint64, 1024)}
+}
+
+// len returns the number of customers in the set; dirtyLen the number of
+// entries changed since the last commit (an upper bound).
+func (w *writeSet) len() int      { return w.live }
+func (w *writeSet) dirtyLen() int { return len(w.dirty) }
+
+// bytes returns the memory the set accounts for: its arena (with the room
+// left by removed and moved entries), its index and its dirty customers.
+func (w *writeSet) bytes() int {
+	return len(w.arena) + 8*len(w.slots) + wsDirtyOverhead*len(w.dirty)
+}
+
+func (w *writeSet) u32(off, field int) int {
+	return int(binary.LittleEndian.Uint32(w.arena[off+field:]))
+}
+
+func (w *writeSet) i64(off, field int) int64 {
+	return int64(binary.LittleEndian.Uint64(w.arena[off+field:]))
+}
+
+func (w *writeSet) setI64(off, field int, v int64) {
+	binary.LittleEndian.PutUint64(w.arena[off+field:], uint64(v))
+}
+
+func (w *writeSet) id(off int) []byte {
+	return w.arena[off+wsHeader : off+wsHeader+w.u32(off, wsIDLen)]
+}
+
+// enc returns the encoding of the entry at off, valid until the next put or
+// committed.
+func (w *writeSet) enc(off int) []byte {
+	start := off + wsHeader + w.u32(off, wsIDLen)
+	n := w.u32(off, wsLen)
+	return w.arena[start : start+n : start+n]
+}
+
+// find returns the slot of id, and whether it holds id; if not, the slot is
+// where id would go (the first tombstone or empty slot of its probe).
+func (w *writeSet) find(id string) (slot int, ok bool) {
+	h := maphash.String(w.seed, id)
+	tag := h >> wsOffsetBits
+	mask := len(w.slots) - 1
+	free := -1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := w.slots[i]
+		switch {
+		case s == 0:
+			if free < 0 {
+				free = i
+			}
+			return free, false
+		case s == wsTombstone:
+			if free < 0 {
+				free = i
+			}
+		case s>>wsOffsetBits == tag && string(w.id(int(s&wsOffsetMask)-1)) == id:
+			return i, true
+		}
+	}
+}
+
+func (w *writeSet) offset(slot int) int { return int(w.slots[slot]&wsOffsetMask) - 1 }
+
+// get returns id's encoding, valid until the next put or committed.
+func (w *writeSet) get(id string) ([]byte, bool) {
+	slot, ok := w.find(id)
+	if !ok {
+		return nil, false
+	}
+	return w.enc(w.offset(slot)), true
+}
+
+// storedAt returns the due time of the index entry the store holds for id,
+// if id is in the set.
+func (w *writeSet) storedAt(id string) (int64, bool) {
+	slot, ok := w.find(id)
+	if !ok {
+		return 0, false
+	}
+	return w.i64(w.offset(slot), wsStoredAt), true
+}
+
+// put stores enc as id's changed encoding, which carries the deadline due.
+// storedAt is used only if id is not in the set; otherwise the entry's is
+// kept. The encoding is overwritten in place when it fits the room of the
+// previous one; else the entry moves to the end of the arena (its old bytes
+// stay unused until committed rewrites the arena). Room is left for small
+// growth, as a customer's counters and sums grow a byte at a time.
+func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
+	slot, ok := w.find(id)
+	if ok {
+		off := w.offset(slot)
+		if len(enc) <= w.u32(off, wsRoom) {
+			start := off + wsHeader + len(id)
+			copy(w.arena[start:], enc)
+			binary.LittleEndian.PutUint32(w.arena[off+wsLen:], uint32(len(enc)))
+			w.setI64(off, wsDue, due)
+			if w.arena[off+wsFlags]&wsDirtyFlag == 0 {
+				w.arena[off+wsFlags] |= wsDirtyFlag
+				w.dirty = append(w.dirty, off)
+			}
+			return
+		}
+		storedAt = w.i64(off, wsStoredAt)
+		w.arena[off+wsFlags] = wsRemovedFlag
+		w.used -= w.entrySize(off)
+		w.live--
+	} else if w.slots[slot] == wsTombstone {
+		w.tombs--
+	}
+	off := w.alloc(id, enc, storedAt, due, wsDirtyFlag)
+	w.dirty = append(w.dirty, off)
+	w.slots[slot] = maphash.String(w.seed, id)>>wsOffsetBits<<wsOffsetBits | uint64(off+1)
+	w.live++
+	if n := len(w.slots); 4*(w.live+w.tombs) > 3*n {
+		if 2*w.live > n {
+			n *= 2
+		}
+		w.rehash(n) // drops the tombstones
+	}
+}
+
+func (w *writeSet) entrySize(off int) int {
+	return wsHeader + w.u32(off, wsIDLen) + w.u32(off, wsRoom)
+}
+
+// alloc appends an entry to the arena and returns its offset.
+func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64, flags byte) int {
+	room := len(enc) + len(enc)/8 + 8
+	size := wsHeader + len(id) + room
+	off := len(w.arena)
+	w.arena = slices.Grow(w.arena, size)[:off+size]
+	w.setI64(off, wsStoredAt, storedAt)
+	w.setI64(off, wsDue, due)
+	binary.LittleEndian.PutUint32(w.arena[off+wsLen:], uint32(len(enc)))
+	binary.LittleEndian.PutUint32(w.arena[off+wsRoom:], uint32(room))
+	binary.LittleEndian.PutUint32(w.arena[off+wsIDLen:], uint32(len(id)))
+	w.arena[off+wsFlags] = flags
+	copy(w.arena[off+wsHeader:], id)
+	copy(w.arena[off+wsHeader+len(id):], enc)
+	w.used += size
+	return off
+}
+
+// rehash rebuilds the index with n slots (a power of two), dropping
+// tombstones.
+func (w *writeSet) rehash(n int) {
+	old := w.slots
+	w.slots = make([]uint64, n)
+	w.tombs = 0
+	mask := n - 1
+	for _, s := range old {
+		if s == 0 || s == wsTombstone {
+			continue
+		}
+		h := maphash.Bytes(w.seed, w.id(int(s&wsOffsetMask)-1))
+		i := int(h) & mask
+		for w.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		w.slots[i] = s
+	}
+}
+
+// remove drops id from the set (its bytes stay unused until committed
+// rewrites the arena).
+func (w *writeSet) remove(id string) {
+	slot, ok := w.find(id)
+	if !ok {
+		return
+	}
+	off := w.offset(slot)
+	w.arena[off+wsFlags] = wsRemovedFlag
+	w.used -= w.entrySize(off)
+	w.slots[slot] = wsTombstone
+	w.live--
+	w.tombs++
+}
+
+// eachDirty calls fn with the id, encoding and deadlines of every customer
+// changed since the last commit. The slices are valid during the call.
+func (w *writeSet) eachDirty(fn func(id, enc []byte, storedAt, due int64)) {
+	for _, off := range w.dirty {
+		if w.arena[off+wsFlags] != wsDirtyFlag {
+			continue // moved or removed since
+		}
+		fn(w.id(off), w.enc(off), w.i64(off, wsStoredAt), w.i64(off, wsDue))
+	}
+}
+
+// committed marks every entry clean (the commit wrote them: their
+// scheduled deadline is now the stored one). Then, if the set takes max
+// bytes or more, it keeps about half of max (the entries in index order,
+// which is by hash: a random choice); and it rewrites the arena when removed
+// and moved entries left a quarter of it unused.
+func (w *writeSet) committed(max int) {
+	for _, off := range w.dirty {
+		if w.arena[off+wsFlags] == wsDirtyFlag {
+			w.arena[off+wsFlags] = 0
+			w.setI64(off, wsStoredAt, w.i64(off, wsDue))
+		}
+	}
+	w.dirty = w.dirty[:0]
+	switch {
+	case w.bytes() >= max:
+		w.rewrite(max / 2)
+	case len(w.arena)-w.used > len(w.arena)/4:
+		w.rewrite(len(w.arena))
+	}
+}
+
+// rewrite copies live entries into a new arena until it holds keep bytes,
+// and drops the others. The set must be clean.
+func (w *writeSet) rewrite(keep int) {
+	old := w.arena
+	w.arena = make([]byte, 0, min(w.used, keep))
+	w.used, w.live = 0, 0
+	for i, s := range w.slots {
+		if s == 0 || s == wsTombstone {
+			continue
+		}
+		off := int(s&wsOffsetMask) - 1
+		size := wsHeader + int(binary.LittleEndian.Uint32(old[off+wsIDLen:])) +
+			int(binary.LittleEndian.Uint32(old[off+wsRoom:]))
+		if len(w.arena)+size > keep {
+			w.slots[i] = wsTombstone
+			continue
+		}
+		n := len(w.arena)
+		w.arena = append(w.arena, old[off:off+size]...)
+		w.used += size
+		w.live++
+		w.slots[i] = s&^wsOffsetMask | uint64(n+1)
+	}
+	slots := len(w.slots)
+	for slots > 1024 && 4*w.live < slots {
+		slots /= 2 // keep the index no larger than it needs
+	}
+	w.rehash(slots)
+}

@@ -1,0 +1,129 @@
+package processor
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// wsModel is what a writeSet must hold: every dirty customer, exactly, and
+// a clean customer either exactly or not at all.
+type wsModel struct {
+	enc           []byte
+	storedAt, due int64
+	dirty         bool
+}
+
+// TestWriteSetModel runs random puts, removes and commits against a map and
+// checks the write set after every operation's effect: reads, the dirty
+// customers a commit writes, their deadlines, and that only clean customers
+// are ever dropped, and only when the set is over its budget.
+func TestWriteSetModel(t *testing.T) {
+	for seed := range uint64(200) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			w := newWriteSet()
+			model := map[string]*wsModel{}
+			ids := make([]string, 1+rng.IntN(3000))
+			for i := range ids {
+				ids[i] = fmt.Sprintf("c-%d-%s", i, bytes.Repeat([]byte("x"), rng.IntN(40)))
+			}
+			budget := 1 << (15 + rng.IntN(8))
+			for op := range 20000 {
+				id := ids[rng.IntN(len(ids))]
+				switch r := rng.IntN(100); {
+				case r < 70:
+					enc := make([]byte, 1+rng.IntN(300))
+					for i := range enc {
+						enc[i] = byte(rng.Uint32())
+					}
+					storedAt, due := rng.Int64N(1000), rng.Int64N(1000)
+					m := model[id]
+					if m == nil {
+						m = &wsModel{storedAt: storedAt}
+						model[id] = m
+					}
+					m.enc, m.due, m.dirty = enc, due, true
+					w.put(id, enc, storedAt, due)
+				case r < 80:
+					delete(model, id)
+					w.remove(id)
+				case r < 83:
+					got := map[string]bool{}
+					w.eachDirty(func(idb, enc []byte, storedAt, due int64) {
+						m := model[string(idb)]
+						if m == nil || !m.dirty {
+							t.Fatalf("op %d: %s written at commit, but not dirty", op, idb)
+						}
+						if !bytes.Equal(enc, m.enc) || storedAt != m.storedAt || due != m.due {
+							t.Fatalf("op %d: %s written as (%d bytes, %d, %d), want (%d bytes, %d, %d)",
+								op, idb, len(enc), storedAt, due, len(m.enc), m.storedAt, m.due)
+						}
+						if got[string(idb)] {
+							t.Fatalf("op %d: %s written twice", op, idb)
+						}
+						got[string(idb)] = true
+					})
+					for id, m := range model {
+						if m.dirty && !got[id] {
+							t.Fatalf("op %d: dirty %s not written at commit", op, id)
+						}
+					}
+					over := w.bytes() >= budget
+					w.committed(budget)
+					for id, m := range model {
+						m.dirty, m.storedAt = false, m.due
+						if _, ok := w.get(id); !ok {
+							if !over {
+								t.Fatalf("op %d: %s dropped by a commit under budget", op, id)
+							}
+							delete(model, id)
+						}
+					}
+					if over && w.bytes() > budget {
+						t.Fatalf("op %d: %d bytes after a commit over budget %d", op, w.bytes(), budget)
+					}
+				default:
+					enc, ok := w.get(id)
+					m := model[id]
+					if ok != (m != nil) {
+						t.Fatalf("op %d: get %s: found %v, want %v", op, id, ok, m != nil)
+					}
+					if ok && !bytes.Equal(enc, m.enc) {
+						t.Fatalf("op %d: get %s: wrong encoding", op, id)
+					}
+					at, ok := w.storedAt(id)
+					if ok && at != m.storedAt {
+						t.Fatalf("op %d: storedAt %s: %d, want %d", op, id, at, m.storedAt)
+					}
+				}
+				if w.len() != len(model) {
+					t.Fatalf("op %d: %d customers, want %d", op, w.len(), len(model))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkWriteSet measures the write set's get and put of a customer
+// among a million.
+func BenchmarkWriteSet(b *testing.B) {
+	w := newWriteSet()
+	enc := make([]byte, 160)
+	ids := make([]string, 1_000_000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("customer-%07d", i)
+		w.put(ids[i], enc, 0, 1)
+	}
+	w.committed(1 << 40)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		id := ids[(i*7919)%len(ids)]
+		if _, ok := w.get(id); !ok {
+			b.Fatal("missing")
+		}
+		w.put(id, enc, 0, int64(i))
+	}
+}
