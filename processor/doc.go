@@ -25,8 +25,10 @@
 //
 // # Commit cycle and guarantees
 //
-// A task applies records to a write set of changed customers and collects
-// its outputs. Every CommitInterval, after CommitRecords records, and before
+// A task applies records to a write set of changed customers (encoded in a
+// pointer-free arena, writeset.go, where clean customers also stay while
+// there is room) and collects its outputs. Every CommitInterval, after
+// CommitRecords records, when its share of WriteSetBytes is full, and before
 // it hands a task over, it commits:
 //
 //  1. send the outputs (tier changes, dead letters), one changelog record

@@ -524,7 +524,8 @@ func (t *task) handle(f fetched) error {
 }
 
 // full reports whether the cycle must commit now: CommitRecords records are
-// pending, or the write set holds its share of WriteSetBytes.
+// pending, or the write set holds its share of WriteSetBytes (the commit
+// then drops clean customers to make room).
 func (t *task) full() bool {
 	return t.pending >= t.p.cfg.CommitRecords || t.ws.bytes() >= t.wsMax
 }

@@ -194,7 +194,7 @@ func (w *writeSet) entrySize(off int) int {
 
 // alloc appends an entry to the arena and returns its offset.
 func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64, flags byte) int {
-	room := len(enc) + len(enc)/8 + 8
+	room := len(enc) + len(enc)/16 + 4
 	size := wsHeader + len(id) + room
 	off := len(w.arena)
 	w.arena = slices.Grow(w.arena, size)[:off+size]
@@ -258,9 +258,8 @@ func (w *writeSet) eachDirty(fn func(id, enc []byte, storedAt, due int64)) {
 
 // committed marks every entry clean (the commit wrote them: their
 // scheduled deadline is now the stored one). Then, if the set takes max
-// bytes or more, it keeps about half of max (the entries in index order,
-// which is by hash: a random choice); and it rewrites the arena when removed
-// and moved entries left a quarter of it unused.
+// bytes or more, it keeps about half of max (see rewrite); and it rewrites
+// the arena when removed and moved entries left a quarter of it unused.
 func (w *writeSet) committed(max int) {
 	for _, off := range w.dirty {
 		if w.arena[off+wsFlags] == wsDirtyFlag {
@@ -277,12 +276,16 @@ func (w *writeSet) committed(max int) {
 	}
 }
 
-// rewrite copies live entries into a new arena until it holds keep bytes,
-// and drops the others. The set must be clean.
+// rewrite copies every dirty entry (there are none after a commit), and the
+// clean ones while the new arena holds less than keep bytes, into a new
+// arena, and drops the other clean ones: those it meets last in index
+// order, which is by hash, so a random choice. The new arena has the old one's capacity: the set fills it again,
+// and growing it in steps would copy it each time.
 func (w *writeSet) rewrite(keep int) {
 	old := w.arena
-	w.arena = make([]byte, 0, min(w.used, keep))
+	w.arena = make([]byte, 0, cap(old))
 	w.used, w.live = 0, 0
+	w.dirty = w.dirty[:0]
 	for i, s := range w.slots {
 		if s == 0 || s == wsTombstone {
 			continue
@@ -290,12 +293,16 @@ func (w *writeSet) rewrite(keep int) {
 		off := int(s&wsOffsetMask) - 1
 		size := wsHeader + int(binary.LittleEndian.Uint32(old[off+wsIDLen:])) +
 			int(binary.LittleEndian.Uint32(old[off+wsRoom:]))
-		if len(w.arena)+size > keep {
+		dirty := old[off+wsFlags] == wsDirtyFlag
+		if !dirty && len(w.arena)+size > keep {
 			w.slots[i] = wsTombstone
 			continue
 		}
 		n := len(w.arena)
 		w.arena = append(w.arena, old[off:off+size]...)
+		if dirty {
+			w.dirty = append(w.dirty, n)
+		}
 		w.used += size
 		w.live++
 		w.slots[i] = s&^wsOffsetMask | uint64(n+1)

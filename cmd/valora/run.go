@@ -104,20 +104,22 @@ func (f *scorerFlags) topics() processor.Topics {
 	}
 }
 
-// A replay's memory budget: a 192 MiB Pebble block cache beside two 32 MiB
-// memtables (bench --replay's store too), and a soft limit of 640 MiB on
-// the rest of the Go heap (the 50,000 decoded customers, the merge queues,
-// fetched records, with fetches of at most 16 MiB, 512 KiB per partition,
-// two at a time), so that a replay stays under 1 GiB whatever the number
-// of customers. In the release build (CGO_ENABLED=0) Pebble's memory is in
-// the Go heap, and the limit grows by its size (pebbleHeapShare), so that
-// it bounds the whole process; a cgo build's Pebble memory comes from the
-// C allocator, outside the limit. Smaller memtables leave more of the
-// budget to the block cache, through which a replay reads most customers:
-// 32 MiB memtables and a 192 MiB cache replayed faster than 64 and 128 in
-// the same memory (BENCHMARKS.md).
+// A replay's memory budget: a 384 MiB write set (the customers, encoded,
+// in a pointer-free arena: about 330 MiB for 1,000,000 of them, with the
+// timer bookkeeping of those changed since the last commit), a 32 MiB Pebble
+// block cache beside two 32 MiB memtables (bench --replay's store too), and
+// a soft limit of 640 MiB on the Go heap but Pebble's share (the write set,
+// the 50,000 decoded customers, the merge queues, fetched records, with
+// fetches of at most 16 MiB, 512 KiB per partition, two at a time), so that
+// a replay stays under 1 GiB whatever the number of customers. In the
+// release build (CGO_ENABLED=0) Pebble's memory is in the Go heap, and the
+// limit grows by its size (pebbleHeapShare), so that it bounds the whole
+// process; a cgo build's Pebble memory comes from the C allocator, outside
+// the limit. The write set serves a replay's reads of the customers it
+// holds, so memory goes to it rather than to the block cache, which serves
+// only the others (BENCHMARKS.md).
 const (
-	replayBlockCache          = 192 << 20 // --block-cache-mib 0 in a replay
+	replayBlockCache          = 32 << 20 // --block-cache-mib 0 in a replay
 	replayMemTable            = 32 << 20
 	replayGoMemLimit          = 640 << 20
 	replayFetchBytes          = 16 << 20
@@ -139,7 +141,7 @@ const (
 const maxBlockCacheMiB = 64 << 10
 
 const blockCacheUsage = "Pebble block cache in MiB: the customers not in the decoded cache are read through it " +
-	"(0: 256 for the daemon, 192 for a replay; a replay of many customers runs faster with more, see BENCHMARKS.md)"
+	"(0: 256 for the daemon, 32 for a replay, which reads most customers from its write set, see --write-set-mib)"
 
 // blockCache returns the block cache size in bytes a store opened for f
 // gets: --block-cache-mib, or the replay's default, or 0 for the store's own
@@ -172,7 +174,7 @@ func (f *scorerFlags) checkBlockCache() error {
 // its write set fills.
 const (
 	defaultWriteSetMiB = 64
-	replayWriteSetMiB  = 256
+	replayWriteSetMiB  = 384
 )
 
 const writeSetUsage = "MiB of changed customers (encoded) held until their task's commit writes them, across all tasks; a task whose share is full commits"
