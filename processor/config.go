@@ -121,8 +121,7 @@ type Config struct {
 	// its share, as for CacheCustomers): a task holds them encoded until its
 	// commit writes each once, and commits when its share is full. A larger
 	// write set lets a cycle coalesce more changes per customer: a replay
-	// runs with hundreds of MiB and a long CommitInterval. Default 64 MiB;
-	// at least 1 MiB per task.
+	// runs with hundreds of MiB and a long CommitInterval. Default 64 MiB.
 	WriteSetBytes int64
 	// CacheCustomers bounds the number of customers kept decoded in memory
 	// across all tasks of this instance. Default 1,000,000; 0 keeps the
@@ -362,7 +361,7 @@ func (c *Config) ValidateSettings() error {
 		errs = append(errs, fmt.Errorf("commit_records: %d must be positive", c.CommitRecords))
 	}
 	if c.WriteSetBytes < 0 || c.WriteSetBytes > MaxWriteSetBytes {
-		errs = append(errs, fmt.Errorf("write_set_bytes: %d must be between 1 and %d", c.WriteSetBytes, MaxWriteSetBytes))
+		errs = append(errs, fmt.Errorf("write_set_bytes: %d must be between 0 (the default, %d) and %d", c.WriteSetBytes, DefaultWriteSetBytes, MaxWriteSetBytes))
 	}
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_clock_skew: %v must be positive", c.MaxClockSkew))

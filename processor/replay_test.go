@@ -165,8 +165,8 @@ func (h *harness) stream(t *testing.T, topic string) []string {
 }
 
 // TestReplayDeterministic replays the same topics several ways (one big
-// fetch after another, tiny fetches and commits, and a replay killed
-// midway and resumed) and checks that each ends with the same state,
+// fetch after another, tiny fetches and commits, a write set that fills
+// over and over, and a replay killed midway and resumed) and checks that each ends with the same state,
 // customer by customer, and the same tier-change stream, record for
 // record (the resumed one repeats a suffix of it, with the same event
 // ids). Several seeds.
@@ -198,6 +198,21 @@ func TestReplayDeterministic(t *testing.T) {
 			}
 			if got := c.stream(t, c.topics.TierChanges); !slices.Equal(got, wantStream) {
 				t.Errorf("small fetches: tier-change stream differs (%d records, want %d)", len(got), len(wantStream))
+			}
+
+			// A write set so small that it fills every few customers: a
+			// commit then, and half of the clean customers dropped, to be
+			// read from the store again.
+			w := h.withOutputs()
+			dirW := t.TempDir()
+			w.replay(t, dirW, kafkatest.Name(t, "gW"), b, 0, func(cfg *Config) {
+				cfg.WriteSetBytes = 2 * (8<<10 + 4<<10) // per task: the index and about 15 customers
+			})
+			if got := snapshot(t, dirW); !reflect.DeepEqual(got, want) {
+				t.Errorf("small write set: state differs:\n%s", diffStates(got, want))
+			}
+			if got := w.stream(t, w.topics.TierChanges); !slices.Equal(got, wantStream) {
+				t.Errorf("small write set: tier-change stream differs (%d records, want %d)", len(got), len(wantStream))
 			}
 
 			// Killed midway, then resumed on the same store.

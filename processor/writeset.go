@@ -9,7 +9,8 @@ import (
 // writeSet holds a task's customers encoded (schemas.AppendCustomer) in one
 // byte arena: every customer changed since the task's last commit (dirty),
 // and, while there is room, customers written by earlier commits (clean),
-// which it serves without a store read. It is built like an off-heap cache:
+// which it serves without a store read (a replay's tasks keep them; the
+// daemon's, whose decoded cache holds its customers, do not). It is built like an off-heap cache:
 // the arena and its open-addressing index are plain bytes and integers, so
 // a million customers cost the garbage collector nothing to trace, and a
 // customer costs its encoding, its id and 48 bytes, about a third of a
@@ -257,10 +258,17 @@ func (w *writeSet) eachDirty(fn func(id, enc []byte, storedAt, due int64)) {
 }
 
 // committed marks every entry clean (the commit wrote them: their
-// scheduled deadline is now the stored one). Then, if the set takes max
-// bytes or more, it keeps about half of max (see rewrite); and it rewrites
-// the arena when removed and moved entries left a quarter of it unused.
-func (w *writeSet) committed(max int) {
+// scheduled deadline is now the stored one). Unless keepClean is set, it
+// then empties the set. Otherwise, if the set takes max bytes or more, it
+// keeps about half of max (see rewrite); and it rewrites the arena when
+// removed and moved entries left a quarter of it unused.
+func (w *writeSet) committed(max int, keepClean bool) {
+	if !keepClean {
+		clear(w.slots)
+		w.arena, w.dirty = w.arena[:0], w.dirty[:0]
+		w.live, w.tombs, w.used = 0, 0, 0
+		return
+	}
 	for _, off := range w.dirty {
 		if w.arena[off+wsFlags] == wsDirtyFlag {
 			w.arena[off+wsFlags] = 0

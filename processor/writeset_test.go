@@ -71,15 +71,19 @@ func TestWriteSetModel(t *testing.T) {
 						}
 					}
 					over := w.bytes()-wsDirtyOverhead*w.dirtyLen() >= budget
-					w.committed(budget)
+					keepClean := rng.IntN(4) != 0
+					w.committed(budget, keepClean)
 					for id, m := range model {
 						m.dirty, m.storedAt = false, m.due
 						if _, ok := w.get(id); !ok {
-							if !over {
+							if keepClean && !over {
 								t.Fatalf("op %d: %s dropped by a commit under budget", op, id)
 							}
 							delete(model, id)
 						}
+					}
+					if !keepClean && w.len() != 0 {
+						t.Fatalf("op %d: %d customers after a commit that keeps no clean ones", op, w.len())
 					}
 					if over && w.bytes() > budget {
 						t.Fatalf("op %d: %d bytes after a commit over budget %d", op, w.bytes(), budget)
@@ -116,7 +120,7 @@ func BenchmarkWriteSet(b *testing.B) {
 		ids[i] = fmt.Sprintf("customer-%07d", i)
 		w.put(ids[i], enc, 0, 1)
 	}
-	w.committed(1 << 40)
+	w.committed(1<<40, true)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
