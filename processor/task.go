@@ -129,6 +129,11 @@ type task struct {
 	cacheCap int
 	ws       writeSet
 	wsMax    int
+	// pend holds the customers changed since they were last encoded into
+	// ws (at most pendMax; commit encodes them all first): a customer
+	// changed by several records in a row is encoded once. While a
+	// customer is in pend, its encoding in ws (if any) is stale.
+	pend map[string]pendCustomer
 	// erased holds the customers erased since the last commit, with the
 	// due time of the timer index entry the store holds for each (0:
 	// none). Commit deletes them from the store and writes a changelog
@@ -228,6 +233,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		cache:       state.NewCache[*schemas.Customer](capacity),
 		cacheCap:    capacity,
 		ws:          newWriteSet(),
+		pend:        make(map[string]pendCustomer),
 		wsMax:       int(max(1, p.cfg.WriteSetBytes/int64(max(1, p.partitions)))),
 		erased:      make(map[string]int64),
 		next:        make(map[string]int64, 2),
@@ -342,7 +348,7 @@ func (t *task) run() {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
 			}
-			if pol := t.p.policy.Load(); pol != t.pol && t.ws.dirtyLen() == 0 && !t.killed() {
+			if pol := t.p.policy.Load(); pol != t.pol && t.ws.dirtyLen() == 0 && len(t.pend) == 0 && !t.killed() {
 				if err := t.switchPolicy(pol); err != nil {
 					t.p.fail(fmt.Errorf("task %d: switch policy: %w", t.part, err))
 					return
@@ -846,6 +852,10 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 		t.p.m.cacheHits.Inc()
 		return c, false
 	}
+	if p, ok := t.pend[id]; ok {
+		t.p.m.cacheHits.Inc()
+		return p.c, false
+	}
 	if enc, ok := t.ws.get(id); ok {
 		t.p.m.cacheHits.Inc()
 		c = new(schemas.Customer)
@@ -879,22 +889,21 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 	return c, false
 }
 
-// changed records c in the write set (encoded, with its new deadline as
-// TimerAt) and the cache and, if a derived field moved, the TierChange
-// output and the gauges.
+// changed records c as changed (in pend, with its new deadline as TimerAt,
+// and in the cache) and, if a derived field moved, the TierChange output
+// and the gauges.
 func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
 	due := t.pol.NextDeadline(c)
 	t.clk.schedule(c.CustomerID, due)
-	storedAt := c.TimerAt // the stored entry's, unless c is in ws already
-	c.TimerAt = due
-	var err error
-	t.buf, err = schemas.AppendCustomer(t.buf[:0], c)
-	if err != nil {
-		t.fatal = fmt.Errorf("encode customer: %w", err)
-		return
+	if _, ok := t.pend[c.CustomerID]; !ok {
+		if len(t.pend) >= pendMax {
+			t.encodePending()
+		}
+		// The stored entry's, unless c is in ws already (ws keeps its own).
+		t.pend[c.CustomerID] = pendCustomer{c: c, storedAt: c.TimerAt}
+		t.cache.Put(c.CustomerID, c)
 	}
-	t.ws.put(c.CustomerID, t.buf, storedAt, due)
-	t.cache.Put(c.CustomerID, c)
+	c.TimerAt = due
 	if !o.Changed {
 		return
 	}
@@ -911,6 +920,32 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 	}
 	tc := t.pol.TierChange(c, o, cause, at)
 	t.output(c.CustomerID, &tc)
+}
+
+// pendCustomer is a customer changed since it was last encoded into the
+// write set, and the due time of its stored timer index entry when it was
+// first changed.
+type pendCustomer struct {
+	c        *schemas.Customer
+	storedAt int64
+}
+
+// pendMax bounds pend: a task holds at most this many changed customers
+// decoded (about 0.75 KiB each) besides its cache.
+const pendMax = 4096
+
+// encodePending moves the customers of pend into the write set, encoded.
+func (t *task) encodePending() {
+	for id, p := range t.pend {
+		var err error
+		t.buf, err = schemas.AppendCustomer(t.buf[:0], p.c)
+		if err != nil {
+			t.fatal = fmt.Errorf("encode customer: %w", err)
+			return
+		}
+		t.ws.put(id, t.buf, p.storedAt, p.c.TimerAt)
+	}
+	clear(t.pend)
 }
 
 // output adds a TierChange for the customer id to the cycle's outputs,
@@ -951,11 +986,15 @@ func (t *task) erase(e *schemas.ErasureRequest) {
 		// a customer erased, seen again and erased again in one cycle has
 		// no other entry.
 		at := c.TimerAt
-		if stored, changed := t.ws.storedAt(id); changed {
-			at = stored
+		if p, ok := t.pend[id]; ok {
+			at = p.storedAt
+		}
+		if stored, ok := t.ws.storedAt(id); ok {
+			at = stored // changed before pend held it
 		}
 		t.erased[id] = at
 	}
+	delete(t.pend, id)
 	t.ws.remove(id)
 	t.cache.Delete(id)
 	t.clk.schedule(id, 0) // its index entry is stale from now on
@@ -996,7 +1035,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 // task clock in one synced batch. A cycle with nothing applied and nothing
 // fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 && t.ws.dirtyLen() == 0 && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
+	if t.pending == 0 && t.ws.dirtyLen() == 0 && len(t.pend) == 0 && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
 		return nil
 	}
 	select {
@@ -1030,6 +1069,10 @@ func (t *task) commit() error {
 			t.clBuf = append(t.clBuf, id...)
 			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
 		}
+	}
+	t.encodePending()
+	if t.fatal != nil {
+		return t.fatal
 	}
 	t.ws.eachDirty(func(idb, enc []byte, storedAt, due int64) {
 		id := string(idb)
