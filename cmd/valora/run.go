@@ -105,8 +105,8 @@ func (f *scorerFlags) topics() processor.Topics {
 }
 
 // A replay's memory budget: a 384 MiB write set (the customers, encoded,
-// in a pointer-free arena: about 330 MiB for 1,000,000 of them, with the
-// timer bookkeeping of those changed since the last commit), a 32 MiB Pebble
+// in a pointer-free arena: 220–320 MiB for the 1,000,000 of the benchmark,
+// depending on how many are changed since the last commit), a 32 MiB Pebble
 // block cache beside two 32 MiB memtables (bench --replay's store too), and
 // a soft limit of 640 MiB on the Go heap but Pebble's share (the write set,
 // the 50,000 decoded customers, the merge queues, fetched records, with
