@@ -80,9 +80,9 @@ const (
 // talks to it through in, quit and done.
 //
 // Invariant: every record the task has handled since its last commit is
-// reflected in ws (the write set), outputs and pos; commit sends the
-// outputs, one changelog record per changed customer and a checkpoint of pos to Kafka
-// (in exactly-once mode as one transaction of the task's own producer), and
+// reflected in pend and ws (the changed customers), outputs and pos;
+// commit sends the outputs, one changelog record per changed customer and a
+// checkpoint of pos to Kafka (in exactly-once mode as one transaction of the task's own producer), and
 // only once Kafka has them makes the customers, positions and changelog
 // position durable in one synced store batch. The store therefore never
 // holds an effect Kafka does not: a crash after the Kafka commit leaves the
@@ -119,12 +119,13 @@ type task struct {
 	quit sync.Once
 	dead chan struct{} // closed by kill: exit without committing
 
-	// cache holds decoded customers, clean or changed: a customer in both
-	// cache and ws is the same in both (changed re-encodes the cached
-	// object it was handed). ws holds every customer changed since the
-	// last commit, encoded, until commit writes them, and in a replay clean
-	// ones too (writeset.go); wsMax is the task's share of
-	// Config.WriteSetBytes, past which it commits.
+	// cache holds decoded customers, clean or changed: a cached customer
+	// is the current one (records change the cached object in place, and
+	// changed puts a changed one in the cache). ws holds every customer
+	// changed since the last commit, encoded, until commit writes them
+	// (those in pend are encoded there later), and in a replay clean ones
+	// too (writeset.go); wsMax is the task's share of Config.WriteSetBytes,
+	// past which it commits.
 	cache    *state.Cache[*schemas.Customer]
 	cacheCap int
 	ws       writeSet

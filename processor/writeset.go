@@ -10,11 +10,11 @@ import (
 // byte arena: every customer changed since the task's last commit (dirty),
 // and, while there is room, customers written by earlier commits (clean),
 // which it serves without a store read (a replay's tasks keep them; the
-// daemon's, whose decoded cache holds its customers, do not). It is built like an off-heap cache:
-// the arena and its open-addressing index are plain bytes and integers, so
-// a million customers cost the garbage collector nothing to trace, and a
-// customer costs its encoding, its id and 48 bytes, about a third of a
-// decoded one. That lets a task keep a large working set between commits and
+// daemon's, whose decoded cache holds its customers, do not). It is built
+// like an off-heap cache: the arena and its open-addressing index are plain
+// bytes and integers, so a million customers cost the garbage collector
+// nothing to trace, and a customer costs its encoding, its id and about 50
+// bytes (header, room to grow, index slot), about a third of a decoded one. That lets a task keep a large working set between commits and
 // commit rarely (a replay commits once per Config.CommitInterval), so that a
 // customer changed many times between two commits is written to the store,
 // and to the changelog, once.
