@@ -349,7 +349,7 @@ func (t *task) run() {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
 			}
-			if pol := t.p.policy.Load(); pol != t.pol && t.ws.dirtyLen() == 0 && len(t.pend) == 0 && !t.killed() {
+			if pol := t.p.policy.Load(); pol != t.pol && !t.hasChanged() && !t.killed() {
 				if err := t.switchPolicy(pol); err != nil {
 					t.p.fail(fmt.Errorf("task %d: switch policy: %w", t.part, err))
 					return
@@ -935,6 +935,11 @@ type pendCustomer struct {
 // decoded (about 0.75 KiB each) besides its cache.
 const pendMax = 4096
 
+// hasChanged reports whether a customer changed since the last commit.
+func (t *task) hasChanged() bool {
+	return len(t.pend) > 0 || t.ws.dirtyLen() > 0
+}
+
 // encodePending moves the customers of pend into the write set, encoded.
 func (t *task) encodePending() {
 	for id, p := range t.pend {
@@ -1036,7 +1041,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 // task clock in one synced batch. A cycle with nothing applied and nothing
 // fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 && t.ws.dirtyLen() == 0 && len(t.pend) == 0 && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
+	if t.pending == 0 && !t.hasChanged() && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
 		return nil
 	}
 	select {

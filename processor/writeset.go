@@ -104,9 +104,10 @@ func (w *writeSet) enc(off int) []byte {
 }
 
 // find returns the slot of id, and whether it holds id; if not, the slot is
-// where id would go (the first tombstone or empty slot of its probe).
-func (w *writeSet) find(id string) (slot int, ok bool) {
-	h := maphash.String(w.seed, id)
+// where id would go (the first tombstone or empty slot of its probe). h is
+// id's hash.
+func (w *writeSet) find(id string) (slot int, ok bool, h uint64) {
+	h = maphash.String(w.seed, id)
 	tag := h >> wsOffsetBits
 	mask := len(w.slots) - 1
 	free := -1
@@ -117,13 +118,13 @@ func (w *writeSet) find(id string) (slot int, ok bool) {
 			if free < 0 {
 				free = i
 			}
-			return free, false
+			return free, false, h
 		case s == wsTombstone:
 			if free < 0 {
 				free = i
 			}
 		case s>>wsOffsetBits == tag && string(w.id(int(s&wsOffsetMask)-1)) == id:
-			return i, true
+			return i, true, h
 		}
 	}
 }
@@ -132,7 +133,7 @@ func (w *writeSet) offset(slot int) int { return int(w.slots[slot]&wsOffsetMask)
 
 // get returns id's encoding, valid until the next put or committed.
 func (w *writeSet) get(id string) ([]byte, bool) {
-	slot, ok := w.find(id)
+	slot, ok, _ := w.find(id)
 	if !ok {
 		return nil, false
 	}
@@ -142,7 +143,7 @@ func (w *writeSet) get(id string) ([]byte, bool) {
 // storedAt returns the due time of the index entry the store holds for id,
 // if id is in the set.
 func (w *writeSet) storedAt(id string) (int64, bool) {
-	slot, ok := w.find(id)
+	slot, ok, _ := w.find(id)
 	if !ok {
 		return 0, false
 	}
@@ -156,7 +157,7 @@ func (w *writeSet) storedAt(id string) (int64, bool) {
 // stay unused until committed rewrites the arena). Room is left for small
 // growth, as a customer's counters and sums grow a byte at a time.
 func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
-	slot, ok := w.find(id)
+	slot, ok, h := w.find(id)
 	if ok {
 		off := w.offset(slot)
 		if len(enc) <= w.u32(off, wsRoom) {
@@ -177,9 +178,9 @@ func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
 	} else if w.slots[slot] == wsTombstone {
 		w.tombs--
 	}
-	off := w.alloc(id, enc, storedAt, due, wsDirtyFlag)
+	off := w.alloc(id, enc, storedAt, due)
 	w.dirty = append(w.dirty, off)
-	w.slots[slot] = maphash.String(w.seed, id)>>wsOffsetBits<<wsOffsetBits | uint64(off+1)
+	w.slots[slot] = h>>wsOffsetBits<<wsOffsetBits | uint64(off+1)
 	w.live++
 	if n := len(w.slots); 4*(w.live+w.tombs) > 3*n {
 		if 2*w.live > n {
@@ -193,8 +194,8 @@ func (w *writeSet) entrySize(off int) int {
 	return wsHeader + w.u32(off, wsIDLen) + w.u32(off, wsRoom)
 }
 
-// alloc appends an entry to the arena and returns its offset.
-func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64, flags byte) int {
+// alloc appends a dirty entry to the arena and returns its offset.
+func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64) int {
 	room := len(enc) + len(enc)/16 + 4
 	size := wsHeader + len(id) + room
 	off := len(w.arena)
@@ -204,7 +205,7 @@ func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64, flags byte)
 	binary.LittleEndian.PutUint32(w.arena[off+wsLen:], uint32(len(enc)))
 	binary.LittleEndian.PutUint32(w.arena[off+wsRoom:], uint32(room))
 	binary.LittleEndian.PutUint32(w.arena[off+wsIDLen:], uint32(len(id)))
-	w.arena[off+wsFlags] = flags
+	w.arena[off+wsFlags] = wsDirtyFlag
 	copy(w.arena[off+wsHeader:], id)
 	copy(w.arena[off+wsHeader+len(id):], enc)
 	w.used += size
@@ -234,7 +235,7 @@ func (w *writeSet) rehash(n int) {
 // remove drops id from the set (its bytes stay unused until committed
 // rewrites the arena).
 func (w *writeSet) remove(id string) {
-	slot, ok := w.find(id)
+	slot, ok, _ := w.find(id)
 	if !ok {
 		return
 	}
@@ -284,16 +285,15 @@ func (w *writeSet) committed(max int, keepClean bool) {
 	}
 }
 
-// rewrite copies every dirty entry (there are none after a commit), and the
-// clean ones while the new arena holds less than keep bytes, into a new
-// arena, and drops the other clean ones: those it meets last in index
-// order, which is by hash, so a random choice. The new arena has the old one's capacity: the set fills it again,
-// and growing it in steps would copy it each time.
+// rewrite copies entries into a new arena while it holds less than keep
+// bytes, and drops the others: those it meets last in index order, which is
+// by hash, so a random choice. The set must be clean (committed calls it).
+// The new arena has the old one's capacity: the set fills it again, and
+// growing it in steps would copy it each time.
 func (w *writeSet) rewrite(keep int) {
 	old := w.arena
 	w.arena = make([]byte, 0, cap(old))
 	w.used, w.live = 0, 0
-	w.dirty = w.dirty[:0]
 	for i, s := range w.slots {
 		if s == 0 || s == wsTombstone {
 			continue
@@ -301,16 +301,12 @@ func (w *writeSet) rewrite(keep int) {
 		off := int(s&wsOffsetMask) - 1
 		size := wsHeader + int(binary.LittleEndian.Uint32(old[off+wsIDLen:])) +
 			int(binary.LittleEndian.Uint32(old[off+wsRoom:]))
-		dirty := old[off+wsFlags] == wsDirtyFlag
-		if !dirty && len(w.arena)+size > keep {
+		if len(w.arena)+size > keep {
 			w.slots[i] = wsTombstone
 			continue
 		}
 		n := len(w.arena)
 		w.arena = append(w.arena, old[off:off+size]...)
-		if dirty {
-			w.dirty = append(w.dirty, n)
-		}
 		w.used += size
 		w.live++
 		w.slots[i] = s&^wsOffsetMask | uint64(n+1)

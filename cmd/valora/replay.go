@@ -116,7 +116,7 @@ func (f *replayFlags) validate() error {
 	case f.progressInterval <= 0:
 		return usagef("--progress-interval %v: want a positive duration", f.progressInterval)
 	}
-	if err := s.checkBlockCache(); err != nil {
+	if err := s.checkMemoryFlags(); err != nil {
 		return err
 	}
 	for _, t := range []struct{ name, v string }{{"--from", f.from}, {"--to", f.to}} {

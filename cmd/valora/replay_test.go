@@ -175,6 +175,7 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{"--state-dir", dir, "--no-output", "--from", "yesterday"}, "--from"},
 		{[]string{"--state-dir", dir, "--no-output", "--from", "2020-01-02", "--to", "2020-01-01"}, "--from"},
 		{[]string{"--state-dir", dir, "--no-output", "--block-cache-mib", "-1"}, "--block-cache-mib"},
+		{[]string{"--state-dir", dir, "--no-output", "--write-set-mib", "0"}, "--write-set-mib"},
 	} {
 		code, _, errOut := replayRun(t, c.args...)
 		if code != 2 || !strings.Contains(errOut, c.want) {

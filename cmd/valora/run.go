@@ -156,8 +156,8 @@ func (f *scorerFlags) blockCache() int64 {
 	return 0
 }
 
-// checkBlockCache validates --block-cache-mib and --write-set-mib.
-func (f *scorerFlags) checkBlockCache() error {
+// checkMemoryFlags validates --block-cache-mib and --write-set-mib.
+func (f *scorerFlags) checkMemoryFlags() error {
 	if f.blockCacheMiB < 0 || f.blockCacheMiB > maxBlockCacheMiB {
 		return usagef("--block-cache-mib %d: want 0 (the default) to %d", f.blockCacheMiB, maxBlockCacheMiB)
 	}
@@ -173,7 +173,7 @@ func (f *scorerFlags) checkBlockCache() error {
 // (BENCHMARKS.md); the daemon commits every --commit-interval, long before
 // its write set fills.
 const (
-	defaultWriteSetMiB = 64
+	defaultWriteSetMiB = int(processor.DefaultWriteSetBytes >> 20)
 	replayWriteSetMiB  = 384
 )
 
@@ -312,7 +312,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if f.stateDir == "" {
 		return nil, usagef("--state-dir: required")
 	}
-	if err := f.checkBlockCache(); err != nil {
+	if err := f.checkMemoryFlags(); err != nil {
 		return nil, err
 	}
 	// Stop now, with the reason, if the brokers cannot be reached or
