@@ -130,6 +130,9 @@ type task struct {
 	cacheCap int
 	ws       writeSet
 	wsMax    int
+	// spare holds customers the cache evicted that nothing else refers
+	// to, for lookup to decode into (cachePut, spareCustomer).
+	spare []*schemas.Customer
 	// pend holds the customers changed since they were last encoded into
 	// ws (at most pendMax; commit encodes them all first): a customer
 	// changed by several records in a row is encoded once. While a
@@ -233,7 +236,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		dead:        make(chan struct{}),
 		cache:       state.NewCache[*schemas.Customer](capacity),
 		cacheCap:    capacity,
-		ws:          newWriteSet(),
+		ws:          newWriteSet(int(max(1, p.cfg.WriteSetBytes/int64(max(1, p.partitions))))),
 		pend:        make(map[string]pendCustomer),
 		wsMax:       int(max(1, p.cfg.WriteSetBytes/int64(max(1, p.partitions)))),
 		erased:      make(map[string]int64),
@@ -859,12 +862,12 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 	}
 	if enc, ok := t.ws.get(id); ok {
 		t.p.m.cacheHits.Inc()
-		c = new(schemas.Customer)
+		c = t.spareCustomer()
 		if err := schemas.DecodeCustomer(enc, c); err != nil {
 			t.fatal = fmt.Errorf("decode changed customer: %w", err)
 			return nil, false
 		}
-		t.cache.Put(id, c)
+		t.cachePut(c)
 		return c, false
 	}
 	if _, gone := t.erased[id]; gone {
@@ -882,7 +885,7 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 		return &schemas.Customer{CustomerID: id}, true
 	}
 	t.buf = val
-	c = new(schemas.Customer)
+	c = t.spareCustomer()
 	if err := schemas.DecodeCustomer(val, c); err != nil {
 		t.fatal = fmt.Errorf("decode stored customer: %w", err)
 		return nil, false
@@ -902,7 +905,7 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 		}
 		// The stored entry's, unless c is in ws already (ws keeps its own).
 		t.pend[c.CustomerID] = pendCustomer{c: c, storedAt: c.TimerAt}
-		t.cache.Put(c.CustomerID, c)
+		t.cachePut(c)
 	}
 	c.TimerAt = due
 	if !o.Changed {
@@ -922,6 +925,37 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 	tc := t.pol.TierChange(c, o, cause, at)
 	t.output(c.CustomerID, &tc)
 }
+
+// cachePut caches c, and keeps the customer it evicts for reuse
+// (spareCustomer) unless pend still holds it.
+func (t *task) cachePut(c *schemas.Customer) {
+	old, ok := t.cache.Put(c.CustomerID, c)
+	if !ok || len(t.spare) == spareMax {
+		return
+	}
+	if p, ok := t.pend[old.CustomerID]; ok && p.c == old {
+		return // changed and not yet encoded: pend owns it
+	}
+	t.spare = append(t.spare, old)
+}
+
+// spareCustomer returns a customer to decode into: one the cache evicted,
+// whose slices the decoder reuses, or a new one. Without it, a task whose
+// customers do not fit its cache (a replay's, whose cache is small) made a
+// new customer and its slices for nearly every record (BENCHMARKS.md).
+func (t *task) spareCustomer() *schemas.Customer {
+	if n := len(t.spare); n > 0 {
+		c := t.spare[n-1]
+		t.spare[n-1] = nil
+		t.spare = t.spare[:n-1]
+		return c
+	}
+	return new(schemas.Customer)
+}
+
+// spareMax bounds the customers kept for reuse: a lookup takes one and the
+// cache insertion that follows gives one back, so a few suffice.
+const spareMax = 16
 
 // pendCustomer is a customer changed since it was last encoded into the
 // write set, and the due time of its stored timer index entry when it was
@@ -1061,6 +1095,11 @@ func (t *task) commit() error {
 	t.clBuf = t.clBuf[:0]
 	t.clRecs = t.clRecs[:0]
 	pendingDelta := 0
+	t.encodePending()
+	if t.fatal != nil {
+		return t.fatal
+	}
+	b.Reserve(t.ws.dirtyBatchBytes() + 64*len(t.erased) + 1024)
 	// Erasures first: a customer erased and seen again in this cycle is
 	// deleted, then written anew (later in the batch and in the log).
 	for id, due := range t.erased {
@@ -1075,10 +1114,6 @@ func (t *task) commit() error {
 			t.clBuf = append(t.clBuf, id...)
 			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
 		}
-	}
-	t.encodePending()
-	if t.fatal != nil {
-		return t.fatal
 	}
 	t.ws.eachDirty(func(idb, enc []byte, storedAt, due int64) {
 		id := string(idb)

@@ -3,7 +3,7 @@ package processor
 import (
 	"encoding/binary"
 	"hash/maphash"
-	"slices"
+	"math"
 )
 
 // writeSet holds a task's customers encoded (schemas.AppendCustomer) in one
@@ -38,6 +38,7 @@ type writeSet struct {
 	live  int // entries in slots
 	tombs int // tombstones in slots
 	used  int // arena bytes of live entries
+	limit int // the arena's growth stops doubling here (grow)
 }
 
 // An entry in the arena: a header, the id, then the encoding and its room
@@ -64,8 +65,30 @@ const (
 // the timer clock (dues, heap).
 const wsDirtyOverhead = 96
 
-func newWriteSet() writeSet {
-	return writeSet{seed: maphash.MakeSeed(), slots: make([]uint64, 1024)}
+// newWriteSet returns an empty set whose arena grows to at most about
+// limit bytes in one step less (see grow); limit is the task's share of
+// Config.WriteSetBytes, past which it commits.
+func newWriteSet(limit int) writeSet {
+	return writeSet{seed: maphash.MakeSeed(), slots: make([]uint64, 1024), limit: limit}
+}
+
+// grow gives the arena room for need bytes: it doubles the array, but not
+// past limit while need fits under it. append's growth (a quarter at a
+// time for large arrays) allocated about five times a replay's final arena,
+// copying as it went; doubling allocates about twice, and the cap at limit
+// keeps the array from overshooting what the set may hold, which the Go
+// heap's limit would count.
+func (w *writeSet) grow(need int) {
+	n := max(2*cap(w.arena), need, 64<<10)
+	switch {
+	case need <= w.limit:
+		n = min(n, w.limit)
+	case n > need+need/8:
+		n = need + need/8
+	}
+	a := make([]byte, len(w.arena), n)
+	copy(a, w.arena)
+	w.arena = a
 }
 
 // len returns the number of customers in the set; dirtyLen the number of
@@ -199,7 +222,10 @@ func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64) int {
 	room := len(enc) + len(enc)/16 + 4
 	size := wsHeader + len(id) + room
 	off := len(w.arena)
-	w.arena = slices.Grow(w.arena, size)[:off+size]
+	if off+size > cap(w.arena) {
+		w.grow(off + size)
+	}
+	w.arena = w.arena[:off+size]
 	w.setI64(off, wsStoredAt, storedAt)
 	w.setI64(off, wsDue, due)
 	binary.LittleEndian.PutUint32(w.arena[off+wsLen:], uint32(len(enc)))
@@ -258,6 +284,20 @@ func (w *writeSet) eachDirty(fn func(id, enc []byte, storedAt, due int64)) {
 	}
 }
 
+// dirtyBatchBytes returns about what the dirty customers take in a commit's
+// store batch: each one's key and encoding, and the two timer index
+// entries (the old one deleted, the new one put) with their ids.
+func (w *writeSet) dirtyBatchBytes() int {
+	n := 0
+	for _, off := range w.dirty {
+		if w.arena[off+wsFlags] != wsDirtyFlag {
+			continue
+		}
+		n += 3*w.u32(off, wsIDLen) + w.u32(off, wsLen) + 64
+	}
+	return n
+}
+
 // committed marks every entry clean (the commit wrote them: their
 // scheduled deadline is now the stored one). Unless keepClean is set, it
 // then empties the set. Otherwise, if the set takes max bytes or more, it
@@ -285,35 +325,59 @@ func (w *writeSet) committed(max int, keepClean bool) {
 	}
 }
 
-// rewrite copies entries into a new arena while it holds less than keep
-// bytes, and drops the others: those it meets last in index order, which is
-// by hash, so a random choice. The set must be clean (committed calls it).
-// The new arena has the old one's capacity: the set fills it again, and
-// growing it in steps would copy it each time.
+// rewrite compacts the arena in place, in arena order, keeping entries
+// while they hold less than keep bytes, and rebuilds the index from the
+// entries it keeps. Which entries go is a random choice: when keep is below
+// what the live entries take, an entry stays only if its id's hash falls in
+// the kept fraction, so the drop is spread over the set. The set must be
+// clean (committed calls it).
+//
+// Compacting in place keeps the arena's array: a replay's write set is
+// tens of MiB per task, and a fresh array per commit was a large share of
+// what a replay allocated (BENCHMARKS.md).
 func (w *writeSet) rewrite(keep int) {
-	old := w.arena
-	w.arena = make([]byte, 0, cap(old))
-	w.used, w.live = 0, 0
-	for i, s := range w.slots {
-		if s == 0 || s == wsTombstone {
-			continue
-		}
-		off := int(s&wsOffsetMask) - 1
-		size := wsHeader + int(binary.LittleEndian.Uint32(old[off+wsIDLen:])) +
-			int(binary.LittleEndian.Uint32(old[off+wsRoom:]))
-		if len(w.arena)+size > keep {
-			w.slots[i] = wsTombstone
-			continue
-		}
-		n := len(w.arena)
-		w.arena = append(w.arena, old[off:off+size]...)
-		w.used += size
-		w.live++
-		w.slots[i] = s&^wsOffsetMask | uint64(n+1)
+	// frac is the share of entries to keep, as a threshold on the top
+	// bits of the hash; all of them when everything fits.
+	frac := uint64(math.MaxUint64)
+	if w.used > keep {
+		frac = uint64(float64(keep)/float64(w.used)*float64(math.MaxUint64>>1)) << 1
 	}
 	slots := len(w.slots)
 	for slots > 1024 && 4*w.live < slots {
 		slots /= 2 // keep the index no larger than it needs
 	}
-	w.rehash(slots)
+	if slots == len(w.slots) {
+		clear(w.slots)
+	} else {
+		w.slots = make([]uint64, slots)
+	}
+	w.tombs = 0
+	mask := slots - 1
+	end := len(w.arena)
+	n := 0 // the compacted arena's length
+	w.used, w.live = 0, 0
+	for off := 0; off < end; {
+		size := w.entrySize(off)
+		cur := off
+		off += size
+		if w.arena[cur+wsFlags]&wsRemovedFlag != 0 {
+			continue
+		}
+		h := maphash.Bytes(w.seed, w.id(cur))
+		if h > frac || n+size > keep {
+			continue
+		}
+		if cur != n {
+			copy(w.arena[n:n+size], w.arena[cur:cur+size])
+		}
+		i := int(h) & mask
+		for w.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		w.slots[i] = h>>wsOffsetBits<<wsOffsetBits | uint64(n+1)
+		n += size
+		w.used += size
+		w.live++
+	}
+	w.arena = w.arena[:n]
 }

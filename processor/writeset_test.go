@@ -23,13 +23,13 @@ func TestWriteSetModel(t *testing.T) {
 	for seed := range uint64(200) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
-			w := newWriteSet()
 			model := map[string]*wsModel{}
 			ids := make([]string, 1+rng.IntN(3000))
 			for i := range ids {
 				ids[i] = fmt.Sprintf("c-%d-%s", i, bytes.Repeat([]byte("x"), rng.IntN(40)))
 			}
 			budget := 1 << (15 + rng.IntN(8))
+			w := newWriteSet(budget)
 			for op := range 20000 {
 				id := ids[rng.IntN(len(ids))]
 				switch r := rng.IntN(100); {
@@ -113,7 +113,7 @@ func TestWriteSetModel(t *testing.T) {
 // BenchmarkWriteSet measures the write set's get and put of a customer
 // among a million.
 func BenchmarkWriteSet(b *testing.B) {
-	w := newWriteSet()
+	w := newWriteSet(1 << 30)
 	enc := make([]byte, 160)
 	ids := make([]string, 1_000_000)
 	for i := range ids {

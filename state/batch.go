@@ -15,12 +15,31 @@ import (
 // Commit leaves it empty and ready for the next cycle, so one Batch can serve
 // a task for its whole life without allocating per cycle. Close releases it.
 type Batch struct {
-	b *pebble.Batch
+	b  *pebble.Batch
+	db *pebble.DB
 }
 
 // NewBatch returns an empty batch for the store.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{b: s.db.NewBatch()}
+	return &Batch{b: s.db.NewBatch(), db: s.db}
+}
+
+// reserveMin is the smallest reservation Reserve acts on. Pebble keeps a
+// committed batch's buffer for the next use only up to 1 MiB; a larger one
+// is dropped at Commit, and the next cycle grows a new one by doubling.
+const reserveMin = 1 << 20
+
+// Reserve makes room for about n bytes of writes in an empty batch, so
+// that a large cycle's buffer is allocated once at its size instead of
+// grown by doubling (which allocates about twice the final size, copying
+// as it goes). It does nothing to a batch that holds writes, or for n
+// below 1 MiB, which the batch's retained buffer serves.
+func (b *Batch) Reserve(n int) {
+	if n < reserveMin || !b.b.Empty() {
+		return
+	}
+	_ = b.b.Close()
+	b.b = b.db.NewBatchWithSize(n)
 }
 
 // PutCustomer sets a customer's value, wrapped in the current value envelope.

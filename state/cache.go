@@ -56,16 +56,17 @@ func (c *Cache[V]) Get(key []byte) (V, bool) {
 }
 
 // Put caches v under key, replacing any value there. When the cache is full
-// it first evicts one entry.
-func (c *Cache[V]) Put(key string, v V) {
+// it first evicts one entry, and returns the evicted value (evicted true), so
+// that the caller may reuse it once nothing else refers to it.
+func (c *Cache[V]) Put(key string, v V) (old V, evicted bool) {
 	if c.capacity == 0 {
-		return
+		return old, false
 	}
 	if i, ok := c.index[key]; ok {
 		s := &c.slots[i]
 		s.val = v
 		s.ref = true
-		return
+		return old, false
 	}
 	var i int32
 	switch {
@@ -76,17 +77,18 @@ func (c *Cache[V]) Put(key string, v V) {
 		c.slots = append(c.slots, cacheSlot[V]{})
 		i = int32(len(c.slots) - 1)
 	default:
-		i = c.evict()
+		i, old, evicted = c.evict()
 	}
 	c.slots[i] = cacheSlot[V]{key: key, val: v, used: true}
 	c.index[key] = i
+	return old, evicted
 }
 
 // evict advances the hand to the first slot not read since its last pass,
-// clearing the marks it passes, empties that slot and returns it. Called only
-// when every slot is in use; each mark is cleared at most once per pass, so
-// the cost is O(1) amortized.
-func (c *Cache[V]) evict() int32 {
+// clearing the marks it passes, empties that slot and returns it with the
+// value it held. Called only when every slot is in use; each mark is
+// cleared at most once per pass, so the cost is O(1) amortized.
+func (c *Cache[V]) evict() (int32, V, bool) {
 	for {
 		i := c.hand
 		c.hand++
@@ -95,16 +97,18 @@ func (c *Cache[V]) evict() int32 {
 		}
 		s := &c.slots[i]
 		if !s.used {
-			return int32(i)
+			var zero V
+			return int32(i), zero, false
 		}
 		if s.ref {
 			s.ref = false
 			continue
 		}
+		old := s.val
 		delete(c.index, s.key)
 		*s = cacheSlot[V]{}
 		c.evictions++
-		return int32(i)
+		return int32(i), old, true
 	}
 }
 
