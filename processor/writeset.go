@@ -65,21 +65,22 @@ const (
 // the timer clock (dues, heap).
 const wsDirtyOverhead = 96
 
-// newWriteSet returns an empty set whose arena grows to at most about
-// limit bytes in one step less (see grow); limit is the task's share of
-// Config.WriteSetBytes, past which it commits.
+// newWriteSet returns an empty set whose arena grows to at most limit bytes
+// while that holds what is put (see grow); limit is the task's share of
+// Config.WriteSetBytes, past which the task commits.
 func newWriteSet(limit int) writeSet {
 	return writeSet{seed: maphash.MakeSeed(), slots: make([]uint64, 1024), limit: limit}
 }
 
-// grow gives the arena room for need bytes: it doubles the array, but not
-// past limit while need fits under it. append's growth (a quarter at a
-// time for large arrays) allocated about five times a replay's final arena,
-// copying as it went; doubling allocates about twice, and the cap at limit
-// keeps the array from overshooting what the set may hold, which the Go
-// heap's limit would count.
+// grow gives the arena room for need bytes: it grows the array by half,
+// but not past limit while need fits under it. append's growth (a quarter
+// at a time for large arrays) allocated about five times a replay's final
+// arena, copying as it went; growing by half allocates about three times,
+// and leaves at most half of the array unused (doubling would leave up to
+// all of it), which the Go heap's limit counts as if it were used. The cap
+// at limit keeps the array from overshooting what the set may hold.
 func (w *writeSet) grow(need int) {
-	n := max(2*cap(w.arena), need, 64<<10)
+	n := max(cap(w.arena)+cap(w.arena)/2, need, 64<<10)
 	switch {
 	case need <= w.limit:
 		n = min(n, w.limit)
