@@ -174,7 +174,7 @@ func TestReplayDeterministic(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			h := newHarness(t, 2)
-			n := h.history(t, seed, 30, 1200)
+			n := h.history(t, seed, 300, 3000)
 			b := h.bounds(t)
 
 			a := h.withOutputs()
@@ -200,13 +200,17 @@ func TestReplayDeterministic(t *testing.T) {
 				t.Errorf("small fetches: tier-change stream differs (%d records, want %d)", len(got), len(wantStream))
 			}
 
-			// A write set so small that it fills every few customers: a
-			// commit then, and half of the clean customers dropped, to be
-			// read from the store again.
+			// A write set so small that it fills every few dozen
+			// customers (24 KiB per task: 8 KiB of index, the rest
+			// entries of about 250 bytes): a commit then, and clean
+			// customers dropped to bring the arena under half of it. With
+			// a decoded cache of two customers per task, the dropped ones
+			// are read from the store again.
 			w := h.withOutputs()
 			dirW := t.TempDir()
 			w.replay(t, dirW, kafkatest.Name(t, "gW"), b, 0, func(cfg *Config) {
-				cfg.WriteSetBytes = 2 * (8<<10 + 4<<10) // per task: the index and about 15 customers
+				cfg.WriteSetBytes = 2 * (24 << 10)
+				cfg.CacheCustomers = 4
 			})
 			if got := snapshot(t, dirW); !reflect.DeepEqual(got, want) {
 				t.Errorf("small write set: state differs:\n%s", diffStates(got, want))

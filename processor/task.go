@@ -537,10 +537,17 @@ func (t *task) handle(f fetched) error {
 // full reports whether the cycle must commit now: CommitRecords records are
 // pending, or the write set holds its share of WriteSetBytes (in a replay,
 // whose write set keeps clean customers, the commit then drops half of
-// them to make room).
+// them to make room). The customers in pend count at pendEntryBytes each:
+// the commit encodes them into the write set, and a task whose changed
+// customers all fit in pend would otherwise never see its set fill.
 func (t *task) full() bool {
-	return t.pending >= t.p.cfg.CommitRecords || t.ws.bytes() >= t.wsMax
+	return t.pending >= t.p.cfg.CommitRecords || t.ws.bytes()+pendEntryBytes*len(t.pend) >= t.wsMax
 }
+
+// pendEntryBytes is what a customer in pend is counted for against the
+// write set's share: about what its entry will take there (header, id,
+// encoding, room to grow) and the dirty overhead.
+const pendEntryBytes = 256 + wsDirtyOverhead
 
 // step applies one decoded record: it moves stream time to the record's
 // event time first (firing the timers due before it), counts it late when
