@@ -39,6 +39,10 @@ type writeSet struct {
 	tombs int // tombstones in slots
 	used  int // arena bytes of live entries
 	limit int // the arena's growth stops doubling here (grow)
+	// dropped is set once committed has let go of an entry, to make room
+	// or to empty the set (remove does not set it): from then on the set
+	// may lack a customer that the store holds.
+	dropped bool
 }
 
 // An entry in the arena: a header, the id, then the encoding and its room
@@ -306,6 +310,7 @@ func (w *writeSet) dirtyBatchBytes() int {
 // removed and moved entries left a quarter of it unused.
 func (w *writeSet) committed(max int, keepClean bool) {
 	if !keepClean {
+		w.dropped = w.dropped || w.live > 0
 		clear(w.slots)
 		w.arena, w.dirty = w.arena[:0], w.dirty[:0]
 		w.live, w.tombs, w.used = 0, 0, 0
@@ -366,6 +371,7 @@ func (w *writeSet) rewrite(keep int) {
 		}
 		h := maphash.Bytes(w.seed, w.id(cur))
 		if h > frac || n+size > keep {
+			w.dropped = true
 			continue
 		}
 		if cur != n {

@@ -79,6 +79,10 @@ func TestWriteSetModel(t *testing.T) {
 							if keepClean && !over {
 								t.Fatalf("op %d: %s dropped by a commit under budget", op, id)
 							}
+							if !w.dropped {
+								// lookup would take the dropped customer for a new one
+								t.Fatalf("op %d: %s dropped, but dropped is not set", op, id)
+							}
 							delete(model, id)
 						}
 					}
