@@ -130,11 +130,6 @@ type task struct {
 	cacheCap int
 	ws       writeSet
 	wsMax    int
-	// wsAll is set when the task loaded no customer from the store (a
-	// replay from the start): until ws drops a customer (its dropped
-	// flag), ws then holds every customer the store does, and a customer
-	// in neither the cache, pend nor ws is new (lookup).
-	wsAll bool
 	// spare holds customers the cache evicted that nothing else refers
 	// to, for lookup to decode into (cachePut, spareCustomer).
 	spare []*schemas.Customer
@@ -225,6 +220,7 @@ type task struct {
 }
 
 func newTask(p *Processor, part int32, cl *kgo.Client) *task {
+	wsMax := int(max(1, p.cfg.WriteSetBytes/int64(max(1, p.partitions))))
 	capacity := p.cfg.CacheCustomers
 	if capacity > 0 {
 		// The cache budget is per instance; spread it over the tasks this
@@ -241,9 +237,9 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		dead:        make(chan struct{}),
 		cache:       state.NewCache[*schemas.Customer](capacity),
 		cacheCap:    capacity,
-		ws:          newWriteSet(int(max(1, p.cfg.WriteSetBytes/int64(max(1, p.partitions))))),
+		ws:          newWriteSet(wsMax),
 		pend:        make(map[string]pendCustomer),
-		wsMax:       int(max(1, p.cfg.WriteSetBytes/int64(max(1, p.partitions)))),
+		wsMax:       wsMax,
 		erased:      make(map[string]int64),
 		next:        make(map[string]int64, 2),
 		consumed:    make(map[string]int, 2),
@@ -437,9 +433,10 @@ func (t *task) load() error {
 	t.p.m.timersPending.Add(float64(t.clk.pending))
 	t.publishCounts()
 	// A replay's write set keeps every customer put into it until a
-	// commit drops some: from an empty store, a customer it does not hold
-	// is new, and lookup need not ask the store.
-	t.wsAll = t.strict && stored == 0
+	// commit drops some: from an empty store, while it is complete, a
+	// customer in neither the cache, pend nor ws is new, and lookup need
+	// not ask the store.
+	t.ws.complete = t.strict && stored == 0
 	return t.advance(t.st)
 }
 
@@ -893,7 +890,7 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 		// until the commit deletes it.
 		return &schemas.Customer{CustomerID: id}, true
 	}
-	if t.wsAll && !t.ws.dropped {
+	if t.ws.complete {
 		// Every customer the store holds is in the write set (an
 		// erased one is in neither, once its commit deleted it).
 		return &schemas.Customer{CustomerID: id}, true

@@ -426,8 +426,7 @@ func (t *task) switchPolicy(pol *score.Policy) error {
 	// The rebuild rewrites customers whose deadline moves: drop the write
 	// set's copies (all clean, after a commit) rather than let them go
 	// stale.
-	t.ws = newWriteSet(t.wsMax)
-	t.wsAll = false // the new set holds none of the stored customers
+	t.ws = newWriteSet(t.wsMax) // not complete: it holds none of the stored customers
 	rb := t.newTimerRebuild(digest)
 	err := t.p.cfg.Store.ScanCustomers(t.part, func(id, value []byte) error {
 		// A cached customer is the same as the stored one after a

@@ -38,11 +38,12 @@ type writeSet struct {
 	live  int // entries in slots
 	tombs int // tombstones in slots
 	used  int // arena bytes of live entries
-	limit int // the arena's growth stops doubling here (grow)
-	// dropped is set once committed has let go of an entry, to make room
-	// or to empty the set (remove does not set it): from then on the set
-	// may lack a customer that the store holds.
-	dropped bool
+	limit int // the arena grows to it, not past, while it holds what is put (grow)
+	// complete is set by the owner when the set holds every customer the
+	// store does (a replay task that loaded none); committed clears it
+	// when it lets go of an entry, to make room or to empty the set
+	// (remove does not: the store deletes a removed customer too).
+	complete bool
 }
 
 // An entry in the arena: a header, the id, then the encoding and its room
@@ -310,7 +311,7 @@ func (w *writeSet) dirtyBatchBytes() int {
 // removed and moved entries left a quarter of it unused.
 func (w *writeSet) committed(max int, keepClean bool) {
 	if !keepClean {
-		w.dropped = w.dropped || w.live > 0
+		w.complete = w.complete && w.live == 0
 		clear(w.slots)
 		w.arena, w.dirty = w.arena[:0], w.dirty[:0]
 		w.live, w.tombs, w.used = 0, 0, 0
@@ -371,7 +372,7 @@ func (w *writeSet) rewrite(keep int) {
 		}
 		h := maphash.Bytes(w.seed, w.id(cur))
 		if h > frac || n+size > keep {
-			w.dropped = true
+			w.complete = false
 			continue
 		}
 		if cur != n {
