@@ -194,6 +194,9 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	s, err := newScorer(ctx, &sf, log, func(c *processor.Config) {
 		c.Replay = bounds
+		if bounds != nil {
+			c.ClientOpts = append(c.ClientOpts, replayFetchOpts()...)
+		}
 		c.OnCommit = func(n int, lat time.Duration) {
 			mu.Lock()
 			lats = append(lats, obs{n, lat})

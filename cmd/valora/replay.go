@@ -235,10 +235,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	sc, err := newScorer(ctx, s, log, func(c *processor.Config) {
 		c.Replay = rp
 		c.ClientOpts = append(c.ClientOpts, kafkaOpts...)
-		// Bounded fetches: the records fetched but not yet merged are most
-		// of a replay's heap (BENCHMARKS.md).
-		c.ClientOpts = append(c.ClientOpts, kgo.FetchMaxBytes(replayFetchBytes),
-			kgo.FetchMaxPartitionBytes(replayFetchPartitionBytes), kgo.MaxConcurrentFetches(2))
+		c.ClientOpts = append(c.ClientOpts, replayFetchOpts()...)
 		c.OnCommit = func(records int, _ time.Duration) { prog.Add(int64(records)) }
 		if s.deadLetter == "" {
 			// Unused (NoDeadLetter) but must not collide with another topic.

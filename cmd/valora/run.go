@@ -130,7 +130,24 @@ const (
 	replayGoMemLimit          = 804 << 20
 	replayFetchBytes          = 16 << 20
 	replayFetchPartitionBytes = 512 << 10
+	// replayFetchMaxWait is how long the broker may hold a replay's fetch
+	// that finds no new data. A replay reads records that are already
+	// there, so it has nothing to wait for; with the client's default of
+	// 5 s, the last partitions of a replay over the embedded broker got a
+	// fetch every 5 s, and the 10,000,000-event benchmark spent 45 of its
+	// 92 s with both cores idle (BENCHMARKS.md).
+	replayFetchMaxWait = 100 * time.Millisecond
 )
+
+// replayFetchOpts are a replay's fetch options: bounded fetches, since the
+// records fetched but not yet merged are most of a replay's heap, and a
+// short wait on the broker.
+func replayFetchOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.FetchMaxBytes(replayFetchBytes), kgo.FetchMaxPartitionBytes(replayFetchPartitionBytes),
+		kgo.MaxConcurrentFetches(2), kgo.FetchMaxWait(replayFetchMaxWait),
+	}
+}
 
 // A replay's commits: it commits when a task's share of --write-set-mib is
 // full, after --commit-records records, or every --commit-interval, which
