@@ -36,7 +36,8 @@ type Processor struct {
 
 	mu sync.Mutex // guards the fields below
 	// partitions is the input topics' partition count, known after
-	// checkTopics and fixed for the life of the processor.
+	// checkTopics (before the group client exists) and fixed for the life
+	// of the processor.
 	partitions int
 	tasks      map[int32]*task
 	cl         *kgo.Client
@@ -271,14 +272,12 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 // On cancellation every task finishes its commit cycle before Run returns
 // nil. Run returns the first task or client error otherwise.
 func (p *Processor) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(p.kgoOpts()...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	// With BlockRebalanceOnPoll, Close would wait for a rebalance that the
-	// last poll still blocks.
-	defer cl.CloseAllowingRebalance()
-	if err := p.checkTopics(ctx, kadm.NewClient(cl)); err != nil {
+	// The group client joins the group, and may be assigned partitions and
+	// start tasks, as soon as it exists: before that, the topics are
+	// checked (and the changelog created) and the partition count is known
+	// (tasks take their share of memory by it), and cancel is in place (a
+	// replay whose tasks all find their work done at load ends through it).
+	if err := p.setUp(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
@@ -287,8 +286,17 @@ func (p *Processor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	p.mu.Lock()
-	p.cl = cl
 	p.cancel = cancel
+	p.mu.Unlock()
+	cl, err := kgo.NewClient(p.kgoOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	// With BlockRebalanceOnPoll, Close would wait for a rebalance that the
+	// last poll still blocks.
+	defer cl.CloseAllowingRebalance()
+	p.mu.Lock()
+	p.cl = cl
 	p.mu.Unlock()
 	adm := kadm.NewClient(cl)
 	p.owners.mu.Lock()
@@ -449,6 +457,16 @@ func (p *Processor) fail(err error) {
 	if cancel != nil {
 		cancel(err)
 	}
+}
+
+// setUp checks the topics with a client of its own, outside the group.
+func (p *Processor) setUp(ctx context.Context) error {
+	cl, err := kgo.NewClient(p.producerOpts()...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	return p.checkTopics(ctx, kadm.NewClient(cl))
 }
 
 // checkTopics verifies that the inputs exist and are co-partitioned, and

@@ -233,6 +233,17 @@ func TestReplayDeterministic(t *testing.T) {
 			if got := dedupe(k.stream(t, k.topics.TierChanges)); !slices.Equal(got, wantStream) {
 				t.Errorf("resumed: tier-change stream without repeats differs (%d records, want %d)", len(got), len(wantStream))
 			}
+
+			// A finished replay run again: every task finds its work
+			// done at load, possibly before the poll loop starts, and
+			// the run ends (it hung when the tasks finished before the
+			// processor had its partition count), changing nothing.
+			for range 5 {
+				k.replay(t, dirK, groupK, b, 0)
+			}
+			if got := snapshot(t, dirK); !reflect.DeepEqual(got, want) {
+				t.Errorf("finished replay run again: state differs:\n%s", diffStates(got, want))
+			}
 		})
 	}
 }
