@@ -606,13 +606,15 @@ func (t *task) step(it *item) error {
 // partition is paused until the queue is half drained. Records already in
 // flight still arrive, so it is a soft bound.
 //
-// It must hold more than one partition's fetch (512 KiB, about 5,000
-// records of 100 bytes): pausing drops whatever the client has already
-// fetched for the partition, to be fetched again on resume, so a bound
-// below one fetch paused the partition on every fetch and left the task
-// waiting for the fetch again. At 2,048 a replay kept 1 of the 2 cores busy;
-// at 8,192 both (BENCHMARKS.md).
-const replayQueueMax = 8192
+// It must hold more than one partition's fetch (a replay's are at most
+// 256 KiB, about 2,500 records of 100 bytes): pausing drops whatever the
+// client has already fetched for the partition, to be fetched again on
+// resume, so a bound below one fetch paused the partition on every fetch
+// and left the task waiting for the fetch again. The queued records, and
+// the fetched batches they keep, are live heap under a replay's memory
+// limit: with 512 KiB fetches, 8,192 records took about 7 % more CPU and
+// 45 MiB more memory than 256 KiB and 4,096 (BENCHMARKS.md).
+const replayQueueMax = 4096
 
 // enqueue adds f's records to their sources' queues, in offset order,
 // leaving out any at or past the replay's end offsets. They stay undecoded

@@ -110,7 +110,7 @@ func (f *scorerFlags) topics() processor.Topics {
 // block cache beside two 32 MiB memtables (bench --replay's store too), and
 // a soft limit of 804 MiB on the Go heap but Pebble's share (the write set,
 // the 10,000 decoded customers, the merge queues, fetched records, with
-// fetches of at most 16 MiB, 512 KiB per partition, two at a time), so that
+// fetches of at most 16 MiB, 256 KiB per partition, two at a time), so that
 // a replay stays under 1 GiB whatever the number of customers. In the
 // release build (CGO_ENABLED=0) Pebble's memory is in the Go heap, and the
 // limit grows by its size (pebbleHeapShare: 900 MiB in all with the
@@ -129,7 +129,7 @@ const (
 	replayMemTable            = 32 << 20
 	replayGoMemLimit          = 804 << 20
 	replayFetchBytes          = 16 << 20
-	replayFetchPartitionBytes = 512 << 10
+	replayFetchPartitionBytes = 256 << 10
 	// replayFetchMaxWait is how long the broker may hold a replay's fetch
 	// that finds no new data. A replay reads records that are already
 	// there, so it has nothing to wait for; with the client's default of
