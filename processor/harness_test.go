@@ -31,7 +31,12 @@ type harness struct {
 
 func newHarness(t *testing.T, parts int32) *harness {
 	t.Helper()
-	b := kafkatest.New(t)
+	return newHarnessOn(t, kafkatest.New(t), parts)
+}
+
+// newHarnessOn is newHarness on a given broker.
+func newHarnessOn(t *testing.T, b kafkatest.Broker, parts int32) *harness {
+	t.Helper()
 	h := &harness{t: t, b: b, parts: parts}
 	h.topics = Topics{
 		Interactions: kafkatest.Name(t, "interactions"),

@@ -221,7 +221,8 @@ func (p *Processor) SetPolicy(pol *score.Policy) error {
 
 // producerOpts are the settings every client that produces shares: the
 // group consumer's client (outputs in at-least-once mode) and the tasks'
-// transactional producers.
+// transactional producers; setUp's client takes them for the brokers and
+// the security options.
 func (p *Processor) producerOpts() []kgo.Opt {
 	c := &p.cfg
 	opts := []kgo.Opt{

@@ -7,11 +7,13 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/internal/kafkatest"
 	"valora/schemas"
@@ -245,6 +247,45 @@ func TestReplayDeterministic(t *testing.T) {
 				t.Errorf("finished replay run again: state differs:\n%s", diffStates(got, want))
 			}
 		})
+	}
+}
+
+// TestFinishedReplayEndsWhileTopicsAreChecked runs a finished replay again
+// while the broker holds the processor's topic check for a few seconds
+// (the creation of a new output topic, a request the client sends on a
+// connection of its own): the group must not start tasks before the check
+// is done. When it did, the tasks found their work done at load before the
+// processor knew its partition count, and the run never ended. It needs
+// kfake, to hold the request.
+func TestFinishedReplayEndsWhileTopicsAreChecked(t *testing.T) {
+	b, cluster := kafkatest.NewKfake(t)
+	h := newHarnessOn(t, b, 2).withOutputs()
+	h.history(t, 11, 30, 300)
+	bounds := h.bounds(t)
+	dir, group := t.TempDir(), kafkatest.Name(t, "g")
+	h.replay(t, dir, group, bounds, 0)
+	want := snapshot(t, dir)
+
+	out := kafkatest.Name(t, "tier-changes")
+	var held atomic.Bool
+	cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		for _, topic := range req.(*kmsg.CreateTopicsRequest).Topics {
+			if topic.Topic == out && held.CompareAndSwap(false, true) {
+				cluster.SleepControl(func() { time.Sleep(5 * time.Second) })
+			}
+		}
+		return nil, nil, false // the broker answers it
+	})
+	h.replay(t, dir, group, bounds, 0, func(c *Config) {
+		c.Topics.TierChanges = out
+		c.CreateTopics = true
+	})
+	if !held.Load() {
+		t.Fatal("the topic check was never held: the test checks nothing")
+	}
+	if got := snapshot(t, dir); !reflect.DeepEqual(got, want) {
+		t.Errorf("finished replay run again: state differs:\n%s", diffStates(got, want))
 	}
 }
 

@@ -42,13 +42,23 @@ func New(t testing.TB) Broker {
 		t.Logf("broker: real Apache Kafka at %s", v)
 		return b
 	}
+	b, _ := NewKfake(t)
+	t.Logf("(set %s to run against a real broker)", EnvBrokers)
+	return b
+}
+
+// NewKfake returns a new single-node kfake cluster, closed when the test
+// ends, for tests that control its requests (faults, delays), which only
+// kfake can do.
+func NewKfake(t testing.TB) (Broker, *kfake.Cluster) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatalf("start kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	t.Logf("broker: in-process kfake at %s (set %s to run against a real broker)", c.ListenAddrs()[0], EnvBrokers)
-	return Broker{Addrs: c.ListenAddrs(), Kind: "kfake"}
+	t.Logf("broker: in-process kfake at %s", c.ListenAddrs()[0])
+	return Broker{Addrs: c.ListenAddrs(), Kind: "kfake"}, c
 }
 
 // RequireReal skips the test, saying why, unless a real broker is
