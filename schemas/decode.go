@@ -1,9 +1,11 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -65,18 +67,74 @@ func (r *bodyReader) varint(maxBytes int, what string) uint64 {
 	return 0
 }
 
+// long reads a long. Its one-byte case is inlined; after an error it may
+// return a value other than 0, which the caller discards with the rest.
 func (r *bodyReader) long() int64 {
+	if b, p := r.b, r.pos; p < len(b) && b[p] < 0x80 {
+		r.pos = p + 1
+		return int64(b[p]>>1) ^ -int64(b[p]&1)
+	}
+	return r.longSlow()
+}
+
+// longSlow reads a long of more than one byte.
+func (r *bodyReader) longSlow() int64 {
 	if r.err != nil {
 		return 0
 	}
 	var u uint64
-	if r.pos < len(r.b) && r.b[r.pos] < 0x80 {
-		u = uint64(r.b[r.pos])
-		r.pos++
-	} else {
-		u = r.varint(10, "long")
+	switch b, pos := r.b, r.pos; {
+	case len(b)-pos >= maxVarintLen:
+		var n int
+		if u, n = uvarint10(b[pos : pos+maxVarintLen]); n == 0 {
+			r.fail(errors.New("reading long: long overflow"))
+			return 0
+		}
+		r.pos += n
+	default:
+		u = r.varint(maxVarintLen, "long")
 	}
 	return int64(u>>1) ^ -int64(u&1)
+}
+
+// maxVarintLen is the longest varint of a long.
+const maxVarintLen = 10
+
+// uvarint10 decodes the unsigned varint at the start of b, which holds
+// maxVarintLen bytes, without a loop: it reads eight bytes at once, finds
+// the last byte by its clear continuation bit, and packs the 7-bit groups
+// (packVarint). It returns the value and its length, or 0 bytes when all
+// ten bytes have the continuation bit (an overflow). Like varint, it keeps
+// the low bit of a tenth byte and drops the rest. Most longs of a customer
+// state that are not a single byte are times (six bytes) and event hashes
+// (nine or ten), where the byte loop was most of a decode.
+func uvarint10(b []byte) (uint64, int) {
+	_ = b[maxVarintLen-1]
+	x := binary.LittleEndian.Uint64(b)
+	if stops := ^x & 0x8080808080808080; stops != 0 {
+		bitLen := bits.TrailingZeros64(stops) + 1 // 8 × the bytes read
+		if bitLen < 64 {
+			x &= 1<<bitLen - 1
+		}
+		return packVarint(x), bitLen / 8
+	}
+	u := packVarint(x) | uint64(b[8]&0x7f)<<56
+	if b[8] < 0x80 {
+		return u, 9
+	}
+	if c := b[9]; c < 0x80 {
+		return u | uint64(c)<<63, 10
+	}
+	return 0, 0
+}
+
+// packVarint packs the eight 7-bit groups of x (one per byte, little
+// endian, continuation bits ignored) into a 56-bit value.
+func packVarint(x uint64) uint64 {
+	x &= 0x7f7f7f7f7f7f7f7f
+	x = x&0x007f007f007f007f | x>>1&0x3f803f803f803f80
+	x = x&0x00003fff00003fff | x>>2&0x0fffc0000fffc000
+	return x&0x000000000fffffff | x>>4&0x00fffffff0000000
 }
 
 func (r *bodyReader) int() int32 {
@@ -235,7 +293,14 @@ func (r *bodyReader) longs(dst []int64) []int64 {
 			dst = make([]int64, 0, count)
 		}
 		for range count {
-			dst = append(dst, r.long())
+			// The one-byte case of long, by hand: long is too large to
+			// inline, and arrays of small counters are most of a state.
+			if b, p := r.b, r.pos; p < len(b) && b[p] < 0x80 {
+				r.pos = p + 1
+				dst = append(dst, int64(b[p]>>1)^-int64(b[p]&1))
+				continue
+			}
+			dst = append(dst, r.longSlow())
 		}
 	}
 	return dst

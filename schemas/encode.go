@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Hand-written encoders for the two records valora writes once per change:
@@ -27,6 +28,36 @@ func appendLong(dst []byte, v int64) []byte {
 	return binary.AppendUvarint(dst, uint64(v<<1)^uint64(v>>63))
 }
 
+// appendUvarint9 appends the varint of u, which has more than 56 bits (nine
+// or ten bytes: an event hash, most often), without AppendUvarint's loop:
+// it spreads the low 56 bits over eight bytes (spreadVarint) and stores
+// them at once, then adds the rest. It writes the same bytes as
+// binary.AppendUvarint (TestAppendUvarint). Shorter values are faster with
+// the loop.
+func appendUvarint9(dst []byte, u uint64) []byte {
+	n := len(dst)
+	if cap(dst)-n < maxVarintLen {
+		dst = slices.Grow(dst, maxVarintLen)
+	}
+	dst = dst[:n+maxVarintLen]
+	binary.LittleEndian.PutUint64(dst[n:], spreadVarint(u)|0x8080808080808080)
+	if u < 1<<63 {
+		dst[n+8] = byte(u >> 56)
+		return dst[:n+9]
+	}
+	dst[n+8] = byte(u>>56) | 0x80
+	dst[n+9] = 1
+	return dst[:n+10]
+}
+
+// spreadVarint spreads the low 56 bits of u into eight 7-bit groups, one
+// per byte, little endian: the inverse of packVarint.
+func spreadVarint(u uint64) uint64 {
+	x := u&0x000000000fffffff | u<<4&0x0fffffff00000000 // bits 56 and up drop out
+	x = x&0x00003fff00003fff | x<<2&0x3fff00003fff0000
+	return x&0x007f007f007f007f | x<<1&0x7f007f007f007f00
+}
+
 func appendString(dst []byte, s string) []byte {
 	dst = appendLong(dst, int64(len(s)))
 	return append(dst, s...)
@@ -44,7 +75,13 @@ func appendLongs(dst []byte, vs []int64) []byte {
 		n := min(len(vs), arrayBlockLength)
 		dst = appendLong(dst, int64(n))
 		for _, v := range vs[:n] {
-			dst = appendLong(dst, v)
+			// Event hashes are most of a customer's arrays, and most of
+			// them take nine or ten bytes.
+			if u := uint64(v<<1) ^ uint64(v>>63); u >= 1<<56 {
+				dst = appendUvarint9(dst, u)
+			} else {
+				dst = binary.AppendUvarint(dst, u)
+			}
 		}
 		vs = vs[n:]
 	}
