@@ -793,7 +793,8 @@ func (t *task) decodeItem(it *item, r *kgo.Record, src int) error {
 		err = t.p.cfg.Codec.DecodeErasure(r.Value, &it.erasure)
 		id, at = it.erasure.CustomerID, it.erasure.RequestedAt
 	default:
-		it.interaction = schemas.Interaction{}
+		// The decoder overwrites every field, and reuses the item's
+		// attributes map rather than making one per record.
 		err = t.p.cfg.Codec.DecodeInteraction(r.Value, &it.interaction)
 		id, at = it.interaction.CustomerID, it.interaction.OccurredAt
 	}

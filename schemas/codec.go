@@ -216,6 +216,9 @@ func (c *Codec) DecodeInteraction(b []byte, v *Interaction) error {
 	if err != nil {
 		return err
 	}
+	if s == c.interactions.rec.schema {
+		return decodeInteractionBody(body, v)
+	}
 	attrs := v.Attributes
 	clear(attrs)
 	*v = Interaction{Attributes: attrs}
@@ -227,6 +230,9 @@ func (c *Codec) DecodePurchase(b []byte, v *Purchase) error {
 	s, body, err := c.readSchema(c.purchases, b)
 	if err != nil {
 		return err
+	}
+	if s == c.purchases.rec.schema {
+		return decodePurchaseBody(body, v)
 	}
 	*v = Purchase{}
 	return unmarshal(c.purchases.rec, s, body, v)

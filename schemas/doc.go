@@ -53,7 +53,8 @@
 //     DecodeCustomer, a Confluent value whose schema id is known or can be
 //     fetched from the registry and read as the expected record;
 //   - overwrites every field of the destination: its slices and map are
-//     reset and reused for storage, pointer fields are newly allocated and
+//     reset and reused for storage (an Interaction without attributes
+//     leaves a nil map nil), pointer fields are newly allocated and
 //     strings copied, so the input may be reused once the call returns;
 //   - returns a *DecodeError, whose Reason is a dead-letter reason, when the
 //     value is unreadable, and an error wrapping ErrRegistryUnavailable when
@@ -64,9 +65,11 @@
 //     untrusted input can make it allocate (64 KiB per string, 1024 items per
 //     array).
 //
-// Once a writer schema is known, decoding allocates only what hamba/avro
-// needs for the value itself: pointer fields, map entries, and now and then
-// a slab for strings.
+// Once a writer schema is known, decoding allocates only what the value
+// itself needs: pointer fields, map entries, and now and then a slab for
+// strings. Values written under the current schema (every input record and
+// customer state, in steady operation) are read by hand-written decoders,
+// checked against the generic ones; the others by hamba/avro.
 //
 // # Encoding
 //
