@@ -416,3 +416,37 @@ func dedupOutputs(t *testing.T, h *harness, topic string) map[string]schemas.Tie
 	}
 	return out
 }
+
+// TestFutureBoundFollowsClock checks the future-timestamp check against a
+// clock that moves (kfake): the task reads the clock again before it
+// dead-letters a record past the bound it computed earlier, so a record
+// within the skew of the current time is applied however old that bound,
+// and one beyond it is still dead-lettered.
+func TestFutureBoundFollowsClock(t *testing.T) {
+	h := newHarness(t, 1)
+	var nowMs atomic.Int64
+	t0 := time.Now()
+	nowMs.Store(t0.UnixMilli())
+	const skew = time.Hour
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"), func(c *Config) {
+		c.Now = func() time.Time { return time.UnixMilli(nowMs.Load()) }
+		c.MaxClockSkew = skew
+		c.Time = TimeEvent
+	})
+	r.send(h.purchase(schemas.Purchase{EventID: "p1", CustomerID: "a", OccurredAt: t0.UnixMilli(), AmountMinor: 1000}))
+	// The task's bound is now t0 + skew; the clock moves two days on.
+	later := t0.Add(48 * time.Hour)
+	nowMs.Store(later.UnixMilli())
+	within := h.purchase(schemas.Purchase{EventID: "p2", CustomerID: "a", OccurredAt: later.Add(skew / 2).UnixMilli(), AmountMinor: 1000})
+	beyond := h.purchase(schemas.Purchase{EventID: "p3", CustomerID: "a", OccurredAt: later.Add(2 * skew).UnixMilli(), AmountMinor: 1000})
+	r.send(within, beyond)
+
+	dlq := h.b.ConsumeN(t, h.topics.DeadLetter, 1, time.Minute)
+	if len(dlq) != 1 || header(dlq[0], HeaderReason) != ReasonFutureTimestamp ||
+		header(dlq[0], HeaderSourceOffset) != strconv.FormatInt(beyond.Offset, 10) {
+		t.Fatalf("dead letters: got %d (%v), want only offset %d as %s", len(dlq), dlq, beyond.Offset, ReasonFutureTimestamp)
+	}
+	if got := sumCounter(r.p.m.applied); got != 2 {
+		t.Errorf("applied: %v records, want 2 (p1 and p2)", got)
+	}
+}
