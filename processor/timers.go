@@ -64,6 +64,12 @@ type timerClock struct {
 	heap []due
 	// dues maps every dirty customer to its current deadline (0: none).
 	dues map[string]int64
+	// topLive is set when heap[0] is known to be live (it matches dues),
+	// so that heapMin, called before every record, need not look it up
+	// again: heapMin and push set it, pop and committed clear it, and
+	// schedule clears it when it changes the deadline of the customer
+	// heap[0] names.
+	topLive bool
 
 	// The index cursor: entries up to and including cursor have been read;
 	// buf[bufPos:] are read and not yet consumed. next is a lower bound on
@@ -90,6 +96,7 @@ type timerClock struct {
 
 func (c *timerClock) init() {
 	c.dues = make(map[string]int64)
+	c.topLive = false
 	c.cursor = due{at: -1}
 	c.next = -1
 }
@@ -100,6 +107,9 @@ func (c *timerClock) schedule(id string, at int64) {
 		return
 	}
 	c.dues[id] = at
+	if c.topLive && c.heap[0].id == id {
+		c.topLive = false
+	}
 	if at != 0 {
 		c.push(due{at, id})
 	}
@@ -108,9 +118,13 @@ func (c *timerClock) schedule(id string, at int64) {
 // heapMin returns the earliest live deadline of a dirty customer, or
 // math.MaxInt64.
 func (c *timerClock) heapMin() int64 {
+	if c.topLive {
+		return c.heap[0].at
+	}
 	for len(c.heap) > 0 {
 		top := c.heap[0]
 		if at, ok := c.dues[top.id]; ok && at == top.at {
+			c.topLive = true
 			return top.at
 		}
 		c.pop()
@@ -132,6 +146,7 @@ func (c *timerClock) committed() {
 	clear(c.dues)
 	clear(c.heap)
 	c.heap = c.heap[:0]
+	c.topLive = false
 }
 
 // dropBuf forgets the read-ahead entries: the next read starts after the
@@ -164,9 +179,13 @@ func (c *timerClock) push(d due) {
 		c.heap[i], c.heap[parent] = c.heap[parent], c.heap[i]
 		i = parent
 	}
+	if i == 0 {
+		c.topLive = true // d was just scheduled: dues holds it
+	}
 }
 
 func (c *timerClock) pop() {
+	c.topLive = false
 	n := len(c.heap) - 1
 	c.heap[0] = c.heap[n]
 	c.heap[n] = due{}

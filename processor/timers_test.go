@@ -247,8 +247,8 @@ func gaugeValue(t *testing.T, r *running, name string) float64 {
 }
 
 // TestTimerHeap checks the dirty-customer heap against a sorted reference
-// over many seeds: reschedules supersede earlier deadlines, and heapMin
-// always returns the earliest live one.
+// over many seeds: reschedules supersede earlier deadlines, commits empty
+// it, and heapMin always returns the earliest live one.
 func TestTimerHeap(t *testing.T) {
 	for seed := uint64(1); seed <= 200; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -266,9 +266,14 @@ func TestTimerHeap(t *testing.T) {
 				c.schedule(id, at)
 				ref[id] = at
 			}
-			if rng.IntN(5) == 0 && c.heapMin() != refMin(ref) {
-				// pop the earliest like advance does
-				t.Fatalf("seed %d: heapMin %d, want %d", seed, c.heapMin(), refMin(ref))
+			// heapMin after every change, so that its cached top meets
+			// every reschedule, of the top's customer and of others.
+			if m := c.heapMin(); m != refMin(ref) || (m != 1<<63-1 && ref[c.heap[0].id] != m) {
+				t.Fatalf("seed %d: heapMin %d (top %v), want %d", seed, m, c.heap[0], refMin(ref))
+			}
+			if rng.IntN(60) == 0 {
+				c.committed() // a commit: every deadline is in the index now
+				clear(ref)
 			}
 			if rng.IntN(7) == 0 && len(c.heap) > 0 && c.heapMin() != 1<<63-1 {
 				top := c.heap[0]
