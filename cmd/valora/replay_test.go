@@ -183,3 +183,16 @@ func TestReplayFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheCustomersZero checks that --cache-customers 0 disables the
+// decoded cache, as a negative count does, instead of reaching the
+// processor as its "default" 0 (a million customers, past a replay's
+// memory bound).
+func TestCacheCustomersZero(t *testing.T) {
+	for _, c := range []struct{ flag, want int }{{0, -1}, {-3, -1}, {1, 1}, {10_000, 10_000}} {
+		f := scorerFlags{cacheCustomers: c.flag}
+		if got := f.cacheSize(); got != c.want {
+			t.Errorf("--cache-customers %d: Config.CacheCustomers %d, want %d", c.flag, got, c.want)
+		}
+	}
+}

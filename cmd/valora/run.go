@@ -83,7 +83,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", time.Minute, "longest a task's transaction may stay open before the broker aborts it (exactly_once)")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
-	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (negative disables the cache)")
+	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (0 or negative disables the cache)")
 	fs.IntVar(&f.writeSetMiB, "write-set-mib", defaultWriteSetMiB, writeSetUsage)
 	fs.IntVar(&f.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
@@ -180,6 +180,17 @@ func (f *scorerFlags) blockCache() int64 {
 		return replayBlockCache
 	}
 	return 0
+}
+
+// cacheSize returns processor.Config.CacheCustomers for --cache-customers:
+// 0 disables the cache, as a negative count does, where the Config's 0
+// means its default of 1,000,000 (a replay given 0 held a million decoded
+// customers, far past its memory bound).
+func (f *scorerFlags) cacheSize() int {
+	if f.cacheCustomers <= 0 {
+		return -1
+	}
+	return f.cacheCustomers
 }
 
 // checkMemoryFlags validates --block-cache-mib and --write-set-mib.
@@ -315,7 +326,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		Policy:             pol,
 		CommitInterval:     f.commitInterval,
 		CommitRecords:      f.commitRecords,
-		CacheCustomers:     f.cacheCustomers,
+		CacheCustomers:     f.cacheSize(),
 		WriteSetBytes:      int64(f.writeSetMiB) << 20,
 		MaxClockSkew:       f.maxClockSkew,
 		Time:               processor.TimeMode(f.timeMode),
