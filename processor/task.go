@@ -1157,25 +1157,14 @@ func (t *task) commit() error {
 			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
 		}
 	}
-	t.ws.eachDirty(func(idb, enc []byte, storedAt, due int64) {
-		id := string(idb)
-		// Move the customer's timer index entry with it: the entry the
-		// store holds is due at storedAt, the new one at the deadline
-		// scheduled at the customer's last change (its encoding's TimerAt).
-		if due != storedAt {
-			if storedAt != 0 {
-				b.DeleteTimer(t.part, storedAt, id)
-				pendingDelta--
-			}
-			if due != 0 {
-				b.PutTimer(t.part, due, id)
-				t.clk.indexed(due)
-				pendingDelta++
-			}
-		}
-		b.PutCustomer(t.part, id, enc)
+	// The dirty customers, then (after the offsets and the clock) the moves
+	// of their timer index entries, in key order (see commitorder.go).
+	dirty, scratch := t.ws.sortedDirty()
+	for _, r := range *dirty {
+		idb, enc := t.ws.id(r.off), t.ws.enc(r.off)
+		b.PutCustomer(t.part, string(idb), enc)
 		if !changelog {
-			return
+			continue
 		}
 		// The changelog record: key 'c'+id, value header+customer, in
 		// clBuf (sliced once it stops growing).
@@ -1186,11 +1175,28 @@ func (t *task) commit() error {
 		t.clBuf = appendChangelogHeader(t.clBuf, cycle)
 		t.clBuf = append(t.clBuf, enc...)
 		t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
-	})
+	}
 	for topic, next := range t.next {
 		b.SetOffset(t.part, topic, next)
 	}
 	b.SetClock(t.part, state.Clock{StreamTime: t.st, TimerDigest: t.clk.digest})
+	// Move each dirty customer's timer index entry with it: the entry the
+	// store holds is due at storedAt, the new one at the deadline scheduled
+	// at the customer's last change (its encoding's TimerAt).
+	moves := commitRefs.Get().(*[]commitRef)
+	t.ws.sortedTimerMoves(*dirty, moves, scratch)
+	for _, r := range *moves {
+		id := string(t.ws.id(r.off))
+		if r.put {
+			b.PutTimer(t.part, int64(r.abbr), id)
+			t.clk.indexed(int64(r.abbr))
+			pendingDelta++
+		} else {
+			b.DeleteTimer(t.part, int64(r.abbr), id)
+			pendingDelta--
+		}
+	}
+	putRefs(dirty, scratch, moves)
 	if err := t.send(ctx, cycle); err != nil {
 		b.Reset()
 		if errors.Is(err, errKilled) {

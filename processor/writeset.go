@@ -279,17 +279,6 @@ func (w *writeSet) remove(id string) {
 	w.tombs++
 }
 
-// eachDirty calls fn with the id, encoding and deadlines of every customer
-// changed since the last commit. The slices are valid during the call.
-func (w *writeSet) eachDirty(fn func(id, enc []byte, storedAt, due int64)) {
-	for _, off := range w.dirty {
-		if w.arena[off+wsFlags] != wsDirtyFlag {
-			continue // moved or removed since
-		}
-		fn(w.id(off), w.enc(off), w.i64(off, wsStoredAt), w.i64(off, wsDue))
-	}
-}
-
 // dirtyBatchBytes returns about what the dirty customers take in a commit's
 // store batch: each one's key and encoding, and the two timer index
 // entries (the old one deleted, the new one put) with their ids.

@@ -2,8 +2,10 @@ package processor
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -17,8 +19,9 @@ type wsModel struct {
 
 // TestWriteSetModel runs random puts, removes and commits against
 // a map and checks the write set after every operation's effect: reads, the
-// dirty customers a commit writes, their deadlines, and that only clean
-// customers are ever dropped, and only when the set is over its budget.
+// dirty customers a commit writes (in id order), their deadlines and timer
+// index moves (in key order), and that only clean customers are ever
+// dropped, and only when the set is over its budget.
 func TestWriteSetModel(t *testing.T) {
 	for seed := range uint64(200) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -26,7 +29,13 @@ func TestWriteSetModel(t *testing.T) {
 			model := map[string]*wsModel{}
 			ids := make([]string, 1+rng.IntN(3000))
 			for i := range ids {
-				ids[i] = fmt.Sprintf("c-%d-%s", i, bytes.Repeat([]byte("x"), rng.IntN(40)))
+				xs := bytes.Repeat([]byte("x"), rng.IntN(40))
+				ids[i] = fmt.Sprintf("c-%d-%s", i, xs)
+				if i%2 == 1 {
+					// Ids that share more than 8 bytes after their common
+					// prefix: the commit's sort must compare them whole.
+					ids[i] = fmt.Sprintf("p-%s-%d", xs, i)
+				}
 			}
 			budget := 1 << (15 + rng.IntN(8))
 			w := newWriteSet(budget)
@@ -51,8 +60,16 @@ func TestWriteSetModel(t *testing.T) {
 					delete(model, id)
 					w.remove(id)
 				case r < 83:
+					// What a commit writes, in its order (commitorder.go):
+					// the dirty customers by id, then the timer index
+					// entries they move, by (due, id).
 					got := map[string]bool{}
-					w.eachDirty(func(idb, enc []byte, storedAt, due int64) {
+					dirty, scratch := w.sortedDirty()
+					var prev []byte
+					var wantMoves []commitRef
+					for i, r := range *dirty {
+						idb, enc := w.id(r.off), w.enc(r.off)
+						storedAt, due := w.i64(r.off, wsStoredAt), w.i64(r.off, wsDue)
 						m := model[string(idb)]
 						if m == nil || !m.dirty {
 							t.Fatalf("op %d: %s written at commit, but not dirty", op, idb)
@@ -64,13 +81,34 @@ func TestWriteSetModel(t *testing.T) {
 						if got[string(idb)] {
 							t.Fatalf("op %d: %s written twice", op, idb)
 						}
-						got[string(idb)] = true
-					})
+						if i > 0 && bytes.Compare(prev, idb) >= 0 {
+							t.Fatalf("op %d: %s written after %s", op, idb, prev)
+						}
+						got[string(idb)], prev = true, idb
+						if due != storedAt && storedAt != 0 {
+							wantMoves = append(wantMoves, commitRef{abbr: uint64(storedAt), off: r.off})
+						}
+						if due != storedAt && due != 0 {
+							wantMoves = append(wantMoves, commitRef{abbr: uint64(due), off: r.off, put: true})
+						}
+					}
 					for id, m := range model {
 						if m.dirty && !got[id] {
 							t.Fatalf("op %d: dirty %s not written at commit", op, id)
 						}
 					}
+					slices.SortFunc(wantMoves, func(x, y commitRef) int {
+						if c := cmp.Compare(x.abbr, y.abbr); c != 0 {
+							return c
+						}
+						return bytes.Compare(w.id(x.off), w.id(y.off))
+					})
+					moves := commitRefs.Get().(*[]commitRef)
+					w.sortedTimerMoves(*dirty, moves, scratch)
+					if !slices.Equal(*moves, wantMoves) {
+						t.Fatalf("op %d: timer moves %v, want %v", op, *moves, wantMoves)
+					}
+					putRefs(dirty, scratch, moves)
 					over := w.bytes()-wsDirtyOverhead*w.dirtyLen() >= budget
 					keepClean := rng.IntN(4) != 0
 					w.committed(budget, keepClean)
