@@ -39,12 +39,16 @@ type commitRef struct {
 // memory limit all the time.
 var commitRefs = sync.Pool{New: func() any { return new([]commitRef) }}
 
-// sortedDirty returns the live dirty entries of w in id order, in a buffer
-// from commitRefs (return it with putRefs), and the scratch buffer the sort
-// used.
-func (w *writeSet) sortedDirty() (refs, scratch *[]commitRef) {
-	refs, scratch = commitRefs.Get().(*[]commitRef), commitRefs.Get().(*[]commitRef)
-	a := (*refs)[:0]
+// commitOrder returns, in buffers from commitRefs (return them with
+// putRefs), the live dirty entries of w in id order, and the moves of their
+// timer index entries in (due, id) order: the stored entry (due at
+// storedAt) deleted, the new deadline put. It reads the entries in arena
+// order, and again only to compare ids whose abbreviations are equal.
+func (w *writeSet) commitOrder() (dirty, moves *[]commitRef) {
+	dirty, moves = commitRefs.Get().(*[]commitRef), commitRefs.Get().(*[]commitRef)
+	scratch := commitRefs.Get().(*[]commitRef)
+	defer putRefs(scratch)
+	a, m := (*dirty)[:0], (*moves)[:0]
 	var first []byte
 	lcp := -1
 	for _, off := range w.dirty {
@@ -58,41 +62,30 @@ func (w *writeSet) sortedDirty() (refs, scratch *[]commitRef) {
 			lcp = commonPrefixLen(first[:lcp], id)
 		}
 		a = append(a, commitRef{off: off})
+		// Due times are not negative, so their order is that of the
+		// timer key's big-endian bytes.
+		if storedAt, due := w.i64(off, wsStoredAt), w.i64(off, wsDue); due != storedAt {
+			if storedAt != 0 {
+				m = append(m, commitRef{abbr: uint64(storedAt), off: off})
+			}
+			if due != 0 {
+				m = append(m, commitRef{abbr: uint64(due), off: off, put: true})
+			}
+		}
 	}
 	for i := range a {
 		a[i].abbr = abbreviate(w.id(a[i].off), lcp)
 	}
-	*refs = a
-	w.sortRefs(refs, scratch, func(x, y commitRef) int { return bytes.Compare(w.id(x.off), w.id(y.off)) })
-	return refs, scratch
-}
-
-// sortedTimerMoves fills moves, from the entries of dirty, with the timer
-// index entries to delete (the stored one, due at storedAt) and to put (the
-// new deadline), in (due, id) order.
-func (w *writeSet) sortedTimerMoves(dirty []commitRef, moves, scratch *[]commitRef) {
-	a := (*moves)[:0]
-	for _, r := range dirty {
-		storedAt, due := w.i64(r.off, wsStoredAt), w.i64(r.off, wsDue)
-		if due == storedAt {
-			continue
-		}
-		if storedAt != 0 {
-			a = append(a, commitRef{abbr: uint64(storedAt), off: r.off})
-		}
-		if due != 0 {
-			a = append(a, commitRef{abbr: uint64(due), off: r.off, put: true})
-		}
-	}
-	*moves = a
-	// Due times are not negative, so their order is that of the key's
-	// big-endian bytes; equal ones are ordered by id.
-	w.sortRefs(moves, scratch, func(x, y commitRef) int { return bytes.Compare(w.id(x.off), w.id(y.off)) })
+	*dirty, *moves = a, m
+	byID := func(x, y commitRef) int { return bytes.Compare(w.id(x.off), w.id(y.off)) }
+	sortRefs(dirty, scratch, byID)
+	sortRefs(moves, scratch, byID)
+	return dirty, moves
 }
 
 // sortRefs sorts *refs by abbreviation, then the runs of equal ones by cmp.
 // It may swap the two buffers' contents: *refs holds the result.
-func (w *writeSet) sortRefs(refs, scratch *[]commitRef, cmp func(x, y commitRef) int) {
+func sortRefs(refs, scratch *[]commitRef, cmp func(x, y commitRef) int) {
 	a := *refs
 	tmp := slices.Grow((*scratch)[:0], len(a))[:len(a)]
 	sorted := radixSort(a, tmp)

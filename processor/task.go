@@ -1159,7 +1159,7 @@ func (t *task) commit() error {
 	}
 	// The dirty customers, then (after the offsets and the clock) the moves
 	// of their timer index entries, in key order (see commitorder.go).
-	dirty, scratch := t.ws.sortedDirty()
+	dirty, moves := t.ws.commitOrder()
 	for _, r := range *dirty {
 		idb, enc := t.ws.id(r.off), t.ws.enc(r.off)
 		b.PutCustomer(t.part, string(idb), enc)
@@ -1183,8 +1183,6 @@ func (t *task) commit() error {
 	// Move each dirty customer's timer index entry with it: the entry the
 	// store holds is due at storedAt, the new one at the deadline scheduled
 	// at the customer's last change (its encoding's TimerAt).
-	moves := commitRefs.Get().(*[]commitRef)
-	t.ws.sortedTimerMoves(*dirty, moves, scratch)
 	for _, r := range *moves {
 		id := string(t.ws.id(r.off))
 		if r.put {
@@ -1196,7 +1194,7 @@ func (t *task) commit() error {
 			pendingDelta--
 		}
 	}
-	putRefs(dirty, scratch, moves)
+	putRefs(dirty, moves)
 	if err := t.send(ctx, cycle); err != nil {
 		b.Reset()
 		if errors.Is(err, errKilled) {

@@ -64,7 +64,7 @@ func TestWriteSetModel(t *testing.T) {
 					// the dirty customers by id, then the timer index
 					// entries they move, by (due, id).
 					got := map[string]bool{}
-					dirty, scratch := w.sortedDirty()
+					dirty, moves := w.commitOrder()
 					var prev []byte
 					var wantMoves []commitRef
 					for i, r := range *dirty {
@@ -103,12 +103,10 @@ func TestWriteSetModel(t *testing.T) {
 						}
 						return bytes.Compare(w.id(x.off), w.id(y.off))
 					})
-					moves := commitRefs.Get().(*[]commitRef)
-					w.sortedTimerMoves(*dirty, moves, scratch)
 					if !slices.Equal(*moves, wantMoves) {
 						t.Fatalf("op %d: timer moves %v, want %v", op, *moves, wantMoves)
 					}
-					putRefs(dirty, scratch, moves)
+					putRefs(dirty, moves)
 					over := w.bytes()-wsDirtyOverhead*w.dirtyLen() >= budget
 					keepClean := rng.IntN(4) != 0
 					w.committed(budget, keepClean)
