@@ -248,42 +248,62 @@ func intern(b []byte) string {
 	return s
 }
 
-// optWord reads a ["null", "string"] union of few distinct values. Like the
-// generic decoder, it reads the branch index as an int: padded to 5 bytes
-// it is read, to 6 it is malformed.
-func (r *bodyReader) optWord() *string {
+// present reads the branch index of a ["null", T] union: true when a T
+// follows, false for null or after an error. Like the generic decoder, it
+// reads the index as an int: padded to 5 bytes it is read, to 6 it is
+// malformed.
+func (r *bodyReader) present() bool {
 	switch i := r.int(); {
-	case r.err != nil:
-		return nil
-	case i == 0:
-		return nil
+	case r.err != nil, i == 0:
+		return false
 	case i == 1:
-		s := r.word()
-		if r.err != nil {
-			return nil
-		}
-		return &s
+		return true
 	default:
 		r.fail(fmt.Errorf("reading union: unknown branch %d", i))
+		return false
+	}
+}
+
+// optWord reads a ["null", "string"] union of few distinct values.
+func (r *bodyReader) optWord() *string {
+	if !r.present() {
 		return nil
 	}
+	s := r.word()
+	if r.err != nil {
+		return nil
+	}
+	return &s
+}
+
+// blockCount reads the item count of an array or map block (what), and
+// skips the byte size that follows a negative count. It returns 0 at the
+// end of the value and after an error.
+func (r *bodyReader) blockCount(what string) int64 {
+	count := r.long()
+	switch {
+	case r.err != nil:
+		return 0
+	case count >= 0:
+		return count
+	case count == -1<<63:
+		r.fail(fmt.Errorf("reading %s: block count %d: %w", what, count, errArrayBound))
+		return 0
+	}
+	_ = r.long() // the block's size in bytes
+	if r.err != nil {
+		return 0
+	}
+	return -count
 }
 
 // longs reads an array of long into dst[:0].
 func (r *bodyReader) longs(dst []int64) []int64 {
 	dst = dst[:0]
-	for r.err == nil {
-		count := r.long()
-		if count == 0 || r.err != nil {
+	for {
+		count := r.blockCount("array")
+		if count == 0 {
 			break
-		}
-		if count < 0 {
-			if count == -1<<63 {
-				r.fail(fmt.Errorf("reading array: block count %d: %w", count, errArrayBound))
-				break
-			}
-			count = -count
-			_ = r.long() // the block's size in bytes
 		}
 		if count > maxArrayLen-int64(len(dst)) {
 			r.fail(fmt.Errorf("reading array: more than %d items: %w", maxArrayLen, errArrayBound))
@@ -338,11 +358,17 @@ func decodeCustomerBody(b []byte, v *Customer) error {
 	v.PolicyVersion = r.word()
 	v.TimerAt = r.long()
 	v.RecentEventHashes = r.longs(reh)
-	if r.err == nil && r.pos != len(b) {
+	return r.end(customerStateRecord.name)
+}
+
+// end returns the reader's error, or an error for bytes left after the
+// record, as a *DecodeError for the record named name.
+func (r *bodyReader) end(name string) error {
+	if r.err == nil && r.pos != len(r.b) {
 		r.err = errors.New("trailing bytes after the record")
 	}
 	if r.err != nil {
-		return decodeErr(ReasonMalformed, fmt.Errorf("%s: %w", customerStateRecord.name, r.err))
+		return decodeErr(ReasonMalformed, fmt.Errorf("%s: %w", name, r.err))
 	}
 	return nil
 }

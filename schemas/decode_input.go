@@ -1,9 +1,6 @@
 package schemas
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Hand-written decoders for the bodies of the two input records, written
 // under their current schemas: every input record is decoded once, and the
@@ -29,40 +26,25 @@ func (r *bodyReader) channel() Channel {
 	return Channels[i]
 }
 
-// optInt reads a ["null", "int"] union, its branch index an int.
+// optInt reads a ["null", "int"] union.
 func (r *bodyReader) optInt() *int32 {
-	switch i := r.int(); {
-	case r.err != nil:
-		return nil
-	case i == 0:
-		return nil
-	case i == 1:
-		v := r.int()
-		if r.err != nil {
-			return nil
-		}
-		return &v
-	default:
-		r.fail(fmt.Errorf("reading union: unknown branch %d", i))
+	if !r.present() {
 		return nil
 	}
+	v := r.int()
+	if r.err != nil {
+		return nil
+	}
+	return &v
 }
 
 // stringMap reads a map of string into m, returning m, or a new map when m
 // is nil and the value has entries.
 func (r *bodyReader) stringMap(m map[string]string) map[string]string {
-	for r.err == nil {
-		count := r.long()
-		if count == 0 || r.err != nil {
-			break
-		}
-		if count < 0 {
-			if count == -1<<63 {
-				r.fail(fmt.Errorf("reading map: block count %d: %w", count, errArrayBound))
-				break
-			}
-			count = -count
-			_ = r.long() // the block's size in bytes
+	for {
+		count := r.blockCount("map")
+		if count == 0 {
+			return m
 		}
 		for ; count > 0 && r.err == nil; count-- {
 			k := r.bytes()
@@ -76,7 +58,6 @@ func (r *bodyReader) stringMap(m map[string]string) map[string]string {
 			m[string(k)] = string(v)
 		}
 	}
-	return m
 }
 
 // decodeInteractionBody decodes the body of an Interaction written under
@@ -121,16 +102,4 @@ func decodePurchaseBody(b []byte, v *Purchase) error {
 	v.Category = r.optWord()
 	v.Items = r.int()
 	return r.end(purchaseRecord.name)
-}
-
-// end returns the reader's error, or an error for bytes left after the
-// record, as a *DecodeError for the record named name.
-func (r *bodyReader) end(name string) error {
-	if r.err == nil && r.pos != len(r.b) {
-		r.err = errors.New("trailing bytes after the record")
-	}
-	if r.err != nil {
-		return decodeErr(ReasonMalformed, fmt.Errorf("%s: %w", name, r.err))
-	}
-	return nil
 }

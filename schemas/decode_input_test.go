@@ -106,16 +106,7 @@ func TestHandInputDecodersMatchSchema(t *testing.T) {
 			t.Fatalf("seed %d: a valid body did not decode", seed)
 		}
 		for range 20 {
-			b := append([]byte(nil), body...)
-			switch rng.IntN(3) {
-			case 0:
-				b = b[:rng.IntN(len(b))]
-			case 1:
-				b[rng.IntN(len(b))] = byte(rng.Uint32())
-			default:
-				i := rng.IntN(len(b) + 1)
-				b = append(b[:i:i], append([]byte{byte(rng.Uint32())}, body[i:]...)...)
-			}
+			b := corrupt(rng, body)
 			if sameInputDecode(t, b) {
 				decoded++
 			} else {

@@ -48,6 +48,22 @@ func sameDecode(t *testing.T, body []byte) (ok bool) {
 	return true
 }
 
+// corrupt returns a copy of body cut short, with a byte changed, or with a
+// byte inserted.
+func corrupt(rng *rand.Rand, body []byte) []byte {
+	b := append([]byte(nil), body...)
+	switch rng.IntN(3) {
+	case 0:
+		return b[:rng.IntN(len(b))]
+	case 1:
+		b[rng.IntN(len(b))] = byte(rng.Uint32())
+		return b
+	default:
+		i := rng.IntN(len(b) + 1)
+		return append(b[:i:i], append([]byte{byte(rng.Uint32())}, body[i:]...)...)
+	}
+}
+
 // TestHandDecoderMatchesSchema checks the hand-written customer decoder
 // against the generic one over many seeds: on random values, on every
 // truncation and on random corruptions of their encodings, and on arrays
@@ -66,16 +82,7 @@ func TestHandDecoderMatchesSchema(t *testing.T) {
 			t.Fatalf("seed %d: round trip gives %+v (%v), want %+v", seed, back, err, *c)
 		}
 		for range 20 {
-			b := append([]byte(nil), body...)
-			switch rng.IntN(3) {
-			case 0:
-				b = b[:rng.IntN(len(b))]
-			case 1:
-				b[rng.IntN(len(b))] = byte(rng.Uint32())
-			default:
-				i := rng.IntN(len(b) + 1)
-				b = append(b[:i:i], append([]byte{byte(rng.Uint32())}, body[i:]...)...)
-			}
+			b := corrupt(rng, body)
 			if sameDecode(t, b) {
 				decoded++
 			} else {
