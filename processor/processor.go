@@ -54,6 +54,9 @@ type Processor struct {
 	// ingestSlots holds a token per task restoring through ingested
 	// tables (restoreIngestSlots).
 	ingestSlots chan struct{}
+	// commitSlots holds a token per task building or committing a store
+	// batch of bigBatchBytes or more.
+	commitSlots chan struct{}
 
 	cancel context.CancelCauseFunc
 	ready  chan struct{} // closed once the first assignment has started its tasks
@@ -188,6 +191,7 @@ func New(cfg Config) (*Processor, error) {
 		standbys: make(map[int32]*standby),
 
 		ingestSlots: make(chan struct{}, restoreIngestSlots()),
+		commitSlots: make(chan struct{}, bigBatchSlots),
 	}
 	p.policy.Store(cfg.Policy)
 	p.m.policy.WithLabelValues(cfg.Policy.Version).Set(1)

@@ -204,9 +204,9 @@ func TestReplayDeterministic(t *testing.T) {
 
 			// A write set so small that it fills every few dozen
 			// customers (24 KiB per task: 8 KiB of index, the rest
-			// entries of about 250 bytes): a commit then, and clean
-			// customers dropped to bring the arena under half of it. With
-			// a decoded cache of two customers per task, the dropped ones
+			// entries of about 250 bytes): clean customers dropped to make
+			// room, or a commit when the changed ones fill it. With a
+			// decoded cache of two customers per task, the dropped ones
 			// are read from the store again.
 			w := h.withOutputs()
 			dirW := t.TempDir()
@@ -220,6 +220,21 @@ func TestReplayDeterministic(t *testing.T) {
 			if got := w.stream(t, w.topics.TierChanges); !slices.Equal(got, wantStream) {
 				t.Errorf("small write set: tier-change stream differs (%d records, want %d)", len(got), len(wantStream))
 			}
+
+			// Every commit waiting for one slot (bigBatchSlots): the
+			// tasks' commits one at a time, in whatever order they get it.
+			defer func(bytes, slots int) { bigBatchBytes, bigBatchSlots = bytes, slots }(bigBatchBytes, bigBatchSlots)
+			bigBatchBytes, bigBatchSlots = 0, 1
+			o := h.withOutputs()
+			dirO := t.TempDir()
+			o.replay(t, dirO, kafkatest.Name(t, "gO"), b, 0, func(cfg *Config) { cfg.CommitRecords = 20 })
+			if got := snapshot(t, dirO); !reflect.DeepEqual(got, want) {
+				t.Errorf("one commit slot: state differs:\n%s", diffStates(got, want))
+			}
+			if got := o.stream(t, o.topics.TierChanges); !slices.Equal(got, wantStream) {
+				t.Errorf("one commit slot: tier-change stream differs (%d records, want %d)", len(got), len(wantStream))
+			}
+			bigBatchBytes, bigBatchSlots = 1<<20, 2
 
 			// Killed midway, then resumed on the same store.
 			k := h.withOutputs()

@@ -548,13 +548,18 @@ func (t *task) handle(f fetched) error {
 }
 
 // full reports whether the cycle must commit now: CommitRecords records are
-// pending, or the write set holds its share of WriteSetBytes (in a replay,
-// whose write set keeps clean customers, the commit then drops half of
-// them to make room). The customers in pend count at pendEntryBytes each:
+// pending, or the write set holds its share of WriteSetBytes and cannot
+// make room without a commit (writeSet.makeRoom: a replay's set drops clean
+// customers, and any set the bytes its moved entries left, as long as the
+// changed customers leave room). The customers in pend count at pendEntryBytes each:
 // the commit encodes them into the write set, and a task whose changed
 // customers all fit in pend would otherwise never see its set fill.
 func (t *task) full() bool {
-	return t.pending >= t.p.cfg.CommitRecords || t.ws.bytes()+pendEntryBytes*len(t.pend) >= t.wsMax
+	if t.pending >= t.p.cfg.CommitRecords {
+		return true
+	}
+	pend := pendEntryBytes * len(t.pend)
+	return t.ws.bytes()+pend >= t.wsMax && !t.ws.makeRoom(t.wsMax-pend)
 }
 
 // pendEntryBytes is what a customer in pend is counted for against the
@@ -1141,7 +1146,49 @@ func (t *task) commit() error {
 	if t.fatal != nil {
 		return t.fatal
 	}
-	b.Reserve(t.ws.dirtyBatchBytes() + 64*len(t.erased) + 1024)
+	// The changelog records of the erased customers, then of the dirty
+	// ones, in their batch order (below).
+	dirty, moves := t.ws.commitOrder()
+	defer putRefs(dirty, moves)
+	if changelog {
+		for id := range t.erased {
+			k := len(t.clBuf)
+			t.clBuf = append(t.clBuf, changelogCustomer)
+			t.clBuf = append(t.clBuf, id...)
+			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
+		}
+		for _, r := range *dirty {
+			// Key 'c'+id, value header+customer, in clBuf (sliced once
+			// it stops growing).
+			idb := t.ws.id(r.off)
+			k := len(t.clBuf)
+			t.clBuf = append(t.clBuf, changelogCustomer)
+			t.clBuf = append(t.clBuf, idb...)
+			v := len(t.clBuf)
+			t.clBuf = appendChangelogHeader(t.clBuf, cycle)
+			t.clBuf = append(t.clBuf, t.ws.enc(r.off)...)
+			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
+		}
+	}
+	if err := t.send(ctx, cycle); err != nil {
+		if errors.Is(err, errKilled) {
+			return nil
+		}
+		return err
+	}
+	// Kafka has the cycle's records: now the store's batch, built only
+	// after send so that a large one is in memory for as short a time as
+	// possible, and only commitSlots of them at once.
+	size := t.ws.dirtyBatchBytes() + 64*len(t.erased) + 1024
+	if size >= bigBatchBytes {
+		select {
+		case t.p.commitSlots <- struct{}{}:
+			defer func() { <-t.p.commitSlots }()
+		case <-t.dead:
+			return nil
+		}
+	}
+	b.Reserve(size)
 	// Erasures first: a customer erased and seen again in this cycle is
 	// deleted, then written anew (later in the batch and in the log).
 	for id, due := range t.erased {
@@ -1150,31 +1197,11 @@ func (t *task) commit() error {
 			b.DeleteTimer(t.part, due, id)
 			pendingDelta--
 		}
-		if changelog {
-			k := len(t.clBuf)
-			t.clBuf = append(t.clBuf, changelogCustomer)
-			t.clBuf = append(t.clBuf, id...)
-			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
-		}
 	}
 	// The dirty customers, then (after the offsets and the clock) the moves
 	// of their timer index entries, in key order (see commitorder.go).
-	dirty, moves := t.ws.commitOrder()
 	for _, r := range *dirty {
-		idb, enc := t.ws.id(r.off), t.ws.enc(r.off)
-		b.PutCustomer(t.part, string(idb), enc)
-		if !changelog {
-			continue
-		}
-		// The changelog record: key 'c'+id, value header+customer, in
-		// clBuf (sliced once it stops growing).
-		k := len(t.clBuf)
-		t.clBuf = append(t.clBuf, changelogCustomer)
-		t.clBuf = append(t.clBuf, idb...)
-		v := len(t.clBuf)
-		t.clBuf = appendChangelogHeader(t.clBuf, cycle)
-		t.clBuf = append(t.clBuf, enc...)
-		t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
+		b.PutCustomer(t.part, string(t.ws.id(r.off)), t.ws.enc(r.off))
 	}
 	for topic, next := range t.next {
 		b.SetOffset(t.part, topic, next)
@@ -1194,19 +1221,12 @@ func (t *task) commit() error {
 			pendingDelta--
 		}
 	}
-	putRefs(dirty, moves)
-	if err := t.send(ctx, cycle); err != nil {
-		b.Reset()
-		if errors.Is(err, errKilled) {
-			return nil
-		}
-		return err
-	}
 	if changelog {
 		b.SetChangelogNext(t.part, t.sendQ[len(t.sendQ)-1].Offset+1)
 	}
 	select {
 	case <-t.dead:
+		b.Reset()
 		return nil // a crash between the Kafka commit and the store's
 	default: // commit: restore catches up from the changelog
 	}
@@ -1280,6 +1300,21 @@ func (t *task) commit() error {
 	t.pending = 0
 	return nil
 }
+
+// A commit whose store batch takes bigBatchBytes or more waits for one of
+// bigBatchSlots slots before it builds the batch, and holds it until the
+// batch is committed. Such a batch is a copy of the task's dirty
+// customers, up to its share of Config.WriteSetBytes, and Pebble holds it
+// until it has flushed it: a replay's tasks reach their commit interval
+// together, and twelve batches of about 20 MiB built at once took a replay
+// past its 1 GiB (BENCHMARKS.md). A daemon's batches, built every commit
+// interval, are rarely this large; none waits for another's network round
+// trip, since the batch is built after send. (Variables only so that a test
+// can make every commit wait for a single slot.)
+var (
+	bigBatchBytes = 1 << 20
+	bigBatchSlots = 2
+)
 
 // send hands the cycle's outputs, changelog records and checkpoint to
 // Kafka and returns once Kafka has them: in exactly-once mode, once the

@@ -38,7 +38,11 @@ type writeSet struct {
 	live  int // entries in slots
 	tombs int // tombstones in slots
 	used  int // arena bytes of live entries
-	limit int // the arena grows to it, not past, while it holds what is put (grow)
+	// dirtyLive and dirtyUsed count the live dirty entries and their arena
+	// bytes (a subset of live and used).
+	dirtyLive int
+	dirtyUsed int
+	limit     int // the arena grows to it, not past, while it holds what is put (grow)
 	// complete is set by the owner when the set holds every customer the
 	// store does (a replay task that loaded none); committed clears it
 	// when it lets go of an entry, to make room or to empty the set
@@ -197,18 +201,20 @@ func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
 			if w.arena[off+wsFlags]&wsDirtyFlag == 0 {
 				w.arena[off+wsFlags] |= wsDirtyFlag
 				w.dirty = append(w.dirty, off)
+				w.dirtyLive++
+				w.dirtyUsed += w.entrySize(off)
 			}
 			return
 		}
 		storedAt = w.i64(off, wsStoredAt)
-		w.arena[off+wsFlags] = wsRemovedFlag
-		w.used -= w.entrySize(off)
-		w.live--
+		w.drop(off)
 	} else if w.slots[slot] == wsTombstone {
 		w.tombs--
 	}
 	off := w.alloc(id, enc, storedAt, due)
 	w.dirty = append(w.dirty, off)
+	w.dirtyLive++
+	w.dirtyUsed += w.entrySize(off)
 	w.slots[slot] = h>>wsOffsetBits<<wsOffsetBits | uint64(off+1)
 	w.live++
 	if n := len(w.slots); 4*(w.live+w.tombs) > 3*n {
@@ -221,6 +227,19 @@ func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
 
 func (w *writeSet) entrySize(off int) int {
 	return wsHeader + w.u32(off, wsIDLen) + w.u32(off, wsRoom)
+}
+
+// drop marks the entry at off removed and takes it out of the counts; its
+// slot is the caller's to reuse or clear.
+func (w *writeSet) drop(off int) {
+	size := w.entrySize(off)
+	if w.arena[off+wsFlags]&wsDirtyFlag != 0 {
+		w.dirtyLive--
+		w.dirtyUsed -= size
+	}
+	w.arena[off+wsFlags] = wsRemovedFlag
+	w.used -= size
+	w.live--
 }
 
 // alloc appends a dirty entry to the arena and returns its offset.
@@ -271,11 +290,8 @@ func (w *writeSet) remove(id string) {
 	if !ok {
 		return
 	}
-	off := w.offset(slot)
-	w.arena[off+wsFlags] = wsRemovedFlag
-	w.used -= w.entrySize(off)
+	w.drop(w.offset(slot))
 	w.slots[slot] = wsTombstone
-	w.live--
 	w.tombs++
 }
 
@@ -304,6 +320,7 @@ func (w *writeSet) committed(max int, keepClean bool) {
 		clear(w.slots)
 		w.arena, w.dirty = w.arena[:0], w.dirty[:0]
 		w.live, w.tombs, w.used = 0, 0, 0
+		w.dirtyLive, w.dirtyUsed = 0, 0
 		return
 	}
 	for _, off := range w.dirty {
@@ -313,6 +330,7 @@ func (w *writeSet) committed(max int, keepClean bool) {
 		}
 	}
 	w.dirty = w.dirty[:0]
+	w.dirtyLive, w.dirtyUsed = 0, 0
 	switch {
 	case w.bytes() >= max:
 		w.rewrite(max / 2)
@@ -321,12 +339,35 @@ func (w *writeSet) committed(max int, keepClean bool) {
 	}
 }
 
-// rewrite compacts the arena in place, in arena order, keeping entries
-// while they hold less than keep bytes, and rebuilds the index from the
-// entries it keeps. Which entries go is a random choice: when keep is below
-// what the live entries take, an entry stays only if its id's hash falls in
-// the kept fraction, so the drop is spread over the set. The set must be
-// clean (committed calls it).
+// makeRoom frees room in a set that takes max bytes or more, without a
+// commit: it compacts the arena (dropping what moved and removed entries
+// left) and drops clean customers until the set takes at most
+// wsRoomKept of max. It does nothing and reports false when the dirty
+// customers alone take more than that: only a commit frees room then. A
+// set that keeps clean customers (a replay's) thus commits when its
+// changed customers fill it or its commit interval ends, not whenever the
+// bytes its moved entries left fill it: a replay's tasks committed about
+// three times as often, writing most of their customers each time
+// (BENCHMARKS.md). Each call frees at least an eighth of max, so the
+// compactions cost a bounded copy per byte put.
+func (w *writeSet) makeRoom(max int) bool {
+	keep := max*wsRoomKept/8 - 8*len(w.slots) - wsDirtyOverhead*w.dirtyLive
+	if w.dirtyUsed > keep {
+		return false
+	}
+	w.rewrite(keep)
+	return true
+}
+
+// wsRoomKept is what makeRoom leaves of a full set, in eighths.
+const wsRoomKept = 7
+
+// rewrite compacts the arena in place, in arena order, keeping every dirty
+// entry and clean ones while all the kept entries hold at most keep
+// bytes, and rebuilds the index and the dirty list from the entries it
+// keeps. Which clean entries go is a random choice: when keep is below
+// what the live entries take, a clean entry stays only if its id's hash
+// falls in the kept fraction, so the drop is spread over the set.
 //
 // Compacting in place keeps the arena's array: a replay's write set is
 // tens of MiB per task, and a fresh array per commit was a large share of
@@ -335,8 +376,12 @@ func (w *writeSet) rewrite(keep int) {
 	// frac is the share of entries to keep, as a threshold on the top
 	// bits of the hash; all of them when everything fits.
 	frac := uint64(math.MaxUint64)
-	if w.used > keep {
-		frac = uint64(float64(keep)/float64(w.used)*float64(math.MaxUint64>>1)) << 1
+	cleanKeep := keep - w.dirtyUsed
+	if clean := w.used - w.dirtyUsed; w.used > keep {
+		frac = 0
+		if cleanKeep > 0 {
+			frac = uint64(float64(cleanKeep)/float64(clean)*float64(math.MaxUint64>>1)) << 1
+		}
 	}
 	slots := len(w.slots)
 	for slots > 1024 && 4*w.live < slots {
@@ -351,18 +396,25 @@ func (w *writeSet) rewrite(keep int) {
 	mask := slots - 1
 	end := len(w.arena)
 	n := 0 // the compacted arena's length
+	cleanKept := 0
 	w.used, w.live = 0, 0
+	w.dirty = w.dirty[:0]
 	for off := 0; off < end; {
 		size := w.entrySize(off)
 		cur := off
 		off += size
-		if w.arena[cur+wsFlags]&wsRemovedFlag != 0 {
+		flags := w.arena[cur+wsFlags]
+		if flags&wsRemovedFlag != 0 {
 			continue
 		}
 		h := maphash.Bytes(w.seed, w.id(cur))
-		if h > frac || n+size > keep {
+		if flags&wsDirtyFlag != 0 {
+			w.dirty = append(w.dirty, n)
+		} else if h > frac || cleanKept+size > cleanKeep {
 			w.complete = false
 			continue
+		} else {
+			cleanKept += size
 		}
 		if cur != n {
 			copy(w.arena[n:n+size], w.arena[cur:cur+size])

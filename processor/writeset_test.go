@@ -129,6 +129,34 @@ func TestWriteSetModel(t *testing.T) {
 					if over && w.bytes() > budget {
 						t.Fatalf("op %d: %d bytes after a commit over budget %d", op, w.bytes(), budget)
 					}
+				case r < 86:
+					// What a task does when its set is full (task.full):
+					// make room without a commit (or commit if it cannot).
+					over := w.bytes() > budget*wsRoomKept/8
+					dirtyBytes := 8*len(w.slots) + wsDirtyOverhead*w.dirtyLive + w.dirtyUsed
+					if !w.makeRoom(budget) {
+						if dirtyBytes <= budget*wsRoomKept/8 {
+							t.Fatalf("op %d: no room made, with dirty customers taking %d of %d bytes", op, dirtyBytes, budget)
+						}
+						break
+					}
+					if w.bytes() > budget*wsRoomKept/8 {
+						t.Fatalf("op %d: %d bytes after making room in %d", op, w.bytes(), budget)
+					}
+					for id, m := range model {
+						if _, ok := w.get(id); !ok {
+							if m.dirty {
+								t.Fatalf("op %d: dirty %s dropped to make room", op, id)
+							}
+							if !over {
+								t.Fatalf("op %d: %s dropped from a set with room", op, id)
+							}
+							if w.complete {
+								t.Fatalf("op %d: %s dropped, but the set is still complete", op, id)
+							}
+							delete(model, id)
+						}
+					}
 				default:
 					enc, ok := w.get(id)
 					m := model[id]
@@ -145,6 +173,19 @@ func TestWriteSetModel(t *testing.T) {
 				}
 				if w.len() != len(model) {
 					t.Fatalf("op %d: %d customers, want %d", op, w.len(), len(model))
+				}
+				dirty, used := 0, 0
+				for _, s := range w.slots {
+					if s == 0 || s == wsTombstone {
+						continue
+					}
+					if off := int(s&wsOffsetMask) - 1; w.arena[off+wsFlags] == wsDirtyFlag {
+						dirty++
+						used += w.entrySize(off)
+					}
+				}
+				if dirty != w.dirtyLive || used != w.dirtyUsed {
+					t.Fatalf("op %d: %d dirty customers in %d bytes, counted %d in %d", op, dirty, used, w.dirtyLive, w.dirtyUsed)
 				}
 			}
 		})
