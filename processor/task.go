@@ -327,7 +327,17 @@ func (t *task) run() {
 		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 		return
 	}
-	tick := time.NewTicker(t.p.cfg.CommitInterval)
+	// A replay's tasks start together, so they would reach their commit
+	// interval together, and wait for one another's commit slot
+	// (bigBatchSlots) with both cores idle: the first commit of each comes
+	// later by a share of the interval, by partition, which spreads their
+	// commits over it.
+	every := t.p.cfg.CommitInterval
+	first := every
+	if n := int32(t.p.partitions); t.strict && n > 1 {
+		first += every * time.Duration(t.part%n) / time.Duration(n)
+	}
+	tick := time.NewTicker(first)
 	defer tick.Stop()
 	for {
 		select {
@@ -349,6 +359,10 @@ func (t *task) run() {
 				return
 			}
 		case <-tick.C:
+			if first != every {
+				tick.Reset(every)
+				first = every
+			}
 			t.commitStart()
 			if err := t.tick(); err != nil {
 				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
