@@ -247,8 +247,9 @@ func gaugeValue(t *testing.T, r *running, name string) float64 {
 }
 
 // TestTimerHeap checks the dirty-customer heap against a sorted reference
-// over many seeds: reschedules supersede earlier deadlines, commits empty
-// it, and heapMin always returns the earliest live one.
+// over many seeds: reschedules move a customer's deadline, commits empty
+// it, heapMin always returns the earliest, and the indexed heap keeps its
+// invariants after every change.
 func TestTimerHeap(t *testing.T) {
 	for seed := uint64(1); seed <= 200; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -268,15 +269,16 @@ func TestTimerHeap(t *testing.T) {
 			}
 			// heapMin after every change, so that its cached top meets
 			// every reschedule, of the top's customer and of others.
-			if m := c.heapMin(); m != refMin(ref) || (m != 1<<63-1 && ref[c.heap[0].id] != m) {
-				t.Fatalf("seed %d: heapMin %d (top %v), want %d", seed, m, c.heap[0], refMin(ref))
+			if m := c.heapMin(); m != refMin(ref) || (m != 1<<63-1 && ref[c.top().id] != m) {
+				t.Fatalf("seed %d: heapMin %d, want %d", seed, m, refMin(ref))
 			}
+			checkHeap(t, &c)
 			if rng.IntN(60) == 0 {
 				c.committed() // a commit: every deadline is in the index now
 				clear(ref)
 			}
 			if rng.IntN(7) == 0 && len(c.heap) > 0 && c.heapMin() != 1<<63-1 {
-				top := c.heap[0]
+				top := c.top()
 				c.pop()
 				c.schedule(top.id, 0)
 				ref[top.id] = 0
@@ -284,8 +286,9 @@ func TestTimerHeap(t *testing.T) {
 		}
 		var got, want []int64
 		for c.heapMin() != 1<<63-1 {
-			got = append(got, c.heap[0].at)
-			id := c.heap[0].id
+			top := c.top()
+			got = append(got, top.at)
+			id := top.id
 			c.pop()
 			c.schedule(id, 0)
 		}
@@ -297,6 +300,36 @@ func TestTimerHeap(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("seed %d: drained %v, want %v", seed, got, want)
+		}
+	}
+}
+
+// checkHeap checks the indexed heap's invariants: every customer with a
+// deadline is in the heap once, at the place it records, and no entry is
+// less than its parent.
+func checkHeap(t *testing.T, c *timerClock) {
+	t.Helper()
+	inHeap := 0
+	for i, e := range c.dues {
+		if c.idx[e.id] != int32(i) {
+			t.Fatalf("%s at %d in dues, %d in idx", e.id, i, c.idx[e.id])
+		}
+		if (e.pos >= 0) != (e.at != 0) {
+			t.Fatalf("%s: deadline %d, heap place %d", e.id, e.at, e.pos)
+		}
+		if e.pos >= 0 {
+			inHeap++
+			if c.heap[e.pos] != int32(i) {
+				t.Fatalf("%s: heap place %d holds %d", e.id, e.pos, c.heap[e.pos])
+			}
+		}
+	}
+	if inHeap != len(c.heap) || len(c.idx) != len(c.dues) {
+		t.Fatalf("%d of %d dirty customers in a heap of %d, %d in idx", inHeap, len(c.dues), len(c.heap), len(c.idx))
+	}
+	for k := 1; k < len(c.heap); k++ {
+		if c.less(k, (k-1)/2) {
+			t.Fatalf("heap entry %d less than its parent", k)
 		}
 	}
 }

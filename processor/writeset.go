@@ -71,7 +71,7 @@ const (
 
 // wsDirtyOverhead is what a dirty customer costs besides its entry, as
 // counted against Config.WriteSetBytes: its place in the dirty list and in
-// the timer clock (dues, heap).
+// the timer clock (idx, dues, heap).
 const wsDirtyOverhead = 96
 
 // newWriteSet returns an empty set whose arena grows to at most limit bytes
