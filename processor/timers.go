@@ -60,16 +60,22 @@ func (a due) less(b due) bool {
 // timerClock is a task's timer bookkeeping. Only the task goroutine uses it.
 type timerClock struct {
 	// idx gives every dirty customer its place in dues, which holds its
-	// current deadline (0: none) and its place in heap. heap orders the
-	// dirty customers that have a deadline by (deadline, id), as indexes
-	// into dues: an indexed heap, in which a reschedule moves the
-	// customer's one entry (fix). A heap of (deadline, id) entries that
-	// left superseded ones behind, found stale by a dues lookup when they
-	// reached the top, looked up a string-keyed map about twice per
-	// change, and those lookups took about a tenth of a replay's CPU.
+	// current deadline (0: none). heap orders deadlines of dirty
+	// customers by (deadline, id), as (deadline, place in dues) pairs; a
+	// reschedule pushes a new entry and leaves the old one, which is
+	// dropped when it reaches the top and no longer matches dues (heapMin).
+	// The dues lookup is a slice index: a string-keyed map looked up at
+	// each change and again at each top took about a tenth of a replay's
+	// CPU.
 	idx  map[string]int32
 	dues []dirtyDue
-	heap []int32
+	heap []heapRef
+	// topLive is set when heap[0] is known to be live (it matches dues),
+	// so that heapMin, called before every record, need not check it
+	// again: heapMin and push set it, pop and committed clear it, and
+	// schedule clears it when it changes the deadline of the customer
+	// heap[0] names.
+	topLive bool
 
 	// The index cursor: entries up to and including cursor have been read;
 	// buf[bufPos:] are read and not yet consumed. next is a lower bound on
@@ -94,17 +100,23 @@ type timerClock struct {
 	digest []byte
 }
 
-// dirtyDue is a dirty customer's deadline (0: none) and its place in
-// timerClock.heap (-1: none).
+// dirtyDue is a dirty customer's id and current deadline (0: none).
 type dirtyDue struct {
-	id  string
-	at  int64
-	pos int32
+	id string
+	at int64
+}
+
+// heapRef is an entry of timerClock.heap: a deadline and the place in dues
+// of the customer it was scheduled for.
+type heapRef struct {
+	at int64
+	i  int32
 }
 
 func (c *timerClock) init() {
 	c.idx = make(map[string]int32)
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
+	c.topLive = false
 	c.cursor = due{at: -1}
 	c.next = -1
 }
@@ -113,37 +125,20 @@ func (c *timerClock) init() {
 func (c *timerClock) schedule(id string, at int64) {
 	i, ok := c.idx[id]
 	if !ok {
-		if at == 0 {
-			c.idx[id] = c.add(id, 0)
-			return
-		}
-		i = c.add(id, at)
+		c.dues = append(c.dues, dirtyDue{id: id, at: at})
+		i = int32(len(c.dues) - 1)
 		c.idx[id] = i
-		c.push(i)
+	} else if c.dues[i].at == at {
 		return
-	}
-	e := &c.dues[i]
-	switch old := e.at; {
-	case at == old:
-	case at == 0:
-		e.at = 0
-		if e.pos >= 0 {
-			c.remove(int(e.pos))
+	} else {
+		c.dues[i].at = at
+		if c.topLive && c.heap[0].i == i {
+			c.topLive = false
 		}
-	case e.pos < 0:
-		e.at = at
-		c.push(i)
-	default:
-		e.at = at
-		c.fix(int(e.pos), at < old)
 	}
-}
-
-// add appends a dirty customer to dues, out of the heap, and returns its
-// place.
-func (c *timerClock) add(id string, at int64) int32 {
-	c.dues = append(c.dues, dirtyDue{id: id, at: at, pos: -1})
-	return int32(len(c.dues) - 1)
+	if at != 0 {
+		c.push(heapRef{at, i})
+	}
 }
 
 // dirty reports whether id changed since the last commit.
@@ -155,17 +150,25 @@ func (c *timerClock) dirty(id string) bool {
 // heapMin returns the earliest deadline of a dirty customer, or
 // math.MaxInt64.
 func (c *timerClock) heapMin() int64 {
-	if len(c.heap) == 0 {
-		return math.MaxInt64
+	if c.topLive {
+		return c.heap[0].at
 	}
-	return c.dues[c.heap[0]].at
+	for len(c.heap) > 0 {
+		top := c.heap[0]
+		if c.dues[top.i].at == top.at {
+			c.topLive = true
+			return top.at
+		}
+		c.pop()
+	}
+	return math.MaxInt64
 }
 
-// top returns the earliest deadline of a dirty customer and its id; the
-// heap must not be empty.
+// top returns the earliest deadline of a dirty customer and its id; it
+// must follow a heapMin that found one.
 func (c *timerClock) top() due {
-	e := &c.dues[c.heap[0]]
-	return due{e.at, e.id}
+	r := c.heap[0]
+	return due{r.at, c.dues[r.i].id}
 }
 
 // indexed notes a new index entry written at commit.
@@ -182,6 +185,7 @@ func (c *timerClock) committed() {
 	clear(c.idx)
 	clear(c.dues) // let go of the ids
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
+	c.topLive = false
 }
 
 // dropBuf forgets the read-ahead entries: the next read starts after the
@@ -204,90 +208,49 @@ func (c *timerClock) dropBuf() {
 }
 
 // less orders two heap entries by (deadline, id).
-func (c *timerClock) less(i, j int) bool {
-	a, b := &c.dues[c.heap[i]], &c.dues[c.heap[j]]
+func (c *timerClock) less(a, b heapRef) bool {
 	if a.at != b.at {
 		return a.at < b.at
 	}
-	return a.id < b.id
+	return c.dues[a.i].id < c.dues[b.i].id
 }
 
-func (c *timerClock) swap(i, j int) {
-	h := c.heap
-	h[i], h[j] = h[j], h[i]
-	c.dues[h[i]].pos = int32(i)
-	c.dues[h[j]].pos = int32(j)
-}
-
-// push adds dues[i] to the heap.
-func (c *timerClock) push(i int32) {
-	c.heap = append(c.heap, i)
-	n := len(c.heap) - 1
-	c.dues[i].pos = int32(n)
-	c.up(n)
-}
-
-// pop takes the earliest deadline out of the heap: the customer stays
-// dirty, with no deadline until it is scheduled again.
-func (c *timerClock) pop() {
-	c.dues[c.heap[0]].at = 0
-	c.remove(0)
-}
-
-// remove takes the entry at heap position k out of the heap.
-func (c *timerClock) remove(k int) {
-	n := len(c.heap) - 1
-	if k != n {
-		c.swap(k, n)
-	}
-	c.dues[c.heap[n]].pos = -1
-	c.heap = c.heap[:n]
-	if k != n {
-		c.fix(k, true)
-	}
-}
-
-// fix restores the heap order after the entry at k changed; earlier
-// reports whether it may have to move up (its key decreased, or it was
-// swapped in from elsewhere).
-func (c *timerClock) fix(k int, earlier bool) {
-	if earlier && c.up(k) {
-		return
-	}
-	c.down(k)
-}
-
-// up moves the entry at k towards the root while it is less than its
-// parent, and reports whether it moved.
-func (c *timerClock) up(k int) bool {
-	moved := false
-	for k > 0 {
-		parent := (k - 1) / 2
-		if !c.less(k, parent) {
+func (c *timerClock) push(r heapRef) {
+	c.heap = append(c.heap, r)
+	i := len(c.heap) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !c.less(c.heap[i], c.heap[parent]) {
 			break
 		}
-		c.swap(k, parent)
-		k, moved = parent, true
+		c.heap[i], c.heap[parent] = c.heap[parent], c.heap[i]
+		i = parent
 	}
-	return moved
+	if i == 0 {
+		c.topLive = true // r was just scheduled: dues holds it
+	}
 }
 
-// down moves the entry at k towards the leaves while a child is less.
-func (c *timerClock) down(k int) {
-	n := len(c.heap)
+// pop drops the top entry.
+func (c *timerClock) pop() {
+	c.topLive = false
+	n := len(c.heap) - 1
+	c.heap[0] = c.heap[n]
+	c.heap = c.heap[:n]
+	i := 0
 	for {
-		l, r, m := 2*k+1, 2*k+2, k
-		if l < n && c.less(l, m) {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && c.less(c.heap[l], c.heap[m]) {
 			m = l
 		}
-		if r < n && c.less(r, m) {
+		if r < n && c.less(c.heap[r], c.heap[m]) {
 			m = r
 		}
-		if m == k {
+		if m == i {
 			return
 		}
-		c.swap(k, m)
-		k = m
+		c.heap[i], c.heap[m] = c.heap[m], c.heap[i]
+		i = m
 	}
 }
 
