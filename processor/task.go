@@ -133,6 +133,9 @@ type task struct {
 	// spare holds customers the cache evicted that nothing else refers
 	// to, for lookup to decode into (cachePut, spareCustomer).
 	spare []*schemas.Customer
+	// evicted holds customers the cache evicted while pend held them:
+	// encodePending moves them to spare once it has encoded them.
+	evicted []*schemas.Customer
 	// pend holds the customers changed since they were last encoded into
 	// ws (at most pendMax; commit encodes them all first): a customer
 	// changed by several records in a row is encoded once. While a
@@ -985,16 +988,25 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 }
 
 // cachePut caches c, and keeps the customer it evicts for reuse
-// (spareCustomer) unless pend still holds it.
+// (spareCustomer), at once or, if pend still holds it, once encodePending
+// has encoded it (evicted).
 func (t *task) cachePut(c *schemas.Customer) {
 	old, ok := t.cache.Put(c.CustomerID, c)
-	if !ok || len(t.spare) == spareMax {
+	if !ok {
 		return
 	}
 	if p, ok := t.pend[old.CustomerID]; ok && p.c == old {
-		return // changed and not yet encoded: pend owns it
+		t.evicted = append(t.evicted, old)
+		return
 	}
-	t.spare = append(t.spare, old)
+	t.keepSpare(old)
+}
+
+// keepSpare keeps c, which nothing holds any more, for reuse.
+func (t *task) keepSpare(c *schemas.Customer) {
+	if len(t.spare) < spareMax {
+		t.spare = append(t.spare, c)
+	}
 }
 
 // spareCustomer returns a customer to decode into: one the cache evicted,
@@ -1012,8 +1024,11 @@ func (t *task) spareCustomer() *schemas.Customer {
 }
 
 // spareMax bounds the customers kept for reuse: a lookup takes one and the
-// cache insertion that follows gives one back, so a few suffice.
-const spareMax = 16
+// cache insertion that follows gives one back, and encodePending gives back
+// those that only pend held, up to pendMax at once. In a replay, whose
+// cache is far smaller than pend, those are most of them: dropped, they
+// were about a fifth of what a replay allocated (BENCHMARKS.md).
+const spareMax = pendMax
 
 // pendCustomer is a customer changed since it was last encoded into the
 // write set, and the due time of its stored timer index entry when it was
@@ -1047,6 +1062,13 @@ func (t *task) encodePending() {
 		t.ws.put(id, t.buf, p.storedAt, p.c.TimerAt)
 	}
 	clear(t.pend)
+	// Customers the cache evicted while pend held them: nothing holds
+	// them now.
+	for i, c := range t.evicted {
+		t.keepSpare(c)
+		t.evicted[i] = nil
+	}
+	t.evicted = t.evicted[:0]
 }
 
 // output adds a TierChange for the customer id to the cycle's outputs,
