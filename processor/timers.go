@@ -3,6 +3,7 @@ package processor
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"time"
@@ -60,14 +61,21 @@ func (a due) less(b due) bool {
 // timerClock is a task's timer bookkeeping. Only the task goroutine uses it.
 type timerClock struct {
 	// idx gives every dirty customer its place in dues, which holds its
-	// current deadline (0: none). heap orders deadlines of dirty
-	// customers by (deadline, id), as (deadline, place in dues) pairs; a
-	// reschedule pushes a new entry and leaves the old one, which is
-	// dropped when it reaches the top and no longer matches dues (heapMin).
-	// The dues lookup is a slice index: a string-keyed map looked up at
-	// each change and again at each top took about a tenth of a replay's
-	// CPU.
-	idx  map[string]int32
+	// current deadline (0: none), by a hash of its id (hash); over holds
+	// the few whose hash another dirty customer had first (a hash
+	// collision), by id. A lookup (find) compares the id it finds in dues,
+	// so it is exact. heap orders deadlines of dirty customers by
+	// (deadline, id), as (deadline, place in dues) pairs; a reschedule
+	// pushes a new entry and leaves the old one, which is dropped when it
+	// reaches the top and no longer matches dues (heapMin).
+	//
+	// A map keyed by the id itself took about a tenth of a replay's CPU:
+	// it compared the ids it probed, bytes allocated wherever the
+	// customer was first decoded; a 64-bit key is compared in the map's
+	// own memory (BENCHMARKS.md).
+	idx  map[uint64]int32
+	over map[string]int32
+	hash func(id string) uint64
 	dues []dirtyDue
 	heap []heapRef
 	// topLive is set when heap[0] is known to be live (it matches dues),
@@ -114,7 +122,10 @@ type heapRef struct {
 }
 
 func (c *timerClock) init() {
-	c.idx = make(map[string]int32)
+	seed := maphash.MakeSeed()
+	c.hash = func(id string) uint64 { return maphash.String(seed, id) }
+	c.idx = make(map[uint64]int32)
+	clear(c.over)
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
 	c.topLive = false
 	c.cursor = due{at: -1}
@@ -123,11 +134,18 @@ func (c *timerClock) init() {
 
 // schedule records id's deadline after a change (0: none).
 func (c *timerClock) schedule(id string, at int64) {
-	i, ok := c.idx[id]
+	i, ok, h, taken := c.find(id)
 	if !ok {
 		c.dues = append(c.dues, dirtyDue{id: id, at: at})
 		i = int32(len(c.dues) - 1)
-		c.idx[id] = i
+		if !taken {
+			c.idx[h] = i
+		} else {
+			if c.over == nil {
+				c.over = make(map[string]int32)
+			}
+			c.over[id] = i
+		}
 	} else if c.dues[i].at == at {
 		return
 	} else {
@@ -141,9 +159,21 @@ func (c *timerClock) schedule(id string, at int64) {
 	}
 }
 
+// find returns id's place in dues, if it is a dirty customer; h is its
+// hash, and taken reports whether idx holds another customer under h.
+func (c *timerClock) find(id string) (i int32, ok bool, h uint64, taken bool) {
+	h = c.hash(id)
+	i, taken = c.idx[h]
+	if !taken || c.dues[i].id == id {
+		return i, taken, h, false
+	}
+	i, ok = c.over[id]
+	return i, ok, h, true
+}
+
 // dirty reports whether id changed since the last commit.
 func (c *timerClock) dirty(id string) bool {
-	_, ok := c.idx[id]
+	_, ok, _, _ := c.find(id)
 	return ok
 }
 
@@ -183,6 +213,7 @@ func (c *timerClock) indexed(at int64) {
 func (c *timerClock) committed() {
 	c.dropBuf()
 	clear(c.idx)
+	clear(c.over)
 	clear(c.dues) // let go of the ids
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
 	c.topLive = false

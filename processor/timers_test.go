@@ -249,12 +249,18 @@ func gaugeValue(t *testing.T, r *running, name string) float64 {
 // TestTimerHeap checks the dirty-customer heap against a sorted reference
 // over many seeds: reschedules supersede earlier deadlines, commits empty
 // it, heapMin always returns the earliest live one, and the heap keeps its
-// invariants after every change.
+// invariants after every change; half the seeds with a hash under which
+// most customers collide.
 func TestTimerHeap(t *testing.T) {
-	for seed := uint64(1); seed <= 200; seed++ {
+	for seed := uint64(1); seed <= 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		var c timerClock
 		c.init()
+		if seed%2 == 0 {
+			// A hash with three values: most customers collide, and
+			// find must tell them apart by id (over).
+			c.hash = func(id string) uint64 { return uint64(len(id) % 3) }
+		}
 		ref := map[string]int64{}
 		for range 300 {
 			id := fmt.Sprintf("c%d", rng.IntN(40))
@@ -314,15 +320,15 @@ func checkHeap(t *testing.T, c *timerClock) {
 		live[r] = true
 	}
 	for i, e := range c.dues {
-		if c.idx[e.id] != int32(i) {
-			t.Fatalf("%s at %d in dues, %d in idx", e.id, i, c.idx[e.id])
+		if j, ok, _, _ := c.find(e.id); !ok || j != int32(i) {
+			t.Fatalf("%s at %d in dues, found at %d (%v)", e.id, i, j, ok)
 		}
 		if e.at != 0 && !live[heapRef{e.at, int32(i)}] {
 			t.Fatalf("%s: deadline %d not in the heap", e.id, e.at)
 		}
 	}
-	if len(c.idx) != len(c.dues) {
-		t.Fatalf("%d dirty customers, %d in idx", len(c.dues), len(c.idx))
+	if len(c.idx)+len(c.over) != len(c.dues) {
+		t.Fatalf("%d dirty customers, %d in idx and %d in over", len(c.dues), len(c.idx), len(c.over))
 	}
 	for k := 1; k < len(c.heap); k++ {
 		if c.less(c.heap[k], c.heap[(k-1)/2]) {
