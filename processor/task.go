@@ -196,8 +196,8 @@ type task struct {
 	lastInput time.Time // when the task last received records (or started)
 
 	// per-cycle metric deltas, published at commit
-	consumed map[string]int
-	applied  map[string]int
+	consumed [numSources]int // by source, as late
+	applied  [numSources]int
 	dlq      map[[2]string]int
 	late     [numSources]int
 	fired    int
@@ -250,8 +250,6 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		wsMax:       wsMax,
 		erased:      make(map[string]int64),
 		next:        make(map[string]int64, 2),
-		consumed:    make(map[string]int, 2),
-		applied:     make(map[string]int, 2),
 		dlq:         make(map[[2]string]int),
 		changes:     make(map[[3]string]int),
 		tiers:       make(map[string]float64),
@@ -593,7 +591,7 @@ func (t *task) step(it *item) error {
 		return nil
 	}
 	t.pending++
-	t.consumed[t.topics[it.src]]++
+	t.consumed[it.src]++
 	if it.err != nil {
 		t.deadLetter(it.r, it.reason, it.err)
 		return nil
@@ -617,7 +615,7 @@ func (t *task) step(it *item) error {
 		t.deadLetter(it.r, reason, err)
 		return nil
 	}
-	t.applied[t.topics[it.src]]++
+	t.applied[it.src]++
 	if !t.strict {
 		t.evAt = append(t.evAt, it.at)
 	}
@@ -1281,11 +1279,13 @@ func (t *task) commit() error {
 		m.latency.Observe(now.Sub(t.oldest).Seconds())
 	}
 	m.commits.Inc()
-	for topic, n := range t.consumed {
-		m.consumed.WithLabelValues(topic).Add(float64(n))
-	}
-	for topic, n := range t.applied {
-		m.applied.WithLabelValues(topic).Add(float64(n))
+	for src := range numSources {
+		if n := t.consumed[src]; n > 0 {
+			m.consumed.WithLabelValues(t.topics[src]).Add(float64(n))
+		}
+		if n := t.applied[src]; n > 0 {
+			m.applied.WithLabelValues(t.topics[src]).Add(float64(n))
+		}
 	}
 	for k, n := range t.dlq {
 		m.deadLettered.WithLabelValues(k[0], k[1]).Add(float64(n))
@@ -1325,8 +1325,7 @@ func (t *task) commit() error {
 	t.ws.committed(t.wsMax, t.strict)
 	clear(t.erased)
 	t.clk.committed()
-	clear(t.consumed)
-	clear(t.applied)
+	t.consumed, t.applied = [numSources]int{}, [numSources]int{}
 	clear(t.dlq)
 	t.late = [numSources]int{}
 	t.fired = 0
