@@ -126,16 +126,16 @@ type task struct {
 	// (those in pend are encoded there later), and in a replay clean ones
 	// too (writeset.go); wsMax is the task's share of Config.WriteSetBytes,
 	// past which it commits.
-	cache    *state.Cache[*schemas.Customer]
+	cache    *state.Cache[*cust]
 	cacheCap int
 	ws       writeSet
 	wsMax    int
 	// spare holds customers the cache evicted that nothing else refers
 	// to, for lookup to decode into (cachePut, spareCustomer).
-	spare []*schemas.Customer
+	spare []*cust
 	// evicted holds customers the cache evicted while pend held them:
 	// encodePending moves them to spare once it has encoded them.
-	evicted []*schemas.Customer
+	evicted []*cust
 	// pend holds the customers changed since they were last encoded into
 	// ws (at most pendMax; commit encodes them all first): a customer
 	// changed by several records in a row is encoded once. While a
@@ -243,7 +243,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		in:          make(chan fetched, 4),
 		done:        make(chan struct{}),
 		dead:        make(chan struct{}),
-		cache:       state.NewCache[*schemas.Customer](capacity),
+		cache:       state.NewCache[*cust](capacity),
 		cacheCap:    capacity,
 		ws:          newWriteSet(wsMax),
 		pend:        make(map[string]pendCustomer),
@@ -425,13 +425,13 @@ func (t *task) load() error {
 	stored := 0
 	err = store.ScanCustomers(t.part, func(id, value []byte) error {
 		stored++
-		c := new(schemas.Customer)
-		if err := schemas.DecodeCustomer(value, c); err != nil {
+		c := new(cust)
+		if err := schemas.DecodeCustomer(value, &c.Customer); err != nil {
 			return fmt.Errorf("decode customer in task %d: %w", t.part, err)
 		}
-		t.count(c, 1)
+		t.count(&c.Customer, 1)
 		if rb != nil {
-			if err := rb.add(c); err != nil {
+			if err := rb.add(&c.Customer); err != nil {
 				return err
 			}
 		} else if c.TimerAt != 0 {
@@ -851,7 +851,7 @@ func (t *task) apply(it *item) (string, error) {
 		if c == nil {
 			return "", nil // t.fatal is set
 		}
-		o, err := t.pol.ApplyPurchase(c, e)
+		o, err := t.pol.ApplyPurchase(&c.Customer, e)
 		if err != nil {
 			return scoreReason(err), err
 		}
@@ -867,7 +867,7 @@ func (t *task) apply(it *item) (string, error) {
 	if c == nil {
 		return "", nil // t.fatal is set
 	}
-	o, err := t.pol.ApplyInteraction(c, e)
+	o, err := t.pol.ApplyInteraction(&c.Customer, e)
 	if err != nil {
 		return scoreReason(err), err
 	}
@@ -905,7 +905,7 @@ func (t *task) refreshFutureBound() int64 {
 // store, or a new customer. A new customer enters the write set only when an
 // event applies to it (see changed). It returns nil and sets t.fatal if the
 // store fails.
-func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
+func (t *task) lookup(id string) (c *cust, isNew bool) {
 	if c, ok := t.cache.Get([]byte(id)); ok {
 		t.p.m.cacheHits.Inc()
 		return c, false
@@ -914,12 +914,15 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 		t.p.m.cacheHits.Inc()
 		return p.c, false
 	}
-	if enc, ok := t.ws.get(id); ok {
+	if enc, slot, ok := t.ws.get(id); ok {
 		t.p.m.cacheHits.Inc()
 		c = t.spareCustomer()
-		if err := schemas.DecodeCustomer(enc, c); err != nil {
+		if err := schemas.DecodeCustomer(enc, &c.Customer); err != nil {
 			t.fatal = fmt.Errorf("decode changed customer: %w", err)
 			return nil, false
+		}
+		if slot >= 0 {
+			c.slot, c.cycle = slot, t.clk.cycle
 		}
 		t.cachePut(c)
 		return c, false
@@ -927,12 +930,12 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 	if _, gone := t.erased[id]; gone {
 		// Erased in this cycle: the store still holds the old customer
 		// until the commit deletes it.
-		return &schemas.Customer{CustomerID: id}, true
+		return newCust(id), true
 	}
 	if t.ws.complete {
 		// Every customer the store holds is in the write set (an
 		// erased one is in neither, once its commit deleted it).
-		return &schemas.Customer{CustomerID: id}, true
+		return newCust(id), true
 	}
 	t.p.m.cacheMisses.Inc()
 	val, found, err := t.p.cfg.Store.GetCustomer(t.part, []byte(id), t.buf[:0])
@@ -941,30 +944,55 @@ func (t *task) lookup(id string) (c *schemas.Customer, isNew bool) {
 		return nil, false
 	}
 	if !found {
-		return &schemas.Customer{CustomerID: id}, true
+		return newCust(id), true
 	}
 	t.buf = val
 	c = t.spareCustomer()
-	if err := schemas.DecodeCustomer(val, c); err != nil {
+	if err := schemas.DecodeCustomer(val, &c.Customer); err != nil {
 		t.fatal = fmt.Errorf("decode stored customer: %w", err)
 		return nil, false
 	}
 	return c, false
 }
 
+// cust is a customer as a task holds it decoded (in its cache, pend and
+// spare list): its state and, while it is dirty, its place in the timer
+// clock's dues, slot, valid in the clock's cycle only. A customer decoded
+// from a dirty write-set entry gets the place the entry keeps.
+type cust struct {
+	schemas.Customer
+	slot  int32
+	cycle uint64
+}
+
+func newCust(id string) *cust { return &cust{Customer: schemas.Customer{CustomerID: id}} }
+
+// schedule records c's deadline after a change (0: none) in the timer
+// clock, by the place c keeps if it is valid in this cycle: a lookup in
+// the clock's index for every change took about a tenth of a replay's CPU
+// (BENCHMARKS.md).
+func (t *task) schedule(c *cust, at int64) {
+	if c.cycle == t.clk.cycle {
+		t.clk.reschedule(c.slot, at)
+		return
+	}
+	c.slot, c.cycle = t.clk.schedule(c.CustomerID, at), t.clk.cycle
+}
+
 // changed records c as changed (in pend, with its new deadline as TimerAt,
 // and in the cache) and, if a derived field moved, the TierChange output
 // and the gauges.
-func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
+func (t *task) changed(cs *cust, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
+	c := &cs.Customer
 	due := t.pol.NextDeadline(c)
-	t.clk.schedule(c.CustomerID, due)
+	t.schedule(cs, due)
 	if _, ok := t.pend[c.CustomerID]; !ok {
 		if len(t.pend) >= pendMax {
 			t.encodePending()
 		}
 		// The stored entry's, unless c is in ws already (ws keeps its own).
-		t.pend[c.CustomerID] = pendCustomer{c: c, storedAt: c.TimerAt}
-		t.cachePut(c)
+		t.pend[c.CustomerID] = pendCustomer{c: cs, storedAt: c.TimerAt}
+		t.cachePut(cs)
 	}
 	c.TimerAt = due
 	if !o.Changed {
@@ -988,7 +1016,7 @@ func (t *task) changed(c *schemas.Customer, isNew bool, o score.Outcome, cause s
 // cachePut caches c, and keeps the customer it evicts for reuse
 // (spareCustomer), at once or, if pend still holds it, once encodePending
 // has encoded it (evicted).
-func (t *task) cachePut(c *schemas.Customer) {
+func (t *task) cachePut(c *cust) {
 	old, ok := t.cache.Put(c.CustomerID, c)
 	if !ok {
 		return
@@ -1001,7 +1029,7 @@ func (t *task) cachePut(c *schemas.Customer) {
 }
 
 // keepSpare keeps c, which nothing holds any more, for reuse.
-func (t *task) keepSpare(c *schemas.Customer) {
+func (t *task) keepSpare(c *cust) {
 	if len(t.spare) < spareMax {
 		t.spare = append(t.spare, c)
 	}
@@ -1011,14 +1039,15 @@ func (t *task) keepSpare(c *schemas.Customer) {
 // whose slices the decoder reuses, or a new one. Without it, a task whose
 // customers do not fit its cache (a replay's, whose cache is small) made a
 // new customer and its slices for nearly every record (BENCHMARKS.md).
-func (t *task) spareCustomer() *schemas.Customer {
+func (t *task) spareCustomer() *cust {
 	if n := len(t.spare); n > 0 {
 		c := t.spare[n-1]
 		t.spare[n-1] = nil
 		t.spare = t.spare[:n-1]
+		c.cycle = 0 // its place in dues was another customer's
 		return c
 	}
-	return new(schemas.Customer)
+	return new(cust)
 }
 
 // spareMax bounds the customers kept for reuse: a lookup takes one and the
@@ -1032,7 +1061,7 @@ const spareMax = pendMax
 // write set, and the due time of its stored timer index entry when it was
 // first changed.
 type pendCustomer struct {
-	c        *schemas.Customer
+	c        *cust
 	storedAt int64
 }
 
@@ -1052,12 +1081,16 @@ func (t *task) hasChanged() bool {
 func (t *task) encodePending() {
 	for id, p := range t.pend {
 		var err error
-		t.buf, err = schemas.AppendCustomer(t.buf[:0], p.c)
+		t.buf, err = schemas.AppendCustomer(t.buf[:0], &p.c.Customer)
 		if err != nil {
 			t.fatal = fmt.Errorf("encode customer: %w", err)
 			return
 		}
-		t.ws.put(id, t.buf, p.storedAt, p.c.TimerAt)
+		slot := int32(-1)
+		if p.c.cycle == t.clk.cycle {
+			slot = p.c.slot
+		}
+		t.ws.put(id, t.buf, p.storedAt, p.c.TimerAt, slot)
 	}
 	clear(t.pend)
 	// Customers the cache evicted while pend held them: nothing holds
@@ -1119,12 +1152,12 @@ func (t *task) erase(e *schemas.ErasureRequest) {
 	t.ws.remove(id)
 	t.cache.Delete(id)
 	t.clk.schedule(id, 0) // its index entry is stale from now on
-	t.count(c, -1)
+	t.count(&c.Customer, -1)
 	t.changes[[3]string{c.Tier, "none", string(schemas.CauseErasure)}]++
 	if r := t.p.cfg.Replay; r != nil && r.NoOutput {
 		return
 	}
-	tc := t.pol.ErasureChange(c, e.RequestedAt)
+	tc := t.pol.ErasureChange(&c.Customer, e.RequestedAt)
 	t.output(id, &tc)
 }
 

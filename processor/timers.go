@@ -78,6 +78,12 @@ type timerClock struct {
 	hash func(id string) uint64
 	dues []dirtyDue
 	heap []heapRef
+	// cycle numbers the commit cycles (committed moves it on): a place in
+	// dues given out in one cycle is valid until its end, as dues only
+	// grows within a cycle. A customer the task holds decoded keeps its
+	// place, and the cycle it was given in (cust), so that only its first
+	// change in a cycle looks it up in idx (task.schedule).
+	cycle uint64
 	// topLive is set when heap[0] is known to be live (it matches dues),
 	// so that heapMin, called before every record, need not check it
 	// again: heapMin and push set it, pop and committed clear it, and
@@ -126,33 +132,45 @@ func (c *timerClock) init() {
 	c.hash = func(id string) uint64 { return maphash.String(seed, id) }
 	c.idx = make(map[uint64]int32)
 	clear(c.over)
+	c.cycle = 1 // a cust's zero cycle is never valid
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
 	c.topLive = false
 	c.cursor = due{at: -1}
 	c.next = -1
 }
 
-// schedule records id's deadline after a change (0: none).
-func (c *timerClock) schedule(id string, at int64) {
+// schedule records id's deadline after a change (0: none), and returns
+// the customer's place in dues.
+func (c *timerClock) schedule(id string, at int64) int32 {
 	i, ok, h, taken := c.find(id)
-	if !ok {
-		c.dues = append(c.dues, dirtyDue{id: id, at: at})
-		i = int32(len(c.dues) - 1)
-		if !taken {
-			c.idx[h] = i
-		} else {
-			if c.over == nil {
-				c.over = make(map[string]int32)
-			}
-			c.over[id] = i
-		}
-	} else if c.dues[i].at == at {
-		return
+	if ok {
+		c.reschedule(i, at)
+		return i
+	}
+	c.dues = append(c.dues, dirtyDue{id: id, at: at})
+	i = int32(len(c.dues) - 1)
+	if !taken {
+		c.idx[h] = i
 	} else {
-		c.dues[i].at = at
-		if c.topLive && c.heap[0].i == i {
-			c.topLive = false
+		if c.over == nil {
+			c.over = make(map[string]int32)
 		}
+		c.over[id] = i
+	}
+	if at != 0 {
+		c.push(heapRef{at, i})
+	}
+	return i
+}
+
+// reschedule records the deadline of the dirty customer at place i in dues.
+func (c *timerClock) reschedule(i int32, at int64) {
+	if c.dues[i].at == at {
+		return
+	}
+	c.dues[i].at = at
+	if c.topLive && c.heap[0].i == i {
+		c.topLive = false
 	}
 	if at != 0 {
 		c.push(heapRef{at, i})
@@ -217,6 +235,7 @@ func (c *timerClock) committed() {
 	clear(c.dues) // let go of the ids
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
 	c.topLive = false
+	c.cycle++
 }
 
 // dropBuf forgets the read-ahead entries: the next read starts after the
@@ -399,7 +418,7 @@ func (t *task) fire(d due, T int64) error {
 	if d.at <= c.EvaluatedAt {
 		cause, at = schemas.CausePolicyChange, max(d.at, t.st)
 	}
-	o := t.pol.Evaluate(c, at)
+	o := t.pol.Evaluate(&c.Customer, at)
 	t.changed(c, false, o, cause, at)
 	if t.fatal != nil {
 		return t.fatal
@@ -530,12 +549,12 @@ func (t *task) switchPolicy(pol *score.Policy) error {
 		// commit; rebuild on the cached object so its TimerAt stays true.
 		c, ok := t.cache.Get(id)
 		if !ok {
-			c = new(schemas.Customer)
-			if err := schemas.DecodeCustomer(value, c); err != nil {
+			c = new(cust)
+			if err := schemas.DecodeCustomer(value, &c.Customer); err != nil {
 				return fmt.Errorf("decode customer in task %d: %w", t.part, err)
 			}
 		}
-		return rb.add(c)
+		return rb.add(&c.Customer)
 	})
 	if err == nil {
 		err = rb.finish()

@@ -59,7 +59,8 @@ const (
 	wsRoom     = 20 // uint32: bytes reserved for the encoding
 	wsIDLen    = 24 // uint32
 	wsFlags    = 28 // byte
-	wsHeader   = 32
+	wsSlot     = 32 // int32: a dirty entry's place in the timer clock's dues (-1: unknown)
+	wsHeader   = 36
 
 	wsDirtyFlag   = 1
 	wsRemovedFlag = 2
@@ -164,13 +165,20 @@ func (w *writeSet) find(id string) (slot int, ok bool, h uint64) {
 
 func (w *writeSet) offset(slot int) int { return int(w.slots[slot]&wsOffsetMask) - 1 }
 
-// get returns id's encoding, valid until the next put or committed.
-func (w *writeSet) get(id string) ([]byte, bool) {
+// get returns id's encoding, valid until the next put or committed, and,
+// if the entry is dirty, the place in the timer clock's dues given to put
+// (else -1).
+func (w *writeSet) get(id string) (enc []byte, dueSlot int32, ok bool) {
 	slot, ok, _ := w.find(id)
 	if !ok {
-		return nil, false
+		return nil, -1, false
 	}
-	return w.enc(w.offset(slot)), true
+	off := w.offset(slot)
+	dueSlot = -1
+	if w.arena[off+wsFlags]&wsDirtyFlag != 0 {
+		dueSlot = int32(binary.LittleEndian.Uint32(w.arena[off+wsSlot:]))
+	}
+	return w.enc(off), dueSlot, true
 }
 
 // storedAt returns the due time of the index entry the store holds for id,
@@ -183,13 +191,14 @@ func (w *writeSet) storedAt(id string) (int64, bool) {
 	return w.i64(w.offset(slot), wsStoredAt), true
 }
 
-// put stores enc as id's changed encoding, which carries the deadline due.
-// storedAt is used only if id is not in the set; otherwise the entry's is
-// kept. The encoding is overwritten in place when it fits the room of the
+// put stores enc as id's changed encoding, which carries the deadline due,
+// and dueSlot, the customer's place in the timer clock's dues (-1:
+// unknown), which get returns while the entry is dirty. storedAt is used
+// only if id is not in the set; otherwise the entry's is kept. The encoding is overwritten in place when it fits the room of the
 // previous one; else the entry moves to the end of the arena (its old bytes
 // stay unused until committed rewrites the arena). Room is left for small
 // growth, as a customer's counters and sums grow a byte at a time.
-func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
+func (w *writeSet) put(id string, enc []byte, storedAt, due int64, dueSlot int32) {
 	slot, ok, h := w.find(id)
 	if ok {
 		off := w.offset(slot)
@@ -197,6 +206,7 @@ func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
 			start := off + wsHeader + len(id)
 			copy(w.arena[start:], enc)
 			binary.LittleEndian.PutUint32(w.arena[off+wsLen:], uint32(len(enc)))
+			binary.LittleEndian.PutUint32(w.arena[off+wsSlot:], uint32(dueSlot))
 			w.setI64(off, wsDue, due)
 			if w.arena[off+wsFlags]&wsDirtyFlag == 0 {
 				w.arena[off+wsFlags] |= wsDirtyFlag
@@ -211,7 +221,7 @@ func (w *writeSet) put(id string, enc []byte, storedAt, due int64) {
 	} else if w.slots[slot] == wsTombstone {
 		w.tombs--
 	}
-	off := w.alloc(id, enc, storedAt, due)
+	off := w.alloc(id, enc, storedAt, due, dueSlot)
 	w.dirty = append(w.dirty, off)
 	w.dirtyLive++
 	w.dirtyUsed += w.entrySize(off)
@@ -243,7 +253,7 @@ func (w *writeSet) drop(off int) {
 }
 
 // alloc appends a dirty entry to the arena and returns its offset.
-func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64) int {
+func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64, dueSlot int32) int {
 	room := len(enc) + len(enc)/16 + 4
 	size := wsHeader + len(id) + room
 	off := len(w.arena)
@@ -256,6 +266,7 @@ func (w *writeSet) alloc(id string, enc []byte, storedAt, due int64) int {
 	binary.LittleEndian.PutUint32(w.arena[off+wsLen:], uint32(len(enc)))
 	binary.LittleEndian.PutUint32(w.arena[off+wsRoom:], uint32(room))
 	binary.LittleEndian.PutUint32(w.arena[off+wsIDLen:], uint32(len(id)))
+	binary.LittleEndian.PutUint32(w.arena[off+wsSlot:], uint32(dueSlot))
 	w.arena[off+wsFlags] = wsDirtyFlag
 	copy(w.arena[off+wsHeader:], id)
 	copy(w.arena[off+wsHeader+len(id):], enc)

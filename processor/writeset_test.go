@@ -14,6 +14,7 @@ import (
 type wsModel struct {
 	enc           []byte
 	storedAt, due int64
+	slot          int32
 	dirty         bool
 }
 
@@ -54,8 +55,9 @@ func TestWriteSetModel(t *testing.T) {
 						m = &wsModel{storedAt: storedAt}
 						model[id] = m
 					}
-					m.enc, m.due, m.dirty = enc, due, true
-					w.put(id, enc, storedAt, due)
+					slot := rng.Int32N(1000) - 1
+					m.enc, m.due, m.slot, m.dirty = enc, due, slot, true
+					w.put(id, enc, storedAt, due, slot)
 				case r < 80:
 					delete(model, id)
 					w.remove(id)
@@ -112,7 +114,7 @@ func TestWriteSetModel(t *testing.T) {
 					w.committed(budget, keepClean)
 					for id, m := range model {
 						m.dirty, m.storedAt = false, m.due
-						if _, ok := w.get(id); !ok {
+						if _, _, ok := w.get(id); !ok {
 							if keepClean && !over {
 								t.Fatalf("op %d: %s dropped by a commit under budget", op, id)
 							}
@@ -144,7 +146,7 @@ func TestWriteSetModel(t *testing.T) {
 						t.Fatalf("op %d: %d bytes after making room in %d", op, w.bytes(), budget)
 					}
 					for id, m := range model {
-						if _, ok := w.get(id); !ok {
+						if _, _, ok := w.get(id); !ok {
 							if m.dirty {
 								t.Fatalf("op %d: dirty %s dropped to make room", op, id)
 							}
@@ -158,13 +160,19 @@ func TestWriteSetModel(t *testing.T) {
 						}
 					}
 				default:
-					enc, ok := w.get(id)
+					enc, slot, ok := w.get(id)
 					m := model[id]
 					if ok != (m != nil) {
 						t.Fatalf("op %d: get %s: found %v, want %v", op, id, ok, m != nil)
 					}
 					if ok && !bytes.Equal(enc, m.enc) {
 						t.Fatalf("op %d: get %s: wrong encoding", op, id)
+					}
+					if ok && m.dirty && slot != m.slot {
+						t.Fatalf("op %d: get %s: dues place %d, want %d", op, id, slot, m.slot)
+					}
+					if ok && !m.dirty && slot != -1 {
+						t.Fatalf("op %d: get %s: dues place %d of a clean customer", op, id, slot)
 					}
 					at, ok := w.storedAt(id)
 					if ok && at != m.storedAt {
@@ -200,16 +208,16 @@ func BenchmarkWriteSet(b *testing.B) {
 	ids := make([]string, 1_000_000)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("customer-%07d", i)
-		w.put(ids[i], enc, 0, 1)
+		w.put(ids[i], enc, 0, 1, -1)
 	}
 	w.committed(1<<40, true)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		id := ids[(i*7919)%len(ids)]
-		if _, ok := w.get(id); !ok {
+		if _, _, ok := w.get(id); !ok {
 			b.Fatal("missing")
 		}
-		w.put(id, enc, 0, int64(i))
+		w.put(id, enc, 0, int64(i), -1)
 	}
 }
