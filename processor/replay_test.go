@@ -267,12 +267,13 @@ func TestReplayDeterministic(t *testing.T) {
 
 // TestReplayReusesDecodedCustomers replays a history in which each task
 // changes more customers per commit cycle than pend holds (pendMax), in
-// two cycles, with a decoded cache of two customers per task: customers
-// encoded mid-cycle, evicted from the cache and reused (spare) to decode
-// others, among them customers the first cycle left clean in the write
-// set. It must end as a replay without a cache does, state and tier
-// changes: a reused customer that kept its place in the timer clock's dues
-// moved another customer's deadline.
+// two cycles, with a decoded cache of two customers per task, and with
+// none: customers encoded mid-cycle, evicted from the cache (or held by
+// pend alone) and reused (spare) to decode others, among them customers
+// the first cycle left clean in the write set. Each must end as a replay
+// whose cache holds every customer (so that none is reused) does, state
+// and tier changes: a reused customer that kept its place in the timer
+// clock's dues moved another customer's deadline.
 func TestReplayReusesDecodedCustomers(t *testing.T) {
 	for _, seed := range []uint64{4, 5} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -285,19 +286,21 @@ func TestReplayReusesDecodedCustomers(t *testing.T) {
 			}
 			ref := h.withOutputs()
 			dirRef := t.TempDir()
-			ref.replay(t, dirRef, kafkatest.Name(t, "gRef"), b, 0, twoCycles, func(cfg *Config) { cfg.CacheCustomers = -1 })
+			ref.replay(t, dirRef, kafkatest.Name(t, "gRef"), b, 0, twoCycles, func(cfg *Config) { cfg.CacheCustomers = 1 << 20 })
 			want, wantStream := snapshot(t, dirRef), ref.stream(t, ref.topics.TierChanges)
 			if len(want) < 2*pendMax || len(wantStream) == 0 {
 				t.Fatalf("reference replay: %d customers, %d tier changes", len(want), len(wantStream))
 			}
-			c := h.withOutputs()
-			dirC := t.TempDir()
-			c.replay(t, dirC, kafkatest.Name(t, "gC"), b, 0, twoCycles, func(cfg *Config) { cfg.CacheCustomers = 4 })
-			if got := snapshot(t, dirC); !reflect.DeepEqual(got, want) {
-				t.Errorf("state differs:\n%s", diffStates(got, want))
-			}
-			if got := c.stream(t, c.topics.TierChanges); !slices.Equal(got, wantStream) {
-				t.Errorf("tier-change stream differs (%d records, want %d)", len(got), len(wantStream))
+			for _, cache := range []int{4, -1} {
+				c := h.withOutputs()
+				dirC := t.TempDir()
+				c.replay(t, dirC, kafkatest.Name(t, fmt.Sprint("gC", cache)), b, 0, twoCycles, func(cfg *Config) { cfg.CacheCustomers = cache })
+				if got := snapshot(t, dirC); !reflect.DeepEqual(got, want) {
+					t.Errorf("cache %d: state differs:\n%s", cache, diffStates(got, want))
+				}
+				if got := c.stream(t, c.topics.TierChanges); !slices.Equal(got, wantStream) {
+					t.Errorf("cache %d: tier-change stream differs (%d records, want %d)", cache, len(got), len(wantStream))
+				}
 			}
 		})
 	}

@@ -130,8 +130,8 @@ type task struct {
 	cacheCap int
 	ws       writeSet
 	wsMax    int
-	// spare holds customers the cache evicted that nothing else refers
-	// to, for lookup to decode into (cachePut, spareCustomer).
+	// spare holds customers nothing else refers to, for lookup to decode
+	// into (cachePut, encodePending, spareCustomer).
 	spare []*cust
 	// evicted holds customers the cache evicted while pend held them:
 	// encodePending moves them to spare once it has encoded them.
@@ -906,13 +906,15 @@ func (t *task) refreshFutureBound() int64 {
 // event applies to it (see changed). It returns nil and sets t.fatal if the
 // store fails.
 func (t *task) lookup(id string) (c *cust, isNew bool) {
-	if c, ok := t.cache.Get([]byte(id)); ok {
-		t.p.m.cacheHits.Inc()
-		return c, false
-	}
+	// pend first: small, and it holds the customers changed last (the
+	// cache holds the same object for any of them it holds).
 	if p, ok := t.pend[id]; ok {
 		t.p.m.cacheHits.Inc()
 		return p.c, false
+	}
+	if c, ok := t.cache.Get([]byte(id)); ok {
+		t.p.m.cacheHits.Inc()
+		return c, false
 	}
 	if enc, slot, ok := t.ws.get(id); ok {
 		t.p.m.cacheHits.Inc()
@@ -1035,10 +1037,11 @@ func (t *task) keepSpare(c *cust) {
 	}
 }
 
-// spareCustomer returns a customer to decode into: one the cache evicted,
+// spareCustomer returns a customer to decode into: one nothing holds any
+// more (evicted from the cache, or encoded out of pend with no cache),
 // whose slices the decoder reuses, or a new one. Without it, a task whose
-// customers do not fit its cache (a replay's, whose cache is small) made a
-// new customer and its slices for nearly every record (BENCHMARKS.md).
+// customers do not fit its cache (a replay's, which has none) made a new
+// customer and its slices for nearly every record (BENCHMARKS.md).
 func (t *task) spareCustomer() *cust {
 	if n := len(t.spare); n > 0 {
 		c := t.spare[n-1]
@@ -1091,6 +1094,12 @@ func (t *task) encodePending() {
 			slot = p.c.slot
 		}
 		t.ws.put(id, t.buf, p.storedAt, p.c.TimerAt, slot)
+	}
+	if t.cache.Cap() == 0 {
+		// Without a cache nothing else holds them.
+		for _, p := range t.pend {
+			t.keepSpare(p.c)
+		}
 	}
 	clear(t.pend)
 	// Customers the cache evicted while pend held them: nothing holds

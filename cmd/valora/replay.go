@@ -88,7 +88,7 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.commitRecords, "commit-records", replayCommitRecords, "records per task after which a commit is forced")
 	fs.DurationVar(&s.commitInterval, "commit-interval", replayCommitInterval, "longest time between commits (an interrupted replay resumes from its last commit)")
 	fs.IntVar(&s.writeSetMiB, "write-set-mib", replayWriteSetMiB, writeSetUsage)
-	fs.IntVar(&s.cacheCustomers, "cache-customers", replayCacheCustomers, "customers kept decoded in memory (about 0.75 KiB each; the others are read through the block cache; 0 or negative disables the cache)")
+	fs.IntVar(&s.cacheCustomers, "cache-customers", replayCacheCustomers, "customers kept decoded in memory (about 0.75 KiB each; 0 or negative: none, the write set serves the reads)")
 	fs.IntVar(&s.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&s.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	fs.DurationVar(&s.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied)")

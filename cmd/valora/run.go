@@ -109,7 +109,7 @@ func (f *scorerFlags) topics() processor.Topics {
 // depending on how many are changed since the last commit), a 32 MiB Pebble
 // block cache beside two 32 MiB memtables (bench --replay's store too), and
 // a soft limit of 804 MiB on the Go heap but Pebble's share (the write set,
-// the 10,000 decoded customers, the merge queues, fetched records, with
+// the decoded customers changed last, the merge queues, fetched records, with
 // fetches of at most 16 MiB, 256 KiB per partition, two at a time), so that
 // a replay stays under 1 GiB whatever the number of customers. In the
 // release build (CGO_ENABLED=0) Pebble's memory is in the Go heap, and the
@@ -157,10 +157,11 @@ func replayFetchOpts() []kgo.Opt {
 const (
 	replayCommitRecords  = 2_000_000
 	replayCommitInterval = 10 * time.Second
-	// A replay's decoded cache is small: its write set serves the reads,
-	// and decoded customers are what the collector traces. 10,000 took
-	// about a tenth less CPU than 50,000 (BENCHMARKS.md).
-	replayCacheCustomers = 10_000
+	// A replay keeps no decoded cache: its write set serves the reads, and
+	// most hits of a cache were of customers still in the task's pend (the
+	// ones changed last), which lookup reads first; a cache of 10,000
+	// cost more than it saved (BENCHMARKS.md).
+	replayCacheCustomers = 0
 )
 
 // maxBlockCacheMiB bounds --block-cache-mib (64 GiB).
