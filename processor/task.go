@@ -1069,11 +1069,11 @@ type pendCustomer struct {
 }
 
 // pendMax bounds pend: a task holds at most this many changed customers
-// decoded (about 0.75 KiB each) besides its cache. In a replay, whose
-// cache is far smaller than pend, most of them are held by pend alone: at
-// 4,096 per task they were about 30 MiB of live heap under the replay's
-// memory limit, and 1,024 took about 8 % less CPU (BENCHMARKS.md).
-const pendMax = 1024
+// decoded (about 0.75 KiB each) besides its cache. In a replay, which has
+// no cache, pend is what holds its customers decoded, and a small one
+// stays in the processor's caches: 256 took about 7 % less CPU than 1,024
+// and 4,096 about 20 % more (BENCHMARKS.md).
+const pendMax = 256
 
 // hasChanged reports whether a customer changed since the last commit.
 func (t *task) hasChanged() bool {
