@@ -215,7 +215,7 @@ const (
 	replayWriteSetMiB  = 384
 )
 
-const writeSetUsage = "MiB of changed customers (encoded) held until their task's commit writes them, across all tasks; a task whose share is full commits"
+const writeSetUsage = "MiB of changed customers (encoded) held until their task's commit writes them, across all tasks; a task whose share is full of changed customers commits"
 
 // scorer is a wired processor with its store, codec, registry and HTTP
 // server. close releases them in reverse order.
