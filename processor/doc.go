@@ -28,8 +28,9 @@
 // A task applies records to a write set of changed customers (encoded in a
 // pointer-free arena, writeset.go, where clean customers also stay while
 // there is room) and collects its outputs. Every CommitInterval, after
-// CommitRecords records, when its share of WriteSetBytes is full, and before
-// it hands a task over, it commits:
+// CommitRecords records, when its changed customers fill its share of
+// WriteSetBytes (clean ones make way for them), and before it hands a task
+// over, it commits:
 //
 //  1. send the outputs (tier changes, dead letters), one changelog record
 //     per changed customer and one checkpoint record (the task's input

@@ -1055,9 +1055,9 @@ func (t *task) spareCustomer() *cust {
 
 // spareMax bounds the customers kept for reuse: a lookup takes one and the
 // cache insertion that follows gives one back, and encodePending gives back
-// those that only pend held, up to pendMax at once. In a replay, whose
-// cache is far smaller than pend, those are most of them: dropped, they
-// were about a fifth of what a replay allocated (BENCHMARKS.md).
+// those that only pend held, up to pendMax at once. In a replay, which
+// keeps no cache, those are all of them: dropped, they were about a fifth
+// of what a replay allocated (BENCHMARKS.md).
 const spareMax = pendMax
 
 // pendCustomer is a customer changed since it was last encoded into the

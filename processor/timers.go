@@ -25,7 +25,7 @@ import (
 //   - clean customers (not changed since the last commit): in the Pebble
 //     timer index, as the entry (c.TimerAt, id), written in the same batch
 //     as the customer itself;
-//   - dirty customers: in the timer clock's in-memory indexed heap, since their
+//   - dirty customers: in the timer clock's in-memory heap, since their
 //     index entry is stale until commit moves it.
 //
 // Firing merges the two in (due, customer id) order, skipping index entries

@@ -194,7 +194,8 @@ func (w *writeSet) storedAt(id string) (int64, bool) {
 // put stores enc as id's changed encoding, which carries the deadline due,
 // and dueSlot, the customer's place in the timer clock's dues (-1:
 // unknown), which get returns while the entry is dirty. storedAt is used
-// only if id is not in the set; otherwise the entry's is kept. The encoding is overwritten in place when it fits the room of the
+// only if id is not in the set; otherwise the entry's is kept. The
+// encoding is overwritten in place when it fits the room of the
 // previous one; else the entry moves to the end of the arena (its old bytes
 // stay unused until committed rewrites the arena). Room is left for small
 // growth, as a customer's counters and sums grow a byte at a time.
@@ -353,7 +354,7 @@ func (w *writeSet) committed(max int, keepClean bool) {
 // makeRoom frees room in a set that takes max bytes or more, without a
 // commit: it compacts the arena (dropping what moved and removed entries
 // left) and drops clean customers until the set takes at most
-// wsRoomKept of max. It does nothing and reports false when the dirty
+// wsRoomKept eighths of max. It does nothing and reports false when the dirty
 // customers alone take more than that: only a commit frees room then. A
 // set that keeps clean customers (a replay's) thus commits when its
 // changed customers fill it or its commit interval ends, not whenever the
