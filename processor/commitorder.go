@@ -44,7 +44,9 @@ var commitRefs = sync.Pool{New: func() any { return new([]commitRef) }}
 // timer index entries in (due, id) order: the stored entry (due at
 // storedAt) deleted, the new deadline put. It reads the entries in arena
 // order, and again only to compare ids whose abbreviations are equal.
-func (w *writeSet) commitOrder() (dirty, moves *[]commitRef) {
+// batchBytes is about what they take in the commit's store batch: each
+// customer's key and encoding, and two timer index entries with its id.
+func (w *writeSet) commitOrder() (dirty, moves *[]commitRef, batchBytes int) {
 	dirty, moves = commitRefs.Get().(*[]commitRef), commitRefs.Get().(*[]commitRef)
 	scratch := commitRefs.Get().(*[]commitRef)
 	defer putRefs(scratch)
@@ -56,6 +58,7 @@ func (w *writeSet) commitOrder() (dirty, moves *[]commitRef) {
 			continue // moved or removed since
 		}
 		id := w.id(off)
+		batchBytes += 3*len(id) + w.u32(off, wsLen) + 64
 		if lcp < 0 {
 			first, lcp = id, len(id)
 		} else {
@@ -80,7 +83,7 @@ func (w *writeSet) commitOrder() (dirty, moves *[]commitRef) {
 	byID := func(x, y commitRef) int { return bytes.Compare(w.id(x.off), w.id(y.off)) }
 	sortRefs(dirty, scratch, byID)
 	sortRefs(moves, scratch, byID)
-	return dirty, moves
+	return dirty, moves, batchBytes
 }
 
 // sortRefs sorts *refs by abbreviation, then the runs of equal ones by cmp.

@@ -1224,7 +1224,7 @@ func (t *task) commit() error {
 	}
 	// The changelog records of the erased customers, then of the dirty
 	// ones, in their batch order (below).
-	dirty, moves := t.ws.commitOrder()
+	dirty, moves, batchBytes := t.ws.commitOrder()
 	defer putRefs(dirty, moves)
 	if changelog {
 		for id := range t.erased {
@@ -1255,7 +1255,7 @@ func (t *task) commit() error {
 	// Kafka has the cycle's records: now the store's batch, built only
 	// after send so that a large one is in memory for as short a time as
 	// possible, and only commitSlots of them at once.
-	size := t.ws.dirtyBatchBytes() + 64*len(t.erased) + 1024
+	size := batchBytes + 64*len(t.erased) + 1024
 	if size >= bigBatchBytes {
 		select {
 		case t.p.commitSlots <- struct{}{}:

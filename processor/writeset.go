@@ -307,20 +307,6 @@ func (w *writeSet) remove(id string) {
 	w.tombs++
 }
 
-// dirtyBatchBytes returns about what the dirty customers take in a commit's
-// store batch: each one's key and encoding, and the two timer index
-// entries (the old one deleted, the new one put) with their ids.
-func (w *writeSet) dirtyBatchBytes() int {
-	n := 0
-	for _, off := range w.dirty {
-		if w.arena[off+wsFlags] != wsDirtyFlag {
-			continue
-		}
-		n += 3*w.u32(off, wsIDLen) + w.u32(off, wsLen) + 64
-	}
-	return n
-}
-
 // committed marks every entry clean (the commit wrote them: their
 // scheduled deadline is now the stored one). Unless keepClean is set, it
 // then empties the set. Otherwise, if the set takes max bytes or more, it

@@ -66,7 +66,8 @@ func TestWriteSetModel(t *testing.T) {
 					// the dirty customers by id, then the timer index
 					// entries they move, by (due, id).
 					got := map[string]bool{}
-					dirty, moves := w.commitOrder()
+					dirty, moves, batchBytes := w.commitOrder()
+					wantBytes := 0
 					var prev []byte
 					var wantMoves []commitRef
 					for i, r := range *dirty {
@@ -87,6 +88,7 @@ func TestWriteSetModel(t *testing.T) {
 							t.Fatalf("op %d: %s written after %s", op, idb, prev)
 						}
 						got[string(idb)], prev = true, idb
+						wantBytes += 3*len(idb) + len(enc) + 64
 						if due != storedAt && storedAt != 0 {
 							wantMoves = append(wantMoves, commitRef{abbr: uint64(storedAt), off: r.off})
 						}
@@ -105,6 +107,9 @@ func TestWriteSetModel(t *testing.T) {
 						}
 						return bytes.Compare(w.id(x.off), w.id(y.off))
 					})
+					if batchBytes != wantBytes {
+						t.Fatalf("op %d: batch estimate %d bytes, want %d", op, batchBytes, wantBytes)
+					}
 					if !slices.Equal(*moves, wantMoves) {
 						t.Fatalf("op %d: timer moves %v, want %v", op, *moves, wantMoves)
 					}
