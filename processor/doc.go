@@ -23,6 +23,13 @@
 // fetched records over a channel, and a rebalance waits (BlockRebalanceOnPoll)
 // until revoked tasks have drained what they were given and committed.
 //
+// A task finds a customer in pend (changed customers not yet encoded), its
+// decoded cache, its write set, and only then the store. Its load scans
+// the partition's customers once (for the gauges, the cache and the timer
+// index) and records every id in a Bloom filter (known.go), to which it
+// adds every customer it creates: a lookup the filter answers "absent" is
+// a new customer, and skips the store read that would find nothing.
+//
 // # Commit cycle and guarantees
 //
 // A task applies records to a write set of changed customers (encoded in a

@@ -167,3 +167,48 @@ func checkView(id string, body map[string]any) error {
 	}
 	return nil
 }
+
+// TestLookupFindsStoredCustomers checks that a customer's later events find
+// it in the store when neither the decoded cache nor the write set holds it
+// (knownIDs decides which lookups read the store): customers created in one
+// run, and customers a restarted instance's load scan read. Were either
+// missed, a later purchase would start the customer anew and its purchase
+// count would fall back to one. Runs against the test broker (kfake
+// in-process, or the real Apache Kafka of VALORA_TEST_BROKERS).
+func TestLookupFindsStoredCustomers(t *testing.T) {
+	h := newHarness(t, 2)
+	group := kafkatest.Name(t, "g")
+	dir := t.TempDir()
+	small := func(c *Config) { c.CacheCustomers = 2; c.WriteSetBytes = 4 << 10 }
+	const n = 200
+	day := int64(24 * time.Hour / time.Millisecond)
+	base := time.Now().Add(-30 * 24 * time.Hour).UnixMilli()
+	round := func(r *running, k int64) {
+		t.Helper()
+		recs := make([]*kgo.Record, 0, n)
+		for i := range n {
+			recs = append(recs, h.buy(fmt.Sprintf("k%03d", i), base+k*day+int64(i), 100*k))
+		}
+		r.send(recs...)
+	}
+	r := h.start(dir, group, small)
+	round(r, 1)
+	round(r, 2)
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	r = h.start(dir, group, small)
+	round(r, 3)
+	if err := r.shutdown(t, false); err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshot(t, dir)
+	if len(snap) != n {
+		t.Fatalf("store holds %d customers, want %d", len(snap), n)
+	}
+	for id, c := range snap {
+		if c.Purchases != 3 || c.MonetaryMinor != 600 {
+			t.Errorf("%s: %d purchases, %d minor units; want 3 and 600", id, c.Purchases, c.MonetaryMinor)
+		}
+	}
+}

@@ -212,6 +212,10 @@ type task struct {
 	stages, shownStages map[string]float64
 	churn, shownChurn   float64
 
+	// known holds every customer id the partition's store may hold (see
+	// knownIDs): lookup reads the store only for those.
+	known *knownIDs
+
 	// fatal is set when the store fails under a lookup: the task stops
 	// without committing, so nothing half-applied becomes durable.
 	fatal error
@@ -244,6 +248,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		done:        make(chan struct{}),
 		dead:        make(chan struct{}),
 		cache:       state.NewCache[*cust](capacity),
+		known:       newKnownIDs(),
 		cacheCap:    capacity,
 		ws:          newWriteSet(wsMax),
 		pend:        make(map[string]pendCustomer),
@@ -423,12 +428,14 @@ func (t *task) load() error {
 		rb = t.newTimerRebuild(digest)
 	}
 	stored := 0
+	var known []uint64
 	err = store.ScanCustomers(t.part, func(id, value []byte) error {
 		stored++
 		c := new(cust)
 		if err := schemas.DecodeCustomer(value, &c.Customer); err != nil {
 			return fmt.Errorf("decode customer in task %d: %w", t.part, err)
 		}
+		known = append(known, t.known.hash(c.CustomerID))
 		t.count(&c.Customer, 1)
 		if rb != nil {
 			if err := rb.add(&c.Customer); err != nil {
@@ -449,6 +456,10 @@ func (t *task) load() error {
 		if err := rb.finish(); err != nil {
 			return err
 		}
+	}
+	t.known.reserve(2 * stored)
+	for _, h := range known {
+		t.known.addHash(h)
 	}
 	t.p.m.timersPending.Add(float64(t.clk.pending))
 	t.publishCounts()
@@ -934,10 +945,11 @@ func (t *task) lookup(id string) (c *cust, isNew bool) {
 		// until the commit deletes it.
 		return newCust(id), true
 	}
-	if t.ws.complete {
-		// Every customer the store holds is in the write set (an
-		// erased one is in neither, once its commit deleted it).
-		return newCust(id), true
+	if t.ws.complete || !t.known.mayContain(id) {
+		// Not in the store: every customer it holds is in the write set
+		// while that is complete (an erased one is in neither, once its
+		// commit deleted it), and in known always.
+		return t.created(id), true
 	}
 	t.p.m.cacheMisses.Inc()
 	val, found, err := t.p.cfg.Store.GetCustomer(t.part, []byte(id), t.buf[:0])
@@ -946,7 +958,7 @@ func (t *task) lookup(id string) (c *cust, isNew bool) {
 		return nil, false
 	}
 	if !found {
-		return newCust(id), true
+		return t.created(id), true
 	}
 	t.buf = val
 	c = t.spareCustomer()
@@ -965,6 +977,13 @@ type cust struct {
 	schemas.Customer
 	slot  int32
 	cycle uint64
+}
+
+// created returns a new customer id, which known records first: the
+// commit may write it to the store.
+func (t *task) created(id string) *cust {
+	t.known.add(id)
+	return newCust(id)
 }
 
 func newCust(id string) *cust { return &cust{Customer: schemas.Customer{CustomerID: id}} }

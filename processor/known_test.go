@@ -1,0 +1,84 @@
+package processor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestKnownIDs checks the filter's contract over many seeds: no id added is
+// ever reported absent, through layers added as it grows, and ids never
+// added are reported present rarely (false positives) at the designed load.
+func TestKnownIDs(t *testing.T) {
+	for seed := range uint64(40) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		k := newKnownIDs()
+		reserved := 0
+		if seed%2 == 0 {
+			reserved = rng.IntN(200_000)
+			k.reserve(reserved)
+		}
+		n := rng.IntN(300_000)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("c-%d-%x", seed, rng.Uint64())
+			if i%3 == 0 {
+				k.addHash(k.hash(ids[i]))
+			} else {
+				k.add(ids[i])
+			}
+		}
+		for _, id := range ids {
+			if !k.mayContain(id) {
+				t.Fatalf("seed %d: %q added but reported absent (%d ids, %d layers)", seed, id, n, len(k.layers))
+			}
+		}
+		// Every layer is at most at its designed load, and together they
+		// hold every id.
+		total := 0
+		for _, l := range k.layers {
+			if l.n > l.max {
+				t.Fatalf("seed %d: a layer holds %d ids, designed for %d", seed, l.n, l.max)
+			}
+			total += l.n
+		}
+		if total != n {
+			t.Fatalf("seed %d: layers hold %d ids, want %d", seed, total, n)
+		}
+		// False positives: about 0.1 % per layer at its designed load.
+		const probes = 20_000
+		fp := 0
+		for i := range probes {
+			if k.mayContain(fmt.Sprintf("absent-%d-%d", seed, i)) {
+				fp++
+			}
+		}
+		if limit := probes * len(k.layers) / 200; fp > limit {
+			t.Errorf("seed %d: %d of %d absent ids reported present with %d layers (limit %d)",
+				seed, fp, probes, len(k.layers), limit)
+		}
+	}
+}
+
+// TestKnownIDsGrowth checks that layers double and that a reserved first
+// layer takes the load without growing.
+func TestKnownIDsGrowth(t *testing.T) {
+	k := newKnownIDs()
+	k.reserve(2 * 100_000)
+	for i := range 200_000 {
+		k.add(fmt.Sprint("id", i))
+	}
+	if len(k.layers) != 1 {
+		t.Fatalf("%d layers after the reserved number of ids, want 1", len(k.layers))
+	}
+	k.add("one more")
+	if len(k.layers) != 2 || k.layers[1].max != 2*k.layers[0].max {
+		t.Fatalf("after one more id: %d layers, want a second one of twice the capacity", len(k.layers))
+	}
+	if got, want := k.bytes(), (k.layers[0].max+k.layers[1].max)*knownBitsPerID/8; got < want || got > want+2*64 {
+		t.Fatalf("bytes() = %d, want about %d", got, want)
+	}
+	if e := newKnownIDs(); e.mayContain("x") {
+		t.Fatal("an empty filter reports an id present")
+	}
+}
