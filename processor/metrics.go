@@ -24,7 +24,7 @@ type metrics struct {
 
 	timersPending prometheus.Gauge
 	timersFired   prometheus.Counter
-	timerLateness prometheus.Histogram
+	timerLateness *batchedHistogram    // observed per firing: tasks batch it
 	watermarkLag  *prometheus.GaugeVec // partition
 	consumerLag   *prometheus.GaugeVec // topic, partition
 	// consumerLagSeconds: 0 when caught up, else the age (wall clock minus
@@ -47,7 +47,7 @@ type metrics struct {
 	standbyRecords   prometheus.Counter
 	// eventLatency: event time to durable commit, per applied record
 	// (daemon only: a replay's event times are history).
-	eventLatency prometheus.Histogram
+	eventLatency *batchedHistogram
 }
 
 // eventLatencyBuckets span a live stream (seconds) to a backlog (a day).
@@ -128,11 +128,9 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Name: "valora_timers_fired_total",
 		Help: "Timers fired: customers re-evaluated because stream time reached a deadline.",
 	})
-	m.timerLateness = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "valora_timer_lateness_seconds",
-		Help:    "How far stream time had passed a timer's due time when it fired.",
-		Buckets: []float64{0, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400},
-	})
+	m.timerLateness = newBatchedHistogram("valora_timer_lateness_seconds",
+		"How far stream time had passed a timer's due time when it fired.",
+		[]float64{0, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400})
 	m.watermarkLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "valora_watermark_lag_seconds",
 		Help: "Wall clock minus the task's stream time, per partition.",
@@ -191,11 +189,9 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 		Name: "valora_standby_records_total",
 		Help: "Changelog records read by this instance's standby copies.",
 	})
-	m.eventLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "valora_event_latency_seconds",
-		Help:    "End-to-end latency per applied record: from its event time (occurred_at, requested_at) to the commit that made its effects durable.",
-		Buckets: eventLatencyBuckets,
-	})
+	m.eventLatency = newBatchedHistogram("valora_event_latency_seconds",
+		"End-to-end latency per applied record: from its event time (occurred_at, requested_at) to the commit that made its effects durable.",
+		eventLatencyBuckets)
 	if replay {
 		reg.MustRegister(m.replayTarget, m.replayRemaining)
 	} else {

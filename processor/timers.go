@@ -424,7 +424,7 @@ func (t *task) fire(d due, T int64) error {
 		return t.fatal
 	}
 	t.fired++
-	t.p.m.timerLateness.Observe(float64(T-at) / 1000)
+	t.lateness.observe(float64(T-at) / 1000)
 	return nil
 }
 
