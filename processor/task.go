@@ -209,6 +209,8 @@ type task struct {
 	// valora_timer_lateness_seconds and valora_event_latency_seconds
 	// until its commit adds them.
 	lateness, evLatency histBatch
+	// tcBuf holds the tier change being built (score.Policy.TierChangeTo).
+	tcBuf score.TierChangeBuf
 	// hits and misses count the cycle's lookups served from memory and
 	// from the store, added to the counters at commit.
 	hits, misses int
@@ -1038,8 +1040,7 @@ func (t *task) changed(cs *cust, isNew bool, o score.Outcome, cause schemas.Caus
 	if r := t.p.cfg.Replay; r != nil && r.NoOutput {
 		return
 	}
-	tc := t.pol.TierChange(c, o, cause, at)
-	t.output(c.CustomerID, &tc)
+	t.output(c.CustomerID, t.pol.TierChangeTo(&t.tcBuf, c, o, cause, at))
 }
 
 // cachePut caches c, and keeps the customer it evicts for reuse

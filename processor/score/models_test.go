@@ -1,6 +1,7 @@
 package score
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -452,5 +453,61 @@ func TestValueClassReview(t *testing.T) {
 	if movedAt < crossing-DayMs || movedAt > crossing+7*DayMs {
 		t.Errorf("moved to below_zero %.1f days after the last purchase; the CLV crossed at %.1f days",
 			float64(movedAt-last)/float64(DayMs), float64(crossing-last)/float64(DayMs))
+	}
+}
+
+// TestTierChangeTo checks that TierChangeTo, with one buffer reused across
+// customers and outcomes, builds what it builds in a fresh buffer
+// (TierChange): nothing of an earlier record is left in a later one, each
+// optional field set or nil alike. And that it allocates only the event id.
+// (The fields' values are TestTierChange's and TestScenarios' concern.)
+func TestTierChangeTo(t *testing.T) {
+	policies := []*Policy{DefaultPolicy(), modelPolicy(t, 0.3, nil), modelPolicy(t, 0, &ValueClasses{ReviewDays: 7,
+		HighYieldMonetaryMinor: 50_00, HighYieldCLVMinor: 20_00, HighPotentialCLVMinor: 10_00, BelowZeroCLVMinor: 1_00})}
+	var b TierChangeBuf
+	// Each optional field is set in some of the records compared.
+	set := map[string]int{}
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		p := policies[rng.IntN(len(policies))]
+		c := &schemas.Customer{CustomerID: fmt.Sprintf("c%d", seed)}
+		at := t0
+		for step := range 30 {
+			at += rng.Int64N(40 * DayMs)
+			var o Outcome
+			var err error
+			switch rng.IntN(3) {
+			case 0:
+				o, err = p.ApplyPurchase(c, purchase(at, 100+rng.Int64N(10_000)))
+			case 1:
+				o, err = p.ApplyInteraction(c, interaction(at, "visit"))
+			default:
+				o = p.Evaluate(c, at)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := p.TierChange(c, o, schemas.CauseInactivity, at)
+			got := p.TierChangeTo(&b, c, o, schemas.CauseInactivity, at)
+			if !reflect.DeepEqual(*got, want) {
+				t.Fatalf("seed %d step %d: TierChangeTo\n%+v\nTierChange\n%+v", seed, step, *got, want)
+			}
+			for name, p := range map[string]bool{"previous_tier": want.PreviousTier != nil, "value_class": want.ValueClass != nil,
+				"recency_days": want.RecencyDays != nil, "action": want.Action != nil, "p_alive": want.PAlive != nil} {
+				if p {
+					set[name]++
+				}
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() {
+			p.TierChangeTo(&b, c, Outcome{HadPrevious: true, Previous: derivedOf(c)}, schemas.CauseInactivity, at)
+		}); n > 1 {
+			t.Errorf("seed %d: TierChangeTo allocates %v times, want at most 1 (the event id)", seed, n)
+		}
+	}
+	for _, name := range []string{"previous_tier", "value_class", "recency_days", "action", "p_alive"} {
+		if set[name] == 0 {
+			t.Errorf("no record compared had %s set", name)
+		}
 	}
 }

@@ -564,9 +564,29 @@ func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
 // for a customer without a purchase; Action is the recommended action of
 // c's tier under p, nil if none.
 func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause, occurredAt int64) schemas.TierChange {
+	return *p.TierChangeTo(new(TierChangeBuf), c, o, cause, occurredAt)
+}
+
+// TierChangeBuf holds a TierChange built by TierChangeTo and the values its
+// optional fields point to. A task builds one per tier change and encodes it
+// at once: with a buffer of its own, the only allocation is the event id
+// (where TierChange's pointers took four more, about 1 % of the default
+// benchmark's CPU).
+type TierChangeBuf struct {
+	tc                  schemas.TierChange
+	prev, class, action string
+	recency             int32
+	value               clv.Value
+	clvMinor            float64
+}
+
+// TierChangeTo is TierChange built in b: the result points into b, and is
+// valid until the next call with b.
+func (p *Policy) TierChangeTo(b *TierChangeBuf, c *schemas.Customer, o Outcome, cause schemas.Cause, occurredAt int64) *schemas.TierChange {
 	pc := p.compiled()
-	tc := schemas.TierChange{
-		EventID:        c.CustomerID + ":" + strconv.FormatInt(c.Version, 10),
+	var num [20]byte
+	b.tc = schemas.TierChange{
+		EventID:        c.CustomerID + ":" + string(strconv.AppendInt(num[:0], c.Version, 10)),
 		CustomerID:     c.CustomerID,
 		Version:        c.Version,
 		OccurredAt:     occurredAt,
@@ -582,28 +602,30 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 		MScore:         c.MScore,
 		PolicyVersion:  pc.version,
 	}
+	tc := &b.tc
 	if o.HadPrevious {
-		prev := o.Previous.Tier
-		tc.PreviousTier = &prev
+		b.prev = o.Previous.Tier
+		tc.PreviousTier = &b.prev
 	}
 	if c.ValueClass != nil {
-		v := *c.ValueClass
-		tc.ValueClass = &v
+		b.class = *c.ValueClass
+		tc.ValueClass = &b.class
 	}
 	if c.Purchases > 0 {
-		d := int32(min(recencyDays(c.EvaluatedAt, c.LastPurchase), math.MaxInt32))
-		tc.RecencyDays = &d
+		b.recency = int32(min(recencyDays(c.EvaluatedAt, c.LastPurchase), math.MaxInt32))
+		tc.RecencyDays = &b.recency
 	}
 	if a := pc.action(c.Tier); a != "" {
-		tc.Action = &a
+		b.action = a
+		tc.Action = &b.action
 	}
 	if !o.Valued && pc.model != nil && c.Purchases > 0 {
 		o.Valued, o.Value = true, pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))
 	}
 	if o.Valued {
-		v := o.Value
-		clvMinor := v.CLV * pc.minorPerMajor
-		tc.PAlive, tc.ExpectedPurchases, tc.CLV = &v.PAlive, &v.ExpectedPurchases, &clvMinor
+		b.value = o.Value
+		b.clvMinor = o.Value.CLV * pc.minorPerMajor
+		tc.PAlive, tc.ExpectedPurchases, tc.CLV = &b.value.PAlive, &b.value.ExpectedPurchases, &b.clvMinor
 	}
 	return tc
 }
