@@ -399,8 +399,9 @@ func (t *task) run() {
 }
 
 // load scans the task's customers once: it counts them per tier, stage and
-// churn flag for the gauges, warms the cache up to its capacity, and
-// rebuilds the timer index if it was built under another policy. Then it
+// churn flag for the gauges, warms the cache up to its capacity, records
+// their ids in known (sized for twice their number), and rebuilds the
+// timer index if it was built under another policy. Then it
 // fires the timers that are already due at the stored stream time.
 func (t *task) load() error {
 	store := t.p.cfg.Store
