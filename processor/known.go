@@ -47,7 +47,7 @@ const (
 
 func newKnownIDs() *knownIDs { return &knownIDs{seed: maphash.MakeSeed()} }
 
-// hash returns the hash of id that addHash takes.
+// hash returns the hash of id that add and mayContain take.
 func (k *knownIDs) hash(id string) uint64 { return maphash.String(k.seed, id) }
 
 // reserve sizes the first layer for n ids, if there is no layer yet: a
@@ -69,11 +69,8 @@ func (k *knownIDs) grow(n int) {
 	})
 }
 
-// add records id as one the store may hold.
-func (k *knownIDs) add(id string) { k.addHash(k.hash(id)) }
-
-// addHash records the id whose hash is h.
-func (k *knownIDs) addHash(h uint64) {
+// add records the id whose hash is h as one the store may hold.
+func (k *knownIDs) add(h uint64) {
 	if len(k.layers) == 0 || k.layers[len(k.layers)-1].n >= k.layers[len(k.layers)-1].max {
 		next := 0
 		if len(k.layers) > 0 {
@@ -91,10 +88,9 @@ func (k *knownIDs) addHash(h uint64) {
 	l.n++
 }
 
-// mayContain reports whether id was possibly added; false means it
-// certainly was not.
-func (k *knownIDs) mayContain(id string) bool {
-	h := maphash.String(k.seed, id)
+// mayContain reports whether the id whose hash is h was possibly added;
+// false means it certainly was not.
+func (k *knownIDs) mayContain(h uint64) bool {
 	for i := range k.layers {
 		if k.layers[i].has(h) {
 			return true
@@ -123,13 +119,4 @@ func (l *knownLayer) locate(h uint64) ([]uint64, uint64) {
 	x := h * 0x9e3779b97f4a7c15
 	x ^= x >> 29
 	return l.words[i : i+knownBlockWords : i+knownBlockWords], x
-}
-
-// bytes returns the memory the filter holds.
-func (k *knownIDs) bytes() int {
-	n := 0
-	for _, l := range k.layers {
-		n += 8 * len(l.words)
-	}
-	return n
 }

@@ -470,7 +470,7 @@ func (t *task) load() error {
 	}
 	t.known.reserve(2 * stored)
 	for _, h := range known {
-		t.known.addHash(h)
+		t.known.add(h)
 	}
 	t.p.m.timersPending.Add(float64(t.clk.pending))
 	t.publishCounts()
@@ -956,11 +956,12 @@ func (t *task) lookup(id string) (c *cust, isNew bool) {
 		// until the commit deletes it.
 		return newCust(id), true
 	}
-	if t.ws.complete || !t.known.mayContain(id) {
+	h := t.known.hash(id)
+	if t.ws.complete || !t.known.mayContain(h) {
 		// Not in the store: every customer it holds is in the write set
 		// while that is complete (an erased one is in neither, once its
 		// commit deleted it), and in known always.
-		return t.created(id), true
+		return t.created(id, h), true
 	}
 	t.misses++
 	val, found, err := t.p.cfg.Store.GetCustomer(t.part, []byte(id), t.buf[:0])
@@ -969,7 +970,7 @@ func (t *task) lookup(id string) (c *cust, isNew bool) {
 		return nil, false
 	}
 	if !found {
-		return t.created(id), true
+		return t.created(id, h), true
 	}
 	t.buf = val
 	c = t.spareCustomer()
@@ -990,10 +991,10 @@ type cust struct {
 	cycle uint64
 }
 
-// created returns a new customer id, which known records first: the
-// commit may write it to the store.
-func (t *task) created(id string) *cust {
-	t.known.add(id)
+// created returns a new customer id (whose hash in known is h), which
+// known records first: the commit may write it to the store.
+func (t *task) created(id string, h uint64) *cust {
+	t.known.add(h)
 	return newCust(id)
 }
 
