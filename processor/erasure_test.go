@@ -106,7 +106,7 @@ func TestErasure(t *testing.T) {
 	}
 
 	// After a compaction, the id is in no file of the state directory.
-	if err := state.Purge(context.Background(), dir); err != nil {
+	if err := state.Purge(context.Background(), state.Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	if files := grepDir(t, dir, gone); len(files) > 0 {

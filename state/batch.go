@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -17,11 +16,12 @@ import (
 type Batch struct {
 	b  *pebble.Batch
 	db *pebble.DB
+	s  *Store
 }
 
 // NewBatch returns an empty batch for the store.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{b: s.db.NewBatch(), db: s.db}
+	return &Batch{b: s.db.NewBatch(), db: s.db, s: s}
 }
 
 // reserveMin is the smallest reservation Reserve acts on. Pebble keeps a
@@ -83,17 +83,31 @@ func (b *Batch) Len() int { return int(b.b.Count()) }
 
 // Commit writes the batch atomically and syncs it to disk (pebble.Sync)
 // before returning, then empties the batch for reuse. An empty batch commits
-// at no cost (no sync). After an error the
-// batch's contents were possibly written, possibly not; the caller must not
-// go on with its in-memory state as if they were (stop the task and reload
-// from the store), and should Close the batch.
+// at no cost (no sync). After an error (an *Error) the batch's contents were
+// possibly written, possibly not, and the store takes no more writes (see
+// Store.write); the caller must not go on with its in-memory state as if
+// they were (stop, and reopen the store once the fault is mended), and
+// should Close the batch.
 func (b *Batch) Commit() error {
-	if err := b.b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("commit state batch: %w", err)
+	if err := b.s.write("commit state batch", b.commitSync); err != nil {
+		b.renew()
+		return err
 	}
 	b.b.Reset()
 	return nil
 }
+
+// renew replaces the batch after a failed commit, which leaves Pebble's
+// batch unusable (a write to it panics), by an empty one, so that the
+// Batch's later writes are accepted and its later commits fail (the store
+// refuses them) instead of panicking.
+func (b *Batch) renew() { b.b = b.db.NewBatch() }
+
+// commitSync commits the batch with a synced write-ahead log.
+func (b *Batch) commitSync() error { return b.b.Commit(pebble.Sync) }
+
+// commitNoSync commits the batch without waiting for the disk.
+func (b *Batch) commitNoSync() error { return b.b.Commit(pebble.NoSync) }
 
 // Reset discards the batch's pending writes, keeping its buffer for reuse.
 func (b *Batch) Reset() { b.b.Reset() }

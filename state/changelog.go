@@ -33,11 +33,11 @@ func (s *Store) ChangelogNext(partition int32) (next int64, found bool, err erro
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read changelog checkpoint of partition %d: %w", partition, err)
+		return 0, false, s.wrap(fmt.Errorf("read changelog checkpoint of partition %d: %w", partition, err))
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, false, fmt.Errorf("read changelog checkpoint of partition %d: %d bytes: %w", partition, len(v), ErrCorrupt)
+		return 0, false, s.wrap(fmt.Errorf("read changelog checkpoint of partition %d: %d bytes: %w", partition, len(v), ErrCorrupt))
 	}
 	return int64(binary.BigEndian.Uint64(v)), true, nil
 }
@@ -63,11 +63,11 @@ func (s *Store) PartitionEmpty(partition int32) (bool, error) {
 		lower, upper := partitionBounds(kind, partition)
 		iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
-			return false, fmt.Errorf("read partition %d: %w", partition, err)
+			return false, s.wrap(fmt.Errorf("read partition %d: %w", partition, err))
 		}
 		found := iter.First()
-		if err := errors.Join(iter.Error(), iter.Close()); err != nil {
-			return false, fmt.Errorf("read partition %d: %w", partition, err)
+		if err := closeIter(iter); err != nil {
+			return false, s.wrap(fmt.Errorf("read partition %d: %w", partition, err))
 		}
 		if found {
 			return false, nil
@@ -81,8 +81,9 @@ func (s *Store) PartitionEmpty(partition int32) (bool, error) {
 // of it; bulk loads use it and end with a Commit, which syncs every earlier
 // write too.
 func (b *Batch) CommitNoSync() error {
-	if err := b.b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("commit state batch: %w", err)
+	if err := b.s.write("commit state batch", b.commitNoSync); err != nil {
+		b.renew()
+		return err
 	}
 	b.b.Reset()
 	return nil

@@ -42,6 +42,28 @@
 // except the format marker, and the store never holds effects that were not
 // committed downstream first (the caller's commit cycle orders that).
 //
+// # File system and faults
+//
+// Options.FS is the file system the store lives on (nil: the operating
+// system's): Pebble's files and the few this package handles itself (the
+// tables a Loader writes before the store ingests them, the MANIFEST files
+// Purge removes) all go through it, so that tests can run the store on a
+// file system that injects faults (Pebble's errorfs) on the real disk.
+//
+// Every error of an operation on the store is an *Error, which names the
+// store's directory once, then the operation and its cause (errors.Is
+// finds syscall.ENOSPC and the like through it). The first failed write
+// (a commit, an ingest) stops the store's writes for good: Pebble cannot
+// go on after a failed write-ahead log write or sync, so every later write
+// fails at once with the first cause, while reads go on. A commit that
+// stalls behind flushes or compactions that keep failing (a full disk)
+// fails too, rather than wait for the disk to be mended. A fault Pebble
+// meets on its own goroutines where it cannot report it (a failed MANIFEST
+// write in a flush or compaction) goes to Options.OnFatal, which ends the
+// process. In every case the files stay consistent: reopened once the
+// fault is mended, the store holds every batch whose Commit returned nil,
+// and each batch whole or not at all.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use by the task goroutines of one instance.

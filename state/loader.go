@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -146,11 +144,15 @@ func (l *Loader) Ingest(ctx context.Context) error {
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
+	if first := l.s.failed.Load(); first != nil {
+		// The store takes no more writes: write no table for it either.
+		return l.s.wrap(fmt.Errorf("ingest table of partition %d: %w: %w", l.part, errStopped, *first))
+	}
 	w, path, err := l.s.createTable("p" + strconv.Itoa(int(l.part)) + "-" + strconv.FormatUint(loaderSeq.Add(1), 10) + ".sst")
 	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
+		return l.s.wrap(fmt.Errorf("ingest table of partition %d: %w", l.part, err))
 	}
-	defer os.Remove(path) // the store holds a link to it once ingested
+	defer l.s.fs.Remove(path) // the store holds a link to it once ingested
 	for i := range l.ents {
 		e := &l.ents[i]
 		k := l.key(e)
@@ -164,16 +166,15 @@ func (l *Loader) Ingest(ctx context.Context) error {
 		}
 		if err != nil {
 			_ = w.Close()
-			return fmt.Errorf("ingest: write table: %w", err)
+			return l.s.wrap(fmt.Errorf("ingest table of partition %d: write: %w", l.part, err))
 		}
 	}
 	if err := w.Close(); err != nil { // flushes and syncs the file
-		return fmt.Errorf("ingest: write table: %w", err)
+		return l.s.wrap(fmt.Errorf("ingest table of partition %d: write: %w", l.part, err))
 	}
-	if err := l.s.db.Ingest(ctx, []string{path}); err != nil {
-		return fmt.Errorf("ingest table of partition %d: %w", l.part, err)
-	}
-	return nil
+	return l.s.write("ingest table of partition "+strconv.Itoa(int(l.part)), func() error {
+		return l.s.db.Ingest(ctx, []string{path})
+	})
 }
 
 // abbreviate sets each entry's abbr: the key bytes [p, p+8) where p is the
@@ -204,12 +205,12 @@ func (l *Loader) abbreviate() {
 // returns a writer of a table with the options of the tables Pebble writes
 // itself, and the file's path. Closing the writer flushes and syncs it.
 func (s *Store) createTable(name string) (*sstable.Writer, string, error) {
-	dir := filepath.Join(s.dir, ingestDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir := s.fs.PathJoin(s.dir, ingestDir)
+	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
 	}
-	path := filepath.Join(dir, name)
-	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	path := s.fs.PathJoin(dir, name)
+	f, err := s.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, "", err
 	}

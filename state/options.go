@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Defaults applied by Open to zero-valued Options fields.
@@ -50,11 +52,27 @@ type Options struct {
 	// Logger receives Pebble's log messages (Info at info level, Error and
 	// Fatal at error level, attribute component=pebble). nil discards them.
 	// A Pebble Fatalf panics after logging: Pebble calls it only when it
-	// cannot continue safely (corruption, a failed MANIFEST write).
+	// cannot continue safely (a failed write-ahead log write or sync,
+	// corruption, a failed MANIFEST write). Under a batch commit or an
+	// ingest the panic becomes that call's error (see Error).
 	Logger *slog.Logger
 	// ReadOnly opens an existing store without writing to it: Open fails if
 	// the store does not exist, and Batch.Commit, Compact fail.
 	ReadOnly bool
+	// FS is the file system the store lives on: Pebble's files and every
+	// file or directory this package creates, lists or removes itself (the
+	// loaders' tables, Purge's cleanup). nil means vfs.Default, the
+	// operating system's. Tests pass a file system that injects faults
+	// (Pebble's errorfs) to see how the store and its callers fail.
+	FS vfs.FS
+	// OnFatal is called when Pebble, on one of its own goroutines (a
+	// flush, a compaction), meets a fault it cannot go on from: a failed
+	// MANIFEST write or sync, say on a full disk. It gets the *Error, and
+	// must end the process without returning and without closing the
+	// store: Pebble may hold its locks, and must not resume. nil means a
+	// panic with the error. (A fault under a call of the store's caller, a
+	// batch commit or an ingest, is that call's error instead.)
+	OnFatal func(err error)
 }
 
 // Validate reports every invalid field of o, each error naming its field. Open
@@ -93,6 +111,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
 	return o
 }
 
@@ -116,13 +137,14 @@ const memTablesInMemory = 2
 func (s *Store) pebbleOptions(o Options) *pebble.Options {
 	upper := max(2, runtime.GOMAXPROCS(0)/2)
 	po := &pebble.Options{
+		FS:                          o.FS,
 		FormatMajorVersion:          pebble.FormatNewest,
 		CacheSize:                   o.CacheSize + int64(o.MemTableSize)*memTablesInMemory,
 		MemTableSize:                o.MemTableSize,
 		L0CompactionThreshold:       2,
 		L0StopWritesThreshold:       12,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, upper },
-		Logger:                      pebbleLogger{l: o.Logger},
+		Logger:                      pebbleLogger{l: o.Logger, dir: o.Dir, onFatal: o.OnFatal},
 		ReadOnly:                    o.ReadOnly,
 		ErrorIfNotExists:            o.ReadOnly,
 		EventListener:               s.eventListener(o.Logger),
@@ -138,12 +160,31 @@ func (s *Store) pebbleOptions(o Options) *pebble.Options {
 	return po
 }
 
-// eventListener counts write stalls for the metrics and logs the events that
-// need attention. Nothing here runs per write.
+// eventListener counts write stalls for the metrics, logs the events that
+// need attention, and stops the store when writes stall behind flushes or
+// compactions that fail (see Store.stop). Nothing here runs per write.
 func (s *Store) eventListener(l *slog.Logger) *pebble.EventListener {
 	return &pebble.EventListener{
 		BackgroundError: func(err error) {
-			l.Error("pebble background error", "component", "pebble", "err", err)
+			// Pebble retries a failed flush at once: on a full disk this
+			// runs thousands of times a second, so only the first error
+			// of a series is logged.
+			if s.bgErr.Swap(&err) == nil {
+				l.Error("pebble background error", "component", "pebble", "err", err)
+			}
+			if s.stallStart.Load() != 0 {
+				s.stop(err)
+			}
+		},
+		FlushEnd: func(info pebble.FlushInfo) {
+			if info.Err == nil {
+				s.bgErr.Store(nil)
+			}
+		},
+		CompactionEnd: func(info pebble.CompactionInfo) {
+			if info.Err == nil {
+				s.bgErr.Store(nil)
+			}
 		},
 		DiskSlow: func(info pebble.DiskSlowInfo) {
 			l.Warn("pebble disk slow", "component", "pebble", "info", info.String())
@@ -151,6 +192,9 @@ func (s *Store) eventListener(l *slog.Logger) *pebble.EventListener {
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 			s.writeStalls.Add(1)
 			s.stallStart.Store(time.Now().UnixNano())
+			if err := s.bgErr.Load(); err != nil {
+				s.stop(*err)
+			}
 			l.Debug("pebble write stall", "component", "pebble", "reason", info.Reason)
 		},
 		WriteStallEnd: func() {
@@ -163,7 +207,9 @@ func (s *Store) eventListener(l *slog.Logger) *pebble.EventListener {
 
 // pebbleLogger bridges Pebble's Logger interface to slog.
 type pebbleLogger struct {
-	l *slog.Logger
+	l       *slog.Logger
+	dir     string
+	onFatal func(error)
 }
 
 var _ pebble.Logger = pebbleLogger{}
@@ -174,11 +220,45 @@ func (p pebbleLogger) Infof(format string, args ...any) { p.log(slog.LevelInfo, 
 // Errorf logs at error level.
 func (p pebbleLogger) Errorf(format string, args ...any) { p.log(slog.LevelError, format, args) }
 
-// Fatalf logs at error level and panics: Pebble cannot go on.
+// Fatalf logs at error level and panics with a fatalError: Pebble cannot go
+// on, and must not return to the code that called Fatalf. Store.call
+// recovers the panic of a write made on its caller's goroutine (a failed
+// write-ahead log sync); on Pebble's own goroutines (a failed MANIFEST
+// write in a flush or compaction) nothing can, and Options.OnFatal, if
+// set, ends the process in its own way first.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
+	fe := fatalError{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			fe.cause = err
+			break
+		}
+	}
+	p.l.Error(fe.msg, "component", "pebble", "fatal", true)
+	if p.onFatal != nil && !underWrite() {
+		p.onFatal(&Error{Dir: p.dir, Err: fe})
+	}
+	panic(fe)
+}
+
+// writeFunc is the name of Store.call as the runtime reports it.
+var writeFunc = reflect.TypeFor[Store]().PkgPath() + ".(*Store).call"
+
+// underWrite reports whether the calling goroutine runs Store.call, which
+// recovers a fatalError panic. Only Fatalf calls it, at most once per
+// store's life.
+func underWrite() bool {
+	pcs := make([]uintptr, 256)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if f.Function == writeFunc {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 func (p pebbleLogger) log(level slog.Level, format string, args []any) {

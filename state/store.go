@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Errors returned by the store. Each is wrapped with context; test with
@@ -52,7 +51,19 @@ const valueVersion1 byte = 1
 type Store struct {
 	db       *pebble.DB
 	dir      string
+	fs       vfs.FS
 	readOnly bool
+	// failed holds the cause of the first write that failed; the store
+	// refuses every write after it (see write).
+	failed atomic.Pointer[error]
+	// bgErr is the last error of a flush or compaction, nil once one
+	// succeeds again.
+	bgErr atomic.Pointer[error]
+	// stopped is closed by stop; stalled says a write may be stuck in
+	// Pebble, which Close must then not wait for.
+	stopped  chan struct{}
+	stopOnce sync.Once
+	stalled  atomic.Bool
 	// writerOpts are the options of the tables a Loader writes: those of
 	// the tables Pebble writes itself (format, compression, filters).
 	writerOpts sstable.WriterOptions
@@ -76,7 +87,7 @@ func Open(o Options) (*Store, error) {
 		return nil, err
 	}
 	o = o.withDefaults()
-	s := &Store{dir: o.Dir, readOnly: o.ReadOnly}
+	s := &Store{dir: o.Dir, fs: o.FS, readOnly: o.ReadOnly, stopped: make(chan struct{})}
 	s.keyBufs.New = func() any {
 		b := make([]byte, 0, 64)
 		return &b
@@ -85,21 +96,21 @@ func Open(o Options) (*Store, error) {
 	po.EnsureDefaults()
 	db, err := pebble.Open(o.Dir, po)
 	if err != nil {
-		return nil, fmt.Errorf("open state %q: %w", o.Dir, err)
+		return nil, s.wrap(fmt.Errorf("open: %w", err))
 	}
 	s.db = db
 	s.writerOpts = po.MakeWriterOptions(0, db.TableFormat())
 	if !o.ReadOnly {
 		// Tables a Loader wrote but the store had not ingested before a
 		// crash: their writes were never recorded as loaded.
-		if err := os.RemoveAll(filepath.Join(o.Dir, ingestDir)); err != nil {
+		if err := s.fs.RemoveAll(s.fs.PathJoin(o.Dir, ingestDir)); err != nil {
 			_ = db.Close()
-			return nil, fmt.Errorf("open state %q: %w", o.Dir, err)
+			return nil, s.wrap(fmt.Errorf("open: %w", err))
 		}
 	}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("open state %q: %w", o.Dir, err)
+		return nil, s.wrap(fmt.Errorf("open: %w", err))
 	}
 	return s, nil
 }
@@ -138,7 +149,7 @@ func (s *Store) initFormat(key []byte) error {
 		return fmt.Errorf("check empty store: %w", err)
 	}
 	nonEmpty := iter.First()
-	if err := errors.Join(iter.Error(), iter.Close()); err != nil {
+	if err := closeIter(iter); err != nil {
 		return fmt.Errorf("check empty store: %w", err)
 	}
 	if nonEmpty {
@@ -148,15 +159,14 @@ func (s *Store) initFormat(key []byte) error {
 		return nil // an empty store: nothing to read, nothing to mark
 	}
 	val := binary.AppendUvarint(nil, StoreFormat)
-	if err := s.db.Set(key, val, pebble.Sync); err != nil {
-		return fmt.Errorf("write format marker: %w", err)
-	}
-	return nil
+	return s.write("write format marker", func() error { return s.db.Set(key, val, pebble.Sync) })
 }
 
 // Close flushes nothing (every committed batch is already durable) and
 // releases the store. Calling it again returns nil. No other method may be
-// called after Close.
+// called after Close. A store that stopped with its writes stalled behind
+// a failing flush (see Store.stop) is not closed: Close returns an error
+// at once, and the process should end.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,8 +174,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.stalled.Load() {
+		// Pebble retries the failed flush or compaction until the fault
+		// is mended, and its Close would wait for it.
+		return s.wrap(fmt.Errorf("close: %w: Pebble is left waiting for the fault to be mended; end the process", errStopped))
+	}
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close state %q: %w", s.dir, err)
+		return s.wrap(fmt.Errorf("close: %w", err))
 	}
 	return nil
 }
@@ -190,7 +205,7 @@ func (s *Store) GetCustomer(partition int32, customerID []byte, dst []byte) (val
 		return dst, false, nil
 	}
 	if err != nil {
-		return dst, false, fmt.Errorf("get customer in partition %d: %w", partition, err)
+		return dst, false, s.wrap(fmt.Errorf("get customer in partition %d: %w", partition, err))
 	}
 	payload, err := openEnvelope(v)
 	if err == nil {
@@ -198,10 +213,10 @@ func (s *Store) GetCustomer(partition int32, customerID []byte, dst []byte) (val
 	}
 	closeErr := closer.Close()
 	if err != nil {
-		return dst, false, fmt.Errorf("get customer in partition %d: %w", partition, err)
+		return dst, false, s.wrap(fmt.Errorf("get customer in partition %d: %w", partition, err))
 	}
 	if closeErr != nil {
-		return dst, false, fmt.Errorf("get customer in partition %d: %w", partition, closeErr)
+		return dst, false, s.wrap(fmt.Errorf("get customer in partition %d: %w", partition, closeErr))
 	}
 	return dst, true, nil
 }
@@ -224,7 +239,7 @@ func (s *Store) Offsets(partition int32) (map[string]int64, error) {
 	lower, upper := partitionBounds(KindOffset, partition)
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, fmt.Errorf("read offsets of partition %d: %w", partition, err)
+		return nil, s.wrap(fmt.Errorf("read offsets of partition %d: %w", partition, err))
 	}
 	out := make(map[string]int64)
 	for valid := iter.First(); valid; valid = iter.Next() {
@@ -235,12 +250,12 @@ func (s *Store) Offsets(partition int32) (map[string]int64, error) {
 		}
 		if verr != nil {
 			_ = iter.Close()
-			return nil, fmt.Errorf("read offsets of partition %d: %w", partition, verr)
+			return nil, s.wrap(fmt.Errorf("read offsets of partition %d: %w", partition, verr))
 		}
 		out[topic] = int64(binary.BigEndian.Uint64(v))
 	}
-	if err := errors.Join(iter.Error(), iter.Close()); err != nil {
-		return nil, fmt.Errorf("read offsets of partition %d: %w", partition, err)
+	if err := closeIter(iter); err != nil {
+		return nil, s.wrap(fmt.Errorf("read offsets of partition %d: %w", partition, err))
 	}
 	return out, nil
 }
@@ -253,7 +268,7 @@ func (s *Store) ScanCustomers(partition int32, fn func(customerID, value []byte)
 	lower, upper := partitionBounds(KindCustomer, partition)
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return fmt.Errorf("scan customers of partition %d: %w", partition, err)
+		return s.wrap(fmt.Errorf("scan customers of partition %d: %w", partition, err))
 	}
 	for valid := iter.First(); valid; valid = iter.Next() {
 		v, err := iter.ValueAndErr()
@@ -262,15 +277,15 @@ func (s *Store) ScanCustomers(partition int32, fn func(customerID, value []byte)
 		}
 		if err != nil {
 			_ = iter.Close()
-			return fmt.Errorf("scan customers of partition %d: %w", partition, err)
+			return s.wrap(fmt.Errorf("scan customers of partition %d: %w", partition, err))
 		}
 		if err := fn(iter.Key()[partitionedPrefixLen:], v); err != nil {
 			_ = iter.Close()
 			return err
 		}
 	}
-	if err := errors.Join(iter.Error(), iter.Close()); err != nil {
-		return fmt.Errorf("scan customers of partition %d: %w", partition, err)
+	if err := closeIter(iter); err != nil {
+		return s.wrap(fmt.Errorf("scan customers of partition %d: %w", partition, err))
 	}
 	return nil
 }
@@ -281,14 +296,14 @@ func (s *Store) CountCustomers(partition int32) (int, error) {
 	lower, upper := partitionBounds(KindCustomer, partition)
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return 0, fmt.Errorf("count customers of partition %d: %w", partition, err)
+		return 0, s.wrap(fmt.Errorf("count customers of partition %d: %w", partition, err))
 	}
 	n := 0
 	for valid := iter.First(); valid; valid = iter.Next() {
 		n++
 	}
-	if err := errors.Join(iter.Error(), iter.Close()); err != nil {
-		return 0, fmt.Errorf("count customers of partition %d: %w", partition, err)
+	if err := closeIter(iter); err != nil {
+		return 0, s.wrap(fmt.Errorf("count customers of partition %d: %w", partition, err))
 	}
 	return n, nil
 }
@@ -304,13 +319,13 @@ func (s *Store) Partitions() ([]int32, error) {
 			UpperBound: []byte{kind + 1},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list partitions: %w", err)
+			return nil, s.wrap(fmt.Errorf("list partitions: %w", err))
 		}
 		for valid := iter.First(); valid; {
 			_, p, _, err := DecodeKey(iter.Key())
 			if err != nil {
 				_ = iter.Close()
-				return nil, fmt.Errorf("list partitions: %w", err)
+				return nil, s.wrap(fmt.Errorf("list partitions: %w", err))
 			}
 			out = append(out, p)
 			_, next := partitionBounds(kind, p)
@@ -319,8 +334,8 @@ func (s *Store) Partitions() ([]int32, error) {
 			}
 			valid = iter.SeekGE(next)
 		}
-		if err := errors.Join(iter.Error(), iter.Close()); err != nil {
-			return nil, fmt.Errorf("list partitions: %w", err)
+		if err := closeIter(iter); err != nil {
+			return nil, s.wrap(fmt.Errorf("list partitions: %w", err))
 		}
 	}
 	slices.Sort(out)
@@ -341,8 +356,11 @@ func (s *Store) Partitions() ([]int32, error) {
 // deleting them in the background at its own pace. Afterwards a deleted
 // customer's id is in no file of dir. A crash part way leaves the store
 // consistent: either the old tables or the new ones are live.
-func Purge(ctx context.Context, dir string) error {
-	s, err := Open(Options{Dir: dir})
+func Purge(ctx context.Context, o Options) error {
+	if o.ReadOnly || o.BulkLoad {
+		return errors.New("state options: Purge takes neither ReadOnly nor BulkLoad")
+	}
+	s, err := Open(o)
 	if err != nil {
 		return err
 	}
@@ -352,17 +370,19 @@ func Purge(ctx context.Context, dir string) error {
 	}
 	// The first version edit after an open starts a new MANIFEST, which
 	// holds a snapshot of the live tables; a flush is such an edit.
-	if s, err = Open(Options{Dir: dir}); err != nil {
+	if s, err = Open(o); err != nil {
 		return err
 	}
-	if err = s.db.Flush(); err != nil {
-		err = fmt.Errorf("purge %q: flush: %w", dir, err)
-	}
+	err = s.write("purge: flush", s.flush)
 	if err := errors.Join(err, s.Close()); err != nil {
 		return err
 	}
-	return removeOldManifests(dir)
+	return s.removeOldManifests()
 }
+
+// flush flushes the memtable to a table; it returns once the table is
+// written and recorded.
+func (s *Store) flush() error { return s.db.Flush() }
 
 // purgeTableSize is the size at which rewrite starts a new table.
 const purgeTableSize = 64 << 20
@@ -376,23 +396,23 @@ var purgeSpan = pebble.KeyRange{Start: []byte{0x00}, End: []byte{0xff}}
 func (s *Store) rewrite(ctx context.Context) error {
 	// Flushed, no memtable holds data that the new tables would not
 	// replace (the excise applies to tables).
-	if err := s.db.Flush(); err != nil {
-		return fmt.Errorf("purge %q: flush: %w", s.dir, err)
+	if err := s.write("purge: flush", s.flush); err != nil {
+		return err
 	}
 	// The store holds links to the tables once ingested.
-	defer os.RemoveAll(filepath.Join(s.dir, ingestDir))
+	defer s.fs.RemoveAll(s.fs.PathJoin(s.dir, ingestDir))
 	iter, err := s.db.NewIter(nil)
 	if err != nil {
-		return fmt.Errorf("purge %q: %w", s.dir, err)
+		return s.wrap(fmt.Errorf("purge: %w", err))
 	}
 	paths, err := s.writeLiveTables(ctx, iter)
 	if err := errors.Join(err, iter.Close()); err != nil {
-		return fmt.Errorf("purge %q: %w", s.dir, err)
+		return s.wrap(fmt.Errorf("purge: %w", err))
 	}
-	if _, err := s.db.IngestAndExcise(ctx, paths, nil, nil, purgeSpan); err != nil {
-		return fmt.Errorf("purge %q: replace the tables: %w", s.dir, err)
-	}
-	return nil
+	return s.write("purge: replace the tables", func() error {
+		_, err := s.db.IngestAndExcise(ctx, paths, nil, nil, purgeSpan)
+		return err
+	})
 }
 
 // writeLiveTables writes the keys and values iter yields, in order, to
@@ -448,32 +468,32 @@ func (s *Store) writeLiveTables(ctx context.Context, iter *pebble.Iterator) ([]s
 	return paths, nil
 }
 
-// removeOldManifests deletes the MANIFEST files of the closed store in dir
+// removeOldManifests deletes the MANIFEST files of the closed store s
 // other than the current one, which the single marker.manifest.* file
 // names (its name ends with ".MANIFEST-<number>").
-func removeOldManifests(dir string) error {
-	entries, err := os.ReadDir(dir)
+func (s *Store) removeOldManifests() error {
+	names, err := s.fs.List(s.dir)
 	if err != nil {
-		return fmt.Errorf("purge %q: %w", dir, err)
+		return s.wrap(fmt.Errorf("purge: %w", err))
 	}
 	var current []string
-	for _, e := range entries {
-		if name, ok := strings.CutPrefix(e.Name(), "marker.manifest."); ok {
+	for _, e := range names {
+		if name, ok := strings.CutPrefix(e, "marker.manifest."); ok {
 			if i := strings.Index(name, ".MANIFEST-"); i >= 0 {
 				current = append(current, name[i+1:])
 			}
 		}
 	}
 	if len(current) != 1 {
-		return fmt.Errorf("purge %q: want one manifest marker, found %d", dir, len(current))
+		return s.wrap(fmt.Errorf("purge: want one manifest marker, found %d", len(current)))
 	}
-	if _, err := os.Stat(filepath.Join(dir, current[0])); err != nil {
-		return fmt.Errorf("purge %q: the current manifest: %w", dir, err)
+	if _, err := s.fs.Stat(s.fs.PathJoin(s.dir, current[0])); err != nil {
+		return s.wrap(fmt.Errorf("purge: the current manifest: %w", err))
 	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "MANIFEST-") && e.Name() != current[0] {
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				return fmt.Errorf("purge %q: %w", dir, err)
+	for _, e := range names {
+		if strings.HasPrefix(e, "MANIFEST-") && e != current[0] {
+			if err := s.fs.Remove(s.fs.PathJoin(s.dir, e)); err != nil {
+				return s.wrap(fmt.Errorf("purge: %w", err))
 			}
 		}
 	}
@@ -485,8 +505,5 @@ func removeOldManifests(dir string) error {
 // snapshot or checkpoint may still reference them). It blocks until done or
 // ctx is cancelled.
 func (s *Store) Compact(ctx context.Context) error {
-	if err := s.db.Compact(ctx, []byte{0x00}, []byte{0xff}, true); err != nil {
-		return fmt.Errorf("compact state %q: %w", s.dir, err)
-	}
-	return nil
+	return s.write("compact", func() error { return s.db.Compact(ctx, []byte{0x00}, []byte{0xff}, true) })
 }

@@ -696,7 +696,7 @@ func TestPurge(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			if err := Purge(context.Background(), dir); err != nil {
+			if err := Purge(context.Background(), Options{Dir: dir}); err != nil {
 				t.Fatalf("Purge: %v", err)
 			}
 

@@ -72,13 +72,13 @@ func (s *Store) ScanTimers(partition int32, from, to int64, fn func(due int64, c
 	}
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return fmt.Errorf("scan timers of partition %d: %w", partition, err)
+		return s.wrap(fmt.Errorf("scan timers of partition %d: %w", partition, err))
 	}
 	for valid := iter.First(); valid; valid = iter.Next() {
 		k := iter.Key()
 		if len(k) < partitionedPrefixLen+8 {
 			_ = iter.Close()
-			return fmt.Errorf("scan timers of partition %d: key of %d bytes: %w", partition, len(k), ErrCorrupt)
+			return s.wrap(fmt.Errorf("scan timers of partition %d: key of %d bytes: %w", partition, len(k), ErrCorrupt))
 		}
 		due := int64(binary.BigEndian.Uint64(k[partitionedPrefixLen:]))
 		if err := fn(due, k[partitionedPrefixLen+8:]); err != nil {
@@ -89,8 +89,8 @@ func (s *Store) ScanTimers(partition int32, from, to int64, fn func(due int64, c
 			return err
 		}
 	}
-	if err := errors.Join(iter.Error(), iter.Close()); err != nil {
-		return fmt.Errorf("scan timers of partition %d: %w", partition, err)
+	if err := closeIter(iter); err != nil {
+		return s.wrap(fmt.Errorf("scan timers of partition %d: %w", partition, err))
 	}
 	return nil
 }
@@ -130,11 +130,11 @@ func (s *Store) Clock(partition int32) (c Clock, found bool, err error) {
 		return Clock{}, false, nil
 	}
 	if err != nil {
-		return Clock{}, false, fmt.Errorf("read clock of partition %d: %w", partition, err)
+		return Clock{}, false, s.wrap(fmt.Errorf("read clock of partition %d: %w", partition, err))
 	}
 	defer closer.Close()
 	if len(v) < 8 {
-		return Clock{}, false, fmt.Errorf("read clock of partition %d: %d bytes: %w", partition, len(v), ErrCorrupt)
+		return Clock{}, false, s.wrap(fmt.Errorf("read clock of partition %d: %d bytes: %w", partition, len(v), ErrCorrupt))
 	}
 	c.StreamTime = int64(binary.BigEndian.Uint64(v))
 	c.TimerDigest = append([]byte(nil), v[8:]...)

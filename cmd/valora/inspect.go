@@ -49,13 +49,13 @@ func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr i
 		if _, err := os.Stat(*dir); err != nil {
 			return usagef("--state-dir %q: %v", *dir, err)
 		}
-		if err := state.Purge(ctx, *dir); err != nil {
-			return fmt.Errorf("purge %q: %w", *dir, err)
+		if err := state.Purge(ctx, state.Options{Dir: *dir}); err != nil {
+			return err // names the directory
 		}
 	}
 	st, err := state.Open(state.Options{Dir: *dir, ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("open state %q: %w", *dir, err)
+		return err // names the directory
 	}
 	defer st.Close()
 	parts, err := st.Partitions()
