@@ -89,7 +89,8 @@ func (b *Batch) Len() int { return int(b.b.Count()) }
 // they were (stop, and reopen the store once the fault is mended), and
 // should Close the batch.
 func (b *Batch) Commit() error {
-	if err := b.s.write("commit state batch", b.commitSync); err != nil {
+	pb := b.b // write may return while Pebble still holds it (see renew)
+	if err := b.s.write("commit state batch", func() error { return pb.Commit(pebble.Sync) }); err != nil {
 		b.renew()
 		return err
 	}
@@ -98,16 +99,11 @@ func (b *Batch) Commit() error {
 }
 
 // renew replaces the batch after a failed commit, which leaves Pebble's
-// batch unusable (a write to it panics), by an empty one, so that the
+// batch unusable (a write to it panics) or, when the store stopped on a
+// stalled commit, still in Pebble's hands, by an empty one, so that the
 // Batch's later writes are accepted and its later commits fail (the store
 // refuses them) instead of panicking.
 func (b *Batch) renew() { b.b = b.db.NewBatch() }
-
-// commitSync commits the batch with a synced write-ahead log.
-func (b *Batch) commitSync() error { return b.b.Commit(pebble.Sync) }
-
-// commitNoSync commits the batch without waiting for the disk.
-func (b *Batch) commitNoSync() error { return b.b.Commit(pebble.NoSync) }
 
 // Reset discards the batch's pending writes, keeping its buffer for reuse.
 func (b *Batch) Reset() { b.b.Reset() }

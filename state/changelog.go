@@ -81,7 +81,8 @@ func (s *Store) PartitionEmpty(partition int32) (bool, error) {
 // of it; bulk loads use it and end with a Commit, which syncs every earlier
 // write too.
 func (b *Batch) CommitNoSync() error {
-	if err := b.s.write("commit state batch", b.commitNoSync); err != nil {
+	pb := b.b // write may return while Pebble still holds it (see renew)
+	if err := b.s.write("commit state batch", func() error { return pb.Commit(pebble.NoSync) }); err != nil {
 		b.renew()
 		return err
 	}

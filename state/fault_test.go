@@ -53,7 +53,9 @@ var (
 	// of inodes does.
 	faultCreate = faultKind{name: "create", sticky: true, ops: []errorfs.OpKind{errorfs.OpCreate},
 		err: func(path string) error { return &fs.PathError{Op: "open", Path: path, Err: syscall.ENOSPC} }}
-	faultRead = faultKind{name: "read", ops: []errorfs.OpKind{errorfs.OpFileReadAt, errorfs.OpFileRead},
+	// faultRead fails every read from the nth on (Pebble's background
+	// reads, table statistics say, may take the nth itself).
+	faultRead = faultKind{name: "read", sticky: true, ops: []errorfs.OpKind{errorfs.OpFileReadAt, errorfs.OpFileRead},
 		err: func(string) error { return errorfs.ErrInjected }}
 )
 
@@ -101,7 +103,7 @@ func checkStoreError(t *testing.T, err error, dir string, k faultKind) {
 		t.Fatalf("error %q does not start by naming the state directory", err)
 	}
 	want := error(errorfs.ErrInjected)
-	if k.sticky {
+	if k.sticky && k.name != faultRead.name {
 		want = syscall.ENOSPC
 	}
 	if !errors.Is(err, want) && !strings.Contains(err.Error(), want.Error()) {
@@ -235,12 +237,18 @@ func TestStoreReadFaults(t *testing.T) {
 	for _, n := range points {
 		t.Run(strconv.FormatInt(n, 10), func(t *testing.T) {
 			inj := &faultInjector{kind: faultRead, n: n}
-			s, err := Open(Options{Dir: dir, FS: errorfs.Wrap(vfs.Default, inj)})
+			// A block cache too small to hold a block: every lookup
+			// reads its table.
+			s, err := Open(Options{Dir: dir, FS: errorfs.Wrap(vfs.Default, inj), CacheSize: 1})
 			if err != nil {
-				t.Logf("open: %v", err)
-				checkStoreError(t, err, dir, faultRead)
-				return
+				t.Fatal(err)
 			}
+			closed := false
+			t.Cleanup(func() {
+				if !closed {
+					s.Close()
+				}
+			})
 			inj.armed.Store(true)
 			var rerr error
 			for i := 0; i < 200 && rerr == nil; i++ {
@@ -254,6 +262,7 @@ func TestStoreReadFaults(t *testing.T) {
 			}
 			checkStoreError(t, rerr, dir, faultRead)
 			t.Logf("read failed: %v", rerr)
+			closed = true
 			if err := s.Close(); err != nil {
 				t.Logf("close after the fault: %v", err)
 			}
@@ -384,4 +393,57 @@ func TestStoreFaultsUnderFlushes(t *testing.T) {
 	}
 	t.Logf("%d children stopped by a failed commit, %d by OnFatal, %d by Pebble's panic in rotateWAL; %d ran on past a failed table write",
 		byExit[4], byExit[3], byExit[2], byExit[5])
+}
+
+// TestStoreStallOnFullDisk fills the disk for tables only: the write-ahead
+// log takes the commits, but no flush can write its table, so the
+// memtables fill and commits stall. Pebble would keep them waiting, and
+// retry the flush, until the disk has room; the store must fail the
+// stalled commit instead (no hang), refuse later ones, and, once the disk
+// has room again, let the stalled write finish and close, with every
+// acknowledged batch found on reopen.
+func TestStoreStallOnFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	var full atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if full.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			return &fs.PathError{Op: "write", Path: op.Path, Err: syscall.ENOSPC}
+		}
+		return nil
+	})
+	s, err := Open(Options{Dir: dir, FS: errorfs.Wrap(vfs.Default, inj), MemTableSize: 64 << 10, CacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	b := s.NewBatch()
+	var acked int64
+	var cerr error
+	for i := int64(1); i <= 2000 && cerr == nil; i++ {
+		faultBatch(b, i)
+		if cerr = b.Commit(); cerr == nil {
+			acked = i
+		}
+	}
+	if cerr == nil {
+		t.Fatal("2000 commits on a full disk succeeded")
+	}
+	checkStoreError(t, cerr, dir, faultFull)
+	t.Logf("commit %d failed: %v", acked+1, cerr)
+	faultBatch(b, acked+2)
+	if err := b.Commit(); !errors.Is(err, errStopped) {
+		t.Fatalf("commit after the stall = %v, want the store stopped", err)
+	}
+	b.Close()
+	if err := s.Close(); !errors.Is(err, errStopped) {
+		t.Fatalf("Close of the stalled store = %v, want it refused", err)
+	}
+	// Room again: the flush Pebble retries succeeds, the stalled write
+	// goes through, and the database closes.
+	full.Store(false)
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := checkFaultStore(t, dir, acked)
+	t.Logf("%d batches acknowledged, %d found on reopen", acked, got)
 }
