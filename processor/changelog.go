@@ -308,7 +308,7 @@ func (t *task) restore(ctx context.Context) error {
 				remaining -= read
 			}
 			if ferr != nil {
-				return fmt.Errorf("restore task %d at changelog offset %d: %w", t.part, pos, ferr)
+				return fmt.Errorf("at changelog offset %d: %w", pos, ferr) // the caller names the task
 			}
 			if now := time.Now(); now.Sub(lastLog) >= 10*time.Second {
 				lastLog = now
@@ -320,7 +320,7 @@ func (t *task) restore(ctx context.Context) error {
 			}
 		}
 		if err := r.finish(ctx); err != nil {
-			return fmt.Errorf("restore task %d: %w", t.part, err)
+			return err // the caller names the task
 		}
 		applied = r.cycles
 		t.p.log.Info("task restored", "task", t.part, "records", end-from, "checkpoints", applied,

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,7 +78,17 @@ type running struct {
 // start opens the store in dir and runs a processor in group until stopped.
 func (h *harness) start(dir, group string, tune ...func(*Config)) *running {
 	h.t.Helper()
-	st, err := state.Open(state.Options{Dir: dir, CacheSize: 8 << 20, MemTableSize: 4 << 20})
+	return h.startWith(state.Options{Dir: dir}, group, tune...)
+}
+
+// startWith is start with the store's options (a file system that injects
+// faults, say); the memtable size is the harness's, and so is the cache
+// size unless o sets one.
+func (h *harness) startWith(o state.Options, group string, tune ...func(*Config)) *running {
+	h.t.Helper()
+	dir := o.Dir
+	o.CacheSize, o.MemTableSize = cmp.Or(o.CacheSize, 8<<20), 4<<20
+	st, err := state.Open(o)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -3,11 +3,14 @@ package processor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/state"
 )
 
 // Standby replicas (Config.StandbyReplicas) keep a warm copy of tasks that
@@ -190,11 +193,16 @@ func (p *Processor) stopStandbys() {
 
 // followChangelog keeps part's standby copy until ctx ends. A failure is
 // logged and retried after a pause: a standby only saves restore time, and
-// the task's own restore reads whatever it missed.
+// the task's own restore reads whatever it missed. A failure of the store
+// (a disk fault) stops the processor instead: the tasks share the store.
 func (p *Processor) followChangelog(ctx context.Context, part int32) {
 	for {
 		err := p.followOnce(ctx, part)
 		if ctx.Err() != nil {
+			return
+		}
+		if se := (*state.Error)(nil); errors.As(err, &se) {
+			p.fail(err)
 			return
 		}
 		p.log.Warn("standby stopped; retrying", "task", part, "err", err)

@@ -1337,7 +1337,7 @@ func (t *task) commit() error {
 	default: // commit: restore catches up from the changelog
 	}
 	if err := b.Commit(); err != nil {
-		return fmt.Errorf("state batch: %w", err)
+		return err // a *state.Error: names the directory and the cause
 	}
 	select {
 	case <-t.dead:
