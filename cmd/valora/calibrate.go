@@ -873,7 +873,7 @@ func calParseDate(s string) (time.Time, error) {
 func calReadState(ctx context.Context, dir string, calEnd int64, pol *score.Policy) (*calInput, error) {
 	st, err := state.Open(state.Options{Dir: dir, ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("open state %q: %w", dir, err)
+		return nil, err // names the directory
 	}
 	defer st.Close()
 	parts, err := st.Partitions()

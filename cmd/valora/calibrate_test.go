@@ -387,7 +387,7 @@ func TestCalibrateStateDir(t *testing.T) {
 
 // TestCalibrateErrors checks the exit codes and messages of bad
 // invocations: 2 for usage and configuration, 1 for data that cannot be
-// fitted or read.
+// fitted or read, 3 for a state directory that cannot be used.
 func TestCalibrateErrors(t *testing.T) {
 	dir := t.TempDir()
 	few := filepath.Join(dir, "few.txt")
@@ -419,7 +419,7 @@ func TestCalibrateErrors(t *testing.T) {
 		{"missing file", []string{"--csv", filepath.Join(dir, "none.txt"), "--out", out}, 1, "none.txt"},
 		{"bad date in file", []string{"--csv", bad, "--out", out}, 1, "YYYYMMDD"},
 		{"too few repeat buyers", []string{"--csv", few, "--out", out}, 1, "too few repeat buyers"},
-		{"missing state", []string{"--state-dir", filepath.Join(dir, "nostate"), "--out", out}, 1, "nostate"},
+		{"missing state", []string{"--state-dir", filepath.Join(dir, "nostate"), "--out", out}, exitState, `state "` + filepath.Join(dir, "nostate") + `": open: `},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,11 +4,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"valora/state"
 )
 
 func main() {
@@ -39,8 +42,21 @@ var commands = []command{
 	{"calibrate", "fit BG/NBD, Gamma-Gamma and RFM boundaries over a customer base; write a new policy", runCalibrate},
 }
 
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // a runtime failure
+	exitUsage   = 2 // a bad flag or configuration
+	// exitState is a state directory that cannot be used: an I/O error
+	// or a full disk under the store, a directory that is missing or holds
+	// no store this build can open. A restart alone will not mend it; the
+	// message names the directory.
+	exitState = 3
+)
+
 // run is main without the process: tests call it directly. It returns the
-// exit code: 0 success, 1 runtime failure, 2 usage or configuration error.
+// exit code: 0 success, 1 runtime failure, 2 usage or configuration error,
+// 3 a state directory that cannot be used (a disk fault, say).
 func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
@@ -54,22 +70,30 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 			continue
 		}
 		err := c.run(ctx, args[1:], getenv, stdout, stderr)
-		switch {
-		case err == nil:
-			return 0
-		case isUsage(err):
-			if err.Error() != "" {
-				fmt.Fprintf(stderr, "valora %s: %v\n", c.name, err)
-			}
-			return 2
-		default:
+		code := exitCode(err)
+		if err != nil && err.Error() != "" {
 			fmt.Fprintf(stderr, "valora %s: %v\n", c.name, err)
-			return 1
 		}
+		return code
 	}
 	fmt.Fprintf(stderr, "valora: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// exitCode is the exit code for a command's error.
+func exitCode(err error) int {
+	var se *state.Error
+	switch {
+	case err == nil:
+		return exitOK
+	case isUsage(err):
+		return exitUsage
+	case errors.As(err, &se):
+		return exitState
+	default:
+		return exitFailure
+	}
 }
 
 func usage(w io.Writer) {

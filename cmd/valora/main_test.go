@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -189,4 +190,26 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			t.Errorf("%s --help lacks usage or env convention:\n%s", c.name, help)
 		}
 	}
+}
+
+// TestStateDirFailureExitCode checks that a command whose state directory
+// cannot be used exits with exitState, not as a usage error or a generic
+// failure, and says which directory and why, once: here a store that is a
+// regular file (Pebble fails to open it), as a disk fault under a running
+// store does (processor and state test those with injected faults).
+func TestStateDirFailureExitCode(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(notDir, []byte("not a store"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"inspect", "--state-dir", notDir}, noEnv, &stdout, &stderr)
+	if code != exitState {
+		t.Fatalf("exit code %d, want %d; stderr: %s", code, exitState, stderr.String())
+	}
+	msg := stderr.String()
+	if want := "valora inspect: state " + strconv.Quote(notDir) + ": "; !strings.HasPrefix(msg, want) || strings.Count(msg, strconv.Quote(notDir)) != 1 {
+		t.Fatalf("message %q does not start with %q, naming the directory once", msg, want)
+	}
+	t.Logf("%s", msg)
 }

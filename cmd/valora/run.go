@@ -367,7 +367,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		return nil, err
 	}
 	cfg.Codec = codec
-	opts := state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad, CacheSize: f.blockCache()}
+	opts := state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad, CacheSize: f.blockCache(), OnFatal: stateFatal}
 	if f.bulkLoad {
 		// A replay's memory is bounded whatever the number of customers
 		// (BENCHMARKS.md).
@@ -375,7 +375,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	}
 	s.store, err = state.Open(opts)
 	if err != nil {
-		return nil, fmt.Errorf("open state: %w", err)
+		return nil, err // names the directory
 	}
 	cfg.Store = s.store
 	reg.MustRegister(state.NewCollector(s.store))
@@ -394,6 +394,15 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		s.ln = cfg.HTTP.Listener(s.srv, s.ln)
 	}
 	return s, nil
+}
+
+// stateFatal ends the process on a disk fault that Pebble meets on its own
+// goroutines (a failed MANIFEST write in a flush or compaction), where no
+// error can be returned and Pebble must not go on: with the exit code and
+// the message of a failed state directory, as a failed commit gives.
+func stateFatal(err error) {
+	fmt.Fprintf(os.Stderr, "valora: %v\n", err)
+	os.Exit(exitState)
 }
 
 // run serves HTTP and processes until ctx ends; then it shuts both down
@@ -427,7 +436,7 @@ func (s *scorer) run(ctx context.Context) error {
 	}
 	start := time.Now()
 	if cerr := s.store.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close state: %w", cerr)
+		err = cerr // names the directory
 	}
 	s.log.Info("state closed", "took", time.Since(start).Round(time.Millisecond))
 	return err
