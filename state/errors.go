@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,7 +14,7 @@ import (
 // value that does not decode. It names the store's directory once, before
 // the operation and its cause:
 //
-//	state "/var/lib/valora": commit state batch: write /var/lib/valora/000012.log: no space left on device
+//	state "/var/lib/valora": commit state batch: pebble: fatal commit error: write /var/lib/valora/000012.log: no space left on device
 //
 // Callers add their own context around it and need not repeat the
 // directory. errors.Is finds the cause through it (syscall.ENOSPC,
@@ -41,7 +42,7 @@ var errStopped = errors.New("the store stopped writing after an earlier write fa
 
 // write runs f, a write to Pebble (a batch commit, an ingest, a flush, a
 // compaction), and returns its error, wrapped, as an *Error. The first
-// write that fails stops the store: every later one fails at once with
+// write that fails (but for a benign reason) stops the store: every later one fails at once with
 // the first one's cause, without reaching Pebble. Pebble treats a failed
 // write-ahead log write or sync as fatal (it calls Logger.Fatalf, whose
 // panic call turns back into the error), and its commit pipeline may be
@@ -70,11 +71,20 @@ func (s *Store) write(op string, f func() error) error {
 		}
 	}
 	if err != nil {
-		cause := err
-		s.failed.CompareAndSwap(nil, &cause)
+		if !benign(err) {
+			cause := err
+			s.failed.CompareAndSwap(nil, &cause)
+		}
 		return s.wrap(fmt.Errorf("%s: %w", op, err))
 	}
 	return nil
+}
+
+// benign reports whether a failed write's error leaves the store sound: the
+// caller's context ended (an ingest or compaction given up), or the store
+// is read-only.
+func benign(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pebble.ErrReadOnly)
 }
 
 // call runs f and turns a fatalError panic (Pebble's Fatalf) into its

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -446,4 +447,25 @@ func TestStoreStallOnFullDisk(t *testing.T) {
 	}
 	got := checkFaultStore(t, dir, acked)
 	t.Logf("%d batches acknowledged, %d found on reopen", acked, got)
+}
+
+// TestStoreCancelledWriteKeepsStore checks that a write given up by its
+// caller (a cancelled ingest) does not stop the store.
+func TestStoreCancelledWriteKeepsStore(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.write("ingest", func() error { return ctx.Err() }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("write = %v, want context.Canceled", err)
+	}
+	b := s.NewBatch()
+	defer b.Close()
+	faultBatch(b, 1)
+	if err := b.Commit(); err != nil {
+		t.Fatalf("commit after a cancelled write: %v", err)
+	}
 }
