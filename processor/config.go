@@ -147,6 +147,19 @@ type Config struct {
 	// TransactionTimeout bounds a task's transaction in exactly-once mode:
 	// the broker aborts one left open longer. Default 60s.
 	TransactionTimeout time.Duration
+	// ShutdownTimeout bounds how long Run takes to stop once its context
+	// ends: tasks that have not finished their commit cycle by then are
+	// abandoned (the state stays at the last durable cycle, as after a
+	// crash) and Run returns ErrShutdownAbandoned. Default 20s, under the
+	// 30s a Kubernetes pod gets after SIGTERM.
+	ShutdownTimeout time.Duration
+	// StallTimeout is how long the poll loop may wait to hand records to
+	// a task, or a task go without progress (records handled, a commit
+	// cycle finished, a changelog poll restored), before /healthz reports
+	// the instance wedged. An idle task completes a cycle every
+	// CommitInterval, and a commit gives up after a minute, so only a
+	// wait that nothing will end lasts this long. Default 2m.
+	StallTimeout time.Duration
 	// CreateTopics creates missing output topics with the inputs'
 	// partition count. Default false: missing topics are an error.
 	CreateTopics bool
@@ -276,6 +289,12 @@ func (c *Config) setDefaults() {
 	if c.TransactionTimeout == 0 {
 		c.TransactionTimeout = time.Minute
 	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 2 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -385,6 +404,12 @@ func (c *Config) ValidateSettings() error {
 	}
 	if c.TransactionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("transaction_timeout: %v must be at least 1s", c.TransactionTimeout))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %v must be positive", c.ShutdownTimeout))
+	}
+	if c.StallTimeout < 0 || (c.StallTimeout > 0 && c.StallTimeout <= commitTimeout) {
+		errs = append(errs, fmt.Errorf("stall_timeout: %v must be longer than a commit may wait for Kafka (%v)", c.StallTimeout, commitTimeout))
 	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("idle_timeout: %v must not be negative", c.IdleTimeout))

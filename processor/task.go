@@ -77,7 +77,7 @@ const (
 
 // task owns the state of one partition number: partition p of every input
 // topic. Only its goroutine touches its fields after start; the processor
-// talks to it through in, quit and done.
+// talks to it through in, stopc, dead and done, and reads beat.
 //
 // Invariant: every record the task has handled since its last commit is
 // reflected in pend and ws (the changed customers), outputs and pos;
@@ -114,10 +114,24 @@ type task struct {
 	clRecs []kgo.Record
 	sendQ  []*kgo.Record
 
-	in   chan fetched
-	done chan struct{}
-	quit sync.Once
-	dead chan struct{} // closed by kill: exit without committing
+	// in carries the poll loop's records; it is never closed, so the
+	// poll loop may hand records to a task that is stopping (they are
+	// not applied, and the stored positions do not cover them).
+	in chan fetched
+	// stopc is closed by stop: apply what in holds, commit, exit.
+	stopc chan struct{}
+	quit  sync.Once
+	done  chan struct{}
+	dead  chan struct{} // closed by kill: exit without committing
+	// abortCtx ends with kill: a commit waiting on Kafka gives up.
+	abortCtx    context.Context
+	abortCancel context.CancelFunc
+	// beat is when the task last made progress (Unix nanoseconds): it
+	// handled records, finished a tick and its commit, or read a poll of
+	// its changelog while restoring. An idle task ticks every
+	// CommitInterval, so a beat older than Config.StallTimeout means the
+	// task waits on something that does not answer (/healthz).
+	beat atomic.Int64
 
 	// cache holds decoded customers, clean or changed: a cached customer
 	// is the current one (records change the cached object in place, and
@@ -254,6 +268,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		cl:          cl,
 		startGen:    p.adjusted.Load(),
 		in:          make(chan fetched, 4),
+		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 		dead:        make(chan struct{}),
 		cache:       state.NewCache[*cust](capacity),
@@ -277,6 +292,8 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		cycle:       rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.abortCtx, t.abortCancel = context.WithCancel(context.Background())
+	t.beat.Store(time.Now().UnixNano())
 	t.lateness, t.evLatency = p.m.timerLateness.batch(), p.m.eventLatency.batch()
 	if r := p.cfg.Replay; r != nil {
 		t.strict = true
@@ -291,12 +308,11 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 	return t
 }
 
-// stop asks the task to drain what it was handed, commit, and exit; it
-// waits until the task has exited.
-func (t *task) stop() {
+// requestStop asks the task to apply what it was handed, commit, and
+// exit; done is closed once it has.
+func (t *task) requestStop() {
 	t.cancel()
-	t.quit.Do(func() { close(t.in) })
-	<-t.done
+	t.quit.Do(func() { close(t.stopc) })
 }
 
 // killed reports whether kill was called.
@@ -316,6 +332,7 @@ func (t *task) kill() {
 	default:
 		close(t.dead)
 		t.cancel()
+		t.abortCancel()
 	}
 }
 
@@ -323,6 +340,7 @@ func (t *task) run() {
 	defer close(t.done)
 	defer t.dropGauges()
 	defer t.cancel()
+	defer t.abortCancel()
 	t.lastInput = time.Now()
 	if err := t.startChangelog(); err != nil {
 		if t.ctx.Err() == nil {
@@ -356,16 +374,20 @@ func (t *task) run() {
 	tick := time.NewTicker(first)
 	defer tick.Stop()
 	for {
+		t.beat.Store(time.Now().UnixNano())
 		select {
 		case <-t.dead:
 			return
-		case f, ok := <-t.in:
-			if !ok {
-				if err := t.commit(); err != nil {
-					t.p.fail(fmt.Errorf("task %d: final commit: %w", t.part, err))
-				}
+		case <-t.stopc:
+			if err := t.drain(); err != nil {
+				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
 			}
+			if err := t.commit(); err != nil {
+				t.p.fail(fmt.Errorf("task %d: final commit: %w", t.part, err))
+			}
+			return
+		case f := <-t.in:
 			if err := t.handle(f); err != nil {
 				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
@@ -394,6 +416,20 @@ func (t *task) run() {
 					return
 				}
 			}
+		}
+	}
+}
+
+// drain applies the records the poll loop handed over before stop.
+func (t *task) drain() error {
+	for {
+		select {
+		case f := <-t.in:
+			if err := t.handle(f); err != nil {
+				return err
+			}
+		default:
+			return nil
 		}
 	}
 }
@@ -1237,7 +1273,9 @@ func (t *task) commit() error {
 	default:
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// kill (an abandoned shutdown, a lost partition) ends a commit that
+	// waits on Kafka; the store then stays at the previous cycle.
+	ctx, cancel := context.WithTimeout(t.abortCtx, commitTimeout)
 	defer cancel()
 	if t.batch == nil {
 		t.batch = t.p.cfg.Store.NewBatch()
@@ -1277,7 +1315,7 @@ func (t *task) commit() error {
 		}
 	}
 	if err := t.send(ctx, cycle); err != nil {
-		if errors.Is(err, errKilled) {
+		if errors.Is(err, errKilled) || t.killed() {
 			return nil
 		}
 		return err
@@ -1427,6 +1465,10 @@ var (
 	bigBatchSlots = 2
 )
 
+// commitTimeout bounds a commit's wait for Kafka: a commit that has not
+// been acknowledged by then fails, and the task stops.
+const commitTimeout = time.Minute
+
 // send hands the cycle's outputs, changelog records and checkpoint to
 // Kafka and returns once Kafka has them: in exactly-once mode, once the
 // task's transaction committed. The checkpoint is last in sendQ. Whatever
@@ -1459,7 +1501,7 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 		return nil
 	}
 	if t.tx == nil {
-		if err := t.cl.ProduceSync(ctx, t.sendQ...).FirstErr(); err != nil {
+		if err := produceAll(ctx, t.cl, t.sendQ); err != nil {
 			return fmt.Errorf("produce outputs: %w", err)
 		}
 		return nil
@@ -1467,7 +1509,7 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 	if err := t.tx.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := t.tx.ProduceSync(ctx, t.sendQ...).FirstErr(); err != nil {
+	if err := produceAll(ctx, t.tx, t.sendQ); err != nil {
 		t.abort(ctx)
 		return fmt.Errorf("produce in transaction: %w", err)
 	}

@@ -4,15 +4,24 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"valora/processor"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGTERM or SIGINT starts a graceful stop; stop restores
+	// the default action, so that a second one ends the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -40,7 +49,9 @@ var commands = []command{
 }
 
 // run is main without the process: tests call it directly. It returns the
-// exit code: 0 success, 1 runtime failure, 2 usage or configuration error.
+// exit code: 0 success, 1 runtime failure, 2 usage or configuration error,
+// 3 a shutdown that abandoned the commit in flight (the state stays at the
+// last durable cycle; a restart resumes from it).
 func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
@@ -57,6 +68,9 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		switch {
 		case err == nil:
 			return 0
+		case errors.Is(err, processor.ErrShutdownAbandoned):
+			fmt.Fprintf(stderr, "valora %s: %v\n", c.name, err)
+			return exitShutdownAbandoned
 		case isUsage(err):
 			if err.Error() != "" {
 				fmt.Fprintf(stderr, "valora %s: %v\n", c.name, err)
