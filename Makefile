@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-race test-kafka crash lint bench bench-e2e fuzz dev ci clean
+.PHONY: build test test-race test-kafka crash faults lint bench bench-e2e fuzz dev ci clean
 
 # The release build is static (as in deploy/Dockerfile): without cgo, Pebble's
 # cache and memtables live in the Go heap, under the Go memory limit.
@@ -26,6 +26,11 @@ test-kafka:
 CRASH_SEEDS ?= 10
 crash:
 	VALORA_CRASH_SEEDS=$(CRASH_SEEDS) $(GO) test -count=1 -timeout 2h -run 'TestScaleOutCrashes|TestCrashRealProcesses' ./processor ./cmd/valora
+
+# The fault suite: a real Apache Kafka broker of its own (deploy/kafka-local,
+# port 19392) paused, killed and restarted under a `valora run` process.
+faults:
+	VALORA_FAULTS=1 $(GO) test -count=1 -timeout 30m -run 'TestFaultsRealBroker' -v ./cmd/valora
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

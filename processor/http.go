@@ -88,8 +88,8 @@ func (p *Processor) stalled(now time.Time) string {
 
 // serveReady answers /readyz: 200 once this instance has been assigned
 // tasks, every task it owns has loaded its state, and the brokers answered
-// an offset listing within the last readyBrokerAge; 503 with the reason
-// otherwise.
+// the latest offset listing, within the last readyBrokerAge; 503 with the
+// reason otherwise.
 func (p *Processor) serveReady(w http.ResponseWriter, _ *http.Request) {
 	select {
 	case <-p.ready:
@@ -108,6 +108,11 @@ func (p *Processor) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if loading > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
 			"error": fmt.Sprintf("%d of %d tasks are loading their state", loading, owned), "tasks": owned, "loading": loading})
+		return
+	}
+	if p.listFailing.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error": "the brokers did not answer the latest offset listing", "tasks": owned})
 		return
 	}
 	if at := p.listedAt.Load(); at == 0 || time.Since(time.Unix(0, at)) > p.readyBrokerAge() {

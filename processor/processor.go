@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -83,6 +86,8 @@ type Processor struct {
 	// listedAt is when watchEnds last listed the input offsets (Unix
 	// nanoseconds; 0: never): /readyz reads it as "the brokers answer".
 	listedAt atomic.Int64
+	// listFailing is set while the latest offset listing failed.
+	listFailing atomic.Bool
 
 	// owners caches which member owns each task and the URL it
 	// advertises, for lookups of customers this instance does not own.
@@ -158,9 +163,11 @@ func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
 				p.log.Warn("list input offsets", "err", err)
 			}
 			failing = true
+			p.listFailing.Store(true)
 			continue
 		}
 		failing = false
+		p.listFailing.Store(false)
 		p.listedAt.Store(time.Now().UnixNano())
 		now := time.Now()
 		byPart := map[int32]*endOffsets{}
@@ -351,6 +358,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 
 	var targets []*task
+	brokersDown := false
 	for {
 		fs := cl.PollRecords(ctx, pollRecords)
 		if fs.IsClientClosed() || ctx.Err() != nil {
@@ -368,6 +376,16 @@ func (p *Processor) Run(ctx context.Context) error {
 				p.log.Warn("group session interrupted; rejoining", "err", err)
 				return
 			}
+			if unreachable(err) {
+				// The brokers are down or restarting: the client
+				// retries; /readyz says so meanwhile, and a task
+				// whose commit cannot finish stops the processor.
+				if !brokersDown {
+					p.log.Warn("brokers unreachable; retrying", "err", err)
+				}
+				brokersDown = true
+				return
+			}
 			// kgo retries retryable errors internally; what reaches us is
 			// data loss or an authorization or config problem.
 			fatal = fmt.Errorf("fetch %s[%d]: %w", topic, part, err)
@@ -376,6 +394,10 @@ func (p *Processor) Run(ctx context.Context) error {
 			cl.AllowRebalance()
 			cancel(fatal)
 			break
+		}
+		if brokersDown && len(fs) > 0 && fs.NumRecords() > 0 {
+			p.log.Info("brokers reachable again")
+			brokersDown = false
 		}
 		now := time.Now()
 		// Hand each task both of its inputs' records of this poll at once,
@@ -486,6 +508,15 @@ func groupHiccup(err error) bool {
 		}
 	}
 	return false
+}
+
+// unreachable reports whether a fetch error says the brokers cannot be
+// reached (refused or dropped connections): the client retries, so it is
+// not a reason to stop.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Ready is closed once this instance has been assigned its first tasks.
