@@ -383,4 +383,3 @@ func faultScenario(t *testing.T, bin string, fb *faultBroker, fault func(*testin
 	ch.CheckFinal(t, got)
 	t.Logf("%d tier changes, each once; state equal to the clean run's (%d customers)", len(ch.Distinct), len(got))
 }
-
