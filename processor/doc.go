@@ -86,9 +86,13 @@
 // invalid_timestamp, future_timestamp, unknown_currency, amount_overflow and
 // invalid_field for records that decode but fail validation, and
 // duplicate_event for a repeat of an event_id in the customer's duplicate
-// window (see score.Dedup). A schema
-// registry that cannot be reached is not a dead-letter reason: the task
-// stops without committing, and the record is read again on restart.
+// window (see score.Dedup). DeadLetterReasons lists them all, and the
+// processor creates valora_records_dead_lettered_total for each input topic
+// and reason at 0 when it starts (with the consumed, applied and late
+// counters of each input), so that the first dead letter of a kind shows
+// as an increase. A schema registry that cannot be reached is not a
+// dead-letter reason: the task stops without committing, and the record is
+// read again on restart.
 //
 // # Erasure
 //

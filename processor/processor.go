@@ -184,7 +184,7 @@ func New(cfg Config) (*Processor, error) {
 	p := &Processor{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		m:        newMetrics(cfg.Registerer, cfg.Replay != nil),
+		m:        newMetrics(cfg.Registerer, cfg.Replay != nil, cfg.Topics),
 		tasks:    make(map[int32]*task),
 		ready:    make(chan struct{}),
 		finished: make(map[int32]bool),

@@ -51,21 +51,6 @@ type item struct {
 	erasure     schemas.ErasureRequest
 }
 
-// Dead-letter reasons decided by the processor (decoding reasons come from
-// schemas.Reason, scoring ones from score).
-const (
-	ReasonMissingCustomerID = "missing_customer_id"
-	ReasonKeyMismatch       = "key_mismatch"
-	ReasonFutureTimestamp   = "future_timestamp"
-	ReasonInvalidTimestamp  = "invalid_timestamp"
-	ReasonUnknownCurrency   = "unknown_currency"
-	ReasonInvalidField      = "invalid_field"
-	ReasonAmountOverflow    = "amount_overflow"
-	// ReasonDuplicateEvent: the event_id is in the customer's duplicate
-	// window (score.ErrDuplicateEvent); the record was applied before.
-	ReasonDuplicateEvent = "duplicate_event"
-)
-
 // Dead-letter headers. The record keeps its original key and value.
 const (
 	HeaderSourceTopic     = "valora.source.topic"
