@@ -9,11 +9,15 @@ import "valora/schemas"
 const (
 	ReasonMissingCustomerID = "missing_customer_id"
 	ReasonKeyMismatch       = "key_mismatch"
-	ReasonFutureTimestamp   = "future_timestamp"
-	ReasonInvalidTimestamp  = "invalid_timestamp"
-	ReasonUnknownCurrency   = "unknown_currency"
-	ReasonInvalidField      = "invalid_field"
-	ReasonAmountOverflow    = "amount_overflow"
+	// ReasonWrongPartition: the record's key maps to another partition
+	// under Config.InputPartitioner; applied here, it would build a
+	// second state for a customer that another task owns.
+	ReasonWrongPartition   = "wrong_partition"
+	ReasonFutureTimestamp  = "future_timestamp"
+	ReasonInvalidTimestamp = "invalid_timestamp"
+	ReasonUnknownCurrency  = "unknown_currency"
+	ReasonInvalidField     = "invalid_field"
+	ReasonAmountOverflow   = "amount_overflow"
 	// ReasonDuplicateEvent: the event_id is in the customer's duplicate
 	// window (score.ErrDuplicateEvent); the record was applied before.
 	ReasonDuplicateEvent = "duplicate_event"
@@ -24,6 +28,7 @@ const (
 var processorReasons = []string{
 	ReasonMissingCustomerID,
 	ReasonKeyMismatch,
+	ReasonWrongPartition,
 	ReasonInvalidTimestamp,
 	ReasonFutureTimestamp,
 	ReasonInvalidField,

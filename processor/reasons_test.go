@@ -72,7 +72,7 @@ func TestDeadLetterReasonsComplete(t *testing.T) {
 		id, ok := typ.(*ast.Ident)
 		return ok && id.Name == "Reason"
 	})
-	if len(proc) < 8 || len(dec) != 4 {
+	if len(proc) < 9 || len(dec) != 4 {
 		t.Fatalf("found %d processor and %d schemas reason constants: %v %v", len(proc), len(dec), proc, dec)
 	}
 	for name, v := range proc {
