@@ -152,6 +152,11 @@ func hostileInput(h *harness, rng *rand.Rand) (valid []*kgo.Record, bad []hostil
 	mismatch := p(schemas.Purchase{EventID: "m", CustomerID: "pc3"})
 	mismatch.Key = []byte("pc4")
 	add(mismatch, ReasonKeyMismatch)
+	// A record without a key lands in any partition; it is a key
+	// mismatch, checked before the partition.
+	noKey := p(schemas.Purchase{EventID: "m", CustomerID: "pc2"})
+	noKey.Key = nil
+	add(noKey, ReasonKeyMismatch)
 	add(p(schemas.Purchase{EventID: "t", CustomerID: "pc0", OccurredAt: -1000}), ReasonInvalidTimestamp)
 	add(h.interaction(schemas.Interaction{EventID: "t", CustomerID: "ic0", OccurredAt: math.MinInt64}), ReasonInvalidTimestamp)
 	add(p(schemas.Purchase{EventID: "t", CustomerID: "pc1", OccurredAt: time.Now().Add(72 * time.Hour).UnixMilli()}), ReasonFutureTimestamp)
