@@ -214,8 +214,8 @@ type task struct {
 	// without committing, so nothing half-applied becomes durable.
 	fatal error
 
-	// nparts is the input topics' partition count (0 in tests that start
-	// no processor: no partition check); partitioner places keys in them.
+	// nparts is the input topics' partition count (0 when not known: no
+	// partition check); partitioner places keys in them.
 	// wrongPartWarned is set once a wrong_partition record was logged.
 	nparts          int
 	partitioner     Partitioner
