@@ -127,6 +127,11 @@ type Config struct {
 	// across all tasks of this instance. Default 1,000,000; 0 keeps the
 	// default, negative disables the cache.
 	CacheCustomers int
+	// InputPartitioner is how the producers of the input topics place keys
+	// (see Partitioner). A record in another partition than the one its
+	// key maps to is dead-lettered as wrong_partition; the HTTP lookup
+	// finds a customer's task with it. Default PartitionerMurmur2.
+	InputPartitioner Partitioner
 	// MaxClockSkew is how far in the future (by the wall clock) an event
 	// time may be before the record is dead-lettered. Default 24h.
 	MaxClockSkew time.Duration
@@ -271,6 +276,9 @@ func (c *Config) setDefaults() {
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = 24 * time.Hour
 	}
+	if c.InputPartitioner == "" {
+		c.InputPartitioner = PartitionerMurmur2
+	}
 	if c.Time == "" {
 		c.Time = TimeLive
 		if c.Replay != nil {
@@ -381,6 +389,9 @@ func (c *Config) ValidateSettings() error {
 	}
 	if c.WriteSetBytes < 0 || c.WriteSetBytes > MaxWriteSetBytes {
 		errs = append(errs, fmt.Errorf("write_set_bytes: %d must be between 0 (the default, %d) and %d", c.WriteSetBytes, DefaultWriteSetBytes, MaxWriteSetBytes))
+	}
+	if err := c.InputPartitioner.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_clock_skew: %v must be positive", c.MaxClockSkew))

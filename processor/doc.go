@@ -83,12 +83,27 @@
 // valora.source.offset, valora.reason (a short code, also the metric label)
 // and valora.error (a message). Reasons: the schemas.Reason codes for bytes
 // that do not decode, and missing_customer_id, key_mismatch,
-// invalid_timestamp, future_timestamp, unknown_currency, amount_overflow and
-// invalid_field for records that decode but fail validation, and
+// wrong_partition, invalid_timestamp, future_timestamp, unknown_currency,
+// amount_overflow and invalid_field for records that decode but fail
+// validation, and
 // duplicate_event for a repeat of an event_id in the customer's duplicate
-// window (see score.Dedup). A schema
-// registry that cannot be reached is not a dead-letter reason: the task
-// stops without committing, and the record is read again on restart.
+// window (see score.Dedup). DeadLetterReasons lists them all, and the
+// processor creates valora_records_dead_lettered_total for each input topic
+// and reason at 0 when it starts (with the consumed, applied and late
+// counters of each input), so that the first dead letter of a kind shows
+// as an increase. A schema registry that cannot be reached is not a
+// dead-letter reason: the task stops without committing, and the record is
+// read again on restart.
+//
+// A record whose key maps to another partition than its own under
+// Config.InputPartitioner (murmur2 by default, as Kafka's Java client and
+// franz-go place keys; crc32 for producers that all use librdkafka's
+// default) is dead-lettered as wrong_partition: applied, it would start a
+// second state of a customer that another task owns, and the lookup would
+// not find it. The first such record of a task is logged, with the likely
+// cause. The check runs after the key check, so a record without a key (or
+// with another key than its customer_id) stays missing_customer_id or
+// key_mismatch.
 //
 // # Erasure
 //

@@ -217,7 +217,7 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 	var owned bool
 	var part int32
 	if n > 0 {
-		part = PartitionOf(id, n)
+		part = p.cfg.InputPartitioner.Partition([]byte(id), n)
 		owned = p.tasks[part] != nil
 	}
 	p.mu.Unlock()
@@ -264,7 +264,9 @@ var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
 
 // PartitionOf returns the partition that Kafka's default partitioner (murmur2
 // of the key, as in the Java client and kgo) gives a record keyed by
-// customerID in a topic of n partitions: the task that owns the customer.
+// customerID in a topic of n partitions: the task that owns the customer
+// under the default Config.InputPartitioner, and the partition of the
+// customer's tier changes, which valora produces with that partitioner.
 func PartitionOf(customerID string, n int) int32 {
 	return int32(keyPartitioner.Partition(&kgo.Record{Key: []byte(customerID)}, n))
 }

@@ -201,7 +201,7 @@ func New(cfg Config) (*Processor, error) {
 	p := &Processor{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		m:        newMetrics(cfg.Registerer, cfg.Replay != nil),
+		m:        newMetrics(cfg.Registerer, cfg.Replay != nil, cfg.Topics),
 		tasks:    make(map[int32]*task),
 		retiring: make(map[*task]struct{}),
 		ready:    make(chan struct{}),

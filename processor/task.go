@@ -51,21 +51,6 @@ type item struct {
 	erasure     schemas.ErasureRequest
 }
 
-// Dead-letter reasons decided by the processor (decoding reasons come from
-// schemas.Reason, scoring ones from score).
-const (
-	ReasonMissingCustomerID = "missing_customer_id"
-	ReasonKeyMismatch       = "key_mismatch"
-	ReasonFutureTimestamp   = "future_timestamp"
-	ReasonInvalidTimestamp  = "invalid_timestamp"
-	ReasonUnknownCurrency   = "unknown_currency"
-	ReasonInvalidField      = "invalid_field"
-	ReasonAmountOverflow    = "amount_overflow"
-	// ReasonDuplicateEvent: the event_id is in the customer's duplicate
-	// window (score.ErrDuplicateEvent); the record was applied before.
-	ReasonDuplicateEvent = "duplicate_event"
-)
-
 // Dead-letter headers. The record keeps its original key and value.
 const (
 	HeaderSourceTopic     = "valora.source.topic"
@@ -243,6 +228,13 @@ type task struct {
 	// without committing, so nothing half-applied becomes durable.
 	fatal error
 
+	// nparts is the input topics' partition count (0 when not known: no
+	// partition check); partitioner places keys in them.
+	// wrongPartWarned is set once a wrong_partition record was logged.
+	nparts          int
+	partitioner     Partitioner
+	wrongPartWarned bool
+
 	// futureBound is the latest event time a record may have, as last
 	// computed (refreshFutureBound); 0 until then, so the first record
 	// reads the clock.
@@ -286,6 +278,8 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		shownTiers:  make(map[string]float64),
 		shownStages: make(map[string]float64),
 		topics:      p.sourceTopics(),
+		nparts:      p.partitions,
+		partitioner: p.cfg.InputPartitioner,
 		pos:         [numSources]int64{-1, -1, -1},
 		pol:         p.policy.Load(),
 		restored:    make(chan struct{}),
@@ -939,6 +933,11 @@ func (t *task) validate(r *kgo.Record, id string, at int64) (string, error) {
 		return ReasonMissingCustomerID, errors.New("customer_id is empty")
 	case string(r.Key) != id:
 		return ReasonKeyMismatch, fmt.Errorf("record key %q differs from customer_id %q", truncate(r.Key), id)
+	case t.nparts > 0 && t.partitioner.Partition(r.Key, t.nparts) != r.Partition:
+		want := t.partitioner.Partition(r.Key, t.nparts)
+		t.warnWrongPartition(r, want)
+		return ReasonWrongPartition, fmt.Errorf("the key maps to partition %d of %d under the %s partitioner, not to %d",
+			want, t.nparts, t.partitioner, r.Partition)
 	case at < 0:
 		return ReasonInvalidTimestamp, fmt.Errorf("occurred_at %d is before 1970", at)
 	case at > t.futureBound && at > t.refreshFutureBound():
@@ -946,6 +945,31 @@ func (t *task) validate(r *kgo.Record, id string, at int64) (string, error) {
 			time.UnixMilli(at).UTC().Format(time.RFC3339), t.p.cfg.MaxClockSkew)
 	}
 	return "", nil
+}
+
+// warnWrongPartition logs the first wrong_partition record of the task,
+// with the likely cause: a producer that partitions with the other
+// function (librdkafka's default is CRC32), or by other means.
+func (t *task) warnWrongPartition(r *kgo.Record, want int32) {
+	if t.wrongPartWarned {
+		return
+	}
+	t.wrongPartWarned = true
+	cause := "the producer chose the partition by other means (an explicit partition, a custom partitioner, " +
+		"or a partition count that changed): produce with the key alone deciding the partition"
+	switch {
+	case t.partitioner == PartitionerMurmur2 && PartitionerCRC32.Partition(r.Key, t.nparts) == r.Partition:
+		cause = "the producer partitions by CRC32 of the key, librdkafka's default (kcat, confluent-kafka-python, " +
+			"confluent-kafka-go): set partitioner=murmur2_random on it, or, if every producer of the inputs does " +
+			"the same, run with --input-partitioner crc32"
+	case t.partitioner == PartitionerCRC32 && PartitionerMurmur2.Partition(r.Key, t.nparts) == r.Partition:
+		cause = "the producer partitions by murmur2 of the key (the Java client's and franz-go's default, " +
+			"librdkafka's murmur2_random), not by CRC32 as --input-partitioner crc32 says: set " +
+			"partitioner=consistent_random on it, or, if every producer does the same, run with --input-partitioner murmur2"
+	}
+	t.p.log.Warn("input record in a partition its key does not map to: dead-lettered as wrong_partition (logged once per task)",
+		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key_partition", want,
+		"input_partitioner", string(t.partitioner), "likely_cause", cause)
 }
 
 // refreshFutureBound sets and returns futureBound, the latest event time

@@ -106,6 +106,10 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	partOpts, err := sf.producerPartitioner()
+	if err != nil {
+		return err
+	}
 	if sf.stateDir == "valora-state" {
 		dir, err := os.MkdirTemp("", "valora-bench-")
 		if err != nil {
@@ -134,8 +138,8 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	pcl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.MaxBufferedRecords(200_000), kgo.ProducerBatchMaxBytes(4<<20))
+	pcl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(200_000), kgo.ProducerBatchMaxBytes(4 << 20)}, partOpts...)...)
 	if err != nil {
 		return err
 	}

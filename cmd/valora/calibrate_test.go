@@ -306,8 +306,7 @@ func TestCalibrateGenericCSV(t *testing.T) {
 // BG/NBD data of a state (repeat days, first and last purchase) is exact,
 // so the fit matches the published one; the spend is approximated by the
 // mean of all purchases, so Gamma-Gamma differs and is only checked to be
-// fitted. The eight rows of $0 become 1 cent (a purchase must have a
-// positive amount) so that every purchase day is kept.
+// fitted. The eight rows of $0 are free orders: their purchase days count.
 func TestCalibrateStateDir(t *testing.T) {
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
@@ -343,7 +342,7 @@ func TestCalibrateStateDir(t *testing.T) {
 		}
 		_, err = pol.ApplyPurchase(c, &schemas.Purchase{
 			EventID: strconv.Itoa(i), CustomerID: r[0], OccurredAt: at.UnixMilli(), Kind: schemas.KindPurchase,
-			AmountMinor: max(cents, 1), Currency: "USD", Channel: schemas.ChannelWeb, Items: 1,
+			AmountMinor: cents, Currency: "USD", Channel: schemas.ChannelWeb, Items: 1,
 		})
 		if err != nil {
 			t.Fatal(err)

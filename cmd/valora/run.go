@@ -52,6 +52,7 @@ type scorerFlags struct {
 	writeSetMiB    int
 	blockCacheMiB  int // 0: state.DefaultCacheSize, or replayBlockCache with bulkLoad
 	maxClockSkew   time.Duration
+	partitioner    string
 	timeMode       string
 	lateness       time.Duration
 	idleTimeout    time.Duration
@@ -90,6 +91,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.IntVar(&f.writeSetMiB, "write-set-mib", defaultWriteSetMiB, writeSetUsage)
 	fs.IntVar(&f.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
+	f.registerPartitioner(fs)
 	fs.StringVar(&f.timeMode, "time", string(processor.TimeLive), "what moves stream time: live (event time, and the wall clock minus --allowed-lateness once a task is caught up and idle) or event (event time only)")
 	fs.DurationVar(&f.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied); an idle task's stream time trails the wall clock by this much")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 30*time.Second, "how long a task must be caught up before its stream time follows the wall clock (live mode)")
@@ -99,6 +101,31 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&f.registry, "schema-registry", "", "schema registry URL: write the Confluent framing and resolve unknown schema ids (default: Avro single-object encoding, no registry)")
 	f.logs.register(fs)
 	f.http.register(fs)
+}
+
+// inputPartitionerUsage documents --input-partitioner.
+const inputPartitionerUsage = "how the producers of the input topics place keys in partitions: murmur2 (Kafka's Java client and franz-go, librdkafka's murmur2_random) " +
+	"or crc32 (librdkafka's default, consistent_random: kcat, confluent-kafka-python, confluent-kafka-go), when every producer uses it; " +
+	"a record in another partition than its key's is dead-lettered as wrong_partition, and the customer lookup finds a customer's task with it"
+
+func (f *scorerFlags) registerPartitioner(fs *flag.FlagSet) {
+	fs.StringVar(&f.partitioner, "input-partitioner", string(processor.PartitionerMurmur2), inputPartitionerUsage)
+}
+
+// producerPartitioner returns the options that make a client of valora's
+// own (the traffic of dev and bench) place keys as --input-partitioner
+// says, so that the scorer applies its records: none for murmur2, kgo's
+// default.
+func (f *scorerFlags) producerPartitioner() ([]kgo.Opt, error) {
+	switch p := processor.Partitioner(f.partitioner); p {
+	case processor.PartitionerMurmur2:
+		return nil, nil
+	case processor.PartitionerCRC32:
+		return []kgo.Opt{kgo.RecordPartitioner(kgo.StickyKeyPartitioner(func(key []byte, n int) int {
+			return int(p.Partition(key, n))
+		}))}, nil
+	}
+	return nil, usagef("--input-partitioner %q: want %s or %s", f.partitioner, processor.PartitionerMurmur2, processor.PartitionerCRC32)
 }
 
 func (f *scorerFlags) topics() processor.Topics {
@@ -351,6 +378,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		CacheCustomers:     f.cacheSize(),
 		WriteSetBytes:      int64(f.writeSetMiB) << 20,
 		MaxClockSkew:       f.maxClockSkew,
+		InputPartitioner:   processor.Partitioner(f.partitioner),
 		Time:               processor.TimeMode(f.timeMode),
 		AllowedLateness:    f.lateness,
 		IdleTimeout:        f.idleTimeout,

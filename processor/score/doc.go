@@ -29,8 +29,9 @@
 //	M = 1 if MonetaryMinor <= monetary_minor[0] (or <= 0), ... 5 above [3]
 //	FM = (F + M + 1) / 2 (integer division: a half rounds up)
 //
-// Boundaries are inclusive upper limits. Frequency counts PURCHASE events;
-// MonetaryMinor is purchases minus refunds and may be negative. A customer
+// Boundaries are inclusive upper limits. Frequency counts PURCHASE events,
+// free ones (amount 0) included; MonetaryMinor is purchases minus refunds
+// and may be negative. A REFUND must have a positive amount. A customer
 // with no purchase is not scored: R, F and M are 0.
 //
 // # Tiers
