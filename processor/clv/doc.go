@@ -1,10 +1,17 @@
-// Package clv holds valora's customer-base models: BG/NBD for the number of
-// future purchases and the probability that a customer is still active
-// (P(alive)), Gamma-Gamma for the value of a purchase, and their combination
-// into a discounted customer lifetime value. It fits both models by maximum
-// likelihood (FitBGNBD, FitGammaGamma) and evaluates them per customer
-// (BGNBD.PAlive, BGNBD.ExpectedPurchases, GammaGamma.ExpectedSpend,
-// Model.Evaluate).
+// Package clv holds valora's customer-base models: BG/NBD and MBG/NBD for
+// the number of future purchases and the probability that a customer is
+// still active (P(alive)), Gamma-Gamma for the value of a purchase, and
+// their combination into a discounted customer lifetime value. It fits the
+// models by maximum likelihood (FitBGNBD, FitMBGNBD, FitGammaGamma) and
+// evaluates them per customer (PAlive, ExpectedPurchases,
+// GammaGamma.ExpectedSpend, Model.Evaluate).
+//
+// MBG/NBD (Batislam, Denizel and Filiztekin, "Empirical validation and
+// comparison of models for customer base analysis", IJRM, 2007) differs
+// from BG/NBD in one assumption: a customer may drop out right after the
+// first purchase too. Under BG/NBD a customer who bought once has P(alive)
+// = 1 forever; under MBG/NBD it falls with the time since that purchase. A
+// Model's Count names the one it uses.
 //
 // The package is pure computation: no I/O, no clock, no state of its own.
 // The per-customer functions do not allocate and are safe for concurrent
