@@ -100,11 +100,25 @@ func BenchmarkTierChange(b *testing.B) {
 // churn rule only (the models run for P(alive) at each evaluation and in
 // full only on a change), and with value classes too (in full at every
 // evaluation, for the CLV).
+// The mbgnbd policies are the same with the count model MBG/NBD.
 func benchModelPolicies(b *testing.B) map[string]*Policy {
+	classes := func() *ValueClasses {
+		return &ValueClasses{ReviewDays: 7,
+			HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100}
+	}
+	mbg := func(p *Policy) *Policy {
+		q := *p
+		q.Models = testMBGModels()
+		if err := q.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		return &q
+	}
 	return map[string]*Policy{
-		"p_alive": modelPolicy(b, 0.3, nil),
-		"p_alive+classes": modelPolicy(b, 0.3, &ValueClasses{ReviewDays: 7,
-			HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100}),
+		"p_alive":                modelPolicy(b, 0.3, nil),
+		"p_alive+classes":        modelPolicy(b, 0.3, classes()),
+		"mbgnbd/p_alive":         mbg(modelPolicy(b, 0.3, nil)),
+		"mbgnbd/p_alive+classes": mbg(modelPolicy(b, 0.3, classes())),
 	}
 }
 
