@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/xml"
+	"fmt"
+	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -320,5 +325,81 @@ func TestCalibrateModelMBGNBD(t *testing.T) {
 	}
 	if !(want < 0.5) {
 		t.Errorf("P(alive) %v: the case does not test the rule", want)
+	}
+}
+
+// TestCalibrateHTMLReport checks --report: one well-formed, self-contained
+// file (no script, no external resource) with the fits and their standard
+// errors, the weekly tracking and conditional-expectation charts with a
+// line per series and the calibration boundary, and the P(alive) matrix of
+// the policy's model, whose one-time buyer cell is checked against the
+// MBG/NBD formula.
+func TestCalibrateHTMLReport(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "report.html")
+	rep := calRunJSON(t, "--csv", calCDNOWSample, "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30",
+		"--time-unit", "week", "--model", "all", "--out", filepath.Join(dir, "p.yaml"), "--report", path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	// Well-formed: an XML decoder reads it to the end.
+	dec := xml.NewDecoder(strings.NewReader(strings.TrimPrefix(doc, "<!DOCTYPE html>\n")))
+	svgs, polylines := 0, map[string]int{}
+	boundaries := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("report is not well-formed: %v", err)
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		switch se.Name.Local {
+		case "svg":
+			svgs++
+		case "script", "img", "link", "iframe", "object":
+			t.Errorf("report has a <%s> element", se.Name.Local)
+		case "polyline", "line":
+			for _, a := range se.Attr {
+				if a.Name.Local == "class" && strings.HasPrefix(a.Value, "series-") {
+					polylines[a.Value]++
+				}
+				if a.Name.Local == "class" && a.Value == "boundary" {
+					boundaries++
+				}
+			}
+		}
+		for _, a := range se.Attr {
+			if (a.Name.Local == "src" || a.Name.Local == "href") && a.Value != "" {
+				t.Errorf("report refers to %s", a.Value)
+			}
+		}
+	}
+	if svgs != 3 || boundaries != 1 {
+		t.Errorf("%d charts, %d calibration boundaries; want 3 and 1", svgs, boundaries)
+	}
+	for _, s := range []string{"series-actual", "series-bgnbd", "series-mbgnbd"} {
+		if polylines[s] != 2 {
+			t.Errorf("%d %s lines, want 2 (tracking and conditional expectation)", polylines[s], s)
+		}
+	}
+	for _, want := range []string{"0.2426", "± 0.0126", "0.5248", "-9582.429", "-9582.136", "6.2496", "actual 1882", "7+"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	// The policy's model here is MBG/NBD; a one-time buyer observed for
+	// the longest T (1997-01-01 to 1997-09-30, 272 days).
+	m := rep.MBGNBD
+	T := 272.0 / 7
+	pa := 1 / (1 + m.A/m.B*math.Pow((m.Alpha+T)/m.Alpha, m.R))
+	if want := fmt.Sprintf("x 0, t_x 0.0: P(alive) %.3f", pa); rep.CountModel != "mbgnbd" || !strings.Contains(doc, want) {
+		t.Errorf("report lacks the cell %q (count model %s)", want, rep.CountModel)
 	}
 }

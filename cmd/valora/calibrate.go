@@ -106,6 +106,7 @@ type calibrateFlags struct {
 	out           string
 	json          bool
 	scoreOut      string
+	report        string
 	pAliveBelow   float64
 	costToServe   float64
 }
@@ -132,6 +133,7 @@ func (f *calibrateFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.Float64Var(&f.pAliveBelow, "p-alive-below", -1, "churn.p_alive_below of the new policy: repeat buyers whose P(alive) falls below it are churned; 0 disables; -1 keeps the base policy's")
 	fs.Float64Var(&f.costToServe, "cost-to-serve", -1, "what serving a customer over the horizon costs, in major units of the base currency: a CLV below it is below_zero (default: the bottom quintile of CLV)")
+	fs.StringVar(&f.report, "report", "", "also write the report as one self-contained HTML file (inline SVG charts, no script) to this file: the fits, the weekly cumulative repeat purchases against the models, the holdout by calibration frequency, and the P(alive) matrix")
 	fs.StringVar(&f.scoreOut, "score-out", "", "also write one JSON line per customer (customer_id, x, t_x, T, p_alive, expected_purchases, expected_spend, clv) to this file")
 }
 
@@ -276,6 +278,12 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 		}
 		rep.ScoreOut = f.scoreOut
 	}
+	if f.report != "" {
+		if err := calWriteFile(f.report, []byte(calWriteHTML(rep, rep.models, model, rep.maxT))); err != nil {
+			return err
+		}
+		rep.Report = f.report
+	}
 	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -310,6 +318,13 @@ type calReport struct {
 	PAliveBelow  float64            `json:"p_alive_below"`
 	AtEnd        calDistribution    `json:"at_calibration_end"`
 	ScoreOut     string             `json:"score_out,omitempty"`
+	Report       string             `json:"report,omitempty"`
+
+	// models are the fitted count models, each a validated Model, and
+	// maxT the longest observation (T) at the calibration end: for
+	// --report.
+	models []*clv.Model
+	maxT   float64
 }
 
 type calCounts struct {
@@ -500,6 +515,10 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 		}
 	}
 	calPAlives(rep, in, sums, models)
+	rep.models = models
+	for _, s := range sums {
+		rep.maxT = max(rep.maxT, s.T)
+	}
 	rep.Holdout = calHoldoutOf(rep, in, sums, unit, models, model)
 	rep.Tracking = calTrackingOf(in, unit, models, model)
 	return rep, model, nil
@@ -866,6 +885,9 @@ func (r *calReport) writeText(w io.Writer) error {
 		r.Policy.Version, r.Policy.BaseVersion, r.Policy.Path, r.Policy.ModelsPath)
 	if r.ScoreOut != "" {
 		fmt.Fprintf(w, "per-customer scores written to %s\n", r.ScoreOut)
+	}
+	if r.Report != "" {
+		fmt.Fprintf(w, "HTML report written to %s\n", r.Report)
 	}
 	return nil
 }
