@@ -18,21 +18,24 @@ import (
 // order.
 func calCountModels(s string) ([]clv.CountModel, error) {
 	if s == "all" {
-		return []clv.CountModel{clv.CountBGNBD, clv.CountMBGNBD}, nil
+		return slices.Clone(calAllCounts), nil
 	}
 	k, err := clv.ParseCountModel(s)
 	if err != nil {
-		return nil, usagef("--model %q: want bgnbd, mbgnbd or all", s)
+		return nil, usagef("--model %q: want bgnbd, mbgnbd, paretonbd or all", s)
 	}
 	return []clv.CountModel{k}, nil
 }
 
+// calAllCounts are the count models in report order.
+var calAllCounts = []clv.CountModel{clv.CountBGNBD, clv.CountMBGNBD, clv.CountParetoNBD}
+
 // calFits holds the count model fits of calFitCounts.
 type calFits struct {
-	bg, mbg   *calCountFit // nil when not fitted
-	bgParams  clv.BGNBD
-	mbgParams clv.MBGNBD
-	// chosen is the model with the highest log-likelihood (both have four
+	fits map[clv.CountModel]*calCountFit
+	// set puts a fit's parameters into a Model.
+	set map[clv.CountModel]func(*clv.Model)
+	// chosen is the model with the highest log-likelihood (all have four
 	// parameters, so it also has the lowest AIC and BIC); the first of
 	// counts on a tie.
 	chosen clv.CountModel
@@ -40,28 +43,58 @@ type calFits struct {
 
 // calFitCounts fits each of counts to the summaries.
 func calFitCounts(sums []clv.Summary, counts []clv.CountModel) (*calFits, error) {
-	out := &calFits{}
+	out := &calFits{fits: map[clv.CountModel]*calCountFit{}, set: map[clv.CountModel]func(*clv.Model){}}
 	best := math.Inf(-1)
 	for _, k := range counts {
-		var fit *calCountFit
+		fit := &calCountFit{}
 		switch k {
 		case clv.CountMBGNBD:
 			m, err := clv.FitMBGNBD(sums)
 			if err != nil {
 				return nil, err
 			}
-			fit = calCountFitOf(m.Params.R, m.Params.Alpha, m.Params.A, m.Params.B,
-				m.StdErr.R, m.StdErr.Alpha, m.StdErr.A, m.StdErr.B, m.LogLikelihood, m.Iterations)
-			out.mbg, out.mbgParams = fit, m.Params
+			fit.params = []calParam{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
+				{"a", m.Params.A, m.StdErr.A}, {"b", m.Params.B, m.StdErr.B}}
+			fit.LogLikelihood, fit.Iterations = m.LogLikelihood, m.Iterations
+			out.set[k] = func(c *clv.Model) { p := m.Params; c.MBGNBD = &p }
+		case clv.CountParetoNBD:
+			m, err := clv.FitParetoNBD(sums)
+			if err != nil {
+				return nil, err
+			}
+			fit.params = []calParam{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
+				{"s", m.Params.S, m.StdErr.S}, {"beta", m.Params.Beta, m.StdErr.Beta}}
+			fit.LogLikelihood, fit.Iterations = m.LogLikelihood, m.Iterations
+			out.set[k] = func(c *clv.Model) { p := m.Params; c.ParetoNBD = &p }
 		default:
 			m, err := clv.FitBGNBD(sums)
 			if err != nil {
 				return nil, err
 			}
-			fit = calCountFitOf(m.Params.R, m.Params.Alpha, m.Params.A, m.Params.B,
-				m.StdErr.R, m.StdErr.Alpha, m.StdErr.A, m.StdErr.B, m.LogLikelihood, m.Iterations)
-			out.bg, out.bgParams = fit, m.Params
+			fit.params = []calParam{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
+				{"a", m.Params.A, m.StdErr.A}, {"b", m.Params.B, m.StdErr.B}}
+			fit.LogLikelihood, fit.Iterations = m.LogLikelihood, m.Iterations
+			out.set[k] = func(c *clv.Model) { c.BGNBD = m.Params }
 		}
+		fit.StdErr = calStdEr{}
+		for _, p := range fit.params {
+			fit.StdErr[p.name] = calFinite(p.se)
+			switch p.name {
+			case "r":
+				fit.R = p.value
+			case "alpha":
+				fit.Alpha = p.value
+			case "a":
+				fit.A = p.value
+			case "b":
+				fit.B = p.value
+			case "s":
+				fit.S = p.value
+			case "beta":
+				fit.Beta = p.value
+			}
+		}
+		out.fits[k] = fit
 		if fit.LogLikelihood > best {
 			best, out.chosen = fit.LogLikelihood, k
 		}
@@ -69,17 +102,19 @@ func calFitCounts(sums []clv.Summary, counts []clv.CountModel) (*calFits, error)
 	return out, nil
 }
 
-func calCountFitOf(r, alpha, a, b, ser, sealpha, sea, seb, ll float64, iterations int) *calCountFit {
-	return &calCountFit{
-		R: r, Alpha: alpha, A: a, B: b, LogLikelihood: ll, Iterations: iterations,
-		StdErr: calStdEr{"r": calFinite(ser), "alpha": calFinite(sealpha), "a": calFinite(sea), "b": calFinite(seb)},
-	}
+// calParam is a fitted parameter with its standard error (NaN: none).
+type calParam struct {
+	name      string
+	value, se float64
 }
 
-// calFitOf returns the report's fit of count model k.
+// calFitOf returns the report's fit of count model k, nil if not fitted.
 func calFitOf(rep *calReport, k clv.CountModel) *calCountFit {
-	if k == clv.CountMBGNBD {
+	switch k {
+	case clv.CountMBGNBD:
 		return rep.MBGNBD
+	case clv.CountParetoNBD:
+		return rep.ParetoNBD
 	}
 	return rep.BGNBD
 }
@@ -314,8 +349,11 @@ func calTrackingOf(in *calInput, unit clv.TimeUnit, models []*clv.Model, chosen 
 
 // calModelName is a count model's name in the text report.
 func calModelName(k clv.CountModel) string {
-	if k == clv.CountMBGNBD {
+	switch k {
+	case clv.CountMBGNBD:
 		return "MBG/NBD"
+	case clv.CountParetoNBD:
+		return "Pareto/NBD"
 	}
 	return "BG/NBD"
 }
@@ -329,7 +367,7 @@ const calTrackingStride = 4
 func (r *calReport) writeValidation(w io.Writer, tw *tabwriter.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	var ks []clv.CountModel
-	for _, k := range []clv.CountModel{clv.CountBGNBD, clv.CountMBGNBD} {
+	for _, k := range calAllCounts {
 		if calFitOf(r, k) != nil {
 			ks = append(ks, k)
 		}

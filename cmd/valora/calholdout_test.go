@@ -73,10 +73,28 @@ func calInd2F1(a, b, c, z float64) float64 {
 }
 
 // calIndExpected is the published conditional expectation E[Y(t) | x,
-// t_x, T] of BG/NBD (Fader, Hardie and Lee 2005, eq. 10) or, with mbg, of
-// MBG/NBD (Batislam, Denizel and Filiztekin 2007), 2F1 by its series.
-func calIndExpected(p calJSONFit, mbg bool, x int, tx, T, t float64) float64 {
+// t_x, T] of BG/NBD (Fader, Hardie and Lee 2005, eq. 10), MBG/NBD
+// (Batislam, Denizel and Filiztekin 2007) or Pareto/NBD (Schmittlein,
+// Morrison and Colombo 1987; P(alive) as in Fader, Hardie and Lee 2005,
+// "RFM and CLV"), 2F1 by its series.
+func calIndExpected(p calJSONFit, model string, x int, tx, T, t float64) float64 {
 	r, al, a, b, xf := p.R, p.Alpha, p.A, p.B, float64(x)
+	if model == "paretonbd" {
+		s, be := p.S, p.Beta
+		var f func(t float64) float64
+		if al >= be {
+			f = func(t float64) float64 {
+				return calInd2F1(r+s+xf, s+1, r+s+xf+1, (al-be)/(al+t)) / math.Pow(al+t, r+s+xf)
+			}
+		} else {
+			f = func(t float64) float64 {
+				return calInd2F1(r+s+xf, r+xf, r+s+xf+1, (be-al)/(be+t)) / math.Pow(be+t, r+s+xf)
+			}
+		}
+		pAlive := 1 / (1 + s/(r+s+xf)*math.Pow(al+T, r+xf)*math.Pow(be+T, s)*(f(tx)-f(T)))
+		return (r + xf) * (be + T) / ((al + T) * (s - 1)) * (1 - math.Pow((be+T)/(be+T+t), s-1)) * pAlive
+	}
+	mbg := model == "mbgnbd"
 	z := t / (al + T + t)
 	pow := math.Pow((al+T)/(al+T+t), r+xf)
 	odds := math.Pow((al+T)/(al+tx), r+xf)
@@ -92,9 +110,13 @@ func calIndExpected(p calJSONFit, mbg bool, x int, tx, T, t float64) float64 {
 }
 
 // calIndUnconditional is E[X(t)] for a customer observed t after the
-// first purchase: BG/NBD (FHL 2005, eq. 9) or MBG/NBD.
-func calIndUnconditional(p calJSONFit, mbg bool, t float64) float64 {
+// first purchase: BG/NBD (FHL 2005, eq. 9), MBG/NBD or Pareto/NBD.
+func calIndUnconditional(p calJSONFit, model string, t float64) float64 {
 	r, al, a, b := p.R, p.Alpha, p.A, p.B
+	if model == "paretonbd" {
+		return r * p.Beta / (al * (p.S - 1)) * (1 - math.Pow(p.Beta/(p.Beta+t), p.S-1))
+	}
+	mbg := model == "mbgnbd"
 	z := t / (al + t)
 	pow := math.Pow(al/(al+t), r)
 	if mbg {
@@ -118,18 +140,26 @@ func TestCalibrateHoldoutCDNOW(t *testing.T) {
 	rep := calRunJSON(t, "--csv", calCDNOWSample, "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30",
 		"--time-unit", "week", "--model", "all", "--out", filepath.Join(t.TempDir(), "p.yaml"))
 	calCheckCDNOWFit(t, rep, true)
-	if rep.MBGNBD == nil || rep.Holdout == nil || rep.Tracking == nil {
-		t.Fatalf("report lacks the MBG/NBD fit, the holdout or the tracking")
+	if rep.MBGNBD == nil || rep.ParetoNBD == nil || rep.Holdout == nil || rep.Tracking == nil {
+		t.Fatalf("report lacks the MBG/NBD or Pareto/NBD fit, the holdout or the tracking")
 	}
-	// The policy carries the model of higher log-likelihood.
+	fits := map[string]calJSONFit{"bgnbd": rep.BGNBD, "mbgnbd": *rep.MBGNBD, "paretonbd": *rep.ParetoNBD}
+	// The policy carries the model of highest log-likelihood.
 	want := "bgnbd"
-	if rep.MBGNBD.LogLikelihood > rep.BGNBD.LogLikelihood {
-		want = "mbgnbd"
+	for name, f := range fits {
+		if f.LogLikelihood > fits[want].LogLikelihood {
+			want = name
+		}
 	}
 	if rep.CountModel != want {
-		t.Errorf("count_model %q, want %q (log-likelihoods %v, %v)", rep.CountModel, want, rep.BGNBD.LogLikelihood, rep.MBGNBD.LogLikelihood)
+		t.Errorf("count_model %q, want %q", rep.CountModel, want)
 	}
-	fits := map[string]calJSONFit{"bgnbd": rep.BGNBD, "mbgnbd": *rep.MBGNBD}
+	// Pareto/NBD: the published estimates (Fader, Hardie and Lee 2005,
+	// "RFM and CLV"): r 0.553, alpha 10.578, s 0.606, beta 11.669.
+	if p := rep.ParetoNBD; math.Abs(p.R-0.553) > 0.0005 || math.Abs(p.Alpha-10.578) > 0.0005 ||
+		math.Abs(p.S-0.606) > 0.0005 || math.Abs(p.Beta-11.669) > 0.0005 {
+		t.Errorf("Pareto/NBD %+v, published 0.553, 10.578, 0.606, 11.669", p)
+	}
 
 	h := rep.Holdout
 	const length = 39.0
@@ -156,7 +186,7 @@ func TestCalibrateHoldoutCDNOW(t *testing.T) {
 		b.n++
 		b.actual += float64(y)
 		for name, p := range fits {
-			e := calIndExpected(p, name == "mbgnbd", x, tx, T, length)
+			e := calIndExpected(p, name, x, tx, T, length)
 			b.expected[name] += e
 			totals[name] += e
 		}
@@ -195,8 +225,8 @@ func TestCalibrateHoldoutCDNOW(t *testing.T) {
 		if row.ExpectedMean != row.ExpectedMeanByModel[rep.CountModel] {
 			t.Errorf("row %s: expected_mean %v is not the policy model's %v", label, row.ExpectedMean, row.ExpectedMeanByModel[rep.CountModel])
 		}
-		t.Logf("x=%s: %d customers, actual %.4f, BG/NBD %.4f, MBG/NBD %.4f", label, b.n, b.actual/float64(b.n),
-			row.ExpectedMeanByModel["bgnbd"], row.ExpectedMeanByModel["mbgnbd"])
+		t.Logf("x=%s: %d customers, actual %.4f, BG/NBD %.4f, MBG/NBD %.4f, Pareto/NBD %.4f", label, b.n, b.actual/float64(b.n),
+			row.ExpectedMeanByModel["bgnbd"], row.ExpectedMeanByModel["mbgnbd"], row.ExpectedMeanByModel["paretonbd"])
 	}
 
 	// Weekly tracking: week k ends 1996-12-31 + 7k days, week 39 at the
@@ -218,7 +248,7 @@ func TestCalibrateHoldoutCDNOW(t *testing.T) {
 			}
 			if tt := end.Sub(c.days[0]).Hours() / 24 / 7; tt > 0 {
 				for name, p := range fits {
-					exp[name] += calIndUnconditional(p, name == "mbgnbd", tt)
+					exp[name] += calIndUnconditional(p, name, tt)
 				}
 			}
 		}
@@ -235,10 +265,10 @@ func TestCalibrateHoldoutCDNOW(t *testing.T) {
 		t.Errorf("cumulative repeat purchases %d at week 39 and %d at week 78, want 2457 and 4339", w[38].Actual, w[77].Actual)
 	}
 	for _, k := range []int{38, 77} {
-		t.Logf("week %d: actual %d, BG/NBD %.1f, MBG/NBD %.1f", k+1, tr.Weeks[k].Actual,
-			tr.Weeks[k].ExpectedByModel["bgnbd"], tr.Weeks[k].ExpectedByModel["mbgnbd"])
+		t.Logf("week %d: actual %d, BG/NBD %.1f, MBG/NBD %.1f, Pareto/NBD %.1f", k+1, tr.Weeks[k].Actual,
+			tr.Weeks[k].ExpectedByModel["bgnbd"], tr.Weeks[k].ExpectedByModel["mbgnbd"], tr.Weeks[k].ExpectedByModel["paretonbd"])
 	}
-	t.Logf("holdout: actual %d, BG/NBD %.2f, MBG/NBD %.2f", h.ActualPurchases, totals["bgnbd"], totals["mbgnbd"])
+	t.Logf("holdout: actual %d, BG/NBD %.2f, MBG/NBD %.2f, Pareto/NBD %.2f", h.ActualPurchases, totals["bgnbd"], totals["mbgnbd"], totals["paretonbd"])
 }
 
 // TestCalibrateHoldoutEnd checks that --holdout-end bounds the holdout:
@@ -253,7 +283,7 @@ func TestCalibrateHoldoutEnd(t *testing.T) {
 	for _, c := range calIndCustomers(t) {
 		x, tx, T, y := c.stats(calEnd, holdEnd)
 		actual += y
-		expected += calIndExpected(rep.BGNBD, false, x, tx*7, T*7, 92)
+		expected += calIndExpected(rep.BGNBD, "bgnbd", x, tx*7, T*7, 92)
 	}
 	h := rep.Holdout
 	if h == nil || h.ActualPurchases != int64(actual) || h.Length != 92 || math.Abs(h.ExpectedPurchases-expected) > 1e-9*expected {
@@ -338,7 +368,7 @@ func TestCalibrateHTMLReport(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "report.html")
 	rep := calRunJSON(t, "--csv", calCDNOWSample, "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30",
-		"--time-unit", "week", "--model", "all", "--out", filepath.Join(dir, "p.yaml"), "--report", path)
+		"--time-unit", "week", "--model", "mbgnbd", "--out", filepath.Join(dir, "p.yaml"), "--report", path)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -384,12 +414,12 @@ func TestCalibrateHTMLReport(t *testing.T) {
 	if svgs != 3 || boundaries != 1 {
 		t.Errorf("%d charts, %d calibration boundaries; want 3 and 1", svgs, boundaries)
 	}
-	for _, s := range []string{"series-actual", "series-bgnbd", "series-mbgnbd"} {
+	for _, s := range []string{"series-actual", "series-mbgnbd"} {
 		if polylines[s] != 2 {
 			t.Errorf("%d %s lines, want 2 (tracking and conditional expectation)", polylines[s], s)
 		}
 	}
-	for _, want := range []string{"0.2426", "± 0.0126", "0.5248", "-9582.429", "-9582.136", "6.2496", "actual 1882", "7+"} {
+	for _, want := range []string{"r 0.5248", "± 0.0833", "-9582.136", "6.2496", "actual 1882", "7+"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report lacks %q", want)
 		}

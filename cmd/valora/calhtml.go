@@ -17,9 +17,10 @@ import (
 // calHTMLColors are the series colours: actual, then the models in report
 // order.
 var calHTMLColors = map[string]string{
-	"actual": "#222222",
-	"bgnbd":  "#1f77b4",
-	"mbgnbd": "#d62728",
+	"actual":    "#222222",
+	"bgnbd":     "#1f77b4",
+	"mbgnbd":    "#d62728",
+	"paretonbd": "#2ca02c",
 }
 
 // calPAliveGrid is the size of the P(alive) matrix: repeat purchases 0 to
@@ -57,22 +58,23 @@ svg text { font-family: sans-serif; font-size: 11px; fill: #222; }
 		r.Customers.Fitted, r.Customers.RepeatBuyers, calModelName(r.CountModel))
 
 	// Fits.
-	w("<h2>Fits</h2>\n<table>\n<tr><th class=\"l\">model</th><th>r</th><th>alpha (per %s)</th><th>a</th><th>b</th><th>log-likelihood</th><th>mean P(alive), one-time / repeat buyers</th>", e(string(r.TimeUnit)))
+	w("<h2>Fits</h2>\n<p class=\"note\">Estimates ± standard errors; alpha (and beta) per %s.</p>\n", e(string(r.TimeUnit)))
+	w("<table>\n<tr><th class=\"l\">model</th><th colspan=\"4\">parameters</th><th>log-likelihood</th><th>mean P(alive), one-time / repeat buyers</th>")
 	if r.Holdout != nil {
 		w("<th>holdout expected (actual %d)</th>", r.Holdout.ActualPurchases)
 	}
 	w("</tr>\n")
-	se := func(fit *calCountFit, name string, v float64) string {
-		if p := fit.StdErr[name]; p != nil {
-			return fmt.Sprintf("%.4f<br/><span class=\"note\">± %.4f</span>", v, *p)
-		}
-		return fmt.Sprintf("%.4f<br/><span class=\"note\">± n/a</span>", v)
-	}
 	for _, m := range models {
 		fit := calFitOf(r, m.Count)
-		w("<tr><td class=\"l\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.3f</td><td>%.3f / %.3f</td>",
-			calModelName(m.Count), se(fit, "r", fit.R), se(fit, "alpha", fit.Alpha), se(fit, "a", fit.A), se(fit, "b", fit.B),
-			fit.LogLikelihood, fit.PAlive.OneTimeBuyers, fit.PAlive.RepeatBuyers)
+		w("<tr><td class=\"l\">%s</td>", calModelName(m.Count))
+		for _, p := range fit.params {
+			sd := "n/a"
+			if v := fit.StdErr[p.name]; v != nil {
+				sd = fmt.Sprintf("%.4f", *v)
+			}
+			w("<td>%s %.4f<br/><span class=\"note\">± %s</span></td>", e(p.name), p.value, sd)
+		}
+		w("<td>%.3f</td><td>%.3f / %.3f</td>", fit.LogLikelihood, fit.PAlive.OneTimeBuyers, fit.PAlive.RepeatBuyers)
 		if h := fit.Holdout; h != nil {
 			w("<td>%.1f (%+.1f %%)</td>", h.ExpectedPurchases, 100*h.RelativeError)
 		}

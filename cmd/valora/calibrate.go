@@ -52,9 +52,10 @@ is approximated by the mean value of all purchases net of refunds
 
 --model chooses the count model: bgnbd (BG/NBD, the default), mbgnbd
 (MBG/NBD: a customer may also drop out at the first purchase, so a one-time
-buyer's P(alive) falls with time where BG/NBD keeps it at 1), or all (fit
-both and report both; the policy carries the one with the higher
-log-likelihood: both have four parameters). Each fit reports its
+buyer's P(alive) falls with time where BG/NBD keeps it at 1), paretonbd
+(Pareto/NBD: drop-out at any time; its fit is several times slower), or all
+(fit the three and report them; the policy carries the one with the highest
+log-likelihood: all have four parameters). Each fit reports its
 log-likelihood, standard errors and P(alive) at the calibration end.
 
 Validation (CSV input): the repeat purchase days after the calibration end,
@@ -123,7 +124,7 @@ func (f *calibrateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.delimiter, "csv-delimiter", ",", "generic CSV: the field delimiter, one character (\\t for a tab)")
 	fs.StringVar(&f.calEnd, "calibration-end", "", "end of the calibration period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive (default: the last purchase of the CSV, or the latest event time of the state)")
 	fs.StringVar(&f.holdoutEnd, "holdout-end", "", "CSV input: end of the holdout period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive: the models fitted on the calibration period are checked against the repeat purchases after it up to this time (default: the last purchase of the CSV)")
-	fs.StringVar(&f.model, "model", "bgnbd", "count model: bgnbd, mbgnbd (BG/NBD with a drop-out chance at the first purchase, so one-time buyers can be churned by P(alive)), or all (fit both, report both, and write the one with the higher log-likelihood into the policy)")
+	fs.StringVar(&f.model, "model", "bgnbd", "count model: bgnbd, mbgnbd (BG/NBD with a drop-out chance at the first purchase, so one-time buyers can be churned by P(alive)), paretonbd (drop-out at any time), or all (fit the three, report them, and write the one with the highest log-likelihood into the policy)")
 	fs.StringVar(&f.timeUnit, "time-unit", "day", "time unit of the models: day or week")
 	fs.Float64Var(&f.horizon, "horizon", 0, "periods of --time-unit over which expected purchases and CLV are counted (default: a year, 365 days or 52 weeks)")
 	fs.Float64Var(&f.discountRate, "discount-rate", 0.1, "annual discount rate of the CLV")
@@ -305,6 +306,7 @@ type calReport struct {
 	CountModel clv.CountModel  `json:"count_model"`
 	BGNBD      *calCountFit    `json:"bgnbd,omitempty"`
 	MBGNBD     *calCountFit    `json:"mbgnbd,omitempty"`
+	ParetoNBD  *calCountFit    `json:"paretonbd,omitempty"`
 	GammaGamma calGammaGamma   `json:"gamma_gamma"`
 	Frequency  []calFreqRow    `json:"repeat_purchases"`
 	Holdout    *calHoldout     `json:"holdout,omitempty"`
@@ -338,13 +340,15 @@ type calCounts struct {
 	SpendFitted int `json:"spend_fitted"`
 }
 
-// calCountFit is the fit of a count model (BG/NBD or MBG/NBD: the same
-// four parameters).
+// calCountFit is the fit of a count model: r, alpha, a and b for BG/NBD
+// and MBG/NBD, r, alpha, s and beta for Pareto/NBD.
 type calCountFit struct {
 	R             float64  `json:"r"`
 	Alpha         float64  `json:"alpha"`
-	A             float64  `json:"a"`
-	B             float64  `json:"b"`
+	A             float64  `json:"a,omitempty"`
+	B             float64  `json:"b,omitempty"`
+	S             float64  `json:"s,omitempty"`
+	Beta          float64  `json:"beta,omitempty"`
 	LogLikelihood float64  `json:"log_likelihood"`
 	StdErr        calStdEr `json:"std_err"`
 	Iterations    int      `json:"iterations"`
@@ -353,6 +357,8 @@ type calCountFit struct {
 	// Holdout is the model's error over the holdout period (CSV input
 	// with purchases after the calibration end).
 	Holdout *calHoldoutFit `json:"holdout,omitempty"`
+
+	params []calParam // in the model's order
 }
 
 type calGammaGamma struct {
@@ -432,7 +438,7 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 		return nil, nil, err
 	}
 	rep.CountModel = fits.chosen
-	rep.BGNBD, rep.MBGNBD = fits.bg, fits.mbg
+	rep.BGNBD, rep.MBGNBD, rep.ParetoNBD = fits.fits[clv.CountBGNBD], fits.fits[clv.CountMBGNBD], fits.fits[clv.CountParetoNBD]
 	gg, err := clv.FitGammaGamma(spends)
 	if err != nil {
 		return nil, nil, err
@@ -458,19 +464,6 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 	for i, s := range sums {
 		ts[i] = s.T
 		actual[min(s.X, calHistBuckets)]++
-	}
-	var pred []float64
-	if fits.chosen == clv.CountMBGNBD {
-		pred = fits.mbgParams.RepeatHistogram(ts, calHistBuckets)
-	} else {
-		pred = fits.bgParams.RepeatHistogram(ts, calHistBuckets)
-	}
-	for x := range calHistBuckets + 1 {
-		label := strconv.Itoa(x)
-		if x == calHistBuckets {
-			label += "+"
-		}
-		rep.Frequency = append(rep.Frequency, calFreqRow{X: label, Actual: actual[x], Predicted: pred[x]})
 	}
 
 	// RFM boundaries.
@@ -500,12 +493,7 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 			Horizon:      f.horizon,
 			DiscountRate: f.discountRate,
 		}
-		if k == clv.CountMBGNBD {
-			p := fits.mbgParams
-			m.MBGNBD = &p
-		} else {
-			m.BGNBD = fits.bgParams
-		}
+		fits.set[k](m)
 		if err := m.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("fitted model: %w", err)
 		}
@@ -513,6 +501,14 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 		if k == fits.chosen {
 			model = m
 		}
+	}
+	pred := model.RepeatHistogram(ts, calHistBuckets)
+	for x := range calHistBuckets + 1 {
+		label := strconv.Itoa(x)
+		if x == calHistBuckets {
+			label += "+"
+		}
+		rep.Frequency = append(rep.Frequency, calFreqRow{X: label, Actual: actual[x], Predicted: pred[x]})
 	}
 	calPAlives(rep, in, sums, models)
 	rep.models = models
@@ -664,6 +660,7 @@ type calModelsFile struct {
 	Models         *clv.Model   `json:"models"`
 	BGNBD          *calCountFit `json:"bgnbd_fit,omitempty"`
 	MBGNBD         *calCountFit `json:"mbgnbd_fit,omitempty"`
+	ParetoNBD      *calCountFit `json:"paretonbd_fit,omitempty"`
 	GammaGamma     calGGFit     `json:"gamma_gamma_fit"`
 	Customers      calCounts    `json:"customers"`
 }
@@ -706,6 +703,7 @@ func calWritePolicy(path string, pol *score.Policy, rep *calReport, model *clv.M
 		Models:         model,
 		BGNBD:          rep.BGNBD,
 		MBGNBD:         rep.MBGNBD,
+		ParetoNBD:      rep.ParetoNBD,
 		GammaGamma:     calGGFit{LogLikelihood: rep.GammaGamma.LogLikelihood, StdErr: rep.GammaGamma.StdErr},
 		Customers:      rep.Customers,
 	}
@@ -801,7 +799,7 @@ func (r *calReport) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "customers: %d fitted, %d repeat buyers, %d with a first purchase after the end (left out)\n\n",
 		r.Customers.Fitted, r.Customers.RepeatBuyers, r.Customers.FirstAfterEnd)
 
-	for _, k := range []clv.CountModel{clv.CountBGNBD, clv.CountMBGNBD} {
+	for _, k := range calAllCounts {
 		fit := calFitOf(r, k)
 		if fit == nil {
 			continue
@@ -810,13 +808,14 @@ func (r *calReport) writeText(w io.Writer) error {
 		if k == r.CountModel {
 			mark = ", in the policy"
 		}
-		fmt.Fprintf(w, "%s (alpha per %s%s), log-likelihood %.3f, %d iterations\n", calModelName(k), r.TimeUnit, mark, fit.LogLikelihood, fit.Iterations)
+		rates := "alpha"
+		if k == clv.CountParetoNBD {
+			rates = "alpha and beta"
+		}
+		fmt.Fprintf(w, "%s (%s per %s%s), log-likelihood %.3f, %d iterations\n", calModelName(k), rates, r.TimeUnit, mark, fit.LogLikelihood, fit.Iterations)
 		p("\tparameter\testimate\tstd. error\t\n")
-		for _, v := range []struct {
-			n string
-			v float64
-		}{{"r", fit.R}, {"alpha", fit.Alpha}, {"a", fit.A}, {"b", fit.B}} {
-			p("\t%s\t%.4f\t%s\t\n", v.n, v.v, se(fit.StdErr[v.n]))
+		for _, v := range fit.params {
+			p("\t%s\t%.4f\t%s\t\n", v.name, v.value, se(fit.StdErr[v.name]))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

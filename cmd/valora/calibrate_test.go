@@ -44,6 +44,7 @@ type calJSONReport struct {
 	} `json:"repeat_purchases"`
 	CountModel string       `json:"count_model"`
 	MBGNBD     *calJSONFit  `json:"mbgnbd"`
+	ParetoNBD  *calJSONFit  `json:"paretonbd"`
 	Holdout    *calJSONHold `json:"holdout"`
 	Tracking   *struct {
 		Start            string `json:"start"`
@@ -79,6 +80,7 @@ type calJSONReport struct {
 // calJSONFit is a count model's fit in the --json report.
 type calJSONFit struct {
 	R, Alpha, A, B float64
+	S, Beta        float64
 	LogLikelihood  float64             `json:"log_likelihood"`
 	StdErr         map[string]*float64 `json:"std_err"`
 	PAlive         struct {

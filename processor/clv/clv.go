@@ -27,19 +27,22 @@ const (
 	// CountMBGNBD is MBG/NBD (Model.MBGNBD): a customer can also drop out
 	// at the first purchase.
 	CountMBGNBD CountModel = "mbgnbd"
+	// CountParetoNBD is Pareto/NBD (Model.ParetoNBD): a customer drops out
+	// at any time, bought or not.
+	CountParetoNBD CountModel = "paretonbd"
 )
 
 // ParseCountModel returns the CountModel named s.
 func ParseCountModel(s string) (CountModel, error) {
 	switch c := CountModel(s); c {
-	case CountBGNBD, CountMBGNBD:
+	case CountBGNBD, CountMBGNBD, CountParetoNBD:
 		return c, nil
 	}
-	return "", fmt.Errorf("model %q: want bgnbd or mbgnbd", s)
+	return "", fmt.Errorf("model %q: want bgnbd, mbgnbd or paretonbd", s)
 }
 
 // Model is a fitted customer-base model ready for per-customer
-// evaluation: a count model (BG/NBD or MBG/NBD), Gamma-Gamma, and how to
+// evaluation: a count model (BG/NBD, MBG/NBD or Pareto/NBD), Gamma-Gamma, and how to
 // discount their product into a customer lifetime value. Its fields are what a policy stores; Validate
 // checks them and precomputes the discount table, and must succeed before
 // Evaluate or CLV is called (they panic otherwise). A validated Model is
@@ -49,13 +52,14 @@ type Model struct {
 	// Evaluate, and of BGNBD.Alpha.
 	Unit TimeUnit `json:"time_unit" yaml:"time_unit"`
 	// Count is the count model: CountBGNBD (also when empty, as in
-	// policies written before there was a choice) or CountMBGNBD.
+	// policies written before there was a choice), CountMBGNBD or
+	// CountParetoNBD.
 	Count CountModel `json:"model,omitempty" yaml:"model,omitempty"`
-	// BGNBD holds the BG/NBD parameters (required when Count is BG/NBD),
-	// MBGNBD those of MBG/NBD (required when Count is MBG/NBD), and
-	// GammaGamma the spend model's.
+	// BGNBD, MBGNBD and ParetoNBD hold the parameters of the count models;
+	// the one Count names is required. GammaGamma holds the spend model's.
 	BGNBD      BGNBD      `json:"bgnbd" yaml:"bgnbd,omitempty"`
 	MBGNBD     *MBGNBD    `json:"mbgnbd,omitempty" yaml:"mbgnbd,omitempty"`
+	ParetoNBD  *ParetoNBD `json:"paretonbd,omitempty" yaml:"paretonbd,omitempty"`
 	GammaGamma GammaGamma `json:"gamma_gamma" yaml:"gamma_gamma"`
 	// Horizon is the period, in Unit, over which Evaluate counts expected
 	// purchases and value. > 0.
@@ -73,7 +77,7 @@ type Model struct {
 
 // modelTables is the precomputed part of a validated Model.
 type modelTables struct {
-	mbg      bool      // Count is MBG/NBD
+	kind     countKind // the count model
 	times    []float64 // end of each period, in Unit
 	discount []float64 // discount factor of each period
 }
@@ -84,7 +88,7 @@ func (m *Model) Validate() error {
 	if !m.Unit.Valid() {
 		return fmt.Errorf("model time_unit %q: want day or week: %w", m.Unit, ErrInvalidParams)
 	}
-	mbg := false
+	kind := kindBGNBD
 	switch m.Count {
 	case "", CountBGNBD:
 		if err := m.BGNBD.Validate(); err != nil {
@@ -97,9 +101,17 @@ func (m *Model) Validate() error {
 		if err := m.MBGNBD.Validate(); err != nil {
 			return fmt.Errorf("model: %w", err)
 		}
-		mbg = true
+		kind = kindMBGNBD
+	case CountParetoNBD:
+		if m.ParetoNBD == nil {
+			return fmt.Errorf("model paretonbd: parameters missing: %w", ErrInvalidParams)
+		}
+		if err := m.ParetoNBD.Validate(); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		kind = kindParetoNBD
 	default:
-		return fmt.Errorf("model %q: want bgnbd or mbgnbd: %w", m.Count, ErrInvalidParams)
+		return fmt.Errorf("model %q: want bgnbd, mbgnbd or paretonbd: %w", m.Count, ErrInvalidParams)
 	}
 	if err := m.GammaGamma.Validate(); err != nil {
 		return fmt.Errorf("model: %w", err)
@@ -117,7 +129,7 @@ func (m *Model) Validate() error {
 	if steps < 1 || steps > MaxSteps {
 		return fmt.Errorf("model steps %d: want 0..%d: %w", m.Steps, MaxSteps, ErrInvalidParams)
 	}
-	c := &modelTables{mbg: mbg, times: make([]float64, steps), discount: make([]float64, steps)}
+	c := &modelTables{kind: kind, times: make([]float64, steps), discount: make([]float64, steps)}
 	perUnit := math.Log1p(m.DiscountRate) / m.Unit.PerYear() // continuous rate per unit
 	for k := range steps {
 		t := m.Horizon * float64(k+1) / float64(steps)
@@ -174,10 +186,13 @@ func (m *Model) CLV(s Summary, meanSpend float64) float64 {
 // discounted returns the expected purchases over the horizon and their
 // discounted count: Σ_k (E[Y(t_k)] - E[Y(t_(k-1))]) · discount_k.
 func (m *Model) discounted(c *modelTables, s Summary, pAlive float64) (total, disc float64) {
+	if c.kind == kindParetoNBD {
+		return m.discountedPareto(c, s, pAlive)
+	}
 	x := float64(s.X)
 	// The bracket of ExpectedPurchases: BG/NBD's, or MBG/NBD's (b+1 for b).
 	var at, scale, ha, hb, hc float64
-	if c.mbg {
+	if c.kind == kindMBGNBD {
 		b := m.MBGNBD
 		at, scale = b.Alpha+s.T, (b.A+b.B+x)*pAlive
 		ha, hb, hc = b.A+b.B-b.R, b.A-1, b.A+b.B+x
@@ -200,10 +215,36 @@ func (m *Model) discounted(c *modelTables, s Summary, pAlive float64) (total, di
 	return prev, disc
 }
 
+// discountedPareto is discounted for Pareto/NBD, whose expectation has a
+// closed form.
+func (m *Model) discountedPareto(c *modelTables, s Summary, pAlive float64) (total, disc float64) {
+	p := m.ParetoNBD
+	scale := p.scale(s) * pAlive
+	prev := 0.0
+	for k, t := range c.times {
+		e := max(scale*p.bracket(s.T, t), prev)
+		disc += (e - prev) * c.discount[k]
+		prev = e
+	}
+	return prev, disc
+}
+
+// countKind is a validated Model's count model, for dispatch.
+type countKind uint8
+
+const (
+	kindBGNBD countKind = iota
+	kindMBGNBD
+	kindParetoNBD
+)
+
 // pAlive is PAlive with the tables at hand.
 func (m *Model) pAlive(c *modelTables, s Summary) float64 {
-	if c.mbg {
+	switch c.kind {
+	case kindMBGNBD:
 		return m.MBGNBD.PAlive(s)
+	case kindParetoNBD:
+		return m.ParetoNBD.PAlive(s)
 	}
 	return m.BGNBD.PAlive(s)
 }
@@ -216,8 +257,11 @@ func (m *Model) PAlive(s Summary) float64 { return m.pAlive(m.tables(), s) }
 // observation time from which P(alive) of a customer with x repeat
 // purchase days, the last at tx, is below threshold; +Inf for never.
 func (m *Model) PAliveFallsBelow(x int64, tx, threshold float64) float64 {
-	if m.tables().mbg {
+	switch m.tables().kind {
+	case kindMBGNBD:
 		return m.MBGNBD.PAliveFallsBelow(x, tx, threshold)
+	case kindParetoNBD:
+		return m.ParetoNBD.PAliveFallsBelow(x, tx, threshold)
 	}
 	return m.BGNBD.PAliveFallsBelow(x, tx, threshold)
 }
@@ -226,12 +270,29 @@ func (m *Model) PAliveFallsBelow(x int64, tx, threshold float64) float64 {
 // the purchases in the next t time units (BGNBD.ExpectedPurchases or
 // MBGNBD.ExpectedPurchases); for the zero Summary, E[X(t)].
 func (m *Model) ExpectedPurchases(s Summary, t float64) float64 {
-	if m.tables().mbg {
+	switch m.tables().kind {
+	case kindMBGNBD:
 		return m.MBGNBD.ExpectedPurchases(s, t)
+	case kindParetoNBD:
+		return m.ParetoNBD.ExpectedPurchases(s, t)
 	}
 	return m.BGNBD.ExpectedPurchases(s, t)
 }
 
 // OneTimeBuyersDrop reports whether a customer without a repeat purchase
-// can have P(alive) below 1: true under MBG/NBD, false under BG/NBD.
-func (m *Model) OneTimeBuyersDrop() bool { return m.tables().mbg }
+// can have P(alive) below 1: true under MBG/NBD and Pareto/NBD, false
+// under BG/NBD.
+func (m *Model) OneTimeBuyersDrop() bool { return m.tables().kind != kindBGNBD }
+
+// RepeatHistogram returns the count model's expected number of customers
+// with 0..n-1 and n or more repeat purchases, for observation times ts
+// (see BGNBD.RepeatHistogram).
+func (m *Model) RepeatHistogram(ts []float64, n int) []float64 {
+	switch m.tables().kind {
+	case kindMBGNBD:
+		return m.MBGNBD.RepeatHistogram(ts, n)
+	case kindParetoNBD:
+		return m.ParetoNBD.RepeatHistogram(ts, n)
+	}
+	return m.BGNBD.RepeatHistogram(ts, n)
+}

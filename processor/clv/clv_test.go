@@ -35,7 +35,9 @@ func TestModelValidate(t *testing.T) {
 		{"steps", func(m *Model) { m.Steps = MaxSteps + 1 }, ErrInvalidParams},
 		{"steps negative", func(m *Model) { m.Steps = -1 }, ErrInvalidParams},
 		{"bgnbd named", func(m *Model) { m.Count = CountBGNBD }, nil},
-		{"unknown count model", func(m *Model) { m.Count = "paretonbd" }, ErrInvalidParams},
+		{"unknown count model", func(m *Model) { m.Count = "pareto" }, ErrInvalidParams},
+		{"paretonbd without parameters", func(m *Model) { m.Count = CountParetoNBD }, ErrInvalidParams},
+		{"paretonbd", func(m *Model) { m.Count, m.ParetoNBD = CountParetoNBD, &ParetoNBD{R: 1, Alpha: 1, S: 1, Beta: 1} }, nil},
 		{"mbgnbd without parameters", func(m *Model) { m.Count = CountMBGNBD }, ErrInvalidParams},
 		{"mbgnbd bad parameter", func(m *Model) { m.Count, m.MBGNBD = CountMBGNBD, &MBGNBD{R: 1, Alpha: 1, A: 0, B: 1} }, ErrInvalidParams},
 		{"mbgnbd without bgnbd", func(m *Model) { m.Count, m.MBGNBD, m.BGNBD = CountMBGNBD, &MBGNBD{R: 1, Alpha: 1, A: 1, B: 1}, BGNBD{} }, nil},
@@ -186,4 +188,34 @@ func cdnowModelValid(t *testing.T) *Model {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestModelParetoNBD checks that a Model with Count Pareto/NBD evaluates
+// with Pareto/NBD: P(alive), the expected purchases over the horizon (the
+// discounted sum's undiscounted total), and the P(alive) crossing.
+func TestModelParetoNBD(t *testing.T) {
+	pn := ParetoNBD{R: 0.553, Alpha: 10.578, S: 0.606, Beta: 11.669}
+	m := cdnowModel()
+	m.Count, m.ParetoNBD = CountParetoNBD, &pn
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !m.OneTimeBuyersDrop() {
+		t.Error("OneTimeBuyersDrop: want true under Pareto/NBD")
+	}
+	for _, s := range []Summary{{0, 0, 10}, {0, 0, 38}, {2, 30.43, 38.86}, {9, 5, 38}} {
+		v := m.Evaluate(s, 30)
+		if v.PAlive != pn.PAlive(s) || m.PAlive(s) != v.PAlive {
+			t.Errorf("%+v: P(alive) %v, Pareto/NBD %v", s, v.PAlive, pn.PAlive(s))
+		}
+		if want := pn.ExpectedPurchases(s, m.Horizon); math.Abs(v.ExpectedPurchases-want) > 1e-12*max(1, want) {
+			t.Errorf("%+v: expected purchases %v, Pareto/NBD %v", s, v.ExpectedPurchases, want)
+		}
+		if !(v.CLV > 0 && v.CLV < v.ExpectedPurchases*v.ExpectedSpend) {
+			t.Errorf("%+v: CLV %v, undiscounted %v", s, v.CLV, v.ExpectedPurchases*v.ExpectedSpend)
+		}
+		if got, want := m.PAliveFallsBelow(s.X, s.Tx, 0.3), pn.PAliveFallsBelow(s.X, s.Tx, 0.3); got != want {
+			t.Errorf("%+v: PAliveFallsBelow %v, Pareto/NBD %v", s, got, want)
+		}
+	}
 }

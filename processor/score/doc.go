@@ -81,8 +81,8 @@
 // models' count model is below it is churned as if idle past
 // churn.inactivity_days (the stage is churned and the flag set). Under
 // BG/NBD (models.model bgnbd, the default) only repeat buyers (RepeatDays >
-// 0) can be: a one-time buyer's P(alive) is 1; under MBG/NBD (mbgnbd) a
-// one-time buyer's falls too. P(alive) falls as T grows, so NextDeadline
+// 0) can be: a one-time buyer's P(alive) is 1; under MBG/NBD (mbgnbd) and
+// Pareto/NBD (paretonbd) a one-time buyer's falls too. P(alive) falls as T grows, so NextDeadline
 // includes the time it crosses the threshold (clv.Model.PAliveFallsBelow):
 // the timer fires then.
 //

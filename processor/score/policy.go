@@ -61,8 +61,8 @@ type Policy struct {
 	// how a customer is scored, so Digest leaves it out: changing it does
 	// not rebuild the timer index.
 	Dedup Dedup `yaml:"dedup" json:"-"`
-	// Models holds the fitted customer-base models (BG/NBD or MBG/NBD, and
-	// Gamma-Gamma)
+	// Models holds the fitted customer-base models (BG/NBD, MBG/NBD or
+	// Pareto/NBD, and Gamma-Gamma)
 	// and how to discount them into a lifetime value; `valora calibrate`
 	// writes it. Money in the models is in major units of BaseCurrency.
 	// Optional: without it TierChanges carry no p_alive,
@@ -156,7 +156,7 @@ type Churn struct {
 	// count model of Models is below this is churned too, even before
 	// InactivityDays. Under BG/NBD only repeat buyers (at least one repeat
 	// purchase day) can fall below it: a one-time buyer's P(alive) is 1;
-	// under MBG/NBD one-time buyers can too. In [0, 1); 0 (the default)
+	// under MBG/NBD and Pareto/NBD one-time buyers can too. In [0, 1); 0 (the default)
 	// disables the rule, which requires Models.
 	PAliveBelow float64 `yaml:"p_alive_below,omitempty" json:",omitempty"`
 }
@@ -395,7 +395,7 @@ type compiled struct {
 
 	model         *clv.Model    // nil without Models
 	pAliveBelow   float64       // 0: rule off
-	oneTimeDrop   bool          // the model lets one-time buyers drop out (MBG/NBD)
+	oneTimeDrop   bool          // the model lets one-time buyers drop out (MBG/NBD, Pareto/NBD)
 	classes       *ValueClasses // nil: no classes
 	minorPerMajor float64       // 10^exponent of the base currency
 	unitMs        int64         // the model's time unit in milliseconds
