@@ -167,10 +167,9 @@ func TestCalibrateHoldoutCDNOW(t *testing.T) {
 		t.Errorf("holdout %d repeat purchases over %v to %s, want 1882 over 39 weeks to 1998-06-30", h.ActualPurchases, h.Length, h.End)
 	}
 	type bin struct {
-		n              int
-		actual         float64
-		expected       map[string]float64
-		expectedTotals map[string]float64
+		n        int
+		actual   float64
+		expected map[string]float64
 	}
 	bins := make([]bin, 8)
 	for i := range bins {

@@ -106,11 +106,6 @@ func (m MBGNBD) ExpectedPurchases(s Summary, t float64) float64 {
 	return e
 }
 
-// brackets is BGNBD.brackets for MBG/NBD.
-func (m MBGNBD) brackets(x, at float64, ts, out []float64) {
-	hypBrackets(m.A+m.B-m.R, m.A-1, m.A+m.B+x, at, ts, out)
-}
-
 // PMF returns P(X(t) = x) for a customer observed for t from the first
 // purchase:
 //
