@@ -530,9 +530,10 @@ const reviewIdleFactor = 3
 
 // pAliveCrossing returns the first millisecond after now at which c's
 // P(alive) is below the policy's threshold, or 0 if none is before
-// MaxEventTime. The closed form (clv.Model.PAliveFallsBelow) is exact up to
-// rounding; a few steps of a millisecond settle the last bits against
-// PAlive itself, the function derive uses.
+// MaxEventTime. clv.Model.PAliveFallsBelow (a closed form, or under
+// Pareto/NBD a root found to 1e-13) is exact up to rounding; a few steps of
+// a millisecond settle the last bits against PAlive itself, the function
+// derive uses.
 func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
 	b := pc.model
 	s := pc.summary(c, now)
