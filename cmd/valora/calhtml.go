@@ -42,7 +42,7 @@ func calWriteHTML(r *calReport, models []*clv.Model, model *clv.Model, maxT floa
 	w(`<style>
 body { font-family: sans-serif; margin: 2em; max-width: 60em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
 th { background: #f4f4f4; }
 td.l, th.l { text-align: left; }
 svg text { font-family: sans-serif; font-size: 11px; fill: #222; }
