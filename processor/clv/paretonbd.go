@@ -45,18 +45,25 @@ func (m ParetoNBD) Validate() error {
 //	ln F(t) = -(r+x) ln(α+t) - s ln(β+t) + ln 2F1(1, r+x; r+s+x+1; z)          (α >= β)
 //	ln F(t) = -(r+x-1) ln(α+t) - (s+1) ln(β+t) + ln 2F1(1, s+1; r+s+x+1; z)    (α < β)
 func (m ParetoNBD) logOdds(x, tx, T float64) (lnOdds, a1 float64) {
-	a1 = -(m.R+x)*math.Log(m.Alpha+T) - m.S*math.Log(m.Beta+T)
-	lnF := func(t float64) float64 {
-		c := m.R + m.S + x + 1
-		if m.Alpha >= m.Beta {
-			z := (m.Alpha - m.Beta) / (m.Alpha + t)
-			return -(m.R+x)*math.Log(m.Alpha+t) - m.S*math.Log(m.Beta+t) + math.Log(hyp1(m.R+x, c, z))
-		}
-		z := (m.Beta - m.Alpha) / (m.Beta + t)
-		return -(m.R+x-1)*math.Log(m.Alpha+t) - (m.S+1)*math.Log(m.Beta+t) + math.Log(hyp1(m.S+1, c, z))
+	return m.logOddsAt(x, m.lnF(x, tx), T)
+}
+
+// lnF returns ln F(t) of logOdds.
+func (m ParetoNBD) lnF(x, t float64) float64 {
+	c := m.R + m.S + x + 1
+	if m.Alpha >= m.Beta {
+		z := (m.Alpha - m.Beta) / (m.Alpha + t)
+		return -(m.R+x)*math.Log(m.Alpha+t) - m.S*math.Log(m.Beta+t) + math.Log(hyp1(m.R+x, c, z))
 	}
-	d1 := lnF(tx) - a1
-	d2 := lnF(T) - a1
+	z := (m.Beta - m.Alpha) / (m.Beta + t)
+	return -(m.R+x-1)*math.Log(m.Alpha+t) - (m.S+1)*math.Log(m.Beta+t) + math.Log(hyp1(m.S+1, c, z))
+}
+
+// logOddsAt is logOdds with lnFtx = lnF(x, t_x) given.
+func (m ParetoNBD) logOddsAt(x, lnFtx, T float64) (lnOdds, a1 float64) {
+	a1 = -(m.R+x)*math.Log(m.Alpha+T) - m.S*math.Log(m.Beta+T)
+	d1 := lnFtx - a1
+	d2 := m.lnF(x, T) - a1
 	if !(d1 > d2) {
 		// t_x = T (or rounding at it): no time to have died unseen.
 		return math.Inf(-1), a1
@@ -132,7 +139,8 @@ func (m ParetoNBD) PAliveFallsBelow(x int64, tx, threshold float64) float64 {
 	}
 	xf := float64(x)
 	target := math.Log(1/threshold - 1) // P(alive) < θ ⟺ ln odds > target
-	g := func(u float64) float64 { l, _ := m.logOdds(xf, tx, tx+math.Exp(u)); return l - target }
+	lnFtx := m.lnF(xf, tx)
+	g := func(u float64) float64 { l, _ := m.logOddsAt(xf, lnFtx, tx+math.Exp(u)); return l - target }
 	// Bracket: g(a) <= 0 < g(b), u = ln(T - t_x).
 	scale := max(m.Alpha, m.Beta) + tx
 	a, b := math.Log(scale), math.Log(scale)
