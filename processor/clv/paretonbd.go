@@ -240,7 +240,9 @@ const pmfNodes = 64
 //
 //	P(X(t)=x) = (β/(β+t))^s NB(x; t) + ∫_0^t s β^s/(β+τ)^(s+1) NB(x; τ) dτ
 //
-// with the integral by Gauss-Legendre quadrature.
+// with the integral by Gauss-Legendre quadrature. Unlike the other
+// per-customer functions it allocates (the quadrature's nodes): it serves
+// population summaries (RepeatHistogram), not the scoring path.
 func (m ParetoNBD) PMF(x int64, t float64) float64 {
 	if x < 0 || !(t > 0) {
 		if x == 0 {
