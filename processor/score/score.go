@@ -396,14 +396,14 @@ func (pc *compiled) derive(c *schemas.Customer, now int64, value bool, pAliveAt 
 			s.v = pc.model.Evaluate(pc.summary(c, now), pc.meanSpend(c))
 			s.d.ValueClass = pc.classify(c.MonetaryMinor, s.v.CLV*pc.minorPerMajor)
 		}
-		if pc.pAliveBelow > 0 && c.RepeatDays > 0 && !s.d.ChurnRisk {
+		if pc.pAliveBelow > 0 && (c.RepeatDays > 0 || pc.oneTimeDrop) && !s.d.ChurnRisk {
 			switch {
 			case pAliveAt != 0:
 				s.d.ChurnRisk = pAliveAt > 0 && now >= pAliveAt
 			case s.valued:
 				s.d.ChurnRisk = s.v.PAlive < pc.pAliveBelow
 			default:
-				s.d.ChurnRisk = pc.model.BGNBD.PAlive(pc.summary(c, now)) < pc.pAliveBelow
+				s.d.ChurnRisk = pc.model.PAlive(pc.summary(c, now)) < pc.pAliveBelow
 			}
 		}
 	}
@@ -488,7 +488,7 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 		n++
 	}
 	pAliveAt := int64(0)
-	if pc.pAliveBelow > 0 && c.RepeatDays > 0 {
+	if pc.pAliveBelow > 0 && (c.RepeatDays > 0 || pc.oneTimeDrop) {
 		pAliveAt = -1
 		if at := pc.pAliveCrossing(c, now); at != 0 {
 			cand[n] = at
@@ -544,11 +544,12 @@ const reviewIdleFactor = 3
 
 // pAliveCrossing returns the first millisecond after now at which c's
 // P(alive) is below the policy's threshold, or 0 if none is before
-// MaxEventTime. The closed form (clv.BGNBD.PAliveFallsBelow) is exact up to
-// rounding; a few steps of a millisecond settle the last bits against
-// PAlive itself, the function derive uses.
+// MaxEventTime. clv.Model.PAliveFallsBelow (a closed form, or under
+// Pareto/NBD a root found to 1e-13) is exact up to rounding; a few steps of
+// a millisecond settle the last bits against PAlive itself, the function
+// derive uses.
 func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
-	b := &pc.model.BGNBD
+	b := pc.model
 	s := pc.summary(c, now)
 	ts := b.PAliveFallsBelow(s.X, s.Tx, pc.pAliveBelow)
 	f := float64(c.FirstPurchase) + math.Ceil(ts*float64(pc.unitMs))
