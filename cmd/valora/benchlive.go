@@ -173,6 +173,11 @@ type liveSample struct {
 // to output-visible latency, to the millisecond, with no table to match
 // inputs and outputs. Tier changes that timers caused carry a deadline
 // instead and are not timed. Producer and reader share this machine's clock.
+//
+// The reader is as prompt as a Java consumer: franz-go's defaults would make
+// it wait up to 5 s for its first fetch (MetadataMinAge: it needs a second
+// metadata request to list its offsets) and, where the broker holds a fetch
+// until its wait ends, 5 s (FetchMaxWait; Java's fetch.max.wait.ms is 500 ms).
 type liveReader struct {
 	codec   *schemas.Codec
 	mu      sync.Mutex
@@ -324,7 +329,8 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 		defer pprof.StopCPUProfile()
 	}
 
-	pcl, err := kgo.NewClient(seeds, kgo.ProducerLinger(time.Millisecond), kgo.MaxBufferedRecords(1<<20))
+	pcl, err := kgo.NewClient(seeds, kgo.ProducerLinger(time.Millisecond), kgo.MaxBufferedRecords(1<<20),
+		kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -348,7 +354,7 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	go func() {
 		readerDone <- reader.run(rctx, []kgo.Opt{seeds, kgo.ConsumeTopics(sf.tierChanges),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchMaxWait(100 * time.Millisecond)})
+			kgo.FetchMaxWait(100 * time.Millisecond), kgo.MetadataMinAge(100 * time.Millisecond)})
 	}()
 	var stopAt atomic.Int64 // wall time (ns) to stop producing; 0 until ready
 	go func() { prodDone <- liveProduce(pctx, prod, gn, gf.rate, &stopAt) }()
