@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/internal/gen"
 	"valora/processor"
@@ -75,6 +76,46 @@ type liveWindow struct {
 	TxnCommitMean   float64 `json:"transaction_commit_mean_seconds"`
 	ProcessingMean  float64 `json:"processing_latency_mean_seconds"`
 	LoadAverage1Min float64 `json:"load_average_1m"`
+	// Requests are the scorer's Kafka requests in the window, by name.
+	Requests map[string]liveRequests `json:"requests"`
+}
+
+// liveRequests counts one kind of Kafka request of the scorer's clients
+// and their mean round trip (written to response read; a fetch's includes
+// the time the broker held it).
+type liveRequests struct {
+	PerSecond float64 `json:"per_second"`
+	Mean      float64 `json:"mean_seconds"`
+}
+
+// reqStats counts the requests of every client of the scorer by request
+// key, through franz-go's end-to-end hook.
+type reqStats struct {
+	n, ns [reqKeys]atomic.Int64
+}
+
+const reqKeys = 128
+
+// reqShown are the requests that the text report shows.
+var reqShown = []int16{
+	(&kmsg.ProduceRequest{}).Key(), (&kmsg.FetchRequest{}).Key(), (&kmsg.AddPartitionsToTxnRequest{}).Key(),
+	(&kmsg.EndTxnRequest{}).Key(), (&kmsg.MetadataRequest{}).Key(), (&kmsg.ListOffsetsRequest{}).Key(),
+}
+
+// OnBrokerE2E implements kgo.HookBrokerE2E.
+func (r *reqStats) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if key < 0 || key >= reqKeys || e2e.WriteErr != nil || e2e.ReadErr != nil {
+		return
+	}
+	r.n[key].Add(1)
+	r.ns[key].Add(int64(e2e.DurationE2E()))
+}
+
+func (r *reqStats) snap() (n, ns [reqKeys]int64) {
+	for k := range reqKeys {
+		n[k], ns[k] = r.n[k].Load(), r.ns[k].Load()
+	}
+	return n, ns
 }
 
 // liveResult is what `valora bench --live` reports.
@@ -227,6 +268,7 @@ type liveSnap struct {
 	txnSum, txnN       float64
 	procSum, procN     float64
 	load               float64
+	reqN, reqNS        [reqKeys]int64
 }
 
 func histSumCount(mfs []*dto.MetricFamily, name string) (sum, n float64) {
@@ -287,7 +329,10 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	if err != nil {
 		return err
 	}
-	s, err := newScorer(ctx, sf, log)
+	reqs := &reqStats{}
+	s, err := newScorer(ctx, sf, log, func(c *processor.Config) {
+		c.ClientOpts = append(c.ClientOpts, kgo.WithHooks(reqs))
+	})
 	if err != nil {
 		return err
 	}
@@ -381,6 +426,7 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 		sn.commitSum, sn.commitN = histSumCount(mfs, "valora_commit_duration_seconds")
 		sn.txnSum, sn.txnN = histSumCount(mfs, "valora_transaction_commit_seconds")
 		sn.procSum, sn.procN = histSumCount(mfs, "valora_processing_latency_seconds")
+		sn.reqN, sn.reqNS = reqs.snap()
 		return sn
 	}
 	first := snap(start)
@@ -574,6 +620,13 @@ func liveWindows(samples []liveSample, snaps []liveSnap, ready, end time.Time) (
 		w.TxnCommitMean = ratio(b.txnSum-a.txnSum, b.txnN-a.txnN)
 		w.ProcessingMean = ratio(b.procSum-a.procSum, b.procN-a.procN)
 		w.LoadAverage1Min = b.load
+		w.Requests = map[string]liveRequests{}
+		for k := range reqKeys {
+			if n := b.reqN[k] - a.reqN[k]; n > 0 {
+				w.Requests[kmsg.NameForKey(int16(k))] = liveRequests{
+					PerSecond: float64(n) / secs, Mean: time.Duration((b.reqNS[k] - a.reqNS[k]) / n).Seconds()}
+			}
+		}
 		out = append(out, w)
 	}
 	settled := summarise(samples, r+int64(liveSettle), end.UnixNano())
@@ -645,6 +698,23 @@ func (r *liveResult) print(w io.Writer) {
 		row(label, x, true)
 	}
 	row(fmt.Sprintf("%.0f-%.0f all", r.Settled.Start, r.Settled.End), r.Settled, false)
+	fmt.Fprintf(w, "requests:  the scorer's Kafka requests per second / mean round trip in ms\n%-13s", "window (s)")
+	for _, k := range reqShown {
+		fmt.Fprintf(w, " %22s", kmsg.NameForKey(k))
+	}
+	fmt.Fprintln(w)
+	for i, x := range r.Windows {
+		label := fmt.Sprintf("%.0f-%.0f", x.Start, x.End)
+		if i == 0 {
+			label = "start-ready"
+		}
+		fmt.Fprintf(w, "%-13s", label)
+		for _, k := range reqShown {
+			q := x.Requests[kmsg.NameForKey(k)]
+			fmt.Fprintf(w, " %12.0f/s %6.1fms", q.PerSecond, q.Mean*1e3)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "columns:   cpu/broker = cores used by this process/--broker-pid; commit, txn, proc = means of valora's commit cycle,\n"+
 		"           transaction commit and processing latency; load = 1-minute load average at the window's end\n")
 	fmt.Fprintf(w, "records:   %d produced, %.0f handled by valora, %d tier changes timed, %.0f unread at the end\n",
