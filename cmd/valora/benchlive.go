@@ -339,7 +339,10 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	seeds := kgo.SeedBrokers(splitList(sf.brokers)...)
 	started := false
 	defer func() {
-		if !started {
+		if !started { // s.run closes these once it has started
+			if s.ln != nil {
+				s.ln.Close()
+			}
 			s.store.Close()
 		}
 	}()
