@@ -215,10 +215,11 @@ type liveSample struct {
 // inputs and outputs. Tier changes that timers caused carry a deadline
 // instead and are not timed. Producer and reader share this machine's clock.
 //
-// The reader is as prompt as a Java consumer: franz-go's defaults would make
-// it wait up to 5 s for its first fetch (MetadataMinAge: it needs a second
-// metadata request to list its offsets) and, where the broker holds a fetch
-// until its wait ends, 5 s (FetchMaxWait; Java's fetch.max.wait.ms is 500 ms).
+// The reader is at least as prompt as a Java consumer: with franz-go's
+// default MetadataMinAge it would wait up to 5 s for its first fetch (it
+// needs a second metadata request to list its offsets), and a fetch the
+// broker holds waits at most 100 ms for data (Java's fetch.max.wait.ms is
+// 500 ms).
 type liveReader struct {
 	codec   *schemas.Codec
 	mu      sync.Mutex
@@ -362,6 +363,10 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
+	// The run's topics (with the changelog) and group go when it ends,
+	// however it ends; the deferred call runs after every goroutine is
+	// stopped.
+	defer dropLive(seeds, stderr, sf.group, sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter, sf.group+"-changelog")
 	fmt.Fprintf(stderr, "bench: topics %s-* (%d partitions), group %s, %s, %g events/s\n",
 		stamp, partitions, sf.group, sf.guarantee, gf.rate)
 
@@ -534,6 +539,30 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	}
 	res.print(stdout)
 	return nil
+}
+
+// dropLive deletes a live run's group and topics, as far as the broker
+// lets it; what it cannot delete it names on stderr.
+func dropLive(seeds kgo.Opt, stderr io.Writer, group string, topics ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(seeds)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: delete topics %v and group %s: %v\n", topics, group, err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if r, err := adm.DeleteGroup(ctx, group); err != nil || r.Err != nil {
+		fmt.Fprintf(stderr, "bench: delete group %s: %v\n", group, errors.Join(err, r.Err))
+	}
+	resp, err := adm.DeleteTopics(ctx, topics...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: delete topics %v: %v\n", topics, err)
+	}
 }
 
 // errGenDone says that the generator had no more events.

@@ -7,13 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestBenchLive runs `valora bench --live` for a few seconds against an
 // in-process broker and checks its mechanics: it produces at the rate, the
 // scorer handles every input, the reader times the tier changes, and the
-// windows account for every timed one. It asserts no latency figures.
+// windows account for every timed one, and the run's topics and group are
+// deleted at the end. It asserts no latency figures.
 func TestBenchLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the live benchmark twice for about 7 s; skipped with -short")
@@ -61,6 +64,30 @@ func TestBenchLive(t *testing.T) {
 		if res.Settled.TierChanges == 0 || res.Settled.TierChanges > res.TierChanges {
 			t.Errorf("%s: %d tier changes from readiness+5s, of %d", guarantee, res.Settled.TierChanges, res.TierChanges)
 		}
+		if strings.Contains(stderr.String(), "bench: delete") {
+			t.Errorf("%s: cleaning up failed: %s", guarantee, stderr.String())
+		}
+	}
+	// Each run deleted its topics and its group.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := topics.Names(); len(names) > 0 {
+		t.Errorf("topics left behind: %v", names)
+	}
+	groups, err := adm.ListGroups(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := groups.Groups(); len(names) > 0 {
+		t.Errorf("groups left behind: %v", names)
 	}
 }
 
