@@ -240,11 +240,11 @@ func (p *Processor) producerOpts() []kgo.Opt {
 		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()),
 		// A client waits this long between metadata requests, also when it
-		// needs one to start: the group consumer that has just been assigned
-		// its partitions needs one to load their offsets, a few ms after
-		// the one it joined with, so with franz-go's default of 5 s a new
-		// instance fetched nothing for its first 5 s. Java clients wait
-		// 100 ms (retry.backoff.ms) to 1 s between refreshes.
+		// needs one to start: a group consumer just assigned its partitions
+		// needs one to load their offsets, a few ms after the one it joined
+		// with, and the tasks need the new changelog's, so with franz-go's
+		// default of 5 s a new instance would fetch nothing for 5 s. Java
+		// clients wait 100 ms (retry.backoff.ms) to 1 s between refreshes.
 		kgo.MetadataMinAge(metadataMinAge),
 	}
 	return append(opts, c.ClientOpts...)
