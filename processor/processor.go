@@ -257,9 +257,20 @@ func (p *Processor) producerOpts() []kgo.Opt {
 		kgo.RecordPartitioner(newTaskPartitioner(c.Topics.Changelog)),
 		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()),
+		// A client waits this long between metadata requests, also when it
+		// needs one to start: a group consumer just assigned its partitions
+		// needs one to load their offsets, a few ms after the one it joined
+		// with, and the tasks need the new changelog's, so with franz-go's
+		// default of 5 s a new instance would fetch nothing for 5 s. Java
+		// clients wait 100 ms (retry.backoff.ms) to 1 s between refreshes.
+		kgo.MetadataMinAge(metadataMinAge),
 	}
 	return append(opts, c.ClientOpts...)
 }
+
+// metadataMinAge is the least time between two metadata requests of a
+// client (see producerOpts).
+const metadataMinAge = 250 * time.Millisecond
 
 // kgoOpts is the one place where the group consumer's settings are chosen.
 func (p *Processor) kgoOpts() []kgo.Opt {
