@@ -292,6 +292,7 @@ func (t *task) restore(ctx context.Context) error {
 			if err := fs.Err0(); err != nil {
 				return fmt.Errorf("read changelog: %w", err)
 			}
+			t.beat.Store(time.Now().UnixNano())
 			var ferr error
 			before := pos
 			fs.EachRecord(func(rec *kgo.Record) {

@@ -127,6 +127,11 @@ type Config struct {
 	// across all tasks of this instance. Default 1,000,000; 0 keeps the
 	// default, negative disables the cache.
 	CacheCustomers int
+	// InputPartitioner is how the producers of the input topics place keys
+	// (see Partitioner). A record in another partition than the one its
+	// key maps to is dead-lettered as wrong_partition; the HTTP lookup
+	// finds a customer's task with it. Default PartitionerMurmur2.
+	InputPartitioner Partitioner
 	// MaxClockSkew is how far in the future (by the wall clock) an event
 	// time may be before the record is dead-lettered. Default 24h.
 	MaxClockSkew time.Duration
@@ -147,6 +152,19 @@ type Config struct {
 	// TransactionTimeout bounds a task's transaction in exactly-once mode:
 	// the broker aborts one left open longer. Default 60s.
 	TransactionTimeout time.Duration
+	// ShutdownTimeout bounds how long Run takes to stop once its context
+	// ends: tasks that have not finished their commit cycle by then are
+	// abandoned (the state stays at the last durable cycle, as after a
+	// crash) and Run returns ErrShutdownAbandoned. Default 20s, under the
+	// 30s a Kubernetes pod gets after SIGTERM.
+	ShutdownTimeout time.Duration
+	// StallTimeout is how long the poll loop may wait to hand records to
+	// a task, or a task go without progress (records handled, a commit
+	// cycle finished, a changelog poll restored), before /healthz reports
+	// the instance wedged. An idle task completes a cycle every
+	// CommitInterval, and a commit gives up after a minute, so only a
+	// wait that nothing will end lasts this long. Default 2m.
+	StallTimeout time.Duration
 	// CreateTopics creates missing output topics with the inputs'
 	// partition count. Default false: missing topics are an error.
 	CreateTopics bool
@@ -258,6 +276,9 @@ func (c *Config) setDefaults() {
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = 24 * time.Hour
 	}
+	if c.InputPartitioner == "" {
+		c.InputPartitioner = PartitionerMurmur2
+	}
 	if c.Time == "" {
 		c.Time = TimeLive
 		if c.Replay != nil {
@@ -275,6 +296,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.TransactionTimeout == 0 {
 		c.TransactionTimeout = time.Minute
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 2 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -363,6 +390,9 @@ func (c *Config) ValidateSettings() error {
 	if c.WriteSetBytes < 0 || c.WriteSetBytes > MaxWriteSetBytes {
 		errs = append(errs, fmt.Errorf("write_set_bytes: %d must be between 0 (the default, %d) and %d", c.WriteSetBytes, DefaultWriteSetBytes, MaxWriteSetBytes))
 	}
+	if err := c.InputPartitioner.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MaxClockSkew < 0 {
 		errs = append(errs, fmt.Errorf("max_clock_skew: %v must be positive", c.MaxClockSkew))
 	}
@@ -385,6 +415,12 @@ func (c *Config) ValidateSettings() error {
 	}
 	if c.TransactionTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("transaction_timeout: %v must be at least 1s", c.TransactionTimeout))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %v must be positive", c.ShutdownTimeout))
+	}
+	if c.StallTimeout < 0 || (c.StallTimeout > 0 && c.StallTimeout <= commitTimeout) {
+		errs = append(errs, fmt.Errorf("stall_timeout: %v must be longer than a commit may wait for Kafka (%v)", c.StallTimeout, commitTimeout))
 	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("idle_timeout: %v must not be negative", c.IdleTimeout))

@@ -83,12 +83,27 @@
 // valora.source.offset, valora.reason (a short code, also the metric label)
 // and valora.error (a message). Reasons: the schemas.Reason codes for bytes
 // that do not decode, and missing_customer_id, key_mismatch,
-// invalid_timestamp, future_timestamp, unknown_currency, amount_overflow and
-// invalid_field for records that decode but fail validation, and
+// wrong_partition, invalid_timestamp, future_timestamp, unknown_currency,
+// amount_overflow and invalid_field for records that decode but fail
+// validation, and
 // duplicate_event for a repeat of an event_id in the customer's duplicate
-// window (see score.Dedup). A schema
-// registry that cannot be reached is not a dead-letter reason: the task
-// stops without committing, and the record is read again on restart.
+// window (see score.Dedup). DeadLetterReasons lists them all, and the
+// processor creates valora_records_dead_lettered_total for each input topic
+// and reason at 0 when it starts (with the consumed, applied and late
+// counters of each input), so that the first dead letter of a kind shows
+// as an increase. A schema registry that cannot be reached is not a
+// dead-letter reason: the task stops without committing, and the record is
+// read again on restart.
+//
+// A record whose key maps to another partition than its own under
+// Config.InputPartitioner (murmur2 by default, as Kafka's Java client and
+// franz-go place keys; crc32 for producers that all use librdkafka's
+// default) is dead-lettered as wrong_partition: applied, it would start a
+// second state of a customer that another task owns, and the lookup would
+// not find it. The first such record of a task is logged, with the likely
+// cause. The check runs after the key check, so a record without a key (or
+// with another key than its customer_id) stays missing_customer_id or
+// key_mismatch.
 //
 // # Erasure
 //
@@ -109,6 +124,43 @@
 // last evaluated under another policy version; the changes carry cause
 // POLICY_CHANGE (see timers.go). valora_policy_info{policy_version} is 1 for
 // the policy in force.
+//
+// # Goroutines, owners and locks
+//
+// Run's goroutine is the poll loop: it polls the group client and hands
+// each task its records over the task's channel. It owns the group client
+// and the watchEnds goroutine (offset listings for lag, idle time and
+// /readyz), and stops both before it returns. kgo's group goroutine calls
+// onAssigned, onRevoked, onLost and the balancer's callbacks; they start
+// and stop tasks and standbys. Each task runs one goroutine (task.run),
+// started by onAssigned and stopped by stopPartitions, which waits for it;
+// the task owns its state, its transactional producer and its restore
+// reader. Each standby runs one goroutine (followChangelog), started under
+// p.mu and stopped by whoever takes it out of p.standbys, who waits for it
+// after releasing p.mu. HTTP handlers run on the server's goroutines and
+// read atomics, or take p.mu briefly.
+//
+// Locks, in the order they may nest: Processor.mu (tasks, retiring,
+// standbys, partitions, cancel, killed), then ownerCache.mu (the owners'
+// URLs). Neither is ever held while waiting on a channel, another
+// goroutine or the network: the poll loop copies the tasks it hands
+// records to under p.mu and sends without it; a standby or task that must
+// exit is taken out of its map under p.mu and waited for after; the owner
+// lookup releases ownerCache.mu across DescribeGroups. So a task that
+// fails (fail takes p.mu), a health probe, and kgo's callbacks never wait
+// behind a blocked hand-off.
+//
+// # Faults
+//
+// A commit waits for Kafka for at most a minute (commitTimeout), and not
+// at all once the task is killed: records are produced with the commit's
+// context (produceAll), which a broker that stopped answering cannot
+// outlast. A commit that fails stops the processor: Run returns the error,
+// and a restart restores from the changelog. At shutdown the tasks finish
+// their cycles within Config.ShutdownTimeout, or are killed (the cycle in
+// flight is abandoned, as in a crash) and Run returns ErrShutdownAbandoned.
+// /healthz reports a hand-off or a task that made no progress for
+// Config.StallTimeout.
 //
 // # Order
 //

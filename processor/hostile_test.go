@@ -90,6 +90,9 @@ func hostileInput(h *harness, rng *rand.Rand) (valid []*kgo.Record, bad []hostil
 		if k == 3 {
 			e.EventID = strings.Repeat("e", 50<<10) // long but within the decoder's bound
 		}
+		if k == 5 {
+			e.Kind, e.AmountMinor = schemas.KindPurchase, 0 // a free order is valid
+		}
 		valid = append(valid, h.purchase(e))
 	}
 
@@ -149,6 +152,11 @@ func hostileInput(h *harness, rng *rand.Rand) (valid []*kgo.Record, bad []hostil
 	mismatch := p(schemas.Purchase{EventID: "m", CustomerID: "pc3"})
 	mismatch.Key = []byte("pc4")
 	add(mismatch, ReasonKeyMismatch)
+	// A record without a key lands in any partition; it is a key
+	// mismatch, checked before the partition.
+	noKey := p(schemas.Purchase{EventID: "m", CustomerID: "pc2"})
+	noKey.Key = nil
+	add(noKey, ReasonKeyMismatch)
 	add(p(schemas.Purchase{EventID: "t", CustomerID: "pc0", OccurredAt: -1000}), ReasonInvalidTimestamp)
 	add(h.interaction(schemas.Interaction{EventID: "t", CustomerID: "ic0", OccurredAt: math.MinInt64}), ReasonInvalidTimestamp)
 	add(p(schemas.Purchase{EventID: "t", CustomerID: "pc1", OccurredAt: time.Now().Add(72 * time.Hour).UnixMilli()}), ReasonFutureTimestamp)
@@ -157,7 +165,7 @@ func hostileInput(h *harness, rng *rand.Rand) (valid []*kgo.Record, bad []hostil
 	// Checks of scoring.
 	add(p(schemas.Purchase{EventID: "a", CustomerID: "pc2", AmountMinor: -5}), ReasonInvalidField)
 	add(p(schemas.Purchase{EventID: "a", CustomerID: "pc2", AmountMinor: math.MinInt64, Kind: schemas.KindRefund}), ReasonInvalidField)
-	add(h.purchase(schemas.Purchase{EventID: "a", CustomerID: "pc3", OccurredAt: ancient, AmountMinor: 0}), ReasonInvalidField)
+	add(h.purchase(schemas.Purchase{EventID: "a", CustomerID: "pc3", OccurredAt: ancient, Kind: schemas.KindRefund, AmountMinor: 0}), ReasonInvalidField)
 	add(h.interaction(schemas.Interaction{EventID: "z", CustomerID: "ic2", OccurredAt: 0}), ReasonInvalidField)
 	for _, s := range []int32{11, -1, math.MaxInt32} {
 		add(h.interaction(schemas.Interaction{EventID: "s", CustomerID: "ic2", OccurredAt: ancient, Satisfaction: &s}), ReasonInvalidField)

@@ -22,7 +22,7 @@ import (
 // Handler serves the HTTP API of this instance:
 //
 //	GET /metrics              Prometheus text format from g
-//	GET /healthz              200 while the process runs
+//	GET /healthz              200 unless the instance is wedged (liveness)
 //	GET /readyz               200 once tasks are assigned and loaded and the brokers answer
 //	GET /v1/customers/{id}    the customer's committed state as JSON
 //
@@ -37,19 +37,59 @@ import (
 func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", p.serveHealth)
 	mux.HandleFunc("GET /readyz", p.serveReady)
 	mux.Handle("GET /v1/customers/{id}", p.cfg.HTTP.guardLookup(http.HandlerFunc(p.serveCustomer)))
 	mux.HandleFunc("/", notFound)
 	return mux
 }
 
+// serveHealth answers /healthz: 503 with the reason when the instance is
+// wedged (stalled), 200 otherwise. It takes p.mu only to list the tasks,
+// and nothing holds p.mu across a wait, so it answers at once.
+func (p *Processor) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	if reason := p.stalled(time.Now()); reason != "" {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": reason})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// stalled returns why the instance is wedged, or "": the poll loop has
+// been handing one poll's records to the tasks, or a task has made no
+// progress (see task.beat), for longer than StallTimeout. An idle instance
+// is not stalled: its poll loop waits for records without handing any,
+// and its tasks tick every CommitInterval.
+func (p *Processor) stalled(now time.Time) string {
+	bound := p.cfg.StallTimeout
+	if at := p.handing.Load(); at != 0 && now.Sub(time.Unix(0, at)) > bound {
+		return fmt.Sprintf("the poll loop has waited %v for a task to take its records (stall timeout %v)",
+			now.Sub(time.Unix(0, at)).Round(time.Second), bound)
+	}
+	p.mu.Lock()
+	var worst time.Duration
+	var part int32
+	for n, t := range p.tasks {
+		if d := now.Sub(time.Unix(0, t.beat.Load())); d > worst {
+			worst, part = d, n
+		}
+	}
+	for t := range p.retiring {
+		if d := now.Sub(time.Unix(0, t.beat.Load())); d > worst {
+			worst, part = d, t.part
+		}
+	}
+	p.mu.Unlock()
+	if worst > bound {
+		return fmt.Sprintf("task %d has made no progress for %v (stall timeout %v)", part, worst.Round(time.Second), bound)
+	}
+	return ""
+}
+
 // serveReady answers /readyz: 200 once this instance has been assigned
 // tasks, every task it owns has loaded its state, and the brokers answered
-// an offset listing within the last readyBrokerAge; 503 with the reason
-// otherwise.
+// the latest offset listing, within the last readyBrokerAge; 503 with the
+// reason otherwise.
 func (p *Processor) serveReady(w http.ResponseWriter, _ *http.Request) {
 	select {
 	case <-p.ready:
@@ -68,6 +108,11 @@ func (p *Processor) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if loading > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
 			"error": fmt.Sprintf("%d of %d tasks are loading their state", loading, owned), "tasks": owned, "loading": loading})
+		return
+	}
+	if p.listFailing.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error": "the brokers did not answer the latest offset listing", "tasks": owned})
 		return
 	}
 	if at := p.listedAt.Load(); at == 0 || time.Since(time.Unix(0, at)) > p.readyBrokerAge() {
@@ -172,7 +217,7 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 	var owned bool
 	var part int32
 	if n > 0 {
-		part = PartitionOf(id, n)
+		part = p.cfg.InputPartitioner.Partition([]byte(id), n)
 		owned = p.tasks[part] != nil
 	}
 	p.mu.Unlock()
@@ -219,7 +264,9 @@ var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
 
 // PartitionOf returns the partition that Kafka's default partitioner (murmur2
 // of the key, as in the Java client and kgo) gives a record keyed by
-// customerID in a topic of n partitions: the task that owns the customer.
+// customerID in a topic of n partitions: the task that owns the customer
+// under the default Config.InputPartitioner, and the partition of the
+// customer's tier changes, which valora produces with that partitioner.
 func PartitionOf(customerID string, n int) int32 {
 	return int32(keyPartitioner.Partition(&kgo.Record{Key: []byte(customerID)}, n))
 }
@@ -247,21 +294,34 @@ const ownerTTL = 2 * time.Second
 func (p *Processor) ownerOf(ctx context.Context, part int32) (string, error) {
 	o := &p.owners
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if u, ok := o.byTask[part]; ok && time.Since(o.at) < ownerTTL {
+		o.mu.Unlock()
 		return u, nil
 	}
-	if o.adm == nil {
+	adm := o.adm
+	if adm == nil {
+		o.mu.Unlock()
 		return "", errors.New("not connected to the group yet")
 	}
 	if !o.at.IsZero() && time.Since(o.at) < ownerTTL/4 {
-		return o.byTask[part], nil // asked just now: do not hammer the coordinator
+		u := o.byTask[part]
+		o.mu.Unlock()
+		return u, nil // asked just now: do not hammer the coordinator
 	}
-	groups, err := o.adm.DescribeGroups(ctx, p.cfg.Group)
+	// Mark the cache as fresh for the time of the call, so that the
+	// lookups that come meanwhile read it instead of asking too; o.mu is
+	// not held across the call.
+	prev := o.at
+	o.at = time.Now()
+	o.mu.Unlock()
+	groups, err := adm.DescribeGroups(ctx, p.cfg.Group)
 	if err == nil {
 		err = groups.Error()
 	}
 	if err != nil {
+		o.mu.Lock()
+		o.at = prev
+		o.mu.Unlock()
 		return "", fmt.Errorf("describe group %s: %w", p.cfg.Group, err)
 	}
 	byTask := map[int32]string{}
@@ -287,6 +347,8 @@ func (p *Processor) ownerOf(ctx context.Context, part int32) (string, error) {
 			}
 		}
 	}
+	o.mu.Lock()
 	o.byTask, o.at = byTask, time.Now()
+	o.mu.Unlock()
 	return byTask[part], nil
 }

@@ -33,10 +33,12 @@ func lookupProcessor(t *testing.T, hc HTTPConfig) *Processor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	tk := &task{}
+	tk.beat.Store(time.Now().UnixNano())
 	return &Processor{
-		cfg:        Config{Store: st, HTTP: hc},
+		cfg:        Config{Store: st, HTTP: hc, StallTimeout: time.Hour},
 		partitions: 1,
-		tasks:      map[int32]*task{0: {}},
+		tasks:      map[int32]*task{0: tk},
 		ready:      make(chan struct{}),
 	}
 }

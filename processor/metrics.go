@@ -59,7 +59,12 @@ var latencyBuckets = []float64{
 	.0005, .001, .0025, .005, .01, .025, .05, .1, .15, .2, .3, .5, 1, 2.5, 5, 10,
 }
 
-func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
+// newMetrics creates the processor's series in reg. The record counters of
+// every input topic in topics, and every dead-letter reason of each, start
+// at 0, so that a rate, an increase() in an alert or a sum over them counts
+// the first record too, and a dashboard lists every reason before it
+// occurs.
+func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics {
 	m := &metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "valora_records_consumed_total",
@@ -192,6 +197,7 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 	m.eventLatency = newBatchedHistogram("valora_event_latency_seconds",
 		"End-to-end latency per applied record: from its event time (occurred_at, requested_at) to the commit that made its effects durable.",
 		eventLatencyBuckets)
+	m.initRecordSeries(topics)
 	if replay {
 		reg.MustRegister(m.replayTarget, m.replayRemaining)
 	} else {
@@ -201,4 +207,27 @@ func newMetrics(reg prometheus.Registerer, replay bool) *metrics {
 			m.standbys, m.standbyRecords)
 	}
 	return m
+}
+
+// initRecordSeries creates, at 0, the series of the record counters for
+// each input topic: consumed, applied and dead-lettered for every reason of
+// DeadLetterReasons, and late for the topics whose records can be late
+// (interactions and purchases: an erasure never is).
+func (m *metrics) initRecordSeries(topics Topics) {
+	reasons := DeadLetterReasons()
+	for _, topic := range []string{topics.Interactions, topics.Purchases, topics.Erasures} {
+		if topic == "" {
+			continue
+		}
+		m.consumed.WithLabelValues(topic)
+		m.applied.WithLabelValues(topic)
+		for _, r := range reasons {
+			m.deadLettered.WithLabelValues(topic, r)
+		}
+	}
+	for _, topic := range []string{topics.Interactions, topics.Purchases} {
+		if topic != "" {
+			m.late.WithLabelValues(topic)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -105,6 +106,21 @@ func TestMetricsExposition(t *testing.T) {
 		m.latency.Observe(v)
 	}
 
+	// Every reason of every input topic is exposed, at 0 until it occurs.
+	dead := `
+# HELP valora_records_dead_lettered_total Input records written to the dead-letter topic, by source topic and reason.
+# TYPE valora_records_dead_lettered_total counter
+`
+	for _, topic := range []string{"customer-erasures", "interactions", "purchases"} {
+		for _, r := range DeadLetterReasons() {
+			n := 0
+			if topic == "purchases" && r == ReasonUnknownCurrency {
+				n = 1
+			}
+			dead += fmt.Sprintf("valora_records_dead_lettered_total{reason=%q,topic=%q} %d\n", r, topic, n)
+		}
+	}
+
 	for _, c := range []struct {
 		name      string
 		collector prometheus.Collector
@@ -113,19 +129,18 @@ func TestMetricsExposition(t *testing.T) {
 		{"valora_records_consumed_total", m.consumed, `
 # HELP valora_records_consumed_total Input records fetched and handled by a task, by topic.
 # TYPE valora_records_consumed_total counter
+valora_records_consumed_total{topic="customer-erasures"} 0
 valora_records_consumed_total{topic="interactions"} 2
 valora_records_consumed_total{topic="purchases"} 5
 `},
 		{"valora_records_applied_total", m.applied, `
 # HELP valora_records_applied_total Input records whose effect on customer state is durable, by topic.
 # TYPE valora_records_applied_total counter
+valora_records_applied_total{topic="customer-erasures"} 0
+valora_records_applied_total{topic="interactions"} 0
 valora_records_applied_total{topic="purchases"} 4
 `},
-		{"valora_records_dead_lettered_total", m.deadLettered, `
-# HELP valora_records_dead_lettered_total Input records written to the dead-letter topic, by source topic and reason.
-# TYPE valora_records_dead_lettered_total counter
-valora_records_dead_lettered_total{reason="unknown_currency",topic="purchases"} 1
-`},
+		{"valora_records_dead_lettered_total", m.deadLettered, dead},
 		{"valora_tier_changes_total", m.tierChanges, `
 # HELP valora_tier_changes_total Tier changes published, by previous tier, new tier and cause.
 # TYPE valora_tier_changes_total counter

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -40,8 +43,11 @@ type Processor struct {
 	// of the processor.
 	partitions int
 	tasks      map[int32]*task
-	cl         *kgo.Client
-	killed     bool // set by kill: tasks stop without committing
+	// retiring holds the tasks being stopped (no longer in tasks), so
+	// that kill reaches them too.
+	retiring map[*task]struct{}
+	cl       *kgo.Client
+	killed   bool // set by kill: tasks stop without committing
 	// finished holds the tasks of a replay that reached their end offsets
 	// and committed; Run returns once it holds every partition.
 	finished map[int32]bool
@@ -66,6 +72,13 @@ type Processor struct {
 	// next commit (SetPolicy).
 	policy atomic.Pointer[score.Policy]
 
+	// handing is when the poll loop started handing a poll's records to
+	// the tasks (Unix nanoseconds; 0: it is not handing any): /healthz
+	// reads a hand-off older than StallTimeout as a wedged loop.
+	handing atomic.Int64
+	// abandoned is set when a shutdown outlasted ShutdownTimeout.
+	abandoned atomic.Bool
+
 	// adjusted counts the adjustOffsets calls that have returned: the
 	// client has taken the offsets they chose (see task.commitStart).
 	adjusted atomic.Uint64
@@ -73,6 +86,8 @@ type Processor struct {
 	// listedAt is when watchEnds last listed the input offsets (Unix
 	// nanoseconds; 0: never): /readyz reads it as "the brokers answer".
 	listedAt atomic.Int64
+	// listFailing is set while the latest offset listing failed.
+	listFailing atomic.Bool
 
 	// owners caches which member owns each task and the URL it
 	// advertises, for lookups of customers this instance does not own.
@@ -148,9 +163,11 @@ func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
 				p.log.Warn("list input offsets", "err", err)
 			}
 			failing = true
+			p.listFailing.Store(true)
 			continue
 		}
 		failing = false
+		p.listFailing.Store(false)
 		p.listedAt.Store(time.Now().UnixNano())
 		now := time.Now()
 		byPart := map[int32]*endOffsets{}
@@ -184,8 +201,9 @@ func New(cfg Config) (*Processor, error) {
 	p := &Processor{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		m:        newMetrics(cfg.Registerer, cfg.Replay != nil),
+		m:        newMetrics(cfg.Registerer, cfg.Replay != nil, cfg.Topics),
 		tasks:    make(map[int32]*task),
+		retiring: make(map[*task]struct{}),
 		ready:    make(chan struct{}),
 		finished: make(map[int32]bool),
 		standbys: make(map[int32]*standby),
@@ -239,9 +257,20 @@ func (p *Processor) producerOpts() []kgo.Opt {
 		kgo.RecordPartitioner(newTaskPartitioner(c.Topics.Changelog)),
 		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()),
+		// A client waits this long between metadata requests, also when it
+		// needs one to start: a group consumer just assigned its partitions
+		// needs one to load their offsets, a few ms after the one it joined
+		// with, and the tasks need the new changelog's, so with franz-go's
+		// default of 5 s a new instance would fetch nothing for 5 s. Java
+		// clients wait 100 ms (retry.backoff.ms) to 1 s between refreshes.
+		kgo.MetadataMinAge(metadataMinAge),
 	}
 	return append(opts, c.ClientOpts...)
 }
+
+// metadataMinAge is the least time between two metadata requests of a
+// client (see producerOpts).
+const metadataMinAge = 250 * time.Millisecond
 
 // kgoOpts is the one place where the group consumer's settings are chosen.
 func (p *Processor) kgoOpts() []kgo.Opt {
@@ -303,8 +332,18 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	// With BlockRebalanceOnPoll, Close would wait for a rebalance that the
-	// last poll still blocks.
-	defer cl.CloseAllowingRebalance()
+	// last poll still blocks. Leaving the group is bounded: a broker that
+	// does not answer must not hold the shutdown (the group then moves
+	// the tasks after the session timeout).
+	defer func() {
+		cl.AllowRebalance()
+		lctx, lcancel := context.WithTimeout(context.Background(), leaveTimeout)
+		if err := cl.LeaveGroupContext(lctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			p.log.Warn("leave group", "err", err)
+		}
+		lcancel()
+		cl.Close()
+	}()
 	p.mu.Lock()
 	p.cl = cl
 	p.mu.Unlock()
@@ -329,6 +368,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.m.replayTarget.Set(float64(target))
 	}
 
+	var targets []*task
+	brokersDown := false
 	for {
 		fs := cl.PollRecords(ctx, pollRecords)
 		if fs.IsClientClosed() || ctx.Err() != nil {
@@ -346,6 +387,16 @@ func (p *Processor) Run(ctx context.Context) error {
 				p.log.Warn("group session interrupted; rejoining", "err", err)
 				return
 			}
+			if unreachable(err) {
+				// The brokers are down or restarting: the client
+				// retries; /readyz says so meanwhile, and a task
+				// whose commit cannot finish stops the processor.
+				if !brokersDown {
+					p.log.Warn("brokers unreachable; retrying", "err", err)
+				}
+				brokersDown = true
+				return
+			}
 			// kgo retries retryable errors internally; what reaches us is
 			// data loss or an authorization or config problem.
 			fatal = fmt.Errorf("fetch %s[%d]: %w", topic, part, err)
@@ -354,6 +405,10 @@ func (p *Processor) Run(ctx context.Context) error {
 			cl.AllowRebalance()
 			cancel(fatal)
 			break
+		}
+		if brokersDown && len(fs) > 0 && fs.NumRecords() > 0 {
+			p.log.Info("brokers reachable again")
+			brokersDown = false
 		}
 		now := time.Now()
 		// Hand each task both of its inputs' records of this poll at once,
@@ -379,18 +434,28 @@ func (p *Processor) Run(ctx context.Context) error {
 			}
 			f.recs[src] = append(f.recs[src], ftp.Records...)
 		})
+		// The tasks are looked up under p.mu and handed their records
+		// without it: a task may take a while to accept (it commits),
+		// and whoever stops or fails a task needs p.mu meanwhile.
 		p.mu.Lock()
+		targets = targets[:0]
 		for _, part := range parts {
-			t := p.tasks[part]
-			if t == nil {
-				continue // not ours any more: the next owner reads from state offsets
-			}
-			select {
-			case t.in <- *byPart[part]:
-			case <-t.done:
-			}
+			if t := p.tasks[part]; t != nil {
+				targets = append(targets, t)
+			} // else not ours any more: the next owner reads from state offsets
 		}
 		p.mu.Unlock()
+		p.handing.Store(now.UnixNano())
+	hand:
+		for _, t := range targets {
+			select {
+			case t.in <- *byPart[t.part]:
+			case <-t.done:
+			case <-ctx.Done():
+				break hand
+			}
+		}
+		p.handing.Store(0)
 		cl.AllowRebalance()
 	}
 
@@ -398,21 +463,50 @@ func (p *Processor) Run(ctx context.Context) error {
 	if errors.Is(cause, context.Canceled) {
 		cause = nil
 	}
+	// The tasks finish their cycles, unless that takes longer than
+	// ShutdownTimeout (a broker that does not answer): then they are
+	// killed, their commits abandoned, and the state stays at the last
+	// durable cycle, as after a crash.
+	stopping := time.Now()
+	abandon := time.AfterFunc(p.cfg.ShutdownTimeout, func() {
+		p.log.Error("shutdown: tasks did not finish their commit cycle in time; abandoning it (the state stays at the last durable cycle)",
+			"shutdown_timeout", p.cfg.ShutdownTimeout)
+		p.abandoned.Store(true)
+		p.kill()
+	})
 	p.mu.Lock()
 	killed := p.killed
 	p.mu.Unlock()
 	p.stopStandbys()
 	p.stopTasks(!killed)
+	p.mu.Lock()
+	killed = p.killed
+	p.mu.Unlock()
 	if !killed {
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		left := p.cfg.ShutdownTimeout - time.Since(stopping)
+		cctx, ccancel := context.WithTimeout(context.Background(), min(10*time.Second, max(left, 0)))
 		if err := cl.CommitMarkedOffsets(cctx); err != nil {
 			p.log.Warn("commit offsets to kafka at shutdown", "err", err)
 		}
 		ccancel()
 	}
-	p.log.Info("processor stopped", "err", cause)
+	abandon.Stop()
+	if p.abandoned.Load() && cause == nil {
+		cause = ErrShutdownAbandoned
+	}
+	p.log.Info("processor stopped", "err", cause, "stop_seconds", time.Since(stopping).Seconds())
 	return cause
 }
+
+// leaveTimeout bounds how long Run waits for the group coordinator to
+// acknowledge that this member leaves.
+const leaveTimeout = 3 * time.Second
+
+// ErrShutdownAbandoned is returned by Run when the tasks could not finish
+// their commit cycle within Config.ShutdownTimeout after Run's context
+// ended: the cycle in flight was abandoned, and the state is that of the
+// last durable cycle (a restart resumes from it, as after a crash).
+var ErrShutdownAbandoned = errors.New("shutdown timed out: the commit in flight was abandoned; the state stays at the last durable cycle")
 
 // groupHiccup reports whether a fetch error is the group session ending
 // (a missed heartbeat deadline, a rebalance racing a commit): the client
@@ -425,6 +519,15 @@ func groupHiccup(err error) bool {
 		}
 	}
 	return false
+}
+
+// unreachable reports whether a fetch error says the brokers cannot be
+// reached (refused or dropped connections): the client retries, so it is
+// not a reason to stop.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Ready is closed once this instance has been assigned its first tasks.
@@ -450,6 +553,9 @@ func (p *Processor) kill() {
 	p.mu.Lock()
 	p.killed = true
 	for _, t := range p.tasks {
+		t.kill()
+	}
+	for t := range p.retiring {
 		t.kill()
 	}
 	cancel := p.cancel
@@ -613,26 +719,37 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		}
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.killed {
+		p.mu.Unlock()
 		return
 	}
-	started := 0
+	// A task is registered at once, so that no standby of it starts
+	// again, but runs only once its standby has exited: the standby's
+	// last write must be in the store before the task's restore reads it.
+	var starting []*task
+	var standbys []*standby
 	for n := range nums {
 		if p.tasks[n] != nil {
 			continue
 		}
-		// The standby's last write must be in the store before the
-		// task's restore reads it.
-		p.stopStandbyLocked(n)
+		if s := p.takeStandbyLocked(n); s != nil {
+			standbys = append(standbys, s)
+		}
 		t := newTask(p, n, cl)
 		p.tasks[n] = t
-		go t.run()
-		started++
+		starting = append(starting, t)
 	}
 	p.m.rebalances.Inc()
 	p.m.tasks.Set(float64(len(p.tasks)))
-	p.log.Info("tasks assigned", "started", started, "owned", len(p.tasks))
+	owned := len(p.tasks)
+	p.mu.Unlock()
+	for _, s := range standbys {
+		<-s.done
+	}
+	for _, t := range starting {
+		go t.run()
+	}
+	p.log.Info("tasks assigned", "started", len(starting), "owned", owned)
 	p.once.Do(func() { close(p.ready) })
 }
 
@@ -667,20 +784,30 @@ func (p *Processor) stopPartitions(parts map[string][]int32, graceful bool) {
 	for n := range nums {
 		if t := p.tasks[n]; t != nil {
 			delete(p.tasks, n)
+			p.retiring[t] = struct{}{}
 			stopping = append(stopping, t)
 		}
 	}
 	p.m.tasks.Set(float64(len(p.tasks)))
+	if p.killed {
+		graceful = false
+	}
 	p.mu.Unlock()
+	// Each task is told first and waited for after, so that they finish
+	// their last cycles together.
 	for _, t := range stopping {
 		if !graceful {
 			t.kill()
 		}
-		t.stop()
+		t.requestStop()
+	}
+	for _, t := range stopping {
+		<-t.done
 	}
 	// A task this member stands by for now follows its changelog again.
 	p.mu.Lock()
 	for _, t := range stopping {
+		delete(p.retiring, t)
 		if p.wantStandby[t.part] && p.tasks[t.part] == nil {
 			p.startStandbyLocked(t.part)
 		}

@@ -130,8 +130,8 @@ type standby struct {
 // when the task stops (stopPartitions).
 func (p *Processor) setStandbys(parts []int32) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.killed || p.standbyOff {
+		p.mu.Unlock()
 		return
 	}
 	want := make(map[int32]bool, len(parts))
@@ -139,15 +139,20 @@ func (p *Processor) setStandbys(parts []int32) {
 		want[part] = true
 	}
 	p.wantStandby = want
+	var stopped []*standby
 	for part := range p.standbys {
 		if !want[part] {
-			p.stopStandbyLocked(part)
+			stopped = append(stopped, p.takeStandbyLocked(part))
 		}
 	}
 	for part := range want {
 		if p.tasks[part] == nil {
 			p.startStandbyLocked(part)
 		}
+	}
+	p.mu.Unlock()
+	for _, s := range stopped {
+		<-s.done
 	}
 }
 
@@ -167,28 +172,34 @@ func (p *Processor) startStandbyLocked(part int32) {
 	}()
 }
 
-// stopStandbyLocked stops part's standby and waits until it has exited, so
-// that its last write is in the store; p.mu is held.
-func (p *Processor) stopStandbyLocked(part int32) {
+// takeStandbyLocked stops part's standby, if one runs, and returns it (nil
+// if none); p.mu is held. The caller waits on its done channel after
+// releasing p.mu: the standby takes p.mu as it exits, and its last write
+// is in the store once done is closed.
+func (p *Processor) takeStandbyLocked(part int32) *standby {
 	s, ok := p.standbys[part]
 	if !ok {
-		return
+		return nil
 	}
 	s.cancel()
-	<-s.done
 	delete(p.standbys, part)
 	p.m.standbys.Set(float64(len(p.standbys)))
+	return s
 }
 
-// stopStandbys stops every standby (at shutdown).
+// stopStandbys stops every standby and waits for them (at shutdown).
 func (p *Processor) stopStandbys() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.standbyOff = true
+	var stopped []*standby
 	for part := range p.standbys {
-		p.stopStandbyLocked(part)
+		stopped = append(stopped, p.takeStandbyLocked(part))
 	}
 	p.wantStandby = nil
+	p.mu.Unlock()
+	for _, s := range stopped {
+		<-s.done
+	}
 }
 
 // followChangelog keeps part's standby copy until ctx ends. A failure is

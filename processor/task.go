@@ -51,21 +51,6 @@ type item struct {
 	erasure     schemas.ErasureRequest
 }
 
-// Dead-letter reasons decided by the processor (decoding reasons come from
-// schemas.Reason, scoring ones from score).
-const (
-	ReasonMissingCustomerID = "missing_customer_id"
-	ReasonKeyMismatch       = "key_mismatch"
-	ReasonFutureTimestamp   = "future_timestamp"
-	ReasonInvalidTimestamp  = "invalid_timestamp"
-	ReasonUnknownCurrency   = "unknown_currency"
-	ReasonInvalidField      = "invalid_field"
-	ReasonAmountOverflow    = "amount_overflow"
-	// ReasonDuplicateEvent: the event_id is in the customer's duplicate
-	// window (score.ErrDuplicateEvent); the record was applied before.
-	ReasonDuplicateEvent = "duplicate_event"
-)
-
 // Dead-letter headers. The record keeps its original key and value.
 const (
 	HeaderSourceTopic     = "valora.source.topic"
@@ -77,7 +62,7 @@ const (
 
 // task owns the state of one partition number: partition p of every input
 // topic. Only its goroutine touches its fields after start; the processor
-// talks to it through in, quit and done.
+// talks to it through in, stopc, dead and done, and reads beat.
 //
 // Invariant: every record the task has handled since its last commit is
 // reflected in pend and ws (the changed customers), outputs and pos;
@@ -114,10 +99,24 @@ type task struct {
 	clRecs []kgo.Record
 	sendQ  []*kgo.Record
 
-	in   chan fetched
-	done chan struct{}
-	quit sync.Once
-	dead chan struct{} // closed by kill: exit without committing
+	// in carries the poll loop's records; it is never closed, so the
+	// poll loop may hand records to a task that is stopping (they are
+	// not applied, and the stored positions do not cover them).
+	in chan fetched
+	// stopc is closed by stop: apply what in holds, commit, exit.
+	stopc chan struct{}
+	quit  sync.Once
+	done  chan struct{}
+	dead  chan struct{} // closed by kill: exit without committing
+	// abortCtx ends with kill: a commit waiting on Kafka gives up.
+	abortCtx    context.Context
+	abortCancel context.CancelFunc
+	// beat is when the task last made progress (Unix nanoseconds): it
+	// handled records, finished a tick and its commit, or read a poll of
+	// its changelog while restoring. An idle task ticks every
+	// CommitInterval, so a beat older than Config.StallTimeout means the
+	// task waits on something that does not answer (/healthz).
+	beat atomic.Int64
 
 	// cache holds decoded customers, clean or changed: a cached customer
 	// is the current one (records change the cached object in place, and
@@ -229,6 +228,13 @@ type task struct {
 	// without committing, so nothing half-applied becomes durable.
 	fatal error
 
+	// nparts is the input topics' partition count (0 when not known: no
+	// partition check); partitioner places keys in them.
+	// wrongPartWarned is set once a wrong_partition record was logged.
+	nparts          int
+	partitioner     Partitioner
+	wrongPartWarned bool
+
 	// futureBound is the latest event time a record may have, as last
 	// computed (refreshFutureBound); 0 until then, so the first record
 	// reads the clock.
@@ -254,6 +260,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		cl:          cl,
 		startGen:    p.adjusted.Load(),
 		in:          make(chan fetched, 4),
+		stopc:       make(chan struct{}),
 		done:        make(chan struct{}),
 		dead:        make(chan struct{}),
 		cache:       state.NewCache[*cust](capacity),
@@ -271,12 +278,16 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		shownTiers:  make(map[string]float64),
 		shownStages: make(map[string]float64),
 		topics:      p.sourceTopics(),
+		nparts:      p.partitions,
+		partitioner: p.cfg.InputPartitioner,
 		pos:         [numSources]int64{-1, -1, -1},
 		pol:         p.policy.Load(),
 		restored:    make(chan struct{}),
 		cycle:       rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.abortCtx, t.abortCancel = context.WithCancel(context.Background())
+	t.beat.Store(time.Now().UnixNano())
 	t.lateness, t.evLatency = p.m.timerLateness.batch(), p.m.eventLatency.batch()
 	if r := p.cfg.Replay; r != nil {
 		t.strict = true
@@ -291,12 +302,11 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 	return t
 }
 
-// stop asks the task to drain what it was handed, commit, and exit; it
-// waits until the task has exited.
-func (t *task) stop() {
+// requestStop asks the task to apply what it was handed, commit, and
+// exit; done is closed once it has.
+func (t *task) requestStop() {
 	t.cancel()
-	t.quit.Do(func() { close(t.in) })
-	<-t.done
+	t.quit.Do(func() { close(t.stopc) })
 }
 
 // killed reports whether kill was called.
@@ -316,6 +326,7 @@ func (t *task) kill() {
 	default:
 		close(t.dead)
 		t.cancel()
+		t.abortCancel()
 	}
 }
 
@@ -323,6 +334,7 @@ func (t *task) run() {
 	defer close(t.done)
 	defer t.dropGauges()
 	defer t.cancel()
+	defer t.abortCancel()
 	t.lastInput = time.Now()
 	if err := t.startChangelog(); err != nil {
 		if t.ctx.Err() == nil {
@@ -356,16 +368,20 @@ func (t *task) run() {
 	tick := time.NewTicker(first)
 	defer tick.Stop()
 	for {
+		t.beat.Store(time.Now().UnixNano())
 		select {
 		case <-t.dead:
 			return
-		case f, ok := <-t.in:
-			if !ok {
-				if err := t.commit(); err != nil {
-					t.p.fail(fmt.Errorf("task %d: final commit: %w", t.part, err))
-				}
+		case <-t.stopc:
+			if err := t.drain(); err != nil {
+				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
 			}
+			if err := t.commit(); err != nil {
+				t.p.fail(fmt.Errorf("task %d: final commit: %w", t.part, err))
+			}
+			return
+		case f := <-t.in:
 			if err := t.handle(f); err != nil {
 				t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 				return
@@ -394,6 +410,20 @@ func (t *task) run() {
 					return
 				}
 			}
+		}
+	}
+}
+
+// drain applies the records the poll loop handed over before stop.
+func (t *task) drain() error {
+	for {
+		select {
+		case f := <-t.in:
+			if err := t.handle(f); err != nil {
+				return err
+			}
+		default:
+			return nil
 		}
 	}
 }
@@ -903,6 +933,11 @@ func (t *task) validate(r *kgo.Record, id string, at int64) (string, error) {
 		return ReasonMissingCustomerID, errors.New("customer_id is empty")
 	case string(r.Key) != id:
 		return ReasonKeyMismatch, fmt.Errorf("record key %q differs from customer_id %q", truncate(r.Key), id)
+	case t.nparts > 0 && t.partitioner.Partition(r.Key, t.nparts) != r.Partition:
+		want := t.partitioner.Partition(r.Key, t.nparts)
+		t.warnWrongPartition(r, want)
+		return ReasonWrongPartition, fmt.Errorf("the key maps to partition %d of %d under the %s partitioner, not to %d",
+			want, t.nparts, t.partitioner, r.Partition)
 	case at < 0:
 		return ReasonInvalidTimestamp, fmt.Errorf("occurred_at %d is before 1970", at)
 	case at > t.futureBound && at > t.refreshFutureBound():
@@ -910,6 +945,31 @@ func (t *task) validate(r *kgo.Record, id string, at int64) (string, error) {
 			time.UnixMilli(at).UTC().Format(time.RFC3339), t.p.cfg.MaxClockSkew)
 	}
 	return "", nil
+}
+
+// warnWrongPartition logs the first wrong_partition record of the task,
+// with the likely cause: a producer that partitions with the other
+// function (librdkafka's default is CRC32), or by other means.
+func (t *task) warnWrongPartition(r *kgo.Record, want int32) {
+	if t.wrongPartWarned {
+		return
+	}
+	t.wrongPartWarned = true
+	cause := "the producer chose the partition by other means (an explicit partition, a custom partitioner, " +
+		"or a partition count that changed): produce with the key alone deciding the partition"
+	switch {
+	case t.partitioner == PartitionerMurmur2 && PartitionerCRC32.Partition(r.Key, t.nparts) == r.Partition:
+		cause = "the producer partitions by CRC32 of the key, librdkafka's default (kcat, confluent-kafka-python, " +
+			"confluent-kafka-go): set partitioner=murmur2_random on it, or, if every producer of the inputs does " +
+			"the same, run with --input-partitioner crc32"
+	case t.partitioner == PartitionerCRC32 && PartitionerMurmur2.Partition(r.Key, t.nparts) == r.Partition:
+		cause = "the producer partitions by murmur2 of the key (the Java client's and franz-go's default, " +
+			"librdkafka's murmur2_random), not by CRC32 as --input-partitioner crc32 says: set " +
+			"partitioner=consistent_random on it, or, if every producer does the same, run with --input-partitioner murmur2"
+	}
+	t.p.log.Warn("input record in a partition its key does not map to: dead-lettered as wrong_partition (logged once per task)",
+		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key_partition", want,
+		"input_partitioner", string(t.partitioner), "likely_cause", cause)
 }
 
 // refreshFutureBound sets and returns futureBound, the latest event time
@@ -1237,7 +1297,9 @@ func (t *task) commit() error {
 	default:
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// kill (an abandoned shutdown, a lost partition) ends a commit that
+	// waits on Kafka; the store then stays at the previous cycle.
+	ctx, cancel := context.WithTimeout(t.abortCtx, commitTimeout)
 	defer cancel()
 	if t.batch == nil {
 		t.batch = t.p.cfg.Store.NewBatch()
@@ -1277,7 +1339,7 @@ func (t *task) commit() error {
 		}
 	}
 	if err := t.send(ctx, cycle); err != nil {
-		if errors.Is(err, errKilled) {
+		if errors.Is(err, errKilled) || t.killed() {
 			return nil
 		}
 		return err
@@ -1427,6 +1489,10 @@ var (
 	bigBatchSlots = 2
 )
 
+// commitTimeout bounds a commit's wait for Kafka: a commit that has not
+// been acknowledged by then fails, and the task stops.
+const commitTimeout = time.Minute
+
 // send hands the cycle's outputs, changelog records and checkpoint to
 // Kafka and returns once Kafka has them: in exactly-once mode, once the
 // task's transaction committed. The checkpoint is last in sendQ. Whatever
@@ -1459,7 +1525,7 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 		return nil
 	}
 	if t.tx == nil {
-		if err := t.cl.ProduceSync(ctx, t.sendQ...).FirstErr(); err != nil {
+		if err := produceAll(ctx, t.cl, t.sendQ); err != nil {
 			return fmt.Errorf("produce outputs: %w", err)
 		}
 		return nil
@@ -1467,7 +1533,7 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 	if err := t.tx.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := t.tx.ProduceSync(ctx, t.sendQ...).FirstErr(); err != nil {
+	if err := produceAll(ctx, t.tx, t.sendQ); err != nil {
 		t.abort(ctx)
 		return fmt.Errorf("produce in transaction: %w", err)
 	}

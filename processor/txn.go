@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -86,6 +87,44 @@ func (t *task) startChangelog() error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
+}
+
+// produceAll produces recs and waits until Kafka has acknowledged them
+// all, returning the first error, or until ctx ends. Unlike ProduceSync,
+// it does not wait past ctx: an idempotent producer keeps retrying a batch
+// that may have reached a broker that stopped answering, so ProduceSync
+// can wait forever. The records' fate is then settled when the client is
+// closed (it fails them), and the task, which stops, never reuses them.
+func produceAll(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var (
+		left  atomic.Int64
+		first atomic.Pointer[error]
+		done  = make(chan struct{})
+	)
+	left.Store(int64(len(recs)))
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			first.CompareAndSwap(nil, &err)
+		}
+		if left.Add(-1) == 0 {
+			close(done)
+		}
+	}
+	for _, r := range recs {
+		cl.Produce(ctx, r, promise)
+	}
+	select {
+	case <-done:
+		if err := first.Load(); err != nil {
+			return *err
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("produce: %w", context.Cause(ctx))
+	}
 }
 
 // endTransaction commits the task's open transaction.

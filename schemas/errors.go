@@ -28,6 +28,12 @@ const (
 	ReasonMalformed Reason = "malformed"
 )
 
+// Reasons returns every Reason, in a fixed order: the complete list, so
+// that a caller can create a metric series for each before any occurs.
+func Reasons() []Reason {
+	return []Reason{ReasonTruncated, ReasonBadMagic, ReasonUnknownSchema, ReasonMalformed}
+}
+
 // DecodeError is returned when a record cannot be decoded. Reason says why;
 // Err holds the detail.
 type DecodeError struct {

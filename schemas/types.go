@@ -75,7 +75,8 @@ type Interaction struct {
 }
 
 // Purchase is an order or a refund (topic `purchases`). AmountMinor is a
-// positive count of the currency's minor units; a REFUND subtracts it.
+// count of the currency's minor units, 0 or more for a PURCHASE (0 is a free
+// order) and positive for a REFUND, which subtracts it.
 type Purchase struct {
 	EventID     string       `avro:"event_id"`
 	CustomerID  string       `avro:"customer_id"`

@@ -53,7 +53,10 @@ type benchResult struct {
 func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "Run a fixed workload through the real pipeline (embedded broker, Pebble on disk):\n"+
 		"generate and produce the events first, then score them all and report events/s,\n"+
-		"latency percentiles (a fetched batch to its durable commit) and peak RSS.", stderr)
+		"latency percentiles (a fetched batch to its durable commit) and peak RSS.\n"+
+		"With --live: run the scorer against --brokers while producing at --rate, and report\n"+
+		"per --window the latency from an input's produce time to its tier change at a\n"+
+		"read_committed reader, records/s and CPU.", stderr)
 	var sf scorerFlags
 	var gf genFlags
 	sf.register(fs, "")
@@ -62,8 +65,21 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	replay := fs.Bool("replay", false, "score as `valora replay` does (bounded, strict event-time merge, event time only) instead of as the daemon")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the scoring phase to this `file` (read it with go tool pprof)")
+	var lf liveFlags
+	lf.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := lf.validate(given, &sf, &gf); err != nil {
+		return err
+	}
+	if *partitions < 1 {
+		return usagef("--partitions: %d must be at least 1", *partitions)
+	}
+	if lf.live {
+		return runLiveBench(ctx, &sf, &gf, &lf, *partitions, *asJSON, *cpuProfile, stdout, stderr)
 	}
 	if *replay {
 		// Score with `valora replay`'s defaults, but for the flags given.
@@ -88,9 +104,6 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if gf.skew == 0 {
 		gf.skew = 1
 	}
-	if *partitions < 1 {
-		return usagef("--partitions: %d must be at least 1", *partitions)
-	}
 	now := time.Now()
 	params, err := gf.params(now)
 	if err != nil {
@@ -103,6 +116,10 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	// as a future timestamp.
 	params.Horizon = now.Sub(params.Start) - time.Hour
 	log, err := sf.logs.logger(stderr)
+	if err != nil {
+		return err
+	}
+	partOpts, err := sf.producerPartitioner()
 	if err != nil {
 		return err
 	}
@@ -134,8 +151,8 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	pcl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.MaxBufferedRecords(200_000), kgo.ProducerBatchMaxBytes(4<<20))
+	pcl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.MaxBufferedRecords(200_000), kgo.ProducerBatchMaxBytes(4 << 20)}, partOpts...)...)
 	if err != nil {
 		return err
 	}

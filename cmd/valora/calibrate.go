@@ -28,8 +28,9 @@ import (
 	"valora/state"
 )
 
-const calibrateSummary = `Fit BG/NBD, Gamma-Gamma and the RFM score boundaries over a customer base, print
-a report, and write a new policy with those boundaries and a new policy_version.
+const calibrateSummary = `Fit BG/NBD (or MBG/NBD), Gamma-Gamma and the RFM score boundaries over a
+customer base, print a report, and write a new policy with those boundaries and
+a new policy_version.
 
 The input is a whole state directory (--state-dir, opened read-only; not the
 directory of a running instance) or a CSV of transactions (--csv). With
@@ -49,14 +50,30 @@ currency. A state directory keeps totals, not histories, so there the spend
 is approximated by the mean value of all purchases net of refunds
 (monetary_minor / purchases), first purchase included.
 
+--model chooses the count model: bgnbd (BG/NBD, the default), mbgnbd
+(MBG/NBD: a customer may also drop out at the first purchase, so a one-time
+buyer's P(alive) falls with time where BG/NBD keeps it at 1), paretonbd
+(Pareto/NBD: drop-out at any time; its fit is several times slower), or all
+(fit the three and report them; the policy carries the one with the highest
+log-likelihood: all have four parameters). Each fit reports its
+log-likelihood, standard errors and P(alive) at the calibration end.
+
+Validation (CSV input): the repeat purchase days after the calibration end,
+up to --holdout-end (default: the last purchase), are compared with each
+model's conditional expectation E[Y(t) | x, t_x, T] over the holdout: the
+totals, per customer by calibration x (0..6, 7+), and the weekly cumulative
+repeat purchases from the first week with a purchase to the holdout end,
+against the model's E[X(t)] summed over the customers by the day of their
+first purchase.
+
 The policy's RFM boundaries become the quintiles of recency (whole days since
 the last purchase at the calibration end), frequency (purchases) and monetary
 value (net, base minor units): boundary k is the smallest value with at
 least (k+1)/5 of the customers at or below it; a boundary not above the one
 before it becomes that one plus 1, so the four stay strictly increasing.
 
-The new policy carries the fitted models (its models section: BG/NBD,
-Gamma-Gamma, --horizon, --discount-rate), so the processor puts p_alive,
+The new policy carries the fitted models (its models section: the count
+model, Gamma-Gamma, --horizon, --discount-rate), so the processor puts p_alive,
 expected_purchases and clv on every tier change. Its value classes are set
 from the customers' CLV at the calibration end, computed as the processor
 does (mean spend = net monetary value / purchases): high_yield and
@@ -80,6 +97,8 @@ type calibrateFlags struct {
 	colCurrency   string
 	delimiter     string
 	calEnd        string
+	holdoutEnd    string
+	model         string
 	timeUnit      string
 	horizon       float64
 	discountRate  float64
@@ -88,6 +107,7 @@ type calibrateFlags struct {
 	out           string
 	json          bool
 	scoreOut      string
+	report        string
 	pAliveBelow   float64
 	costToServe   float64
 }
@@ -103,6 +123,8 @@ func (f *calibrateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.colCurrency, "csv-currency", "", "generic CSV: the column of the ISO 4217 currency (default: every amount is in the policy's base currency)")
 	fs.StringVar(&f.delimiter, "csv-delimiter", ",", "generic CSV: the field delimiter, one character (\\t for a tab)")
 	fs.StringVar(&f.calEnd, "calibration-end", "", "end of the calibration period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive (default: the last purchase of the CSV, or the latest event time of the state)")
+	fs.StringVar(&f.holdoutEnd, "holdout-end", "", "CSV input: end of the holdout period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive: the models fitted on the calibration period are checked against the repeat purchases after it up to this time (default: the last purchase of the CSV)")
+	fs.StringVar(&f.model, "model", "bgnbd", "count model: bgnbd, mbgnbd (BG/NBD with a drop-out chance at the first purchase, so one-time buyers can be churned by P(alive)), paretonbd (drop-out at any time), or all (fit the three, report them, and write the one with the highest log-likelihood into the policy)")
 	fs.StringVar(&f.timeUnit, "time-unit", "day", "time unit of the models: day or week")
 	fs.Float64Var(&f.horizon, "horizon", 0, "periods of --time-unit over which expected purchases and CLV are counted (default: a year, 365 days or 52 weeks)")
 	fs.Float64Var(&f.discountRate, "discount-rate", 0.1, "annual discount rate of the CLV")
@@ -112,6 +134,7 @@ func (f *calibrateFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 	fs.Float64Var(&f.pAliveBelow, "p-alive-below", -1, "churn.p_alive_below of the new policy: repeat buyers whose P(alive) falls below it are churned; 0 disables; -1 keeps the base policy's")
 	fs.Float64Var(&f.costToServe, "cost-to-serve", -1, "what serving a customer over the horizon costs, in major units of the base currency: a CLV below it is below_zero (default: the bottom quintile of CLV)")
+	fs.StringVar(&f.report, "report", "", "also write the report as one self-contained HTML file (inline SVG charts, no script) to this file: the fits, the weekly cumulative repeat purchases against the models, the holdout by calibration frequency, and the P(alive) matrix")
 	fs.StringVar(&f.scoreOut, "score-out", "", "also write one JSON line per customer (customer_id, x, t_x, T, p_alive, expected_purchases, expected_spend, clv) to this file")
 }
 
@@ -130,8 +153,12 @@ type calCustomer struct {
 	// of the base currency; 0 when unknown or not positive.
 	meanSpend float64
 	// holdout is the number of repeat purchase days after the calibration
-	// period (CSV input only).
+	// period, to the holdout end (CSV input only).
 	holdout int64
+	// repeats holds the time of each repeat purchase day (its first
+	// purchase), in the calibration and the holdout periods, in order (CSV
+	// input only).
+	repeats []int64
 }
 
 // calInput is what a reader returns.
@@ -140,10 +167,14 @@ type calInput struct {
 	// later counts the customers whose first purchase is after the
 	// calibration end (left out).
 	later int
-	// calEnd is the calibration end used; holdoutEnd the last purchase
-	// after it (0: no holdout data).
+	// calEnd is the calibration end used; holdoutEnd the end of the
+	// holdout period: --holdout-end, else the last purchase after calEnd
+	// (0: no holdout data).
 	calEnd, holdoutEnd int64
 	source             string
+	// histories is true when each customer's repeats are known (CSV
+	// input).
+	histories bool
 }
 
 func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -166,13 +197,30 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 			f.horizon = 52
 		}
 	}
-	var calEnd int64
+	var calEnd, holdoutEnd int64
 	if f.calEnd != "" {
 		t, err := calParseDate(f.calEnd)
 		if err != nil {
 			return usagef("--calibration-end: %v", err)
 		}
 		calEnd = t.UnixMilli()
+	}
+	if f.holdoutEnd != "" {
+		if f.stateDir != "" {
+			return usagef("--holdout-end: a state directory keeps totals, not histories, so it has no holdout period; use --csv")
+		}
+		t, err := calParseDate(f.holdoutEnd)
+		if err != nil {
+			return usagef("--holdout-end: %v", err)
+		}
+		holdoutEnd = t.UnixMilli()
+		if calEnd != 0 && holdoutEnd <= calEnd {
+			return usagef("--holdout-end %s: want a time after --calibration-end %s", f.holdoutEnd, f.calEnd)
+		}
+	}
+	counts, err := calCountModels(f.model)
+	if err != nil {
+		return err
 	}
 	base, err := loadPolicy(f.policy)
 	if err != nil {
@@ -209,12 +257,12 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 	if f.stateDir != "" {
 		in, err = calReadState(ctx, f.stateDir, calEnd, base)
 	} else {
-		in, err = calReadCSV(ctx, &f, calEnd, base)
+		in, err = calReadCSV(ctx, &f, calEnd, holdoutEnd, base)
 	}
 	if err != nil {
 		return err
 	}
-	rep, model, err := calFit(in, unit, base, &f)
+	rep, model, err := calFit(in, unit, base, &f, counts)
 	if err != nil {
 		return err
 	}
@@ -231,6 +279,12 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 		}
 		rep.ScoreOut = f.scoreOut
 	}
+	if f.report != "" {
+		if err := calWriteFile(f.report, []byte(calWriteHTML(rep, rep.models, model, rep.maxT))); err != nil {
+			return err
+		}
+		rep.Report = f.report
+	}
 	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -241,24 +295,38 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 
 // calReport is the report of `valora calibrate`, printed as text or JSON.
 type calReport struct {
-	Source         string          `json:"source"`
-	CalibrationEnd string          `json:"calibration_end"`
-	TimeUnit       clv.TimeUnit    `json:"time_unit"`
-	Currency       string          `json:"currency"`
-	Customers      calCounts       `json:"customers"`
-	BGNBD          calBGNBD        `json:"bgnbd"`
-	GammaGamma     calGammaGamma   `json:"gamma_gamma"`
-	Frequency      []calFreqRow    `json:"repeat_purchases"`
-	Holdout        *calHoldout     `json:"holdout,omitempty"`
-	RFM            score.Scores    `json:"rfm_boundaries"`
-	Model          calModelSummary `json:"model"`
-	Policy         calPolicyOut    `json:"policy"`
+	Source         string       `json:"source"`
+	CalibrationEnd string       `json:"calibration_end"`
+	TimeUnit       clv.TimeUnit `json:"time_unit"`
+	Currency       string       `json:"currency"`
+	Customers      calCounts    `json:"customers"`
+	// CountModel is the count model the policy carries (--model, or with
+	// all the one with the higher log-likelihood); BGNBD and MBGNBD are
+	// the fits made.
+	CountModel clv.CountModel  `json:"count_model"`
+	BGNBD      *calCountFit    `json:"bgnbd,omitempty"`
+	MBGNBD     *calCountFit    `json:"mbgnbd,omitempty"`
+	ParetoNBD  *calCountFit    `json:"paretonbd,omitempty"`
+	GammaGamma calGammaGamma   `json:"gamma_gamma"`
+	Frequency  []calFreqRow    `json:"repeat_purchases"`
+	Holdout    *calHoldout     `json:"holdout,omitempty"`
+	Tracking   *calTracking    `json:"weekly_tracking,omitempty"`
+	RFM        score.Scores    `json:"rfm_boundaries"`
+	Model      calModelSummary `json:"model"`
+	Policy     calPolicyOut    `json:"policy"`
 	// ValueClasses and PAliveBelow are the new policy's; AtEnd is what it
 	// makes of the fitted customers at the calibration end.
 	ValueClasses score.ValueClasses `json:"value_classes"`
 	PAliveBelow  float64            `json:"p_alive_below"`
 	AtEnd        calDistribution    `json:"at_calibration_end"`
 	ScoreOut     string             `json:"score_out,omitempty"`
+	Report       string             `json:"report,omitempty"`
+
+	// models are the fitted count models, each a validated Model, and
+	// maxT the longest observation (T) at the calibration end: for
+	// --report.
+	models []*clv.Model
+	maxT   float64
 }
 
 type calCounts struct {
@@ -272,14 +340,25 @@ type calCounts struct {
 	SpendFitted int `json:"spend_fitted"`
 }
 
-type calBGNBD struct {
+// calCountFit is the fit of a count model: r, alpha, a and b for BG/NBD
+// and MBG/NBD, r, alpha, s and beta for Pareto/NBD.
+type calCountFit struct {
 	R             float64  `json:"r"`
 	Alpha         float64  `json:"alpha"`
-	A             float64  `json:"a"`
-	B             float64  `json:"b"`
+	A             float64  `json:"a,omitempty"`
+	B             float64  `json:"b,omitempty"`
+	S             float64  `json:"s,omitempty"`
+	Beta          float64  `json:"beta,omitempty"`
 	LogLikelihood float64  `json:"log_likelihood"`
 	StdErr        calStdEr `json:"std_err"`
 	Iterations    int      `json:"iterations"`
+	// PAlive summarises P(alive) at the calibration end.
+	PAlive calPAlive `json:"p_alive"`
+	// Holdout is the model's error over the holdout period (CSV input
+	// with purchases after the calibration end).
+	Holdout *calHoldoutFit `json:"holdout,omitempty"`
+
+	params []calParam // in the model's order
 }
 
 type calGammaGamma struct {
@@ -310,21 +389,6 @@ type calFreqRow struct {
 	Predicted float64 `json:"predicted"`
 }
 
-type calHoldout struct {
-	End       string          `json:"end"`
-	Length    float64         `json:"length"`
-	Actual    int64           `json:"actual"`
-	Predicted float64         `json:"predicted"`
-	ByX       []calHoldoutRow `json:"by_calibration_x"`
-}
-
-type calHoldoutRow struct {
-	X             string  `json:"x"`
-	Customers     int     `json:"customers"`
-	ActualMean    float64 `json:"actual_mean"`
-	PredictedMean float64 `json:"predicted_mean"`
-}
-
 type calModelSummary struct {
 	Horizon      float64 `json:"horizon"`
 	DiscountRate float64 `json:"discount_rate"`
@@ -343,7 +407,7 @@ const calHistBuckets = 7
 
 // calFit fits the models and computes the RFM boundaries and the
 // diagnostics.
-func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFlags) (*calReport, *clv.Model, error) {
+func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFlags, counts []clv.CountModel) (*calReport, *clv.Model, error) {
 	rep := &calReport{
 		Source:         in.source,
 		CalibrationEnd: time.UnixMilli(in.calEnd).UTC().Format(time.RFC3339),
@@ -369,17 +433,12 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 		return nil, nil, fmt.Errorf("no customer made a purchase by the calibration end %s", rep.CalibrationEnd)
 	}
 
-	bg, err := clv.FitBGNBD(sums)
+	fits, err := calFitCounts(sums, counts)
 	if err != nil {
 		return nil, nil, err
 	}
-	rep.BGNBD = calBGNBD{
-		R: bg.Params.R, Alpha: bg.Params.Alpha, A: bg.Params.A, B: bg.Params.B,
-		LogLikelihood: bg.LogLikelihood,
-		StdErr: calStdEr{"r": calFinite(bg.StdErr.R), "alpha": calFinite(bg.StdErr.Alpha),
-			"a": calFinite(bg.StdErr.A), "b": calFinite(bg.StdErr.B)},
-		Iterations: bg.Iterations,
-	}
+	rep.CountModel = fits.chosen
+	rep.BGNBD, rep.MBGNBD, rep.ParetoNBD = fits.fits[clv.CountBGNBD], fits.fits[clv.CountMBGNBD], fits.fits[clv.CountParetoNBD]
 	gg, err := clv.FitGammaGamma(spends)
 	if err != nil {
 		return nil, nil, err
@@ -406,46 +465,6 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 		ts[i] = s.T
 		actual[min(s.X, calHistBuckets)]++
 	}
-	pred := bg.Params.RepeatHistogram(ts, calHistBuckets)
-	for x := range calHistBuckets + 1 {
-		label := strconv.Itoa(x)
-		if x == calHistBuckets {
-			label += "+"
-		}
-		rep.Frequency = append(rep.Frequency, calFreqRow{X: label, Actual: actual[x], Predicted: pred[x]})
-	}
-
-	// Holdout: repeat purchase days after the period, against the
-	// conditional expectation.
-	if in.holdoutEnd > in.calEnd {
-		h := &calHoldout{
-			End:    time.UnixMilli(in.holdoutEnd).UTC().Format(time.RFC3339),
-			Length: unit.Span(in.calEnd, in.holdoutEnd),
-		}
-		rows := make([]calHoldoutRow, calHistBuckets+1)
-		for i, s := range sums {
-			e := bg.Params.ExpectedPurchases(s, h.Length)
-			h.Actual += in.customers[i].holdout
-			h.Predicted += e
-			r := &rows[min(s.X, calHistBuckets)]
-			r.Customers++
-			r.ActualMean += float64(in.customers[i].holdout)
-			r.PredictedMean += e
-		}
-		for x := range rows {
-			r := &rows[x]
-			r.X = strconv.Itoa(x)
-			if x == calHistBuckets {
-				r.X += "+"
-			}
-			if r.Customers > 0 {
-				r.ActualMean /= float64(r.Customers)
-				r.PredictedMean /= float64(r.Customers)
-			}
-		}
-		h.ByX = rows
-		rep.Holdout = h
-	}
 
 	// RFM boundaries.
 	rec := make([]int64, len(in.customers))
@@ -462,16 +481,42 @@ func calFit(in *calInput, unit clv.TimeUnit, base *score.Policy, f *calibrateFla
 		MonetaryMinor: calQuintileBounds(mon),
 	}
 
-	model := &clv.Model{
-		Unit:         unit,
-		BGNBD:        bg.Params,
-		GammaGamma:   gg.Params,
-		Horizon:      f.horizon,
-		DiscountRate: f.discountRate,
+	// One validated Model per fitted count model, to evaluate them alike;
+	// the policy carries the chosen one.
+	models := make([]*clv.Model, len(counts))
+	var model *clv.Model
+	for i, k := range counts {
+		m := &clv.Model{
+			Unit:         unit,
+			Count:        k,
+			GammaGamma:   gg.Params,
+			Horizon:      f.horizon,
+			DiscountRate: f.discountRate,
+		}
+		fits.set[k](m)
+		if err := m.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("fitted model: %w", err)
+		}
+		models[i] = m
+		if k == fits.chosen {
+			model = m
+		}
 	}
-	if err := model.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("fitted model: %w", err)
+	pred := model.RepeatHistogram(ts, calHistBuckets)
+	for x := range calHistBuckets + 1 {
+		label := strconv.Itoa(x)
+		if x == calHistBuckets {
+			label += "+"
+		}
+		rep.Frequency = append(rep.Frequency, calFreqRow{X: label, Actual: actual[x], Predicted: pred[x]})
 	}
+	calPAlives(rep, in, sums, models)
+	rep.models = models
+	for _, s := range sums {
+		rep.maxT = max(rep.maxT, s.T)
+	}
+	rep.Holdout = calHoldoutOf(rep, in, sums, unit, models, model)
+	rep.Tracking = calTrackingOf(in, unit, models, model)
 	return rep, model, nil
 }
 
@@ -608,14 +653,16 @@ func calPolicy(base *score.Policy, rep *calReport, f *calibrateFlags, in *calInp
 // calModelsFile is the content of <out>.models.json: the fitted models in
 // the shape a policy's models section would take.
 type calModelsFile struct {
-	PolicyVersion  string     `json:"policy_version"`
-	CalibrationEnd string     `json:"calibration_end"`
-	Currency       string     `json:"currency"`
-	MoneyUnit      string     `json:"money_unit"`
-	Models         *clv.Model `json:"models"`
-	BGNBD          calBGNBD   `json:"bgnbd_fit"`
-	GammaGamma     calGGFit   `json:"gamma_gamma_fit"`
-	Customers      calCounts  `json:"customers"`
+	PolicyVersion  string       `json:"policy_version"`
+	CalibrationEnd string       `json:"calibration_end"`
+	Currency       string       `json:"currency"`
+	MoneyUnit      string       `json:"money_unit"`
+	Models         *clv.Model   `json:"models"`
+	BGNBD          *calCountFit `json:"bgnbd_fit,omitempty"`
+	MBGNBD         *calCountFit `json:"mbgnbd_fit,omitempty"`
+	ParetoNBD      *calCountFit `json:"paretonbd_fit,omitempty"`
+	GammaGamma     calGGFit     `json:"gamma_gamma_fit"`
+	Customers      calCounts    `json:"customers"`
 }
 
 type calGGFit struct {
@@ -655,6 +702,8 @@ func calWritePolicy(path string, pol *score.Policy, rep *calReport, model *clv.M
 		MoneyUnit:      "major",
 		Models:         model,
 		BGNBD:          rep.BGNBD,
+		MBGNBD:         rep.MBGNBD,
+		ParetoNBD:      rep.ParetoNBD,
 		GammaGamma:     calGGFit{LogLikelihood: rep.GammaGamma.LogLikelihood, StdErr: rep.GammaGamma.StdErr},
 		Customers:      rep.Customers,
 	}
@@ -750,18 +799,36 @@ func (r *calReport) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "customers: %d fitted, %d repeat buyers, %d with a first purchase after the end (left out)\n\n",
 		r.Customers.Fitted, r.Customers.RepeatBuyers, r.Customers.FirstAfterEnd)
 
-	fmt.Fprintf(w, "BG/NBD (alpha per %s), log-likelihood %.3f, %d iterations\n", r.TimeUnit, r.BGNBD.LogLikelihood, r.BGNBD.Iterations)
-	p("\tparameter\testimate\tstd. error\t\n")
-	for _, v := range []struct {
-		n string
-		v float64
-	}{{"r", r.BGNBD.R}, {"alpha", r.BGNBD.Alpha}, {"a", r.BGNBD.A}, {"b", r.BGNBD.B}} {
-		p("\t%s\t%.4f\t%s\t\n", v.n, v.v, se(r.BGNBD.StdErr[v.n]))
+	for _, k := range calAllCounts {
+		fit := calFitOf(r, k)
+		if fit == nil {
+			continue
+		}
+		mark := ""
+		if k == r.CountModel {
+			mark = ", in the policy"
+		}
+		rates := "alpha"
+		if k == clv.CountParetoNBD {
+			rates = "alpha and beta"
+		}
+		fmt.Fprintf(w, "%s (%s per %s%s), log-likelihood %.3f, %d iterations\n", calModelName(k), rates, r.TimeUnit, mark, fit.LogLikelihood, fit.Iterations)
+		p("\tparameter\testimate\tstd. error\t\n")
+		for _, v := range fit.params {
+			p("\t%s\t%.4f\t%s\t\n", v.name, v.value, se(fit.StdErr[v.name]))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  P(alive) at the calibration end: mean %.3f (one-time buyers %.3f, repeat buyers %.3f); %d customers below 0.3\n",
+			fit.PAlive.Mean, fit.PAlive.OneTimeBuyers, fit.PAlive.RepeatBuyers, fit.PAlive.Below30)
+		if h := fit.Holdout; h != nil {
+			fmt.Fprintf(w, "  holdout: %.1f repeat purchases expected, error %+.1f (%+.1f%%); per customer mean absolute error %.3f, RMSE %.3f\n",
+				h.ExpectedPurchases, h.Error, 100*h.RelativeError, h.MeanAbsError, h.RMSE)
+		}
+		fmt.Fprintln(w)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\nGamma-Gamma over %d repeat buyers, log-likelihood %.3f, %d iterations\n",
+	fmt.Fprintf(w, "Gamma-Gamma over %d repeat buyers, log-likelihood %.3f, %d iterations\n",
 		r.Customers.SpendFitted, r.GammaGamma.LogLikelihood, r.GammaGamma.Iterations)
 	p("\tparameter\testimate\tstd. error\t\n")
 	for _, v := range []struct {
@@ -780,7 +847,7 @@ func (r *calReport) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "  mean spend: model %.2f, observed %.2f; correlation of x and spend %s (the model assumes 0)\n\n",
 		r.GammaGamma.MeanSpend, r.GammaGamma.ObservedMeanSpend, corr)
 
-	fmt.Fprintln(w, "Customers by repeat purchases in the calibration period")
+	fmt.Fprintf(w, "Customers by repeat purchases in the calibration period (%s)\n", calModelName(r.CountModel))
 	p("\tx\tactual\tpredicted\t\n")
 	for _, row := range r.Frequency {
 		p("\t%s\t%d\t%.1f\t\n", row.X, row.Actual, row.Predicted)
@@ -788,15 +855,8 @@ func (r *calReport) writeText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if h := r.Holdout; h != nil {
-		fmt.Fprintf(w, "\nHoldout to %s (%.2f %ss): %d repeat purchases, predicted %.1f\n", h.End, h.Length, r.TimeUnit, h.Actual, h.Predicted)
-		p("\tcalibration x\tcustomers\tactual mean\tpredicted mean\t\n")
-		for _, row := range h.ByX {
-			p("\t%s\t%d\t%.3f\t%.3f\t\n", row.X, row.Customers, row.ActualMean, row.PredictedMean)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+	if err := r.writeValidation(w, tw); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "\nRFM boundaries (quintiles): recency_days %v, frequency %v, monetary_minor %v\n",
 		r.RFM.RecencyDays, r.RFM.Frequency, r.RFM.MonetaryMinor)
@@ -824,6 +884,9 @@ func (r *calReport) writeText(w io.Writer) error {
 		r.Policy.Version, r.Policy.BaseVersion, r.Policy.Path, r.Policy.ModelsPath)
 	if r.ScoreOut != "" {
 		fmt.Fprintf(w, "per-customer scores written to %s\n", r.ScoreOut)
+	}
+	if r.Report != "" {
+		fmt.Fprintf(w, "HTML report written to %s\n", r.Report)
 	}
 	return nil
 }
@@ -945,7 +1008,7 @@ type calTxn struct {
 
 // calReadCSV reads a CSV of transactions and derives each customer's
 // calibration data.
-func calReadCSV(ctx context.Context, f *calibrateFlags, calEnd int64, pol *score.Policy) (*calInput, error) {
+func calReadCSV(ctx context.Context, f *calibrateFlags, calEnd, holdoutEnd int64, pol *score.Policy) (*calInput, error) {
 	file, err := os.Open(f.csvPath)
 	if err != nil {
 		return nil, fmt.Errorf("open --csv: %w", err)
@@ -974,8 +1037,14 @@ func calReadCSV(ctx context.Context, f *calibrateFlags, calEnd int64, pol *score
 	if calEnd == 0 {
 		calEnd = lastPurchase
 	}
-	in := &calInput{calEnd: calEnd, source: fmt.Sprintf("%s (%s)", f.csvPath, f.format)}
-	if lastPurchase > calEnd {
+	in := &calInput{calEnd: calEnd, source: fmt.Sprintf("%s (%s)", f.csvPath, f.format), histories: true}
+	switch {
+	case holdoutEnd != 0 && holdoutEnd <= calEnd:
+		return nil, usagef("--holdout-end %s: want a time after the calibration end %s",
+			time.UnixMilli(holdoutEnd).UTC().Format(time.RFC3339), time.UnixMilli(calEnd).UTC().Format(time.RFC3339))
+	case holdoutEnd != 0:
+		in.holdoutEnd = holdoutEnd
+	case lastPurchase > calEnd:
 		in.holdoutEnd = lastPurchase
 	}
 	exp, _ := score.MinorUnits(pol.BaseCurrency)
@@ -990,8 +1059,9 @@ func calReadCSV(ctx context.Context, f *calibrateFlags, calEnd int64, pol *score
 		for _, t := range ts {
 			day := calFloorDiv(t.at, score.DayMs)
 			if t.at > calEnd {
-				if t.amount >= 0 && firstDay >= 0 && day != lastDay {
+				if t.amount >= 0 && firstDay >= 0 && day != lastDay && t.at <= in.holdoutEnd {
 					c.holdout++
+					c.repeats = append(c.repeats, t.at)
 					lastDay = day
 				}
 				continue
@@ -1006,6 +1076,7 @@ func calReadCSV(ctx context.Context, f *calibrateFlags, calEnd int64, pol *score
 			}
 			if day != lastDay {
 				c.x++
+				c.repeats = append(c.repeats, t.at)
 				lastDay = day
 			}
 			if day != firstDay {

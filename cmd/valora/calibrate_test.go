@@ -32,10 +32,7 @@ type calJSONReport struct {
 		RepeatBuyers int `json:"repeat_buyers"`
 		SpendFitted  int `json:"spend_fitted"`
 	} `json:"customers"`
-	BGNBD struct {
-		R, Alpha, A, B float64
-		LogLikelihood  float64 `json:"log_likelihood"`
-	} `json:"bgnbd"`
+	BGNBD      calJSONFit `json:"bgnbd"`
 	GammaGamma struct {
 		P, Q, Gamma   float64
 		LogLikelihood float64 `json:"log_likelihood"`
@@ -45,11 +42,21 @@ type calJSONReport struct {
 		Actual    int     `json:"actual"`
 		Predicted float64 `json:"predicted"`
 	} `json:"repeat_purchases"`
-	Holdout *struct {
-		Length    float64 `json:"length"`
-		Actual    int64   `json:"actual"`
-		Predicted float64 `json:"predicted"`
-	} `json:"holdout"`
+	CountModel string       `json:"count_model"`
+	MBGNBD     *calJSONFit  `json:"mbgnbd"`
+	ParetoNBD  *calJSONFit  `json:"paretonbd"`
+	Holdout    *calJSONHold `json:"holdout"`
+	Tracking   *struct {
+		Start            string `json:"start"`
+		CalibrationWeeks int    `json:"calibration_weeks"`
+		Weeks            []struct {
+			Week            int                `json:"week"`
+			End             string             `json:"end"`
+			Actual          int64              `json:"actual"`
+			Expected        float64            `json:"expected"`
+			ExpectedByModel map[string]float64 `json:"expected_by_model"`
+		} `json:"weeks"`
+	} `json:"weekly_tracking"`
 	RFM struct {
 		RecencyDays   []int64 `json:"recency_days"`
 		Frequency     []int64 `json:"frequency"`
@@ -68,6 +75,37 @@ type calJSONReport struct {
 		Churned          int            `json:"churned"`
 		ChurnedByPAlive  int            `json:"churned_by_p_alive"`
 	} `json:"at_calibration_end"`
+}
+
+// calJSONFit is a count model's fit in the --json report.
+type calJSONFit struct {
+	R, Alpha, A, B float64
+	S, Beta        float64
+	LogLikelihood  float64             `json:"log_likelihood"`
+	StdErr         map[string]*float64 `json:"std_err"`
+	PAlive         struct {
+		Mean          float64 `json:"mean"`
+		OneTimeBuyers float64 `json:"mean_one_time_buyers"`
+	} `json:"p_alive"`
+	Holdout *struct {
+		ExpectedPurchases float64 `json:"expected_purchases"`
+		Error             float64 `json:"error"`
+	} `json:"holdout"`
+}
+
+// calJSONHold is the holdout part of the --json report.
+type calJSONHold struct {
+	End               string  `json:"end"`
+	Length            float64 `json:"length"`
+	ActualPurchases   int64   `json:"actual_purchases"`
+	ExpectedPurchases float64 `json:"expected_purchases"`
+	ByX               []struct {
+		X                   string             `json:"x"`
+		Customers           int                `json:"customers"`
+		ActualMean          float64            `json:"actual_mean"`
+		ExpectedMean        float64            `json:"expected_mean"`
+		ExpectedMeanByModel map[string]float64 `json:"expected_mean_by_model"`
+	} `json:"by_calibration_x"`
 }
 
 // calRun runs `valora calibrate args...` and returns the exit code and
@@ -140,7 +178,7 @@ func TestCalibrateCDNOW(t *testing.T) {
 	if total != 2357 || math.Abs(predicted-2357) > 1e-6 || rep.Frequency[0].Actual != 1411 {
 		t.Errorf("repeat purchase table: %d actual, %.3f predicted, x=0 row %+v", total, predicted, rep.Frequency[0])
 	}
-	if h := rep.Holdout; h == nil || h.Actual != 1882 || math.Abs(h.Length-39) > 1e-9 || !(h.Predicted > 0) {
+	if h := rep.Holdout; h == nil || h.ActualPurchases != 1882 || math.Abs(h.Length-39) > 1e-9 || !(h.ExpectedPurchases > 0) {
 		t.Errorf("holdout %+v, want 1882 repeat purchases over 39 weeks", h)
 	}
 
@@ -306,8 +344,7 @@ func TestCalibrateGenericCSV(t *testing.T) {
 // BG/NBD data of a state (repeat days, first and last purchase) is exact,
 // so the fit matches the published one; the spend is approximated by the
 // mean of all purchases, so Gamma-Gamma differs and is only checked to be
-// fitted. The eight rows of $0 become 1 cent (a purchase must have a
-// positive amount) so that every purchase day is kept.
+// fitted. The eight rows of $0 are free orders: their purchase days count.
 func TestCalibrateStateDir(t *testing.T) {
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")
@@ -343,7 +380,7 @@ func TestCalibrateStateDir(t *testing.T) {
 		}
 		_, err = pol.ApplyPurchase(c, &schemas.Purchase{
 			EventID: strconv.Itoa(i), CustomerID: r[0], OccurredAt: at.UnixMilli(), Kind: schemas.KindPurchase,
-			AmountMinor: max(cents, 1), Currency: "USD", Channel: schemas.ChannelWeb, Items: 1,
+			AmountMinor: cents, Currency: "USD", Channel: schemas.ChannelWeb, Items: 1,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -420,6 +457,11 @@ func TestCalibrateErrors(t *testing.T) {
 		{"bad date in file", []string{"--csv", bad, "--out", out}, 1, "YYYYMMDD"},
 		{"too few repeat buyers", []string{"--csv", few, "--out", out}, 1, "too few repeat buyers"},
 		{"missing state", []string{"--state-dir", filepath.Join(dir, "nostate"), "--out", out}, exitState, `state "` + filepath.Join(dir, "nostate") + `": open: `},
+		{"model", []string{"--csv", few, "--model", "pareto"}, 2, "--model"},
+		{"holdout date", []string{"--csv", few, "--holdout-end", "1998"}, 2, "--holdout-end"},
+		{"holdout before calibration end", []string{"--csv", few, "--calibration-end", "1997-09-30", "--holdout-end", "1997-09-30"}, 2, "--holdout-end"},
+		{"holdout before the default end", []string{"--csv", few, "--holdout-end", "1997-01-15", "--out", out}, 2, "--holdout-end"},
+		{"holdout of a state", []string{"--state-dir", dir, "--holdout-end", "1998-06-30", "--out", out}, 2, "--holdout-end"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,7 +102,7 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := crashWorkload(t, codec, pu, seed+1)
+	recs := crashWorkload(t, codec, pu, seed+1, 150)
 	n := len(recs)
 	rng := rand.New(rand.NewPCG(seed, 11))
 	adm := kadm.NewClient(b.Client(t))
@@ -259,12 +259,12 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 	ch.CheckFinal(t, got)
 }
 
-// crashWorkload is a year of purchases of 150 generated customers.
-func crashWorkload(t *testing.T, codec *schemas.Codec, topic string, seed uint64) []*kgo.Record {
+// crashWorkload is 300 days of purchases of generated customers.
+func crashWorkload(t *testing.T, codec *schemas.Codec, topic string, seed uint64, customers int) []*kgo.Record {
 	t.Helper()
 	p := gen.DefaultParams()
 	p.Seed = seed
-	p.Customers = 150
+	p.Customers = customers
 	p.Start = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	p.Horizon = 300 * 24 * time.Hour
 	p.R, p.Alpha = 1, 10

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/gen"
+	"valora/processor"
 	"valora/schemas"
 )
 
@@ -60,6 +61,10 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	partOpts, err := sf.producerPartitioner()
+	if err != nil {
+		return err
+	}
 	if _, err := loadPolicy(sf.policy); err != nil {
 		return err
 	}
@@ -93,7 +98,11 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	defer cluster.Close()
 	addr := cluster.ListenAddrs()[0]
 	fmt.Fprintf(stdout, "broker: %s (topics %s, %d partitions each)\n", addr, strings.Join(topics, ", "), d.partitions)
-	fmt.Fprintf(stdout, "try:    kcat -b %s -L   (when producing with kcat, add -X partitioner=murmur2_random)\n", addr)
+	if processor.Partitioner(sf.partitioner) == processor.PartitionerCRC32 {
+		fmt.Fprintf(stdout, "try:    kcat -b %s -L   (inputs partitioned by CRC32 of the key, kcat's default)\n", addr)
+	} else {
+		fmt.Fprintf(stdout, "try:    kcat -b %s -L   (when producing with kcat, add -X partitioner=murmur2_random, or start dev with --input-partitioner crc32)\n", addr)
+	}
 	if d.brokerOnly {
 		<-ctx.Done()
 		fmt.Fprintln(stdout, "broker stopped")
@@ -118,7 +127,7 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	pcl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond))
+	pcl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ProducerLinger(5 * time.Millisecond)}, partOpts...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

@@ -43,8 +43,8 @@ amount is the dollar value in cents (--currency, default USD) on --channel.
 
 Amounts are parsed from the decimal text, never through a float; more
 decimals than the currency has is a bad row. A negative amount is a refund
-of its absolute value. A purchase or refund of 0 is a bad row: amount_minor
-must be positive (CDNOW has such rows: use --on-error skip).
+of its absolute value. A purchase of 0 is a free order (CDNOW has such
+rows): it counts as an order and adds no money. A refund of 0 is a bad row.
 
 Each record's event_id is the hex SHA-256 (first 16 bytes) of the file's base
 name, the line number and the row's content, so importing the same file again
@@ -532,7 +532,8 @@ func (im *importer) passFile(ctx context.Context, prog *progress, file importFil
 }
 
 // validate applies the checks the scorer would (a record that fails them
-// would be dead-lettered) and the schema's (amount_minor positive).
+// would be dead-lettered) and the schema's (a refund's amount_minor
+// positive; a purchase of 0 is a free order).
 func (im *importer) validate(t *csvTxn) error {
 	switch {
 	case !utf8.ValidString(t.customer):
@@ -545,8 +546,8 @@ func (im *importer) validate(t *csvTxn) error {
 		if !utf8.ValidString(t.itype) {
 			return errors.New("interaction type is not UTF-8")
 		}
-	case t.amount <= 0:
-		return errors.New("amount is 0: a Purchase's amount_minor must be positive")
+	case t.kind == txnRefund && t.amount == 0:
+		return errors.New("refund of 0: a refund's amount_minor must be positive")
 	case !utf8.ValidString(t.category):
 		return errors.New("category is not UTF-8")
 	}

@@ -159,29 +159,20 @@ func impOf(ps []schemas.Purchase, customer string) []schemas.Purchase {
 var impEventID = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // TestImportCDNOWSample imports the CDNOW sample twice (into two topics),
-// checks the count, records by hand from the file, the keys, the bad rows
-// ($0) and that the event ids are the same both times.
+// checks the count, records by hand from the file, the keys, the free
+// orders ($0) and that the event ids are the same both times.
 func TestImportCDNOWSample(t *testing.T) {
 	e := newImpEnv(t)
-	code, out, errOut := impRun(t, e.args(calCDNOWSample)...)
-	if code != 1 || !strings.Contains(errOut, "8 bad rows; nothing was produced") {
-		t.Fatalf("default --on-error fail: exit %d, stderr %q; want 1 and nothing produced", code, errOut)
-	}
-	if !strings.Contains(out, `"rows": 6919`) {
-		t.Errorf("summary of the failed check: %s", out)
-	}
-	if n := len(e.b.ConsumeAll(t, e.purchases)); n != 0 {
-		t.Fatalf("a failed check produced %d records", n)
-	}
-
-	rep := e.importJSON(t, "--on-error", "skip", calCDNOWSample)
+	// The default --on-error fail: the sample has no bad row, its 8 rows
+	// of $0 are free orders.
+	rep := e.importJSON(t, calCDNOWSample)
 	t.Logf("CDNOW sample: %d rows in %.2fs (%.0f rows/s)", rep.Rows, rep.Seconds, rep.RowsPerSecond)
-	if rep.Rows != 6919 || rep.BadRows != 8 || rep.Purchases.Records != 6911 || rep.Interactions.Records != 0 || rep.Failed != 0 {
-		t.Errorf("summary %+v; want 6919 rows, 8 bad, 6911 purchases", rep)
+	if rep.Rows != 6919 || rep.BadRows != 0 || rep.Purchases.Records != 6919 || rep.Interactions.Records != 0 || rep.Failed != 0 {
+		t.Errorf("summary %+v; want 6919 rows, none bad, 6919 purchases", rep)
 	}
 	got := e.readPurchases(t)
-	if len(got) != 6911 {
-		t.Fatalf("%d records in the topic, want 6911", len(got))
+	if len(got) != 6919 {
+		t.Fatalf("%d records in the topic, want 6919", len(got))
 	}
 
 	// The first customer of the sample, by hand from lines 1-4:
@@ -205,15 +196,28 @@ func TestImportCDNOWSample(t *testing.T) {
 			t.Errorf("customer 0001 record %d: %+v, want %+v USD OTHER", i, p, want[i])
 		}
 	}
-	// Lines 226 (customer 0087) to 6156 are the $0 rows: bad rows,
-	// reported with their line.
-	code, _, errOut = impRun(t, e.args("--on-error", "skip", "--dry-run", calCDNOWSample)...)
-	if code != 0 || !strings.Contains(errOut, "CDNOW_sample.txt:226: amount is 0") || !strings.Contains(errOut, "CDNOW_sample.txt:6156: amount is 0") {
-		t.Errorf("dry run: exit %d, stderr %q; want the $0 rows at lines 226 and 6156", code, errOut)
-	}
+	// Lines 226 (customer 0087, its only row) to 6156 are the 8 rows of
+	// $0: purchases of amount 0.
 	var total int64
+	free := map[string]int{}
 	for _, p := range got {
 		total += p.AmountMinor
+		if p.AmountMinor == 0 {
+			if p.Kind != schemas.KindPurchase {
+				t.Errorf("a $0 row became %+v, want a PURCHASE", p)
+			}
+			free[p.CustomerID]++
+		}
+	}
+	if n := len(impOf(got, "0087")); len(free) == 0 || free["0087"] != 1 || n != 1 || free["2086"] == 0 {
+		t.Errorf("free orders by customer %v (customer 0087 has %d records); want 8 over 0087 (1 of 1) and 2086 among others", free, n)
+	}
+	var nfree int
+	for _, n := range free {
+		nfree += n
+	}
+	if nfree != 8 {
+		t.Errorf("%d free orders, want 8", nfree)
 	}
 	if total != 24409194 { // $244,091.94, the sample's documented total
 		t.Errorf("total %d cents, want 24409194", total)
@@ -222,7 +226,7 @@ func TestImportCDNOWSample(t *testing.T) {
 	// A second import into other topics gives the same event ids.
 	e2 := &impEnv{b: e.b, purchases: kafkatest.Name(t, "purchases2"), interactions: kafkatest.Name(t, "interactions2")}
 	e.b.CreateTopics(t, 4, e2.purchases, e2.interactions)
-	e2.importJSON(t, "--on-error", "skip", calCDNOWSample)
+	e2.importJSON(t, calCDNOWSample)
 	again := e2.readPurchases(t)
 	ids := func(ps []schemas.Purchase) map[string]schemas.Purchase {
 		m := map[string]schemas.Purchase{}
@@ -243,30 +247,32 @@ func TestImportCDNOWSample(t *testing.T) {
 }
 
 // TestImportCDNOWMaster imports the whole CDNOW cohort (69,659 rows, 80 of
-// them $0), checks that every valid row became one record, replays the
-// topic into a new state directory and checks the replay's accounting and
-// four customers worked out by hand from the file.
+// them $0: free orders) with the default --on-error fail, checks that every
+// row became one record, replays the topic into a new state directory and
+// checks the replay's accounting and customers worked out by hand from the
+// file.
 func TestImportCDNOWMaster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("imports and replays 69,659 rows; skipped with -short")
 	}
 	e := newImpEnv(t)
-	rep := e.importJSON(t, "--on-error", "skip", impCDNOWMaster)
+	rep := e.importJSON(t, impCDNOWMaster)
 	t.Logf("CDNOW master: %d rows, %d records in %.2fs (%.0f rows/s, broker %s)", rep.Rows, rep.Purchases.Records, rep.Seconds, rep.RowsPerSecond, e.b.Kind)
-	if rep.Rows != 69659 || rep.BadRows != 80 || rep.Purchases.Records != 69579 || rep.Failed != 0 {
-		t.Errorf("summary %+v; want 69659 rows, 80 bad, 69579 records", rep)
+	if rep.Rows != 69659 || rep.BadRows != 0 || rep.Purchases.Records != 69659 || rep.Failed != 0 {
+		t.Errorf("summary %+v; want 69659 rows, none bad, 69659 records", rep)
 	}
-	if n := len(e.b.ConsumeAll(t, e.purchases)); n != 69579 {
-		t.Errorf("%d records in the topic, want 69579 (rows - bad rows)", n)
+	if n := len(e.b.ConsumeAll(t, e.purchases)); n != 69659 {
+		t.Errorf("%d records in the topic, want 69659 (one per row)", n)
 	}
 
 	dir := filepath.Join(t.TempDir(), "state")
 	s := e.replayJSON(t, "--state-dir", dir, "--no-output")
 	t.Logf("replay: %d records in %.2fs (%.0f/s), %d customers, tiers %v, stages %v",
 		s.Records, s.Seconds, s.EventsPerSecond, s.Customers, s.Tiers, s.Stages)
-	// 23,570 customers in the cohort; 68 of them bought only for $0.
-	if s.Records != 69579 || s.Applied != 69579 || s.DeadLettered != 0 || s.Customers != 23502 {
-		t.Errorf("replay: %d records, %d applied, %d dead-lettered, %d customers; want 69579, all applied, 23502 customers",
+	// 23,570 customers in the cohort, the 68 who bought only for $0
+	// included.
+	if s.Records != 69659 || s.Applied != 69659 || s.DeadLettered != 0 || s.Customers != 23570 {
+		t.Errorf("replay: %d records, %d applied, %d dead-lettered, %d customers; want 69659, all applied, 23570 customers",
 			s.Records, s.Applied, s.DeadLettered, s.Customers)
 	}
 	var total int
@@ -292,11 +298,17 @@ func TestImportCDNOWMaster(t *testing.T) {
 	//          is not due: R=3 → loyal, not churned.
 	//   00096: 19 purchases, 1445.99, the last on 1998-06-27: F=5, M=5;
 	//          R=5 → champions, not churned.
+	//   00455: one free order ($0) on 1997-01-02, nothing else: F=1,
+	//          M=1 (no money), FM=1; R=1 → lost, churned.
+	//   03858: 7 purchases, one of them free (1998-03-14), 119.74, the
+	//          last on 1998-06-27: F=4, M=2, FM=3; R=5 → loyal.
 	checkByHand(t, dir, []handCustomer{
 		{"00001", 1, 1177, time.Date(1997, 1, 1, 0, 0, 0, 0, time.UTC), 1, 1, 1, "lost", true},
 		{"00457", 3, 50926, time.Date(1997, 1, 10, 0, 0, 0, 0, time.UTC), 1, 3, 4, "cannot_lose_them", true},
 		{"00033", 25, 104547, time.Date(1998, 3, 13, 0, 0, 0, 0, time.UTC), 3, 5, 5, "loyal", false},
 		{"00096", 19, 144599, time.Date(1998, 6, 27, 0, 0, 0, 0, time.UTC), 5, 5, 5, "champions", false},
+		{"00455", 1, 0, time.Date(1997, 1, 2, 0, 0, 0, 0, time.UTC), 1, 1, 1, "lost", true},
+		{"03858", 7, 11974, time.Date(1998, 6, 27, 0, 0, 0, 0, time.UTC), 5, 4, 2, "loyal", false},
 	})
 }
 
@@ -395,7 +407,7 @@ func TestImportBadRows(t *testing.T) {
 		"c1;2024-03-01 10:30;order;12.50;;;;;",        // 2 good
 		"c1;yesterday;order;1;;;;;",                   // 3 time
 		"c2;2024-03-01 10:30;gift;1;;;;;",             // 4 kind
-		"c2;2024-03-01 10:30;order;0.00;;;;;",         // 5 zero amount
+		"c2;2024-03-01 10:30;refund;0.00;;;;;",        // 5 refund of 0
 		"c2;2024-03-01 10:30;order;1;XYZ;;;;",         // 6 currency
 		"c2;2024-03-01 10:30;order;1.005;;;;;",        // 7 decimals
 		"c3;2024-03-01 10:30;order;1;;fax machine;;;", // 8 channel
@@ -408,7 +420,7 @@ func TestImportBadRows(t *testing.T) {
 		"c3;2024-03-01 10:30",                         // 15 fields
 		"c4;2024-03-01 10:30;order;3;;;;;",            // 16 good
 	}, "\n")+"\n")
-	wantLines := map[int]string{3: "time", 4: "kind \"gift\"", 5: "amount is 0", 6: "currency \"XYZ\"", 7: "more than 2 decimals",
+	wantLines := map[int]string{3: "time", 4: "kind \"gift\"", 5: "refund of 0", 6: "currency \"XYZ\"", 7: "more than 2 decimals",
 		8: "channel", 11: "empty customer id", 12: "satisfaction", 13: "items", 14: "future", 15: "fields"}
 	check := func(errOut string) {
 		t.Helper()

@@ -11,11 +11,18 @@ import (
 	"os/signal"
 	"syscall"
 
+	"valora/processor"
 	"valora/state"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGTERM or SIGINT starts a graceful stop; stop restores
+	// the default action, so that a second one ends the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -47,16 +54,23 @@ const (
 	exitOK      = 0
 	exitFailure = 1 // a runtime failure
 	exitUsage   = 2 // a bad flag or configuration
+	// exitShutdownAbandoned is a stop that abandoned a commit
+	// (processor.ErrShutdownAbandoned, or the shutdown timeout's last
+	// resort): the state stays at the last durable cycle, and a restart
+	// resumes from it.
+	exitShutdownAbandoned = 3
 	// exitState is a state directory that cannot be used: an I/O error
 	// or a full disk under the store, a directory that is missing or holds
 	// no store this build can open. A restart alone will not mend it; the
 	// message names the directory.
-	exitState = 3
+	exitState = 4
 )
 
 // run is main without the process: tests call it directly. It returns the
 // exit code: 0 success, 1 runtime failure, 2 usage or configuration error,
-// 3 a state directory that cannot be used (a disk fault, say).
+// 3 a shutdown that abandoned the commit in flight (the state stays at the
+// last durable cycle; a restart resumes from it), 4 a state directory that
+// cannot be used (a disk fault, say).
 func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
@@ -89,6 +103,8 @@ func exitCode(err error) int {
 		return exitOK
 	case isUsage(err):
 		return exitUsage
+	case errors.Is(err, processor.ErrShutdownAbandoned):
+		return exitShutdownAbandoned
 	case errors.As(err, &se):
 		return exitState
 	default:

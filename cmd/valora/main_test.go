@@ -16,6 +16,8 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/processor"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
@@ -121,6 +123,29 @@ func TestDev(t *testing.T) {
 			got = append(got, rc)
 		})
 	}
+	// dev's traffic is in the partitions murmur2 (the default
+	// --input-partitioner) gives its keys among dev's 6.
+	in, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("interactions", "purchases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	inputs := 0
+	for inputs < 1000 {
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		fs := in.PollFetches(pctx)
+		timedOut := pctx.Err() != nil
+		pcancel()
+		if timedOut {
+			t.Fatalf("read %d of dev's input records in 10 s", inputs)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			inputs++
+			if want := processor.PartitionerMurmur2.Partition(r.Key, 6); r.Partition != want {
+				t.Fatalf("dev produced key %q to partition %d of %s, murmur2 places it in %d", r.Key, r.Partition, r.Topic, want)
+			}
+		})
+	}
 	cancel()
 	select {
 	case code := <-exit:
@@ -173,6 +198,10 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 	f([]string{"run", "--state-dir", state, "--log-level", "loud"}, nil, "log-level")
 	f([]string{"gen", "--bgnbd", "1,2,3"}, nil, "bgnbd")
 	f([]string{"dev", "--partitions", "0"}, nil, "partitions")
+	f([]string{"run", "--state-dir", state, "--input-partitioner", "consistent_random"}, nil, "input_partitioner")
+	f([]string{"run", "--state-dir", state}, map[string]string{"VALORA_INPUT_PARTITIONER": "fnv"}, "input_partitioner")
+	f([]string{"dev", "--input-partitioner", "fnv"}, nil, "--input-partitioner")
+	f([]string{"bench", "--input-partitioner", "fnv"}, nil, "--input-partitioner")
 	f([]string{"nonsense"}, nil, "unknown command")
 }
 

@@ -91,6 +91,7 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.cacheCustomers, "cache-customers", replayCacheCustomers, "customers kept decoded in memory (about 0.75 KiB each; 0 or negative: none, the write set serves the reads)")
 	fs.IntVar(&s.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&s.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
+	s.registerPartitioner(fs)
 	fs.DurationVar(&s.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied)")
 	fs.BoolVar(&s.createTopics, "create-topics", false, "create missing output topics with the inputs' partition count")
 	fs.StringVar(&s.registry, "schema-registry", "", "schema registry URL (Confluent framing)")

@@ -91,7 +91,7 @@ func checkByHand(t *testing.T, dir string, want []handCustomer) {
 // computation over the default policy puts them.
 func TestReplayCDNOW(t *testing.T) {
 	e := newImpEnv(t)
-	rep := e.importJSON(t, "--on-error", "skip", calCDNOWSample)
+	rep := e.importJSON(t, calCDNOWSample)
 	t.Logf("broker: %s; imported %d purchases", e.b.Kind, rep.Purchases.Records)
 
 	var sums [2]replaySummary

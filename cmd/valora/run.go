@@ -52,14 +52,18 @@ type scorerFlags struct {
 	writeSetMiB    int
 	blockCacheMiB  int // 0: state.DefaultCacheSize, or replayBlockCache with bulkLoad
 	maxClockSkew   time.Duration
+	partitioner    string
 	timeMode       string
 	lateness       time.Duration
 	idleTimeout    time.Duration
 	createTopics   bool
-	bulkLoad       bool // state.Options.BulkLoad: replay and bench --replay
-	registry       string
-	logs           logFlags
-	http           httpFlags
+	// shutdownTimeout bounds the whole stop after SIGTERM (scorer.run).
+	shutdownTimeout time.Duration
+	stallTimeout    time.Duration
+	bulkLoad        bool // state.Options.BulkLoad: replay and bench --replay
+	registry        string
+	logs            logFlags
+	http            httpFlags
 }
 
 func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
@@ -87,13 +91,41 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.IntVar(&f.writeSetMiB, "write-set-mib", defaultWriteSetMiB, writeSetUsage)
 	fs.IntVar(&f.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
+	f.registerPartitioner(fs)
 	fs.StringVar(&f.timeMode, "time", string(processor.TimeLive), "what moves stream time: live (event time, and the wall clock minus --allowed-lateness once a task is caught up and idle) or event (event time only)")
 	fs.DurationVar(&f.lateness, "allowed-lateness", time.Hour, "records this far behind stream time count as late (still applied); an idle task's stream time trails the wall clock by this much")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 30*time.Second, "how long a task must be caught up before its stream time follows the wall clock (live mode)")
 	fs.BoolVar(&f.createTopics, "create-topics", false, "create missing output topics with the inputs' partition count")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "longest time the process takes to exit after SIGTERM or SIGINT, whatever the brokers do: a commit that cannot finish by then is abandoned (the state stays at the last durable cycle, as after a crash) and the exit code is 3; keep it under the pod's termination grace period (a second signal exits at once)")
+	fs.DurationVar(&f.stallTimeout, "stall-timeout", 2*time.Minute, "how long the poll loop or a task may make no progress (waiting on a broker that does not answer) before /healthz answers 503; more than the 1m a commit waits for Kafka")
 	fs.StringVar(&f.registry, "schema-registry", "", "schema registry URL: write the Confluent framing and resolve unknown schema ids (default: Avro single-object encoding, no registry)")
 	f.logs.register(fs)
 	f.http.register(fs)
+}
+
+// inputPartitionerUsage documents --input-partitioner.
+const inputPartitionerUsage = "how the producers of the input topics place keys in partitions: murmur2 (Kafka's Java client and franz-go, librdkafka's murmur2_random) " +
+	"or crc32 (librdkafka's default, consistent_random: kcat, confluent-kafka-python, confluent-kafka-go), when every producer uses it; " +
+	"a record in another partition than its key's is dead-lettered as wrong_partition, and the customer lookup finds a customer's task with it"
+
+func (f *scorerFlags) registerPartitioner(fs *flag.FlagSet) {
+	fs.StringVar(&f.partitioner, "input-partitioner", string(processor.PartitionerMurmur2), inputPartitionerUsage)
+}
+
+// producerPartitioner returns the options that make a client of valora's
+// own (the traffic of dev and bench) place keys as --input-partitioner
+// says, so that the scorer applies its records: none for murmur2, kgo's
+// default.
+func (f *scorerFlags) producerPartitioner() ([]kgo.Opt, error) {
+	switch p := processor.Partitioner(f.partitioner); p {
+	case processor.PartitionerMurmur2:
+		return nil, nil
+	case processor.PartitionerCRC32:
+		return []kgo.Opt{kgo.RecordPartitioner(kgo.StickyKeyPartitioner(func(key []byte, n int) int {
+			return int(p.Partition(key, n))
+		}))}, nil
+	}
+	return nil, usagef("--input-partitioner %q: want %s or %s", f.partitioner, processor.PartitionerMurmur2, processor.PartitionerCRC32)
 }
 
 func (f *scorerFlags) topics() processor.Topics {
@@ -231,7 +263,19 @@ type scorer struct {
 	policyPath string
 	// reload delivers reload requests (SIGHUP); tests send on it directly.
 	reload chan os.Signal
+	// shutdownTimeout bounds run's stop once ctx ends (0: unbounded);
+	// past it, exit ends the process.
+	shutdownTimeout time.Duration
+	exit            func(code int)
 }
+
+// defaultShutdownTimeout is under the 30 s Kubernetes gives a pod between
+// SIGTERM and SIGKILL.
+const defaultShutdownTimeout = 25 * time.Second
+
+// processorShare is the part of --shutdown-timeout the processor gets to
+// finish its cycles; the rest is for the HTTP server and the store to close.
+func processorShare(d time.Duration) time.Duration { return d * 4 / 5 }
 
 // advertise returns the URL to advertise to the group: --advertise-url, or
 // one derived from --http-addr (the host name for a wildcard address), or
@@ -330,9 +374,12 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		CacheCustomers:     f.cacheSize(),
 		WriteSetBytes:      int64(f.writeSetMiB) << 20,
 		MaxClockSkew:       f.maxClockSkew,
+		InputPartitioner:   processor.Partitioner(f.partitioner),
 		Time:               processor.TimeMode(f.timeMode),
 		AllowedLateness:    f.lateness,
 		IdleTimeout:        f.idleTimeout,
+		ShutdownTimeout:    processorShare(f.shutdownTimeout),
+		StallTimeout:       f.stallTimeout,
 		CreateTopics:       f.createTopics,
 		Logger:             log,
 		Registerer:         reg,
@@ -358,7 +405,11 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if err := checkBrokers(ctx, cfg.Brokers, cfg.ClientOpts); err != nil {
 		return nil, err
 	}
-	s := &scorer{reg: reg, log: log, policyPath: f.policy, reload: make(chan os.Signal, 1)}
+	if f.shutdownTimeout < 0 {
+		return nil, usagef("--shutdown-timeout: %v must be positive", f.shutdownTimeout)
+	}
+	s := &scorer{reg: reg, log: log, policyPath: f.policy, reload: make(chan os.Signal, 1),
+		shutdownTimeout: f.shutdownTimeout, exit: os.Exit}
 	codec, err := newCodec(ctx, f.registry, schemas.TopicNames{
 		Interactions: f.interactions, Purchases: f.purchases, TierChanges: f.tierChanges,
 		Erasures: cmp.Or(f.erasures, processor.DefaultTopics().Erasures), // a subject name only
@@ -423,11 +474,33 @@ func (s *scorer) run(ctx context.Context) error {
 		defer close(reloadDone)
 		s.reloadPolicy(rctx)
 	}()
+	// The last resort of a bounded shutdown: whatever still waits (a
+	// broker that does not answer a client's goodbye, a slow disk) when
+	// shutdownTimeout has passed since ctx ended, the process exits.
+	ran := make(chan struct{})
+	defer close(ran)
+	if s.shutdownTimeout > 0 {
+		go func() {
+			select {
+			case <-ran:
+				return
+			case <-ctx.Done():
+			}
+			t := time.NewTimer(s.shutdownTimeout)
+			defer t.Stop()
+			select {
+			case <-ran:
+			case <-t.C:
+				s.log.Error("shutdown timed out; exiting (the state stays at the last durable cycle)", "shutdown_timeout", s.shutdownTimeout)
+				s.exit(exitShutdownAbandoned)
+			}
+		}()
+	}
 	err := s.proc.Run(ctx)
 	stopReload()
 	<-reloadDone
 	if s.srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = s.srv.Shutdown(sctx)
 		cancel()
 	}

@@ -11,6 +11,8 @@
 #   KAFKA_JVM_PERFORMANCE_OPTS  broker GC flags         (default: those of kafka-run-class.sh)
 #   KAFKA_OPTS                  extra broker JVM flags                   (default none)
 #   KAFKA_EXTRA_PROPERTIES      extra server.properties lines, newline separated (override earlier keys)
+#   KAFKA_KEEP_DATA=1           when the broker this script started has died (kill -9), start it
+#                               again on its config and data instead of afresh
 set -euo pipefail
 
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -80,6 +82,21 @@ if pid=$(kl_read_pid) && [[ -n $pid ]]; then
     kl_log "broker already running (pid $pid), checking it ..."
     wait_ready "$pid" 0
     announce "already running, checked in $(kl_secs_since "$T0")s"
+    exit 0
+  fi
+  if [[ ${KAFKA_KEEP_DATA:-0} == 1 && -f $KL_PROPS && -d $KL_RUN/data ]]; then
+    # A restart after a crash (the fault tests kill the broker): same
+    # config, same data, no formatting.
+    kl_require_java
+    kl_ensure_libs
+    setsid "$KL_JAVA" "${HEAP_OPTS[@]}" "${PERF_OPTS[@]}" "${EXTRA_OPTS[@]}" \
+      "-Dlog4j2.configurationFile=$KL_DIR/log4j2-broker.properties" \
+      -cp "$KL_LIBS/*" kafka.Kafka "$KL_PROPS" </dev/null >>"$KL_LOG" 2>&1 9>&- &
+    PID=$!
+    echo "$PID" >"$KL_PIDFILE"
+    kl_log "restarted broker pid $PID on its data $KL_RUN/data, waiting up to ${TIMEOUT}s ..."
+    wait_ready "$PID" 1
+    announce "restarted on its data in $(kl_secs_since "$T0")s"
     exit 0
   fi
   kl_log "stale pid file $KL_PIDFILE (pid $pid not running), starting afresh"

@@ -131,14 +131,21 @@ const bracketBlock = 16
 // increasing times ts, summing the series of every point in one pass: the
 // coefficients are shared, only the powers of z differ.
 func (m BGNBD) brackets(x, at float64, ts, out []float64) {
+	hypBrackets(m.A+m.B-1-m.R, m.A-1, m.A+m.B+x-1, at, ts, out)
+}
+
+// hypBrackets stores hypBracket(a, b, c, z_k, ln(1-z_k)) in out[k] for up
+// to bracketBlock increasing times ts, z_k = ts[k]/(at+ts[k]), summing the
+// series of every point in one pass: the coefficients are shared, only the
+// powers of z differ.
+func hypBrackets(a, b, c, at float64, ts, out []float64) {
 	n := len(ts)
 	if n == 0 {
 		return
 	}
-	a, b, c := m.A+m.B-1-m.R, m.A-1, m.A+m.B+x-1
 	if n == 1 || ts[n-1]/(at+ts[n-1]) > seriesMaxZ {
 		for k, t := range ts {
-			out[k] = m.bracket(x, t, at)
+			out[k] = hypBracket(a, b, c, t/(at+t), -math.Log1p(t/at))
 		}
 		return
 	}

@@ -34,6 +34,13 @@ func TestModelValidate(t *testing.T) {
 		{"discount huge", func(m *Model) { m.DiscountRate = 11 }, ErrInvalidParams},
 		{"steps", func(m *Model) { m.Steps = MaxSteps + 1 }, ErrInvalidParams},
 		{"steps negative", func(m *Model) { m.Steps = -1 }, ErrInvalidParams},
+		{"bgnbd named", func(m *Model) { m.Count = CountBGNBD }, nil},
+		{"unknown count model", func(m *Model) { m.Count = "pareto" }, ErrInvalidParams},
+		{"paretonbd without parameters", func(m *Model) { m.Count = CountParetoNBD }, ErrInvalidParams},
+		{"paretonbd", func(m *Model) { m.Count, m.ParetoNBD = CountParetoNBD, &ParetoNBD{R: 1, Alpha: 1, S: 1, Beta: 1} }, nil},
+		{"mbgnbd without parameters", func(m *Model) { m.Count = CountMBGNBD }, ErrInvalidParams},
+		{"mbgnbd bad parameter", func(m *Model) { m.Count, m.MBGNBD = CountMBGNBD, &MBGNBD{R: 1, Alpha: 1, A: 0, B: 1} }, ErrInvalidParams},
+		{"mbgnbd without bgnbd", func(m *Model) { m.Count, m.MBGNBD, m.BGNBD = CountMBGNBD, &MBGNBD{R: 1, Alpha: 1, A: 1, B: 1}, BGNBD{} }, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,5 +145,77 @@ func TestExpectedSpend(t *testing.T) {
 	// Many purchases: the customer's own mean dominates.
 	if got := g.ExpectedSpend(100_000, 50); math.Abs(got-50) > 0.01 {
 		t.Errorf("ExpectedSpend(1e5, 50) = %v, want about 50", got)
+	}
+}
+
+// TestModelMBGNBD checks that a Model with Count MBG/NBD evaluates with
+// MBG/NBD: P(alive) (below 1 for a one-time buyer), the expected purchases
+// over the horizon, and the P(alive) crossing.
+func TestModelMBGNBD(t *testing.T) {
+	mb := MBGNBD{R: 0.525, Alpha: 6.183, A: 0.891, B: 1.614}
+	m := cdnowModel()
+	m.Count, m.MBGNBD = CountMBGNBD, &mb
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !m.OneTimeBuyersDrop() || cdnowModelValid(t).OneTimeBuyersDrop() {
+		t.Error("OneTimeBuyersDrop: want true under MBG/NBD only")
+	}
+	for _, s := range []Summary{{0, 0, 10}, {0, 0, 38}, {2, 30.43, 38.86}, {9, 5, 38}} {
+		v := m.Evaluate(s, 30)
+		if v.PAlive != mb.PAlive(s) || m.PAlive(s) != v.PAlive {
+			t.Errorf("%+v: P(alive) %v, MBG/NBD %v", s, v.PAlive, mb.PAlive(s))
+		}
+		if want := mb.ExpectedPurchases(s, m.Horizon); math.Abs(v.ExpectedPurchases-want) > 1e-12*max(1, want) {
+			t.Errorf("%+v: expected purchases %v, MBG/NBD %v", s, v.ExpectedPurchases, want)
+		}
+		if got := m.ExpectedPurchases(s, 13); got != mb.ExpectedPurchases(s, 13) {
+			t.Errorf("%+v: Model.ExpectedPurchases %v", s, got)
+		}
+		if got, want := m.PAliveFallsBelow(s.X, s.Tx, 0.3), mb.PAliveFallsBelow(s.X, s.Tx, 0.3); got != want {
+			t.Errorf("%+v: PAliveFallsBelow %v, MBG/NBD %v", s, got, want)
+		}
+	}
+	if pa := m.PAlive(Summary{T: 38}); !(pa < 1) {
+		t.Errorf("one-time buyer's P(alive) %v under MBG/NBD", pa)
+	}
+}
+
+func cdnowModelValid(t *testing.T) *Model {
+	t.Helper()
+	m := cdnowModel()
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestModelParetoNBD checks that a Model with Count Pareto/NBD evaluates
+// with Pareto/NBD: P(alive), the expected purchases over the horizon (the
+// discounted sum's undiscounted total), and the P(alive) crossing.
+func TestModelParetoNBD(t *testing.T) {
+	pn := ParetoNBD{R: 0.553, Alpha: 10.578, S: 0.606, Beta: 11.669}
+	m := cdnowModel()
+	m.Count, m.ParetoNBD = CountParetoNBD, &pn
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !m.OneTimeBuyersDrop() {
+		t.Error("OneTimeBuyersDrop: want true under Pareto/NBD")
+	}
+	for _, s := range []Summary{{0, 0, 10}, {0, 0, 38}, {2, 30.43, 38.86}, {9, 5, 38}} {
+		v := m.Evaluate(s, 30)
+		if v.PAlive != pn.PAlive(s) || m.PAlive(s) != v.PAlive {
+			t.Errorf("%+v: P(alive) %v, Pareto/NBD %v", s, v.PAlive, pn.PAlive(s))
+		}
+		if want := pn.ExpectedPurchases(s, m.Horizon); math.Abs(v.ExpectedPurchases-want) > 1e-12*max(1, want) {
+			t.Errorf("%+v: expected purchases %v, Pareto/NBD %v", s, v.ExpectedPurchases, want)
+		}
+		if !(v.CLV > 0 && v.CLV < v.ExpectedPurchases*v.ExpectedSpend) {
+			t.Errorf("%+v: CLV %v, undiscounted %v", s, v.CLV, v.ExpectedPurchases*v.ExpectedSpend)
+		}
+		if got, want := m.PAliveFallsBelow(s.X, s.Tx, 0.3), pn.PAliveFallsBelow(s.X, s.Tx, 0.3); got != want {
+			t.Errorf("%+v: PAliveFallsBelow %v, Pareto/NBD %v", s, got, want)
+		}
 	}
 }

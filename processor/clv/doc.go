@@ -1,10 +1,22 @@
-// Package clv holds valora's customer-base models: BG/NBD for the number of
-// future purchases and the probability that a customer is still active
-// (P(alive)), Gamma-Gamma for the value of a purchase, and their combination
-// into a discounted customer lifetime value. It fits both models by maximum
-// likelihood (FitBGNBD, FitGammaGamma) and evaluates them per customer
-// (BGNBD.PAlive, BGNBD.ExpectedPurchases, GammaGamma.ExpectedSpend,
-// Model.Evaluate).
+// Package clv holds valora's customer-base models: BG/NBD, MBG/NBD and
+// Pareto/NBD for the number of future purchases and the probability that a
+// customer is still active (P(alive)), Gamma-Gamma for the value of a
+// purchase, and their combination into a discounted customer lifetime
+// value. It fits the models by maximum likelihood (FitBGNBD, FitMBGNBD,
+// FitParetoNBD, FitGammaGamma) and evaluates them per customer (PAlive,
+// ExpectedPurchases, GammaGamma.ExpectedSpend, Model.Evaluate).
+//
+// MBG/NBD (Batislam, Denizel and Filiztekin, "Empirical validation and
+// comparison of models for customer base analysis", IJRM, 2007) differs
+// from BG/NBD in one assumption: a customer may drop out right after the
+// first purchase too. Under BG/NBD a customer who bought once has P(alive)
+// = 1 forever; under MBG/NBD it falls with the time since that purchase.
+// Pareto/NBD (Schmittlein, Morrison and Colombo, 1987) lets a customer drop
+// out at any time, after an exponential lifetime; its likelihood and
+// P(alive) contain 2F1(1, b; c; z) (after Euler's transformation), its
+// conditional expectation is closed-form, and P(alive)'s crossing time has
+// no closed form (PAliveFallsBelow solves for it). Its fit takes the
+// gradient by central differences. A Model's Count names the model it uses.
 //
 // The package is pure computation: no I/O, no clock, no state of its own.
 // The per-customer functions do not allocate and are safe for concurrent

@@ -3,6 +3,7 @@ package score
 import (
 	"testing"
 
+	"valora/processor/clv"
 	"valora/schemas"
 )
 
@@ -100,11 +101,37 @@ func BenchmarkTierChange(b *testing.B) {
 // churn rule only (the models run for P(alive) at each evaluation and in
 // full only on a change), and with value classes too (in full at every
 // evaluation, for the CLV).
+// The mbgnbd and paretonbd policies are the same with the count model
+// MBG/NBD or Pareto/NBD.
 func benchModelPolicies(b *testing.B) map[string]*Policy {
+	classes := func() *ValueClasses {
+		return &ValueClasses{ReviewDays: 7,
+			HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100}
+	}
+	mbg := func(p *Policy) *Policy {
+		q := *p
+		q.Models = testMBGModels()
+		if err := q.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		return &q
+	}
+	pnbd := func(p *Policy) *Policy {
+		q := *p
+		q.Models = testModels()
+		q.Models.Count, q.Models.BGNBD = clv.CountParetoNBD, clv.BGNBD{}
+		q.Models.ParetoNBD = &clv.ParetoNBD{R: 0.553, Alpha: 10.578 * 7, S: 0.606, Beta: 11.669 * 7}
+		if err := q.Validate(); err != nil {
+			b.Fatal(err)
+		}
+		return &q
+	}
 	return map[string]*Policy{
-		"p_alive": modelPolicy(b, 0.3, nil),
-		"p_alive+classes": modelPolicy(b, 0.3, &ValueClasses{ReviewDays: 7,
-			HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5, HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100}),
+		"p_alive":                modelPolicy(b, 0.3, nil),
+		"p_alive+classes":        modelPolicy(b, 0.3, classes()),
+		"mbgnbd/p_alive":         mbg(modelPolicy(b, 0.3, nil)),
+		"mbgnbd/p_alive+classes": mbg(modelPolicy(b, 0.3, classes())),
+		"paretonbd/p_alive":      pnbd(modelPolicy(b, 0.3, nil)),
 	}
 }
 

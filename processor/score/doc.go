@@ -29,8 +29,9 @@
 //	M = 1 if MonetaryMinor <= monetary_minor[0] (or <= 0), ... 5 above [3]
 //	FM = (F + M + 1) / 2 (integer division: a half rounds up)
 //
-// Boundaries are inclusive upper limits. Frequency counts PURCHASE events;
-// MonetaryMinor is purchases minus refunds and may be negative. A customer
+// Boundaries are inclusive upper limits. Frequency counts PURCHASE events,
+// free ones (amount 0) included; MonetaryMinor is purchases minus refunds
+// and may be negative. A REFUND must have a positive amount. A customer
 // with no purchase is not scored: R, F and M are 0.
 //
 // # Tiers
@@ -77,11 +78,14 @@
 // the expected purchases over the horizon and the discounted CLV (in base
 // minor units) into the record. A prospect has no model values.
 //
-// With churn.p_alive_below set, a repeat buyer (RepeatDays > 0) whose
-// P(alive) at now is below it is churned as if idle past
-// churn.inactivity_days (the stage is churned and the flag set). P(alive)
-// falls as T grows, so NextDeadline includes the time it crosses the
-// threshold (clv.BGNBD.PAliveFallsBelow): the timer fires then.
+// With churn.p_alive_below set, a buyer whose P(alive) at now under the
+// models' count model is below it is churned as if idle past
+// churn.inactivity_days (the stage is churned and the flag set). Under
+// BG/NBD (models.model bgnbd, the default) only repeat buyers (RepeatDays >
+// 0) can be: a one-time buyer's P(alive) is 1; under MBG/NBD (mbgnbd) and
+// Pareto/NBD (paretonbd) a one-time buyer's falls too. P(alive) falls as T grows, so NextDeadline
+// includes the time it crosses the threshold (clv.Model.PAliveFallsBelow):
+// the timer fires then.
 //
 // With value_classes set, the value class is derived from the CLV and the
 // monetary value at each evaluation (see ValueClasses); without, it is

@@ -2,6 +2,7 @@ package score
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -508,6 +509,141 @@ func TestTierChangeTo(t *testing.T) {
 	for _, name := range []string{"previous_tier", "value_class", "recency_days", "action", "p_alive"} {
 		if set[name] == 0 {
 			t.Errorf("no record compared had %s set", name)
+		}
+	}
+}
+
+// testMBGModels is testModels with the count model MBG/NBD: the estimates
+// for the CDNOW sample (weeks: r 0.525, alpha 6.183, a 0.891, b 1.614),
+// alpha converted to days.
+func testMBGModels() *clv.Model {
+	m := testModels()
+	m.Count = clv.CountMBGNBD
+	m.MBGNBD = &clv.MBGNBD{R: 0.525, Alpha: 6.183 * 7, A: 0.891, B: 1.614}
+	m.BGNBD = clv.BGNBD{}
+	return m
+}
+
+// TestPAliveChurnOneTimeBuyer checks the P(alive) rule for a customer who
+// bought once: never churned by it under BG/NBD (P(alive) stays 1), churned
+// under MBG/NBD when P(alive) = 1/(1 + a/b ((α+T)/α)^r) falls below the
+// threshold, and under Pareto/NBD when its P(alive) does (no closed form:
+// the crossing is found by bisection), at the deadline NextDeadline gave,
+// before the inactivity window.
+func TestPAliveChurnOneTimeBuyer(t *testing.T) {
+	const threshold = 0.5
+	bg := modelPolicy(t, threshold, nil)
+	inactivity := bg.Churn.InactivityDays * DayMs
+
+	// BG/NBD: the deadlines walk to the inactivity churn.
+	c := &schemas.Customer{CustomerID: "once"}
+	mustPurchase(t, bg, c, purchase(t0, 3000))
+	for range 10 {
+		d := bg.NextDeadline(c)
+		if d == 0 {
+			t.Fatal("no deadline before churn")
+		}
+		bg.Evaluate(c, d)
+		if c.ChurnRisk {
+			if d-c.LastActivity < inactivity {
+				t.Errorf("BG/NBD churned a one-time buyer after %d days idle", (d-c.LastActivity)/DayMs)
+			}
+			break
+		}
+	}
+
+	// MBG/NBD and Pareto/NBD: P(alive) crosses the threshold first.
+	m := testMBGModels().MBGNBD
+	pn := clv.ParetoNBD{R: 0.553, Alpha: 10.578 * 7, S: 0.606, Beta: 11.669 * 7}
+	for _, tc := range []struct {
+		models *clv.Model
+		pa     func(at int64) float64
+	}{
+		{testMBGModels(), func(at int64) float64 {
+			T := float64(at-t0) / float64(DayMs)
+			return 1 / (1 + m.A/m.B*math.Pow((m.Alpha+T)/m.Alpha, m.R))
+		}},
+		{func() *clv.Model {
+			ms := testModels()
+			ms.Count, ms.ParetoNBD, ms.BGNBD = clv.CountParetoNBD, &pn, clv.BGNBD{}
+			return ms
+		}(), func(at int64) float64 {
+			return pn.PAlive(clv.Summary{T: float64(at-t0) / float64(DayMs)})
+		}},
+	} {
+		pol := DefaultPolicy()
+		pol.Version = "models-" + string(tc.models.Count)
+		pol.Models = tc.models
+		pol.Churn.PAliveBelow = threshold
+		if err := pol.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		pa := tc.pa
+		c := &schemas.Customer{CustomerID: "once"}
+		mustPurchase(t, pol, c, purchase(t0, 3000))
+		if c.ChurnRisk {
+			t.Fatalf("%s: churned at the first purchase (P(alive) %v)", tc.models.Count, pa(t0))
+		}
+		var churnAt int64
+		for range 10 {
+			d := pol.NextDeadline(c)
+			if d == 0 {
+				t.Fatalf("%s: no deadline before churn", tc.models.Count)
+			}
+			if before := clone(c); pol.Evaluate(before, d-1).Changed {
+				t.Fatalf("%s: change at %d, before the deadline %d", tc.models.Count, d-1, d)
+			}
+			if o := pol.Evaluate(c, d); !o.Changed {
+				t.Fatalf("%s: nothing changed at deadline %d", tc.models.Count, d)
+			}
+			if c.ChurnRisk {
+				churnAt = d
+				break
+			}
+		}
+		if churnAt == 0 || churnAt-c.LastActivity >= inactivity {
+			t.Fatalf("%s churned at %d (%d days idle), want before the %d-day inactivity window",
+				tc.models.Count, churnAt, (churnAt-c.LastActivity)/DayMs, inactivity/DayMs)
+		}
+		if pa(churnAt) >= threshold || pa(churnAt-2) < threshold {
+			t.Errorf("%s: P(alive) %v at churn, %v 2 ms before; threshold %v", tc.models.Count, pa(churnAt), pa(churnAt-2), threshold)
+		}
+		t.Logf("one-time buyer churned by %s P(alive) < %v after %.1f days", tc.models.Count, threshold, float64(churnAt-t0)/float64(DayMs))
+		// The TierChange carries the model's P(alive).
+		o := pol.Evaluate(c, churnAt+DayMs)
+		if tc := pol.TierChange(c, o, schemas.CauseInactivity, churnAt+DayMs); o.Valued && (tc.PAlive == nil || math.Abs(*tc.PAlive-pa(churnAt+DayMs)) > 1e-12) {
+			t.Errorf("tier change p_alive %v, want %v", tc.PAlive, pa(churnAt+DayMs))
+		}
+	}
+}
+
+// TestParsePolicyMBGNBD reads a models section with model: mbgnbd.
+func TestParsePolicyMBGNBD(t *testing.T) {
+	base := string(DefaultPolicyYAML())
+	good := base + `
+models:
+  model: mbgnbd
+  time_unit: week
+  mbgnbd: {r: 0.525, alpha: 6.183, a: 0.891, b: 1.614}
+  gamma_gamma: {p: 6.25, q: 3.74, gamma: 15.44}
+  horizon: 52
+  discount_rate: 0.1
+`
+	p, err := ParsePolicy([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Models == nil || p.Models.Count != clv.CountMBGNBD || p.Models.MBGNBD == nil || p.Models.MBGNBD.Alpha != 6.183 {
+		t.Fatalf("parsed %+v", p.Models)
+	}
+	for _, c := range []struct{ name, yaml string }{
+		{"unknown model", strings.Replace(good, "model: mbgnbd", "model: pareto", 1)},
+		{"paretonbd without its parameters", strings.Replace(good, "model: mbgnbd", "model: paretonbd", 1)},
+		{"missing parameters", strings.Replace(good, "  mbgnbd: {r: 0.525, alpha: 6.183, a: 0.891, b: 1.614}\n", "", 1)},
+		{"bad parameter", strings.Replace(good, "a: 0.891", "a: -1", 1)},
+	} {
+		if _, err := ParsePolicy([]byte(c.yaml)); err == nil || !strings.Contains(err.Error(), "models") {
+			t.Errorf("%s: error %v, want one naming models", c.name, err)
 		}
 	}
 }

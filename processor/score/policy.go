@@ -61,7 +61,8 @@ type Policy struct {
 	// how a customer is scored, so Digest leaves it out: changing it does
 	// not rebuild the timer index.
 	Dedup Dedup `yaml:"dedup" json:"-"`
-	// Models holds the fitted customer-base models (BG/NBD, Gamma-Gamma)
+	// Models holds the fitted customer-base models (BG/NBD, MBG/NBD or
+	// Pareto/NBD, and Gamma-Gamma)
 	// and how to discount them into a lifetime value; `valora calibrate`
 	// writes it. Money in the models is in major units of BaseCurrency.
 	// Optional: without it TierChanges carry no p_alive,
@@ -151,10 +152,12 @@ type Churn struct {
 	// InactivityDays: a customer with a purchase and no activity (purchase,
 	// refund or interaction) for this many days is churned. > 0.
 	InactivityDays int64 `yaml:"inactivity_days"`
-	// PAliveBelow: a repeat buyer (at least one repeat purchase day) whose
-	// BG/NBD probability of being alive is below this is churned too, even
-	// before InactivityDays. In [0, 1); 0 (the default) disables the rule,
-	// which requires Models.
+	// PAliveBelow: a buyer whose probability of being alive under the
+	// count model of Models is below this is churned too, even before
+	// InactivityDays. Under BG/NBD only repeat buyers (at least one repeat
+	// purchase day) can fall below it: a one-time buyer's P(alive) is 1;
+	// under MBG/NBD and Pareto/NBD one-time buyers can too. In [0, 1); 0 (the default)
+	// disables the rule, which requires Models.
 	PAliveBelow float64 `yaml:"p_alive_below,omitempty" json:",omitempty"`
 }
 
@@ -392,6 +395,7 @@ type compiled struct {
 
 	model         *clv.Model    // nil without Models
 	pAliveBelow   float64       // 0: rule off
+	oneTimeDrop   bool          // the model lets one-time buyers drop out (MBG/NBD, Pareto/NBD)
 	classes       *ValueClasses // nil: no classes
 	minorPerMajor float64       // 10^exponent of the base currency
 	unitMs        int64         // the model's time unit in milliseconds
@@ -621,6 +625,7 @@ func (p *Policy) Validate() error {
 		} else {
 			c.model = &m
 			c.unitMs = m.Unit.Millis()
+			c.oneTimeDrop = m.OneTimeBuyersDrop()
 		}
 	}
 	if v := p.Churn.PAliveBelow; v != 0 {

@@ -29,8 +29,8 @@ const (
 
 // ErrInvalidEvent is returned (wrapped) by ApplyPurchase and
 // ApplyInteraction for an event that cannot be applied: a time out of range,
-// an unknown kind or channel, a non-positive amount, a satisfaction score
-// out of 0..10. Such an event is a dead-letter case; the customer is left
+// an unknown kind or channel, a negative amount or a refund of 0, a
+// satisfaction score out of 0..10. Such an event is a dead-letter case; the customer is left
 // unchanged.
 var ErrInvalidEvent = errors.New("invalid event")
 
@@ -106,10 +106,15 @@ func checkTime(kind string, t int64) error {
 
 // ApplyPurchase applies a purchase or a refund to c and re-evaluates c at
 // max(e.OccurredAt, c.EvaluatedAt). The event is checked first (time, kind,
-// amount > 0, channel, currency, that it is not a duplicate (see Dedup),
+// amount, channel, currency, that it is not a duplicate (see Dedup),
 // and that the new total fits in an int64); on error c is left unchanged.
 // Version grows by exactly one, and the event's id enters c's duplicate
 // window.
+//
+// A PURCHASE of amount 0 (a free order: a promotion, a full discount, a
+// sample) is valid: it counts for frequency and recency like any order and
+// adds nothing to the monetary value. A REFUND of 0 is not: it would take
+// nothing back yet count as a refund, which only a faulty producer sends.
 func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcome, error) {
 	pc := p.compiled()
 	t := e.OccurredAt
@@ -124,8 +129,8 @@ func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcom
 	default:
 		return Outcome{}, fmt.Errorf("%w: unknown purchase kind %q", ErrInvalidEvent, e.Kind)
 	}
-	if e.AmountMinor <= 0 {
-		return Outcome{}, fmt.Errorf("%w: purchase amount_minor must be positive, got %d", ErrInvalidEvent, e.AmountMinor)
+	if e.AmountMinor < 0 || (refund && e.AmountMinor == 0) {
+		return Outcome{}, fmt.Errorf("%w: %s amount_minor must be %s, got %d", ErrInvalidEvent, e.Kind, minAmount(refund), e.AmountMinor)
 	}
 	ch := schemas.ChannelIndex(e.Channel)
 	if ch < 0 {
@@ -169,6 +174,15 @@ func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcom
 	remember(pc, c, h, fresh)
 	c.Version++
 	return p.evaluate(c, t), nil
+}
+
+// minAmount names the smallest valid amount_minor of a purchase or a
+// refund, for the error message.
+func minAmount(refund bool) string {
+	if refund {
+		return "positive"
+	}
+	return "0 or more"
 }
 
 // reactivates reports whether a purchase at t ends a churn: the customer
@@ -382,14 +396,14 @@ func (pc *compiled) derive(c *schemas.Customer, now int64, value bool, pAliveAt 
 			s.v = pc.model.Evaluate(pc.summary(c, now), pc.meanSpend(c))
 			s.d.ValueClass = pc.classify(c.MonetaryMinor, s.v.CLV*pc.minorPerMajor)
 		}
-		if pc.pAliveBelow > 0 && c.RepeatDays > 0 && !s.d.ChurnRisk {
+		if pc.pAliveBelow > 0 && (c.RepeatDays > 0 || pc.oneTimeDrop) && !s.d.ChurnRisk {
 			switch {
 			case pAliveAt != 0:
 				s.d.ChurnRisk = pAliveAt > 0 && now >= pAliveAt
 			case s.valued:
 				s.d.ChurnRisk = s.v.PAlive < pc.pAliveBelow
 			default:
-				s.d.ChurnRisk = pc.model.BGNBD.PAlive(pc.summary(c, now)) < pc.pAliveBelow
+				s.d.ChurnRisk = pc.model.PAlive(pc.summary(c, now)) < pc.pAliveBelow
 			}
 		}
 	}
@@ -474,7 +488,7 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 		n++
 	}
 	pAliveAt := int64(0)
-	if pc.pAliveBelow > 0 && c.RepeatDays > 0 {
+	if pc.pAliveBelow > 0 && (c.RepeatDays > 0 || pc.oneTimeDrop) {
 		pAliveAt = -1
 		if at := pc.pAliveCrossing(c, now); at != 0 {
 			cand[n] = at
@@ -530,11 +544,12 @@ const reviewIdleFactor = 3
 
 // pAliveCrossing returns the first millisecond after now at which c's
 // P(alive) is below the policy's threshold, or 0 if none is before
-// MaxEventTime. The closed form (clv.BGNBD.PAliveFallsBelow) is exact up to
-// rounding; a few steps of a millisecond settle the last bits against
-// PAlive itself, the function derive uses.
+// MaxEventTime. clv.Model.PAliveFallsBelow (a closed form, or under
+// Pareto/NBD a root found to 1e-13) is exact up to rounding; a few steps of
+// a millisecond settle the last bits against PAlive itself, the function
+// derive uses.
 func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
-	b := &pc.model.BGNBD
+	b := pc.model
 	s := pc.summary(c, now)
 	ts := b.PAliveFallsBelow(s.X, s.Tx, pc.pAliveBelow)
 	f := float64(c.FirstPurchase) + math.Ceil(ts*float64(pc.unitMs))

@@ -184,11 +184,44 @@ func TestVersionIncrements(t *testing.T) {
 	}
 	// A rejected event changes nothing at all.
 	before := clone(c)
-	if _, err := p.ApplyPurchase(c, purchase(t0, 0)); err == nil {
-		t.Fatal("zero amount accepted")
+	if _, err := p.ApplyPurchase(c, purchase(t0, -1)); err == nil {
+		t.Fatal("negative amount accepted")
 	}
 	if !reflect.DeepEqual(c, before) {
 		t.Fatalf("rejected event changed the customer")
+	}
+}
+
+// TestFreeOrder checks that a PURCHASE of amount 0 counts as an order
+// (frequency, recency, purchase days, channel, lifecycle) and adds nothing to
+// the monetary value, and that a customer whose only orders are free is
+// scored with the lowest monetary score.
+func TestFreeOrder(t *testing.T) {
+	p := DefaultPolicy()
+	c := &schemas.Customer{CustomerID: "c"}
+	o := mustPurchase(t, p, c, purchase(t0, 0))
+	if !o.Changed || c.Purchases != 1 || c.MonetaryMinor != 0 || c.FirstPurchase != t0 || c.LastPurchase != t0 ||
+		c.LastActivity != t0 || c.LifecycleStage != StageNew || c.Tier == p.compiled().prospect {
+		t.Fatalf("first order free: %+v, customer %+v", o, c)
+	}
+	tc := p.TierChange(c, o, schemas.CausePurchase, t0)
+	if tc.RScore != 5 || tc.FScore != 1 || tc.MScore != 1 || tc.Frequency != 1 || tc.Monetary != 0 {
+		t.Errorf("tier change of a free order: R %d F %d M %d, frequency %d, monetary %d; want 5 1 1, 1, 0",
+			tc.RScore, tc.FScore, tc.MScore, tc.Frequency, tc.Monetary)
+	}
+	mustPurchase(t, p, c, purchase(t0+3*DayMs, 2500))
+	mustPurchase(t, p, c, purchase(t0+9*DayMs, 0))
+	if c.Purchases != 3 || c.MonetaryMinor != 2500 || c.RepeatDays != 2 || c.LastPurchase != t0+9*DayMs {
+		t.Errorf("after a paid and another free order: purchases %d, monetary %d, repeat days %d, last %d; want 3, 2500, 2, %d",
+			c.Purchases, c.MonetaryMinor, c.RepeatDays, c.LastPurchase, t0+9*DayMs)
+	}
+	// A refund of 0 takes nothing back and is rejected.
+	before := clone(c)
+	if _, err := p.ApplyPurchase(c, refund(t0+10*DayMs, 0)); !errors.Is(err, ErrInvalidEvent) {
+		t.Errorf("refund of 0: %v, want ErrInvalidEvent", err)
+	}
+	if !reflect.DeepEqual(c, before) {
+		t.Error("a rejected refund of 0 changed the customer")
 	}
 }
 
@@ -211,7 +244,7 @@ func TestRejectedEventsLeaveCustomerUnchanged(t *testing.T) {
 		{"zero time", purchase(0, 100), ErrInvalidEvent},
 		{"negative time", purchase(-5, 100), ErrInvalidEvent},
 		{"time past year 9999", purchase(MaxEventTime+1, 100), ErrInvalidEvent},
-		{"zero amount", purchase(t0, 0), ErrInvalidEvent},
+		{"zero refund", refund(t0, 0), ErrInvalidEvent},
 		{"negative amount", purchase(t0, -1), ErrInvalidEvent},
 		{"negative refund", refund(t0, -1), ErrInvalidEvent},
 		{"unknown kind", func() *schemas.Purchase { e := purchase(t0, 1); e.Kind = "GIFT"; return e }(), ErrInvalidEvent},
@@ -488,7 +521,7 @@ func randomHistory(rng *rand.Rand, n int) []randomEvent {
 				e.Kind = schemas.KindRefund
 			}
 			if rng.IntN(30) == 0 {
-				e.AmountMinor = 0
+				e.AmountMinor = 0 // a free order, or an invalid refund
 			}
 			out = append(out, randomEvent{purchase: e})
 		case k < 9:
