@@ -43,7 +43,7 @@ func (d *devFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&d.summary, "summary-interval", 5*time.Second, "how often to print the summary")
 	fs.BoolVar(&d.keepState, "keep-state", false, "keep the state directory at exit (by default a temporary one is removed)")
 	fs.BoolVar(&d.models, "models", true, "score with lifetime-value models (p_alive, clv, value classes): the generator's own BG/NBD and Gamma-Gamma parameters, unless --policy has models; false runs the policy as it is")
-	fs.Float64Var(&d.history, "history-days", 365, "simulated days from --start produced at once, as fast as the scorer takes them, before the live part paced by --speed (0: none)")
+	fs.Float64Var(&d.history, "history-days", 365, "simulated days from --start produced at once, as fast as the scorer takes them, before the live part paced by --speed (0: none); --events and --rate apply to the live part only")
 }
 
 func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
