@@ -3,6 +3,7 @@ package processor
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http/httptest"
 	"testing"
@@ -127,6 +128,20 @@ func TestModelsEndToEnd(t *testing.T) {
 	if got[0].ValueClass == nil {
 		t.Fatalf("churned buyer has no value class (clv %v)", *got[0].CLV)
 	}
+	// The class gauge counts each customer under its latest class.
+	wantClasses := map[string]float64{}
+	for _, id := range []string{"buyer", "other"} {
+		cs := h.customerChanges(t, id)
+		if vc := cs[len(cs)-1].ValueClass; vc != nil {
+			wantClasses[*vc]++
+		}
+	}
+	kafkatest.Eventually(t, 10*time.Second, func() error {
+		if got := classGauge(t, r); !maps.Equal(got, wantClasses) {
+			return fmt.Errorf("valora_customers_value_class %v, want %v", got, wantClasses)
+		}
+		return nil
+	})
 
 	// A new policy version without value classes: every classed customer
 	// loses its class in one POLICY_CHANGE.
@@ -149,6 +164,13 @@ func TestModelsEndToEnd(t *testing.T) {
 		t.Fatalf("after the policy change: %+v, want one POLICY_CHANGE with no value class under models-2", pc)
 	}
 	checkChain(t, changes)
+	// Restored under their old classes, then cleared: the gauge is empty.
+	kafkatest.Eventually(t, 10*time.Second, func() error {
+		if got := classGauge(t, r); len(got) != 0 {
+			return fmt.Errorf("valora_customers_value_class %v without value classes in the policy", got)
+		}
+		return nil
+	})
 
 	// A restart under the same policy re-announces nothing.
 	if err := r.shutdown(t, false); err != nil {
@@ -177,6 +199,27 @@ func TestModelsEndToEnd(t *testing.T) {
 		!closeTo(*view.PAlive, want.PAlive) || !closeTo(*view.CLV, want.CLV*100) || !closeTo(*view.ExpectedPurchases, want.ExpectedPurchases) {
 		t.Errorf("lookup model values %s, want p_alive %v expected_purchases %v clv %v", w.Body, want.PAlive, want.ExpectedPurchases, want.CLV*100)
 	}
+}
+
+// classGauge returns the non-zero series of valora_customers_value_class.
+func classGauge(t *testing.T, r *running) map[string]float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "valora_customers_value_class" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if v := m.GetGauge().GetValue(); v != 0 {
+				out[m.GetLabel()[0].GetValue()] = v
+			}
+		}
+	}
+	return out
 }
 
 // policyLabel returns the policy_version label of valora_policy_info, or ""

@@ -218,6 +218,7 @@ type task struct {
 	// are the parts already added to the gauges (publishCounts).
 	tiers, shownTiers   map[string]float64
 	stages, shownStages map[string]float64
+	classes, shownClass map[string]float64
 	churn, shownChurn   float64
 
 	// known holds every customer id the partition's store may hold (see
@@ -277,6 +278,8 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		stages:      make(map[string]float64),
 		shownTiers:  make(map[string]float64),
 		shownStages: make(map[string]float64),
+		classes:     make(map[string]float64),
+		shownClass:  make(map[string]float64),
 		topics:      p.sourceTopics(),
 		nparts:      p.partitions,
 		partitioner: p.cfg.InputPartitioner,
@@ -515,6 +518,9 @@ func (t *task) load() error {
 func (t *task) count(c *schemas.Customer, d float64) {
 	t.tiers[c.Tier] += d
 	t.stages[c.LifecycleStage] += d
+	if c.ValueClass != nil {
+		t.classes[*c.ValueClass] += d
+	}
 	if c.ChurnRisk {
 		t.churn += d
 	}
@@ -536,6 +542,12 @@ func (t *task) publishCounts() {
 		if d := v - t.shownStages[k]; d != 0 {
 			m.stages.WithLabelValues(k).Add(d)
 			t.shownStages[k] = v
+		}
+	}
+	for k, v := range t.classes {
+		if d := v - t.shownClass[k]; d != 0 {
+			m.classes.WithLabelValues(k).Add(d)
+			t.shownClass[k] = v
 		}
 	}
 	if d := t.churn - t.shownChurn; d != 0 {
@@ -565,6 +577,9 @@ func (t *task) dropGauges() {
 	}
 	for k, v := range t.shownStages {
 		m.stages.WithLabelValues(k).Sub(v)
+	}
+	for k, v := range t.shownClass {
+		m.classes.WithLabelValues(k).Sub(v)
 	}
 	m.churnRisk.Sub(t.shownChurn)
 }
@@ -1093,7 +1108,8 @@ func (t *task) changed(cs *cust, isNew bool, o score.Outcome, cause schemas.Caus
 	}
 	from := "none"
 	if o.HadPrevious && !isNew {
-		prev := schemas.Customer{Tier: o.Previous.Tier, LifecycleStage: o.Previous.LifecycleStage, ChurnRisk: o.Previous.ChurnRisk}
+		prev := schemas.Customer{Tier: o.Previous.Tier, LifecycleStage: o.Previous.LifecycleStage, ChurnRisk: o.Previous.ChurnRisk,
+			ValueClass: o.Previous.ValueClass}
 		t.count(&prev, -1)
 		from = o.Previous.Tier
 	}

@@ -432,3 +432,33 @@ func TestCalibrateHTMLReport(t *testing.T) {
 		t.Errorf("report lacks the cell %q (count model %s)", want, rep.CountModel)
 	}
 }
+
+// TestCalibrateHoldoutOfStateStopsAtStart checks that --holdout-end with
+// --state-dir stops before anything is opened or written, with a usage
+// error that names the flags, says why (a state keeps per-customer
+// summaries, not purchase times) and what to use instead (--csv).
+func TestCalibrateHoldoutOfStateStopsAtStart(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-state") // opening it would fail with exit 1
+	out := filepath.Join(dir, "p.yaml")
+	for _, args := range [][]string{
+		{"--state-dir", missing, "--holdout-end", "1998-06-30", "--out", out},
+		{"--state-dir", missing, "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30", "--out", out},
+	} {
+		code, _, errOut := calRun(t, args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2 (a usage error before the state is opened): %s", args, code, errOut)
+		}
+		for _, want := range []string{"--holdout-end", "--state-dir", "per-customer summaries", "not the time of each purchase", "--csv"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("%v: message lacks %q: %s", args, want, errOut)
+			}
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%v: %s was written", args, out)
+		}
+		if _, err := os.Stat(missing); err == nil {
+			t.Errorf("%v: the state directory was created", args)
+		}
+	}
+}

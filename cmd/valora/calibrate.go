@@ -64,7 +64,10 @@ model's conditional expectation E[Y(t) | x, t_x, T] over the holdout: the
 totals, per customer by calibration x (0..6, 7+), and the weekly cumulative
 repeat purchases from the first week with a purchase to the holdout end,
 against the model's E[X(t)] summed over the customers by the day of their
-first purchase.
+first purchase. A state directory keeps per-customer summaries, not the time
+of each purchase, so it has no holdout: --holdout-end with --state-dir stops
+at start, and a state's --calibration-end must be at or after its last
+purchase.
 
 The policy's RFM boundaries become the quintiles of recency (whole days since
 the last purchase at the calibration end), frequency (purchases) and monetary
@@ -122,8 +125,8 @@ func (f *calibrateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.colAmount, "csv-amount", "amount", "generic CSV: the column of the amount, a decimal number in major units (negative: a refund)")
 	fs.StringVar(&f.colCurrency, "csv-currency", "", "generic CSV: the column of the ISO 4217 currency (default: every amount is in the policy's base currency)")
 	fs.StringVar(&f.delimiter, "csv-delimiter", ",", "generic CSV: the field delimiter, one character (\\t for a tab)")
-	fs.StringVar(&f.calEnd, "calibration-end", "", "end of the calibration period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive (default: the last purchase of the CSV, or the latest event time of the state)")
-	fs.StringVar(&f.holdoutEnd, "holdout-end", "", "CSV input: end of the holdout period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive: the models fitted on the calibration period are checked against the repeat purchases after it up to this time (default: the last purchase of the CSV)")
+	fs.StringVar(&f.calEnd, "calibration-end", "", "end of the calibration period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive (default: the last purchase of the CSV, or the latest event time of the state; with --state-dir it must be at or after the last purchase)")
+	fs.StringVar(&f.holdoutEnd, "holdout-end", "", "CSV input only (a state keeps no purchase times): end of the holdout period, YYYY-MM-DD (00:00 UTC) or RFC 3339, inclusive: the models fitted on the calibration period are checked against the repeat purchases after it up to this time (default: the last purchase of the CSV)")
 	fs.StringVar(&f.model, "model", "bgnbd", "count model: bgnbd, mbgnbd (BG/NBD with a drop-out chance at the first purchase, so one-time buyers can be churned by P(alive)), paretonbd (drop-out at any time), or all (fit the three, report them, and write the one with the highest log-likelihood into the policy)")
 	fs.StringVar(&f.timeUnit, "time-unit", "day", "time unit of the models: day or week")
 	fs.Float64Var(&f.horizon, "horizon", 0, "periods of --time-unit over which expected purchases and CLV are counted (default: a year, 365 days or 52 weeks)")
@@ -207,7 +210,9 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 	}
 	if f.holdoutEnd != "" {
 		if f.stateDir != "" {
-			return usagef("--holdout-end: a state directory keeps totals, not histories, so it has no holdout period; use --csv")
+			return usagef("--holdout-end with --state-dir: a state directory keeps per-customer summaries (purchases, repeat purchase days, first and last purchase time), " +
+				"not the time of each purchase, so it cannot be split into a calibration period and a holdout; " +
+				"to validate on a holdout, calibrate with --csv on the transactions (the files valora import loaded, or an export of the purchases topic)")
 		}
 		t, err := calParseDate(f.holdoutEnd)
 		if err != nil {
@@ -992,7 +997,7 @@ func calReadState(ctx context.Context, dir string, calEnd int64, pol *score.Poli
 		}
 	}
 	if afterEnd > 0 {
-		return nil, usagef("--calibration-end %s: %d customers bought after it (the last purchase is at %s); a state directory keeps totals, not histories, so its calibration end must be at or after its last purchase",
+		return nil, usagef("--calibration-end %s with --state-dir: %d customers bought after it (the last purchase is at %s); a state directory keeps per-customer summaries, not the time of each purchase, so its calibration end must be at or after its last purchase; for an earlier end, calibrate with --csv",
 			time.UnixMilli(calEnd).UTC().Format(time.RFC3339), afterEnd, time.UnixMilli(lastPurchase).UTC().Format(time.RFC3339))
 	}
 	slices.SortFunc(in.customers, func(a, b calCustomer) int { return cmp.Compare(a.id, b.id) })

@@ -417,7 +417,7 @@ func TestCalibrateStateDir(t *testing.T) {
 
 	// A state keeps totals: a calibration end before a purchase is refused.
 	code, _, errOut := calRun(t, "--state-dir", stateDir, "--calibration-end", "1997-06-30", "--out", filepath.Join(dir, "p3.yaml"))
-	if code != 2 || !strings.Contains(errOut, "keeps totals") {
+	if code != 2 || !strings.Contains(errOut, "keeps per-customer summaries") {
 		t.Errorf("calibration end before purchases: exit %d, %s", code, errOut)
 	}
 }

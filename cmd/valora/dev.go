@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 
 	"valora/internal/gen"
 	"valora/processor"
+	"valora/processor/score"
 	"valora/schemas"
 )
 
@@ -29,6 +32,8 @@ type devFlags struct {
 	brokerOnly bool
 	summary    time.Duration
 	keepState  bool
+	models     bool
+	history    float64
 }
 
 func (d *devFlags) register(fs *flag.FlagSet) {
@@ -37,6 +42,8 @@ func (d *devFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.brokerOnly, "broker-only", false, "run only the embedded broker with the topics, for trying other clients")
 	fs.DurationVar(&d.summary, "summary-interval", 5*time.Second, "how often to print the summary")
 	fs.BoolVar(&d.keepState, "keep-state", false, "keep the state directory at exit (by default a temporary one is removed)")
+	fs.BoolVar(&d.models, "models", true, "score with lifetime-value models (p_alive, clv, value classes): the generator's own BG/NBD and Gamma-Gamma parameters, unless --policy has models; false runs the policy as it is")
+	fs.Float64Var(&d.history, "history-days", 365, "simulated days from --start produced at once, as fast as the scorer takes them, before the live part paced by --speed (0: none); --events and --rate apply to the live part only")
 }
 
 func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -48,8 +55,16 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	d.register(fs)
 	sf.register(fs, "127.0.0.1:8089")
 	gf.register(fs, 2000, 24*time.Hour)
+	// Customers keep arriving over the two years up to now (the default
+	// --start), so that new customers join all along, and the traffic
+	// goes on in real time once it has caught up with the wall clock.
+	fs.Lookup("arrival-days").DefValue = "730"
+	gf.arrival = 730
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	if !(d.history >= 0) || d.history > gen.MaxSpan.Hours()/24 {
+		return usagef("--history-days: %v must be in [0, %v]", d.history, gen.MaxSpan.Hours()/24)
 	}
 	if d.partitions < 1 {
 		return usagef("--partitions: %d must be at least 1", d.partitions)
@@ -61,12 +76,22 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	params.Horizon = 0 // until the model runs dry, in real time once caught up
 	partOpts, err := sf.producerPartitioner()
 	if err != nil {
 		return err
 	}
-	if _, err := loadPolicy(sf.policy); err != nil {
+	pol, err := loadPolicy(sf.policy)
+	if err != nil {
 		return err
+	}
+	modelsLine := "models: none (--models=false): tier changes carry no p_alive, clv or value_class"
+	if d.models {
+		if modelsLine, err = devPolicy(pol, sf.policy, params); err != nil {
+			return err
+		}
+	} else if pol.Models != nil {
+		modelsLine = "models: from --policy " + sf.policy
 	}
 	log, err := sf.logs.logger(stderr)
 	if err != nil {
@@ -111,17 +136,15 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 
 	sf.brokers = addr
 	sf.createTopics = true
-	s, err := newScorer(ctx, &sf, log)
-	if err != nil {
-		return err
+	paceFrom := params.Start.Add(time.Duration(d.history * 24 * float64(time.Hour)))
+	if d.history > 0 {
+		fmt.Fprintf(stdout, "traffic: %d customers arriving over %g days from %s; the first %g days at once, then %v of simulated time per second from %s\n",
+			params.Customers, params.ArrivalDays, params.Start.Format(time.DateOnly), d.history, gf.speed, paceFrom.Format(time.DateOnly))
+	} else {
+		fmt.Fprintf(stdout, "traffic: %d customers arriving over %g days from %s, %v of simulated time per second\n",
+			params.Customers, params.ArrivalDays, params.Start.Format(time.DateOnly), gf.speed)
 	}
-	if s.ln != nil {
-		fmt.Fprintf(stdout, "http:   http://%s/metrics\n", s.ln.Addr())
-	}
-	fmt.Fprintf(stdout, "state:  %s\n", sf.stateDir)
-	fmt.Fprintf(stdout, "traffic: %d customers from %s, %v of simulated time per second\n\n",
-		params.Customers, params.Start.Format(time.DateOnly), gf.speed)
-
+	fmt.Fprintf(stdout, "%s\n", modelsLine)
 	codec, err := newCodec(ctx, sf.registry, schemas.TopicNames{
 		Interactions: sf.interactions, Purchases: sf.purchases, TierChanges: sf.tierChanges})
 	if err != nil {
@@ -137,6 +160,15 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 		return usageError{err}
 	}
 	prod := &producer{cl: pcl, codec: codec, interactions: sf.interactions, purchases: sf.purchases}
+	s, err := newScorer(ctx, &sf, log, func(c *processor.Config) { c.Policy = pol })
+	if err != nil {
+		return err
+	}
+	if s.ln != nil {
+		fmt.Fprintf(stdout, "http:   http://%s/metrics\n", s.ln.Addr())
+	}
+	fmt.Fprintf(stdout, "state:  %s\n\n", sf.stateDir)
+
 	tail := newTierTail(codec)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -144,6 +176,27 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	wg.Go(func() {
+		if d.history > 0 {
+			// The history goes to Kafka once the scorer consumes
+			// both inputs (see producer.history).
+			select {
+			case <-s.proc.Ready():
+			case <-ctx.Done():
+				return
+			}
+			began := time.Now()
+			n, err := prod.history(ctx, gn, paceFrom.UnixMilli())
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				errs <- fmt.Errorf("generator: %w", err)
+				cancel()
+				return
+			}
+			fmt.Fprintf(stdout, "history: %d events of the %g days from %s to %s produced in %v\n",
+				n, d.history, params.Start.Format(time.DateOnly), paceFrom.Format(time.DateOnly), time.Since(began).Round(time.Millisecond))
+		}
 		if err := prod.run(ctx, gn, gf.events, gf.speed, gf.rate); err != nil {
 			errs <- fmt.Errorf("generator: %w", err)
 			cancel()
@@ -155,7 +208,8 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 			cancel()
 		}
 	})
-	wg.Go(func() { summarize(ctx, stdout, d.summary, s.reg, prod, tail) })
+	exp, _ := score.MinorUnits(pol.BaseCurrency)
+	wg.Go(func() { summarize(ctx, stdout, d.summary, s.reg, prod, tail, pol.BaseCurrency, math.Pow10(exp)) })
 	err = s.run(ctx)
 	cancel()
 	wg.Wait()
@@ -218,7 +272,9 @@ func (t *tierTail) snapshot() (int, []schemas.TierChange) {
 }
 
 // summarize prints a short summary every interval until ctx ends.
-func summarize(ctx context.Context, w io.Writer, every time.Duration, g prometheus.Gatherer, p *producer, tail *tierTail) {
+//
+// CLVs are shown in major units of currency, minorPerMajor minor units each.
+func summarize(ctx context.Context, w io.Writer, every time.Duration, g prometheus.Gatherer, p *producer, tail *tierTail, currency string, minorPerMajor float64) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var lastConsumed float64
@@ -254,16 +310,48 @@ func summarize(ctx context.Context, w io.Writer, every time.Duration, g promethe
 				}
 			}
 			b.WriteString("\n")
+			writeCounts(&b, "   customers per stage:", byLabel(mfs, "valora_customers_lifecycle", "stage"), devStages)
+			if classes := byLabel(mfs, "valora_customers_value_class", "class"); len(classes) > 0 {
+				writeCounts(&b, "   customers per value class:", classes, devClasses)
+			}
 			for _, c := range changes {
 				prev := "(new)"
 				if c.PreviousTier != nil {
 					prev = *c.PreviousTier
 				}
-				fmt.Fprintf(&b, "   %s %-10s %-18s → %-18s %-11s stage=%s churn=%v\n",
+				fmt.Fprintf(&b, "   %s %-10s %-18s → %-18s %-11s stage=%s churn=%v",
 					time.UnixMilli(c.OccurredAt).UTC().Format(time.DateOnly), c.CustomerID, prev, c.Tier,
 					c.Cause, c.LifecycleStage, c.ChurnRisk)
+				if c.PAlive != nil && c.CLV != nil {
+					fmt.Fprintf(&b, " p_alive=%.2f clv=%.2f %s", *c.PAlive, *c.CLV/minorPerMajor, currency)
+				}
+				if c.ValueClass != nil {
+					fmt.Fprintf(&b, " class=%s", *c.ValueClass)
+				}
+				b.WriteString("\n")
 			}
 			fmt.Fprint(w, b.String())
 		}
 	}
+}
+
+// The stages and value classes in the order the summary lists them.
+var (
+	devStages  = []string{score.StageProspect, score.StageNew, score.StageActive, score.StageAtRisk, score.StageChurned, score.StageReactivated}
+	devClasses = []string{score.ClassHighYield, score.ClassHighPotential, score.ClassBelowZero}
+)
+
+// writeCounts writes title and each count of order (0 included), then any
+// other label, and a newline.
+func writeCounts(b *strings.Builder, title string, counts map[string]float64, order []string) {
+	b.WriteString(title)
+	for _, k := range order {
+		fmt.Fprintf(b, " %s=%.0f", k, counts[k])
+	}
+	for k, v := range counts {
+		if !slices.Contains(order, k) && v > 0 {
+			fmt.Fprintf(b, " %s=%.0f", k, v)
+		}
+	}
+	b.WriteString("\n")
 }

@@ -187,6 +187,37 @@ func (p *producer) run(ctx context.Context, g *gen.Generator, limit int64, speed
 	return nil
 }
 
+// history produces the events of g before until (Unix ms) as fast as
+// Kafka takes them, then flushes. Start it once the consumer is assigned
+// both input topics: on a backlog that is already in Kafka, the first
+// fetches after an assignment may hold one topic's records and not the
+// other's, whose records then arrive behind stream time (late).
+func (p *producer) history(ctx context.Context, g *gen.Generator, until int64) (int64, error) {
+	var ev gen.Event
+	var n int64
+	for ctx.Err() == nil {
+		at, ok := g.Peek()
+		if !ok || at >= until {
+			break
+		}
+		g.Next(&ev)
+		rec, err := p.record(&ev)
+		if err != nil {
+			return n, err
+		}
+		p.cl.Produce(ctx, rec, p.done)
+		p.simTime.Store(at)
+		n++
+	}
+	if err := p.cl.Flush(ctx); err != nil {
+		return n, fmt.Errorf("flush: %w", err)
+	}
+	if e, ok := p.firstErr.Load().(error); ok {
+		return n, fmt.Errorf("%d records failed to produce, first: %w", p.failed.Load(), e)
+	}
+	return n, nil
+}
+
 func (p *producer) record(ev *gen.Event) (*kgo.Record, error) {
 	var (
 		val   []byte

@@ -198,6 +198,7 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 	f([]string{"run", "--state-dir", state, "--log-level", "loud"}, nil, "log-level")
 	f([]string{"gen", "--bgnbd", "1,2,3"}, nil, "bgnbd")
 	f([]string{"dev", "--partitions", "0"}, nil, "partitions")
+	f([]string{"dev", "--history-days", "-1"}, nil, "history-days")
 	f([]string{"run", "--state-dir", state, "--input-partitioner", "consistent_random"}, nil, "input_partitioner")
 	f([]string{"run", "--state-dir", state}, map[string]string{"VALORA_INPUT_PARTITIONER": "fnv"}, "input_partitioner")
 	f([]string{"dev", "--input-partitioner", "fnv"}, nil, "--input-partitioner")
