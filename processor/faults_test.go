@@ -161,6 +161,22 @@ func TestCommitFailsWhileInputIsFull(t *testing.T) {
 	}
 }
 
+// idle returns a processor over h's topics and a store on disk, not run.
+func (h *harness) idle() *Processor {
+	h.t.Helper()
+	st, err := state.Open(state.Options{Dir: h.t.TempDir(), CacheSize: 8 << 20, MemTableSize: 4 << 20})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { st.Close() })
+	p, err := New(Config{Brokers: h.b.Addrs, Group: kafkatest.Name(h.t, "g"), Topics: h.topics,
+		Policy: score.DefaultPolicy(), Codec: h.codec, Store: st})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
 // TestStandbyStoppedWhileStarting starts standby copies and stops them at
 // once, or after a short random pause, over many rounds: stopping must
 // return while the standbys are still starting. When the stop waited for a
@@ -168,16 +184,7 @@ func TestCommitFailsWhileInputIsFull(t *testing.T) {
 // the client (which takes the lock) never exited.
 func TestStandbyStoppedWhileStarting(t *testing.T) {
 	h := newHarness(t, 3)
-	st, err := state.Open(state.Options{Dir: t.TempDir(), CacheSize: 8 << 20, MemTableSize: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, err := New(Config{Brokers: h.b.Addrs, Group: kafkatest.Name(t, "g"), Topics: h.topics,
-		Policy: score.DefaultPolicy(), Codec: h.codec, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.idle()
 	p.partitions = int(h.parts)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 40 {
@@ -217,16 +224,7 @@ func TestStandbyStoppedWhileStarting(t *testing.T) {
 // progress, for longer than StallTimeout.
 func TestHealthzReportsStall(t *testing.T) {
 	h := newHarness(t, 1)
-	st, err := state.Open(state.Options{Dir: t.TempDir(), CacheSize: 8 << 20, MemTableSize: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p, err := New(Config{Brokers: h.b.Addrs, Group: kafkatest.Name(t, "g"), Topics: h.topics,
-		Policy: score.DefaultPolicy(), Codec: h.codec, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.idle()
 	handler := p.Handler(nil)
 	tk := &task{part: 7}
 	p.tasks[7] = tk
