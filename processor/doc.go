@@ -160,7 +160,12 @@
 // their cycles within Config.ShutdownTimeout, or are killed (the cycle in
 // flight is abandoned, as in a crash) and Run returns ErrShutdownAbandoned.
 // /healthz reports a hand-off or a task that made no progress for
-// Config.StallTimeout.
+// Config.StallTimeout. Fetch errors that say the brokers cannot be reached
+// are retried (the client reconnects); /readyz is 503 meanwhile. A store
+// error (a *state.Error: a failed write, sync or read, a full disk) stops
+// the task and the processor the same way: the store never holds an effect
+// Kafka does not, so a restart on a mended disk restores what is missing
+// from the changelog.
 //
 // # Order
 //
