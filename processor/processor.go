@@ -261,8 +261,8 @@ func (p *Processor) producerOpts() []kgo.Opt {
 		// needs one to start: a group consumer just assigned its partitions
 		// needs one to load their offsets, a few ms after the one it joined
 		// with, and the tasks need the new changelog's, so with franz-go's
-		// default of 5 s a new instance would fetch nothing for 5 s. Java
-		// clients wait 100 ms (retry.backoff.ms) to 1 s between refreshes.
+		// default a new instance would fetch nothing for that long
+		// (BENCHMARKS.md, live traffic).
 		kgo.MetadataMinAge(metadataMinAge),
 	}
 	return append(opts, c.ClientOpts...)

@@ -215,11 +215,10 @@ type liveSample struct {
 // inputs and outputs. Tier changes that timers caused carry a deadline
 // instead and are not timed. Producer and reader share this machine's clock.
 //
-// The reader is at least as prompt as a Java consumer: with franz-go's
-// default MetadataMinAge it would wait up to 5 s for its first fetch (it
-// needs a second metadata request to list its offsets), and a fetch the
-// broker holds waits at most 100 ms for data (Java's fetch.max.wait.ms is
-// 500 ms).
+// The reader is at least as prompt as a Java consumer, so that what it
+// times is valora's latency, not its own: it refreshes metadata promptly
+// (its first fetch needs a second metadata request to list its offsets)
+// and a fetch the broker holds waits less for data than a Java consumer's.
 type liveReader struct {
 	codec   *schemas.Codec
 	mu      sync.Mutex

@@ -26,8 +26,9 @@ var devValueClasses = score.ValueClasses{
 // devModels returns the lifetime-value models of the generator's own
 // customer base: gen draws purchase counts from BG/NBD and purchase values
 // from Gamma-Gamma, in days and in major units of its first currency,
-// which are exactly the parameters the scorer's models take. The CLV is
-// counted over a year, discounted at 10% a year.
+// which are exactly the parameters the scorer's models take. The CLV's
+// horizon and discount rate below give the usual one-year view, which
+// dev's value-class thresholds were chosen for.
 func devModels(p gen.Params) *clv.Model {
 	return &clv.Model{
 		Unit:         clv.Day,

@@ -252,7 +252,7 @@ func TestLogLikelihoodMatchesFitObjective(t *testing.T) {
 
 func bgDataOf(t *testing.T, data []Summary) *bgData {
 	t.Helper()
-	d := &bgData{n: len(data)}
+	d := &bgData{countData{n: len(data)}}
 	index := map[int64]int32{}
 	for _, s := range data {
 		if s.X == 0 {

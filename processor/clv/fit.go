@@ -28,35 +28,46 @@ type BGNBDFit struct {
 
 // bgData is FitBGNBD's compact form of the summaries: the terms that depend
 // only on x are computed once per distinct x.
-type bgData struct {
+type bgData struct{ countData }
+
+// countData is the compact form of the summaries that the BG/NBD and
+// MBG/NBD likelihoods take: the terms that depend only on x are computed
+// once per distinct x.
+type countData struct {
 	n      int
-	zeroT  []float64 // T of the customers with x = 0
-	xs     []float64 // distinct x > 0
+	zeroT  []float64 // T of the customers with x = 0, when kept apart
+	xs     []float64 // distinct x (0 too, unless kept apart)
 	counts []float64 // customers per distinct x
-	xi     []int32   // per repeat buyer: index into xs
-	tx, t  []float64 // per repeat buyer
+	xi     []int32   // per customer in xs: index into xs
+	tx, t  []float64 // per customer in xs
+	// sumX and sumT start the fit; repeat counts the customers with x > 0.
+	sumX, sumT float64
+	repeat     int
 }
 
-// FitBGNBD fits BG/NBD to the customers' summaries by maximum likelihood.
-// Every summary must be valid (X >= 0, 0 <= Tx <= T, finite), else the error
-// wraps ErrInvalidData; Tx is ignored when X is 0. It returns an error
-// wrapping ErrTooFewRepeatBuyers when fewer than MinRepeatBuyers customers
-// have X > 0, and one wrapping ErrNotConverged when no finite maximum is
-// found.
-func FitBGNBD(data []Summary) (*BGNBDFit, error) {
-	d := &bgData{n: len(data)}
+// newCountData checks data and builds its compact form for the model
+// named name. With zeroApart the customers with x = 0 go to zeroT (BG/NBD
+// treats them apart); otherwise they join xs with t_x = 0. It returns the
+// errors FitBGNBD documents, but ErrNotConverged.
+func newCountData(name string, data []Summary, zeroApart bool) (countData, error) {
+	d := countData{n: len(data)}
 	index := map[int64]int32{}
-	var sumX, sumT float64
 	for i, s := range data {
 		if err := s.check(); err != nil {
-			return nil, fmt.Errorf("fit bgnbd: customer %d: %w", i, err)
+			return d, fmt.Errorf("fit %s: customer %d: %w", name, i, err)
 		}
-		sumT += s.T
+		d.sumT += s.T
+		d.sumX += float64(s.X)
+		tx := s.Tx
 		if s.X == 0 {
-			d.zeroT = append(d.zeroT, s.T)
-			continue
+			if zeroApart {
+				d.zeroT = append(d.zeroT, s.T)
+				continue
+			}
+			tx = 0
+		} else {
+			d.repeat++
 		}
-		sumX += float64(s.X)
 		k, ok := index[s.X]
 		if !ok {
 			k = int32(len(d.xs))
@@ -66,20 +77,34 @@ func FitBGNBD(data []Summary) (*BGNBDFit, error) {
 		}
 		d.counts[k]++
 		d.xi = append(d.xi, k)
-		d.tx = append(d.tx, s.Tx)
+		d.tx = append(d.tx, tx)
 		d.t = append(d.t, s.T)
 	}
-	repeat := len(d.xi)
-	if repeat < MinRepeatBuyers {
-		return nil, fmt.Errorf("fit bgnbd: %d of %d customers made a repeat purchase, want at least %d: %w",
-			repeat, len(data), MinRepeatBuyers, ErrTooFewRepeatBuyers)
+	if d.repeat < MinRepeatBuyers {
+		return d, fmt.Errorf("fit %s: %d of %d customers made a repeat purchase, want at least %d: %w",
+			name, d.repeat, len(data), MinRepeatBuyers, ErrTooFewRepeatBuyers)
 	}
-	if sumT == 0 {
-		return nil, fmt.Errorf("fit bgnbd: every customer has T = 0: %w", ErrInvalidData)
+	if d.sumT == 0 {
+		return d, fmt.Errorf("fit %s: every customer has T = 0: %w", name, ErrInvalidData)
 	}
+	return d, nil
+}
+
+// FitBGNBD fits BG/NBD to the customers' summaries by maximum likelihood.
+// Every summary must be valid (X >= 0, 0 <= Tx <= T, finite), else the error
+// wraps ErrInvalidData; Tx is ignored when X is 0. It returns an error
+// wrapping ErrTooFewRepeatBuyers when fewer than MinRepeatBuyers customers
+// have X > 0, and one wrapping ErrNotConverged when no finite maximum is
+// found.
+func FitBGNBD(data []Summary) (*BGNBDFit, error) {
+	cd, err := newCountData("bgnbd", data, true)
+	if err != nil {
+		return nil, err
+	}
+	d := &bgData{cd}
 	// Start from r = 1, a = b = 1 (a mean dropout probability of 1/2) and
 	// the alpha that matches the mean observed purchase rate, r/alpha.
-	p0 := []float64{1, sumT / sumX, 1, 1}
+	p0 := []float64{1, d.sumT / d.sumX, 1, 1}
 	res, err := maximise(d.logLikelihood, p0, d.n, []string{"r", "alpha", "a", "b"})
 	if err != nil {
 		return nil, fmt.Errorf("fit bgnbd: %w", err)
@@ -89,7 +114,7 @@ func FitBGNBD(data []Summary) (*BGNBDFit, error) {
 		StdErr:        BGNBD{R: res.stdErr[0], Alpha: res.stdErr[1], A: res.stdErr[2], B: res.stdErr[3]},
 		LogLikelihood: res.ll,
 		Customers:     d.n,
-		RepeatBuyers:  repeat,
+		RepeatBuyers:  d.repeat,
 		Iterations:    res.iterations,
 		Evaluations:   res.evaluations,
 	}, nil

@@ -189,53 +189,17 @@ type MBGNBDFit struct {
 
 // mbgData is FitMBGNBD's compact form of the summaries: the terms that
 // depend only on x are computed once per distinct x (0 included).
-type mbgData struct {
-	n      int
-	xs     []float64 // distinct x
-	counts []float64 // customers per distinct x
-	xi     []int32   // per customer: index into xs
-	tx, t  []float64 // per customer
-}
+type mbgData struct{ countData }
 
 // FitMBGNBD fits MBG/NBD to the customers' summaries by maximum likelihood,
 // with the checks and errors of FitBGNBD.
 func FitMBGNBD(data []Summary) (*MBGNBDFit, error) {
-	d := &mbgData{n: len(data)}
-	index := map[int64]int32{}
-	var sumX, sumT float64
-	repeat := 0
-	for i, s := range data {
-		if err := s.check(); err != nil {
-			return nil, fmt.Errorf("fit mbgnbd: customer %d: %w", i, err)
-		}
-		sumT += s.T
-		sumX += float64(s.X)
-		tx := s.Tx
-		if s.X == 0 {
-			tx = 0
-		} else {
-			repeat++
-		}
-		k, ok := index[s.X]
-		if !ok {
-			k = int32(len(d.xs))
-			index[s.X] = k
-			d.xs = append(d.xs, float64(s.X))
-			d.counts = append(d.counts, 0)
-		}
-		d.counts[k]++
-		d.xi = append(d.xi, k)
-		d.tx = append(d.tx, tx)
-		d.t = append(d.t, s.T)
+	cd, err := newCountData("mbgnbd", data, false)
+	if err != nil {
+		return nil, err
 	}
-	if repeat < MinRepeatBuyers {
-		return nil, fmt.Errorf("fit mbgnbd: %d of %d customers made a repeat purchase, want at least %d: %w",
-			repeat, len(data), MinRepeatBuyers, ErrTooFewRepeatBuyers)
-	}
-	if sumT == 0 {
-		return nil, fmt.Errorf("fit mbgnbd: every customer has T = 0: %w", ErrInvalidData)
-	}
-	p0 := []float64{1, sumT / sumX, 1, 1}
+	d := &mbgData{cd}
+	p0 := []float64{1, d.sumT / d.sumX, 1, 1}
 	res, err := maximise(d.logLikelihood, p0, d.n, []string{"r", "alpha", "a", "b"})
 	if err != nil {
 		return nil, fmt.Errorf("fit mbgnbd: %w", err)
@@ -245,7 +209,7 @@ func FitMBGNBD(data []Summary) (*MBGNBDFit, error) {
 		StdErr:        MBGNBD{R: res.stdErr[0], Alpha: res.stdErr[1], A: res.stdErr[2], B: res.stdErr[3]},
 		LogLikelihood: res.ll,
 		Customers:     d.n,
-		RepeatBuyers:  repeat,
+		RepeatBuyers:  d.repeat,
 		Iterations:    res.iterations,
 		Evaluations:   res.evaluations,
 	}, nil

@@ -162,7 +162,7 @@ func TestMBGNBDLogLikelihoodMatchesFitObjective(t *testing.T) {
 	for i := 0; i < 2*chunkSize; i++ {
 		data = append(data, Summary{X: int64(i % 5), Tx: float64(i%5) * 3, T: 20 + float64(i%17)})
 	}
-	d := &mbgData{n: len(data)}
+	d := &mbgData{countData{n: len(data)}}
 	index := map[int64]int32{}
 	for _, s := range data {
 		k, ok := index[s.X]
