@@ -93,6 +93,29 @@ type proc struct {
 	logged int64
 }
 
+// startLogged starts bin with args, its output appended to logPath (the
+// log a state directory's incarnations share), and kills it at cleanup.
+func startLogged(t *testing.T, bin string, args []string, logPath string) *proc {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := logf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan error, 1), log: logf.Name(), logged: fi.Size()}
+	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done })
+	return p
+}
+
 func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed uint64) {
 	b := kafkatest.New(t)
 	const parts = 4
@@ -133,23 +156,7 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 			// instance: takeovers then restore from those copies.
 			args = append(args, "--standby-replicas", "1")
 		}
-		logf, err := os.OpenFile(filepath.Join(logDir, filepath.Base(dir)+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, err := logf.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p := &proc{cmd: cmd, done: make(chan error, 1), log: logf.Name(), logged: fi.Size()}
-		go func() { p.done <- cmd.Wait(); logf.Close() }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done })
-		return p
+		return startLogged(t, bin, args, filepath.Join(logDir, filepath.Base(dir)+".log"))
 	}
 	stop := func(p *proc, sig syscall.Signal) {
 		t.Helper()

@@ -177,10 +177,7 @@ const (
 
 // valoraProc is one `valora run` process of the fault suite.
 type valoraProc struct {
-	cmd    *exec.Cmd
-	done   chan error
-	log    string
-	logged int64
+	*proc
 	http   string // host:port, from the log
 	termed bool   // term was called
 }
@@ -258,22 +255,7 @@ func faultScenario(t *testing.T, bin string, fb *faultBroker, fault func(*testin
 			"--session-timeout", "10s", "--transaction-timeout", faultTxnTimeout.String(),
 			"--shutdown-timeout", faultShutdown.String(),
 			"--commit-interval", "30ms", "--commit-records", "8", "--time", "event"}
-		logf, err := os.OpenFile(filepath.Join(logDir, filepath.Base(dir)+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, err := logf.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		v := &valoraProc{cmd: cmd, done: make(chan error, 1), log: logf.Name(), logged: fi.Size()}
-		go func() { v.done <- cmd.Wait(); logf.Close() }()
-		t.Cleanup(func() { _ = cmd.Process.Kill(); <-v.done })
+		v := &valoraProc{proc: startLogged(t, bin, args, filepath.Join(logDir, filepath.Base(dir)+".log"))}
 		kafkatest.Eventually(t, time.Minute, func() error {
 			if err, ok := v.exited(); ok {
 				t.Fatalf("valora run exited at start: %v (log %s)", err, v.log)
