@@ -169,8 +169,12 @@
 //
 // # Order
 //
-// Within a task, records of one topic are applied in offset order; the two
-// topics are interleaved in the order their fetches arrive. Counts and sums
-// do not depend on that interleaving; which intermediate tier changes are
-// published can.
+// Within a task, records of one topic are applied in offset order, and the
+// topics are merged by (event time, topic, offset) across fetches: a task
+// holds one input's records back while another input is known to have more
+// to read (task.waitFor), so a backlog is applied in event-time order
+// however the fetches bring it. Records that arrive while the task is caught
+// up are applied as they come; counts and sums do not depend on that
+// interleaving, which intermediate tier changes are published can. A replay
+// merges strictly: it waits for each input until its end offset.
 package processor

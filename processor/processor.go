@@ -138,24 +138,34 @@ func (p *Processor) endsInterval() time.Duration {
 	return min(time.Second, max(50*time.Millisecond, p.cfg.IdleTimeout/4))
 }
 
-// watchEnds lists the start and end offsets of both inputs every
-// endsInterval until ctx ends. Failures are logged and retried at the next
-// interval; tasks treat a listing older than a few intervals as unknown.
+// endsStale is the age past which a listing no longer says where an input
+// ends: a few intervals, so that one slow listing does not count.
+func (p *Processor) endsStale() time.Duration {
+	return 3*p.endsInterval() + time.Second
+}
+
+// watchEnds lists the start and end offsets of both inputs at once and then
+// every endsInterval until ctx ends. Failures are logged and retried at the
+// next interval; tasks treat a listing older than endsStale as unknown. The
+// end is the last stable offset, the end a read_committed consumer reaches:
+// past it, an open transaction's records cannot be fetched yet.
 func (p *Processor) watchEnds(ctx context.Context, adm *kadm.Client) {
 	tick := time.NewTicker(p.endsInterval())
 	defer tick.Stop()
 	topics := p.sourceTopics()
 	inputs := p.inputTopics()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 		}
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		starts, serr := adm.ListStartOffsets(lctx, inputs...)
-		ends, eerr := adm.ListEndOffsets(lctx, inputs...)
+		ends, eerr := adm.ListCommittedOffsets(lctx, inputs...)
 		cancel()
 		err := errors.Join(serr, eerr, starts.Error(), ends.Error())
 		if err != nil {

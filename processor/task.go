@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -161,18 +160,23 @@ type task struct {
 	// source (the consumer lag in seconds is its age while behind).
 	lastTs [numSources]time.Time
 
-	// Replay (Config.Replay): strict merge. end is the offset at which
-	// each source stops; q holds each source's records not yet applied,
-	// in offset order, undecoded but for the first, which moves decoded
-	// into head once the merge needs it (head.r is nil while there is
-	// none); finished is set once both sources reached end and the task
-	// committed.
+	// The merge (see merge). q holds each source's records not yet
+	// applied, in offset order, undecoded but for the first, which moves
+	// decoded into head once the merge needs it (head.r is nil while
+	// there is none). In a replay (strict, Config.Replay) end is the
+	// offset at which each source stops and finished is set once both
+	// reached it and the task committed; live, end is unbounded and
+	// waitFrom is when the merge began to wait for a source's next
+	// record (zero: not waiting), gaveUp that it stopped waiting for it
+	// until the source's next fetch.
 	strict   bool
 	end      [numSources]int64
 	q        [numSources][]*kgo.Record
 	head     [numSources]item
 	paused   [numSources]bool
 	finished bool
+	waitFrom [numSources]time.Time
+	gaveUp   [numSources]bool
 	// committedPos is pos at the last commit, or at load: the durable
 	// positions (replay progress, the group's offsets).
 	committedPos [numSources]int64
@@ -243,8 +247,6 @@ type task struct {
 
 	buf   []byte
 	batch *state.Batch
-	items []item
-	order []*item
 }
 
 func newTask(p *Processor, part int32, cl *kgo.Client) *task {
@@ -292,6 +294,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 	t.abortCtx, t.abortCancel = context.WithCancel(context.Background())
 	t.beat.Store(time.Now().UnixNano())
 	t.lateness, t.evLatency = p.m.timerLateness.batch(), p.m.eventLatency.batch()
+	t.end = [numSources]int64{math.MaxInt64, math.MaxInt64, math.MaxInt64}
 	if r := p.cfg.Replay; r != nil {
 		t.strict = true
 		for src, topic := range t.topics {
@@ -584,49 +587,20 @@ func (t *task) dropGauges() {
 	m.churnRisk.Sub(t.shownChurn)
 }
 
-// handle applies one fetched batch: its records are decoded and checked,
-// then applied in (event time, source, offset) order, each after the timers
-// due before its event time have fired. It commits once CommitRecords
-// records are pending, at the end of the batch (offsets of a source are
-// only known to be covered at a batch boundary, since the merge may apply a
-// later offset before an earlier one). It never logs: a record that cannot
-// be applied becomes a dead-letter output. It returns an error only when
-// the task cannot go on (the store or a commit failed, the schema registry
-// is unreachable); nothing is committed then.
-//
-// In a replay (t.strict) the records join the sources' queues instead and
-// merge applies them strictly; see Replay.
+// handle takes one fetched batch: its records join their sources' queues,
+// and merge applies what it can in (event time, source, offset) order,
+// each record after the timers due before its event time have fired. It
+// never logs: a record that cannot be applied becomes a dead-letter
+// output. It returns an error only when the task cannot go on (the store
+// or a commit failed, the schema registry is unreachable); nothing is
+// committed then.
 func (t *task) handle(f fetched) error {
 	if t.pending == 0 || f.at.Before(t.oldest) {
 		t.oldest = f.at
 	}
 	t.lastInput = time.Now()
-	if t.strict {
-		t.enqueue(f)
-		return t.merge()
-	}
-	if err := t.decode(f); err != nil {
-		return err
-	}
-	for _, it := range t.order {
-		if err := t.step(it); err != nil {
-			return err
-		}
-	}
-	for src, recs := range f.recs {
-		if n := len(recs); n > 0 {
-			next := recs[n-1].Offset + 1
-			t.next[t.topics[src]] = next
-			t.pos[src] = next
-			t.lastTs[src] = recs[n-1].Timestamp
-		}
-	}
-	if t.full() {
-		if err := t.commit(); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-	}
-	return nil
+	t.enqueue(f)
+	return t.merge()
 }
 
 // full reports whether the cycle must commit now: CommitRecords records are
@@ -694,33 +668,52 @@ func (t *task) step(it *item) error {
 	return nil
 }
 
-// replayQueueMax bounds a replay source's queue: beyond it the source's
-// partition is paused until the queue is half drained. Records already in
-// flight still arrive, so it is a soft bound.
+// replayQueueMax and liveQueueMax bound a source's queue: beyond it the
+// source's partition is paused until the queue is half drained. Records
+// already in flight still arrive, so it is a soft bound.
 //
 // It must hold more than one partition's fetch (a replay's are at most
-// 256 KiB, about 2,500 records of 100 bytes): pausing drops whatever the
-// client has already fetched for the partition, to be fetched again on
-// resume, so a bound below one fetch paused the partition on every fetch
-// and left the task waiting for the fetch again. The queued records, and
-// the fetched batches they keep, are live heap under a replay's memory
-// limit: with 512 KiB fetches, 8,192 records took about 7 % more CPU and
-// 45 MiB more memory than 256 KiB and 4,096 (BENCHMARKS.md).
-const replayQueueMax = 4096
+// 256 KiB, a live consumer's 1 MiB, about 2,500 and 10,000 records of 100
+// bytes): pausing drops whatever the client has already fetched for the
+// partition, to be fetched again on resume, so a bound below one fetch
+// paused the partition on every fetch and left the task waiting for the
+// fetch again. The queued records, and the fetched batches they keep, are
+// live heap under a replay's memory limit (BENCHMARKS.md). A live queue
+// grows only while the merge waits for the task's other input, and a pause
+// can hold the task up for a fetch's longest wait, so the live bound sits
+// well above what draining a backlog queues.
+const (
+	replayQueueMax = 4096
+	liveQueueMax   = 1 << 16
+)
+
+// mergeWaitMax is the longest a live task holds back its other sources'
+// records while it waits for a source that is known to have more to read
+// (or whose end is unknown). The wait normally lasts one fetch; the bound
+// keeps a partition that cannot be fetched (its leader is down) from
+// stopping the task's other inputs.
+const mergeWaitMax = 5 * time.Second
 
 // enqueue adds f's records to their sources' queues, in offset order,
 // leaving out any at or past the replay's end offsets. They stay undecoded
 // until they reach the head of their queue: a decoded record takes several
 // times the memory of its fetched bytes, and the merge only compares heads.
 func (t *task) enqueue(f fetched) {
+	queueMax := liveQueueMax
+	if t.strict {
+		queueMax = replayQueueMax
+	}
 	for src, recs := range f.recs {
+		if len(recs) > 0 {
+			t.waitFrom[src], t.gaveUp[src] = time.Time{}, false
+		}
 		for _, r := range recs {
 			if r.Offset >= t.end[src] || r.Offset < t.pos[src] {
 				continue
 			}
 			t.q[src] = append(t.q[src], r)
 		}
-		if len(t.q[src]) > replayQueueMax && !t.paused[src] {
+		if len(t.q[src]) > queueMax && !t.paused[src] {
 			t.paused[src] = true
 			t.cl.PauseFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
 		}
@@ -745,17 +738,31 @@ func (t *task) fillHead(src int) (bool, error) {
 	if len(t.q[src]) == 0 {
 		t.q[src] = t.q[src][:0:0] // drop the drained array
 	}
-	if t.paused[src] && len(t.q[src]) < replayQueueMax/2 {
+	if t.paused[src] && len(t.q[src]) < t.queueLow() {
 		t.paused[src] = false
 		t.cl.ResumeFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
 	}
 	return true, nil
 }
 
-// merge applies queued records strictly in (event time, source, offset)
-// order of the sources' head records. It stops when a source that has not
-// reached its end offset has nothing queued: its next record may come
-// first. Positions move record by record, so a commit may happen anywhere.
+// queueLow is the queue length below which a paused source resumes.
+func (t *task) queueLow() int {
+	if t.strict {
+		return replayQueueMax / 2
+	}
+	return liveQueueMax / 2
+}
+
+// merge applies queued records in (event time, source, offset) order of
+// the sources' head records. It stops when a source with nothing queued
+// may have a record that comes first (waitFor). Positions move record by
+// record, so a commit may happen anywhere.
+//
+// Merging across fetches, not only within one, matters when a task starts
+// behind on both inputs: a fetch may bring days of one input before the
+// other's first records, and applying them at once would move stream
+// time past the other's records (counted late, and timers fired before
+// the purchases that would have cancelled them).
 func (t *task) merge() error {
 	for {
 		pick := -1
@@ -765,8 +772,8 @@ func (t *task) merge() error {
 				return err
 			}
 			if !ok {
-				if t.pos[src] < t.end[src] {
-					return nil // wait for this source
+				if t.waitFor(src) {
+					return nil
 				}
 				continue
 			}
@@ -784,6 +791,7 @@ func (t *task) merge() error {
 		next := it.r.Offset + 1
 		t.pos[pick] = next
 		t.next[t.topics[pick]] = next
+		t.lastTs[pick] = it.r.Timestamp
 		t.head[pick] = item{} // let the record go
 		if t.full() {
 			if err := t.commit(); err != nil {
@@ -791,6 +799,50 @@ func (t *task) merge() error {
 			}
 		}
 	}
+}
+
+// waitFor reports whether the merge must wait for src, which has nothing
+// queued. A replay waits until src reaches its end offset. A live task
+// waits while the latest listing of the input's committed end shows src
+// has more to read, or while there is no recent listing, for at most
+// mergeWaitMax; then it goes on without src until src's next fetch.
+func (t *task) waitFor(src int) bool {
+	if t.strict {
+		return t.pos[src] < t.end[src]
+	}
+	if t.topics[src] == "" || t.gaveUp[src] {
+		return false
+	}
+	if e := t.p.endOffsets(t.part); e != nil && time.Since(e.at) < t.p.endsStale() {
+		pos := t.pos[src]
+		if pos < 0 {
+			pos = e.start[src]
+		}
+		if pos >= e.end[src] {
+			t.waitFrom[src] = time.Time{}
+			return false
+		}
+	}
+	now := time.Now()
+	if t.waitFrom[src].IsZero() {
+		t.waitFrom[src] = now
+		return true
+	}
+	if now.Sub(t.waitFrom[src]) >= mergeWaitMax {
+		t.gaveUp[src] = true
+		return false
+	}
+	return true
+}
+
+// queued reports whether records wait in the merge.
+func (t *task) queued() bool {
+	for src := range numSources {
+		if t.head[src].r != nil || len(t.q[src]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // before orders items by (event time, source, offset); records that failed
@@ -825,42 +877,6 @@ func (t *task) checkFinished() error {
 	}
 	t.finished = true
 	t.p.taskFinished(t.part)
-	return nil
-}
-
-// decode decodes and checks every record of f into t.items and orders them
-// in t.order by (event time, source, offset). Records that fail come first
-// (they only produce a dead letter, so their place changes no state).
-func (t *task) decode(f fetched) error {
-	n := 0
-	for _, recs := range f.recs {
-		n += len(recs)
-	}
-	if cap(t.items) < n {
-		t.items = make([]item, n)
-	}
-	t.items = t.items[:n]
-	t.order = t.order[:0]
-	i := 0
-	for src, recs := range f.recs {
-		for _, r := range recs {
-			it := &t.items[i]
-			i++
-			if err := t.decodeItem(it, r, src); err != nil {
-				return err
-			}
-			t.order = append(t.order, it)
-		}
-	}
-	slices.SortFunc(t.order, func(a, b *item) int {
-		switch {
-		case before(a, b):
-			return -1
-		case before(b, a):
-			return 1
-		}
-		return 0
-	})
 	return nil
 }
 

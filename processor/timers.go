@@ -438,8 +438,15 @@ func (t *task) tick() error {
 	if t.st > 0 {
 		m.watermarkLag.WithLabelValues(part).Set(max(0, float64(now.UnixMilli()-t.st)/1000))
 	}
+	// A merge waiting for a source that cannot be fetched gives up here,
+	// when no fetch comes to end the wait.
+	if !t.strict && t.queued() {
+		if err := t.merge(); err != nil {
+			return err
+		}
+	}
 	ends := t.p.endOffsets(t.part)
-	caughtUp := ends != nil && time.Since(ends.at) < 3*t.p.endsInterval()+time.Second
+	caughtUp := ends != nil && time.Since(ends.at) < t.p.endsStale()
 	if ends != nil {
 		for src, topic := range t.topics {
 			if topic == "" {
@@ -461,7 +468,7 @@ func (t *task) tick() error {
 			}
 		}
 	}
-	if cfg.Time != TimeLive || !caughtUp || len(t.in) > 0 || !ends.at.After(t.lastInput) {
+	if cfg.Time != TimeLive || !caughtUp || len(t.in) > 0 || t.queued() || !ends.at.After(t.lastInput) {
 		return nil
 	}
 	// A listing taken after the last input showed nothing more to read:

@@ -160,6 +160,17 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 		return usageError{err}
 	}
 	prod := &producer{cl: pcl, codec: codec, interactions: sf.interactions, purchases: sf.purchases}
+	if d.history > 0 {
+		// The history is a backlog in both inputs before the scorer
+		// starts, as it is for a new deployment on existing topics.
+		began := time.Now()
+		n, err := prod.history(ctx, gn, paceFrom.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("generator: %w", err)
+		}
+		fmt.Fprintf(stdout, "history: %d events of the %g days from %s to %s produced in %v\n",
+			n, d.history, params.Start.Format(time.DateOnly), paceFrom.Format(time.DateOnly), time.Since(began).Round(time.Millisecond))
+	}
 	s, err := newScorer(ctx, &sf, log, func(c *processor.Config) { c.Policy = pol })
 	if err != nil {
 		return err
@@ -176,27 +187,6 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	wg.Go(func() {
-		if d.history > 0 {
-			// The history goes to Kafka once the scorer consumes
-			// both inputs (see producer.history).
-			select {
-			case <-s.proc.Ready():
-			case <-ctx.Done():
-				return
-			}
-			began := time.Now()
-			n, err := prod.history(ctx, gn, paceFrom.UnixMilli())
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				errs <- fmt.Errorf("generator: %w", err)
-				cancel()
-				return
-			}
-			fmt.Fprintf(stdout, "history: %d events of the %g days from %s to %s produced in %v\n",
-				n, d.history, params.Start.Format(time.DateOnly), paceFrom.Format(time.DateOnly), time.Since(began).Round(time.Millisecond))
-		}
 		if err := prod.run(ctx, gn, gf.events, gf.speed, gf.rate); err != nil {
 			errs <- fmt.Errorf("generator: %w", err)
 			cancel()

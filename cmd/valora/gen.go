@@ -188,10 +188,10 @@ func (p *producer) run(ctx context.Context, g *gen.Generator, limit int64, speed
 }
 
 // history produces the events of g before until (Unix ms) as fast as
-// Kafka takes them, then flushes. Start it once the consumer is assigned
-// both input topics: on a backlog that is already in Kafka, the first
-// fetches after an assignment may hold one topic's records and not the
-// other's, whose records then arrive behind stream time (late).
+// Kafka takes them, then flushes. Produce it before the scorer starts: a
+// backlog in both inputs is merged in event-time order, while records
+// produced as the scorer reads may reach it in another order than their
+// event times (late).
 func (p *producer) history(ctx context.Context, g *gen.Generator, until int64) (int64, error) {
 	var ev gen.Event
 	var n int64
