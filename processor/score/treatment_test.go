@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -178,5 +180,51 @@ treatments:
 	c.Treatment = ""
 	if o := p.Evaluate(c, t0+100*DayMs); o.Changed || c.Treatment != "service_recovery" {
 		t.Fatalf("migrated state: changed %v, treatment %q", o.Changed, c.Treatment)
+	}
+}
+
+// TestSegments totals two customers under a policy with models: the CLV is
+// the models' at each customer's evaluation, the cost the relationship's
+// monthly cost over the horizon (52 weeks), per tier and class and per
+// treatment.
+func TestSegments(t *testing.T) {
+	y := strings.Replace(string(DefaultPolicyYAML()), "inactivity_days: 180", "inactivity_days: 180\n  p_alive_below: 0.25", 1) + modelsYAML
+	p, err := ParsePolicy([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := p.NewSegments()
+	var want float64
+	for i, amount := range []int64{90000, 1000} {
+		c := &schemas.Customer{CustomerID: fmt.Sprint("c", i)}
+		mustPurchase(t, p, c, purchase(t0, amount))
+		mustPurchase(t, p, c, purchase(t0+10*DayMs, amount))
+		o := p.Evaluate(c, t0+20*DayMs)
+		tc := p.TierChange(c, o, schemas.CauseInactivity, c.EvaluatedAt)
+		want += *tc.CLV
+		seg.Add(c)
+	}
+	rep := seg.Report()
+	if months := 52 * 7 / (365.25 / 12); math.Abs(rep.HorizonMonths-months) > 1e-9 {
+		t.Fatalf("horizon %v months, want %v", rep.HorizonMonths, months)
+	}
+	var clvSum, costSum float64
+	customers := 0
+	for _, r := range rep.ByTierClass {
+		customers += r.Customers
+		clvSum += *r.CLVMinor
+		if math.Abs(*r.NetMinor-(*r.CLVMinor-r.CostMinor)) > 1e-6 {
+			t.Errorf("%+v: net is not clv minus cost", r)
+		}
+	}
+	for _, r := range rep.ByTreatment {
+		costSum += r.CostMinor
+		rel := p.compiled().treatments[slices.IndexFunc(p.compiled().treatments, func(x treatment) bool { return x.name == r.Treatment })]
+		if want := float64(rel.costMinor*int64(r.Customers)) * rep.HorizonMonths; math.Abs(r.CostMinor-want) > 1e-6 {
+			t.Errorf("treatment %s: cost %v, want %v", r.Treatment, r.CostMinor, want)
+		}
+	}
+	if customers != 2 || math.Abs(clvSum-want) > 1e-6 || costSum <= 0 {
+		t.Fatalf("customers %d, clv %v (want %v), cost %v: %+v", customers, clvSum, want, costSum, rep)
 	}
 }
