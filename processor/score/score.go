@@ -441,8 +441,11 @@ func (pc *compiled) treatmentName(c *schemas.Customer, now int64, d Derived) str
 }
 
 // riskReason returns why a customer whose churn flag at now is churned is
-// at risk: RiskNone when it is not.
+// at risk or churned: "" when it is neither, and for a prospect.
 func (pc *compiled) riskReason(c *schemas.Customer, now int64, churned bool) string {
+	if c.Purchases == 0 {
+		return ""
+	}
 	idle := now - c.LastActivity
 	switch {
 	case churned && idle >= pc.inactivityMs:
@@ -451,10 +454,10 @@ func (pc *compiled) riskReason(c *schemas.Customer, now int64, churned bool) str
 		return RiskPAlive
 	case c.RiskUntil > now:
 		return RiskComplaint
-	case c.Purchases > 0 && idle >= pc.atRiskMs:
+	case idle >= pc.atRiskMs:
 		return RiskInactivity
 	}
-	return RiskNone
+	return ""
 }
 
 // scoreUp returns 1 + the number of boundaries below v: 1 when v <= b[0],

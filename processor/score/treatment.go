@@ -302,39 +302,40 @@ func firstTreatment(rules []TreatmentRule, tiers []string, k treatmentKey) int {
 
 // reachable calls f with every combination of tier, value class, stage,
 // churn flag and risk reason a customer can have under p (tier 0 is the
-// prospect tier, nTiers counts it):
+// prospect tier, nTiers counts it), as Evaluate derives them:
 //
-//   - a prospect is in stage prospect, has no value class and no churn
-//     flag, and is at risk by a complaint or a low score at most;
-//   - a buyer has one of the other tiers and stages, and the churn flag
-//     exactly in stage churned; its value class is none, or any class when
-//     p has value classes; inactivity is a reason in stages at_risk and
-//     churned only, p_alive in stage churned only and when p has
-//     churn.p_alive_below.
+//   - a prospect is in stage prospect, without value class, churn flag or
+//     risk reason;
+//   - a buyer has one of the other tiers; its value class is none, or any
+//     class when p has value classes; in stages new, active and
+//     reactivated it has no risk reason, in stage at_risk a complaint, a
+//     low score or inactivity, and in stage churned, the only one with the
+//     churn flag, inactivity or (when p has churn.p_alive_below) p_alive.
 func reachable(p *Policy, nTiers int, f func(treatmentKey)) {
 	nClasses := 1
 	if p.ValueClasses != nil {
 		nClasses = len(classes)
 	}
-	for risk, reason := range riskReasons {
-		if reason == RiskNone || reason == RiskComplaint || reason == RiskLowSatisfaction {
-			f(treatmentKey{risk: risk})
-		}
-		if reason == RiskPAlive && p.Churn.PAliveBelow == 0 {
-			continue
-		}
-		for tier := 1; tier < nTiers; tier++ {
-			for class := range nClasses {
-				for stage := 1; stage < len(stages); stage++ {
-					churn := 0
-					if stages[stage] == StageChurned {
-						churn = 1
-					}
-					if reason == RiskInactivity && stages[stage] != StageAtRisk && churn == 0 ||
-						reason == RiskPAlive && churn == 0 {
-						continue
-					}
-					f(treatmentKey{tier: tier, class: class, stage: stage, churn: churn, risk: risk})
+	f(treatmentKey{}) // a prospect
+	reasons := map[string][]string{
+		StageNew:         {RiskNone},
+		StageActive:      {RiskNone},
+		StageReactivated: {RiskNone},
+		StageAtRisk:      {RiskComplaint, RiskLowSatisfaction, RiskInactivity},
+		StageChurned:     {RiskInactivity},
+	}
+	if p.Churn.PAliveBelow > 0 {
+		reasons[StageChurned] = append(reasons[StageChurned], RiskPAlive)
+	}
+	for tier := 1; tier < nTiers; tier++ {
+		for class := range nClasses {
+			for stage := 1; stage < len(stages); stage++ {
+				churn := 0
+				if stages[stage] == StageChurned {
+					churn = 1
+				}
+				for _, r := range reasons[stages[stage]] {
+					f(treatmentKey{tier: tier, class: class, stage: stage, churn: churn, risk: slices.Index(riskReasons[:], r)})
 				}
 			}
 		}
@@ -351,9 +352,12 @@ func (c *compiled) treatmentIndex(k treatmentKey) int {
 }
 
 // treatmentOf returns the index of the rule that treats a customer with
-// these derived fields; -1 when a field holds a value the policy does not
-// know (a tier of another policy).
+// these derived fields (risk "" for none); -1 when a field holds a value
+// the policy does not know (a tier of another policy).
 func (c *compiled) treatmentOf(tier string, class *string, stage string, churn bool, risk string) int {
+	if risk == "" {
+		risk = RiskNone
+	}
 	k := treatmentKey{tier: slices.Index(c.treatmentTiers, tier), stage: slices.Index(stages[:], stage), risk: slices.Index(riskReasons[:], risk)}
 	if class != nil {
 		k.class = slices.Index(classes[:], *class)
