@@ -101,3 +101,42 @@ func TestValueClassChangesTreatment(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPolicyReloadTreatments changes only the treatment table of a running
+// processor (SetPolicy under a new version, what SIGHUP does): every
+// customer gets one POLICY_CHANGE naming its new treatment and
+// relationship, with its tier unchanged.
+func TestPolicyReloadTreatments(t *testing.T) {
+	h := newHarness(t, 2)
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"), func(c *Config) { c.Time = TimeEvent })
+	const n = 20
+	for i := range n {
+		r.send(h.buy(fmt.Sprintf("c%02d", i), day(0), 2500))
+	}
+	pilot := score.DefaultPolicy()
+	pilot.Version = "pilot-1"
+	pilot.Treatments = []score.TreatmentRule{
+		{Tier: score.Match{"prospect"}, Treatment: "acquire", Relationship: score.RelationshipAutomated},
+		{Treatment: "pilot", Action: score.ActionNurture, Relationship: score.RelationshipCommunity},
+	}
+	if err := pilot.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.SetPolicy(pilot); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.Eventually(t, time.Minute, func() error {
+		for i := range n {
+			cs := h.customerChanges(t, fmt.Sprintf("c%02d", i))
+			last := cs[len(cs)-1]
+			if last.Cause != schemas.CausePolicyChange {
+				return fmt.Errorf("c%02d: no POLICY_CHANGE yet", i)
+			}
+			if len(cs) != 2 || *last.Treatment != "pilot" || *last.Relationship != score.RelationshipCommunity ||
+				*last.RelationshipCostMinor != 50 || *last.Action != score.ActionNurture || last.Tier != cs[0].Tier || last.PolicyVersion != "pilot-1" {
+				t.Fatalf("c%02d: changes %+v, want one POLICY_CHANGE to pilot under pilot-1, same tier", i, cs)
+			}
+		}
+		return nil
+	})
+}
