@@ -14,6 +14,7 @@ type metrics struct {
 	customers    *prometheus.GaugeVec   // tier
 	stages       *prometheus.GaugeVec   // stage
 	classes      *prometheus.GaugeVec   // value class (customers without one are not counted)
+	treatments   *prometheus.GaugeVec   // treatment
 	churnRisk    prometheus.Gauge
 	latency      prometheus.Histogram // fetch to durable commit, per batch
 	commitTime   prometheus.Histogram
@@ -95,6 +96,10 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 			Name: "valora_customers_value_class",
 			Help: "Customers in the state of the tasks this instance owns, by value class (those without a class are not counted).",
 		}, []string{"class"}),
+		treatments: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "valora_customers_treatment",
+			Help: "Customers in the state of the tasks this instance owns, by the treatment the policy gives them.",
+		}, []string{"treatment"}),
 		churnRisk: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "valora_customers_churn_risk",
 			Help: "Customers flagged with churn risk in the tasks this instance owns.",
@@ -164,7 +169,7 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 	reg.MustRegister(m.timersPending, m.timersFired, m.timerLateness, m.watermarkLag,
 		m.consumerLag, m.consumerLagSeconds, m.late, m.policy)
 	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.tierChanges, m.customers,
-		m.stages, m.classes, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
+		m.stages, m.classes, m.treatments, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
 		m.cacheHits, m.cacheMisses)
 	m.replayTarget = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "valora_replay_records_target",

@@ -220,10 +220,11 @@ type task struct {
 
 	// per-task gauge contributions, removed when the task stops; shown*
 	// are the parts already added to the gauges (publishCounts).
-	tiers, shownTiers   map[string]float64
-	stages, shownStages map[string]float64
-	classes, shownClass map[string]float64
-	churn, shownChurn   float64
+	tiers, shownTiers     map[string]float64
+	stages, shownStages   map[string]float64
+	classes, shownClass   map[string]float64
+	treated, shownTreated map[string]float64
+	churn, shownChurn     float64
 
 	// known holds every customer id the partition's store may hold (see
 	// knownIDs): lookup reads the store only for those.
@@ -258,37 +259,39 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		capacity = max(1, capacity/max(1, p.partitions))
 	}
 	t := &task{
-		p:           p,
-		part:        part,
-		cl:          cl,
-		startGen:    p.adjusted.Load(),
-		in:          make(chan fetched, 4),
-		stopc:       make(chan struct{}),
-		done:        make(chan struct{}),
-		dead:        make(chan struct{}),
-		cache:       state.NewCache[*cust](capacity),
-		known:       newKnownIDs(),
-		cacheCap:    capacity,
-		ws:          newWriteSet(wsMax),
-		pend:        make(map[string]pendCustomer),
-		wsMax:       wsMax,
-		erased:      make(map[string]int64),
-		next:        make(map[string]int64, 2),
-		dlq:         make(map[[2]string]int),
-		changes:     make(map[[3]string]int),
-		tiers:       make(map[string]float64),
-		stages:      make(map[string]float64),
-		shownTiers:  make(map[string]float64),
-		shownStages: make(map[string]float64),
-		classes:     make(map[string]float64),
-		shownClass:  make(map[string]float64),
-		topics:      p.sourceTopics(),
-		nparts:      p.partitions,
-		partitioner: p.cfg.InputPartitioner,
-		pos:         [numSources]int64{-1, -1, -1},
-		pol:         p.policy.Load(),
-		restored:    make(chan struct{}),
-		cycle:       rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
+		p:            p,
+		part:         part,
+		cl:           cl,
+		startGen:     p.adjusted.Load(),
+		in:           make(chan fetched, 4),
+		stopc:        make(chan struct{}),
+		done:         make(chan struct{}),
+		dead:         make(chan struct{}),
+		cache:        state.NewCache[*cust](capacity),
+		known:        newKnownIDs(),
+		cacheCap:     capacity,
+		ws:           newWriteSet(wsMax),
+		pend:         make(map[string]pendCustomer),
+		wsMax:        wsMax,
+		erased:       make(map[string]int64),
+		next:         make(map[string]int64, 2),
+		dlq:          make(map[[2]string]int),
+		changes:      make(map[[3]string]int),
+		tiers:        make(map[string]float64),
+		stages:       make(map[string]float64),
+		shownTiers:   make(map[string]float64),
+		shownStages:  make(map[string]float64),
+		classes:      make(map[string]float64),
+		shownClass:   make(map[string]float64),
+		treated:      make(map[string]float64),
+		shownTreated: make(map[string]float64),
+		topics:       p.sourceTopics(),
+		nparts:       p.partitions,
+		partitioner:  p.cfg.InputPartitioner,
+		pos:          [numSources]int64{-1, -1, -1},
+		pol:          p.policy.Load(),
+		restored:     make(chan struct{}),
+		cycle:        rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.abortCtx, t.abortCancel = context.WithCancel(context.Background())
@@ -524,6 +527,9 @@ func (t *task) count(c *schemas.Customer, d float64) {
 	if c.ValueClass != nil {
 		t.classes[*c.ValueClass] += d
 	}
+	if c.Treatment != "" {
+		t.treated[c.Treatment] += d
+	}
 	if c.ChurnRisk {
 		t.churn += d
 	}
@@ -551,6 +557,12 @@ func (t *task) publishCounts() {
 		if d := v - t.shownClass[k]; d != 0 {
 			m.classes.WithLabelValues(k).Add(d)
 			t.shownClass[k] = v
+		}
+	}
+	for k, v := range t.treated {
+		if d := v - t.shownTreated[k]; d != 0 {
+			m.treatments.WithLabelValues(k).Add(d)
+			t.shownTreated[k] = v
 		}
 	}
 	if d := t.churn - t.shownChurn; d != 0 {
@@ -583,6 +595,9 @@ func (t *task) dropGauges() {
 	}
 	for k, v := range t.shownClass {
 		m.classes.WithLabelValues(k).Sub(v)
+	}
+	for k, v := range t.shownTreated {
+		m.treatments.WithLabelValues(k).Sub(v)
 	}
 	m.churnRisk.Sub(t.shownChurn)
 }
@@ -1125,7 +1140,7 @@ func (t *task) changed(cs *cust, isNew bool, o score.Outcome, cause schemas.Caus
 	from := "none"
 	if o.HadPrevious && !isNew {
 		prev := schemas.Customer{Tier: o.Previous.Tier, LifecycleStage: o.Previous.LifecycleStage, ChurnRisk: o.Previous.ChurnRisk,
-			ValueClass: o.Previous.ValueClass}
+			ValueClass: o.Previous.ValueClass, Treatment: o.Previous.Treatment}
 		t.count(&prev, -1)
 		from = o.Previous.Tier
 	}

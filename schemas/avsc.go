@@ -27,12 +27,19 @@ var (
 	erasureRequestAVSC string
 	//go:embed tier_change.avsc
 	tierChangeAVSC string
+	// tier_change.v1.avsc is TierChange before treatments: records
+	// written by earlier builds, still on the topic.
+	//go:embed tier_change.v1.avsc
+	tierChangeV1AVSC string
 	//go:embed customer_state.avsc
 	customerStateAVSC string
 	// customer_state.v1.avsc is CustomerState before recent_event_hashes:
 	// state written by earlier builds.
 	//go:embed customer_state.v1.avsc
 	customerStateV1AVSC string
+	// customer_state.v2.avsc is CustomerState before treatment.
+	//go:embed customer_state.v2.avsc
+	customerStateV2AVSC string
 )
 
 // The parsed embedded schemas: the only package-level state, built once at
@@ -43,8 +50,8 @@ var (
 	interactionRecord    = mustRecord(NameInteraction, interactionAVSC)
 	purchaseRecord       = mustRecord(NamePurchase, purchaseAVSC)
 	erasureRequestRecord = mustRecord(NameErasureRequest, erasureRequestAVSC)
-	tierChangeRecord     = mustRecord(NameTierChange, tierChangeAVSC)
-	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC, customerStateV1AVSC)
+	tierChangeRecord     = mustRecord(NameTierChange, tierChangeAVSC, tierChangeV1AVSC)
+	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC, customerStateV1AVSC, customerStateV2AVSC)
 
 	records = []*record{
 		interactionRecord, purchaseRecord, erasureRequestRecord,

@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -16,7 +18,7 @@ func TestCustomerStateV1Decodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := *sampleCustomer()
-	want.RecentEventHashes = nil
+	want.RecentEventHashes, want.Treatment = nil, ""
 	body, err := avro.Marshal(w, &want)
 	if err != nil {
 		t.Fatal(err)
@@ -40,5 +42,45 @@ func TestCustomerStateV1Decodes(t *testing.T) {
 	got.RecentEventHashes = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("v1 state decodes to\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestTierChangeV1Decodes reads a tier change written before treatments
+// existed (testdata/golden/tier_change.v1.bin, under tier_change.v1.avsc):
+// every field survives and the treatment fields come back null.
+func TestTierChangeV1Decodes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "golden", "tier_change.v1.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newSOECodec(t)
+	var got TierChange
+	if err := c.DecodeTierChange(b, &got); err != nil {
+		t.Fatalf("decode v1 tier change: %v", err)
+	}
+	want := *sampleTierChange()
+	want.Treatment, want.Relationship, want.RelationshipCostMinor = nil, nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("v1 tier change decodes to\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestCustomerStateV2Decodes reads state written before treatments existed
+// (testdata/golden/customer_state.v2.bin): every other field survives and
+// the treatment comes back empty, which the scorer does not count as a
+// change.
+func TestCustomerStateV2Decodes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "golden", "customer_state.v2.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Customer{Treatment: "stale"}
+	if err := DecodeCustomer(b, &got); err != nil {
+		t.Fatalf("decode v2 state: %v", err)
+	}
+	want := *sampleCustomer()
+	want.Treatment = ""
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("v2 state decodes to\n%+v\nwant\n%+v", got, want)
 	}
 }

@@ -358,6 +358,7 @@ func decodeCustomerBody(b []byte, v *Customer) error {
 	v.PolicyVersion = r.word()
 	v.TimerAt = r.long()
 	v.RecentEventHashes = r.longs(reh)
+	v.Treatment = r.word()
 	return r.end(customerStateRecord.name)
 }
 

@@ -99,13 +99,14 @@ func TestHandDecoderMatchesSchema(t *testing.T) {
 	c.RecentEventHashes = []int64{1, -2, 3}
 	c.InteractionsByChannel = nil
 	body := appendCustomerBody(nil, c)
-	tail := appendLongs(nil, c.RecentEventHashes)
+	tail := appendString(appendLongs(nil, c.RecentEventHashes), c.Treatment)
 	if !sameDecode(t, body) {
 		t.Fatal("sample did not decode")
 	}
 	head := body[:len(body)-len(tail)]
 	neg := appendLong(appendLong(append([]byte(nil), head...), -3), 3)
 	neg = append(appendLong(appendLong(appendLong(neg, 1), -2), 3), 0)
+	neg = appendString(neg, c.Treatment)
 	var v Customer
 	if !sameDecode(t, neg) || decodeCustomerBody(neg, &v) != nil || !reflect.DeepEqual(v.RecentEventHashes, c.RecentEventHashes) {
 		t.Fatalf("negative block count: got %v, want %v", v.RecentEventHashes, c.RecentEventHashes)
@@ -160,7 +161,7 @@ func TestCustomerUnionIndexIsInt(t *testing.T) {
 	c.ValueClass = nil
 	body := appendCustomerBody(nil, c)
 	// The fields after value_class, and what comes before its index.
-	tail := appendLongs(appendLong(appendString(appendLong(nil, c.EvaluatedAt), c.PolicyVersion), c.TimerAt), c.RecentEventHashes)
+	tail := appendString(appendLongs(appendLong(appendString(appendLong(nil, c.EvaluatedAt), c.PolicyVersion), c.TimerAt), c.RecentEventHashes), c.Treatment)
 	head := body[:len(body)-len(tail)-1]
 	value := appendString(nil, "high_potential")
 	for _, tc := range []struct {

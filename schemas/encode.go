@@ -102,6 +102,13 @@ func appendOptInt(dst []byte, v *int32) []byte {
 	return appendLong(append(dst, 2), int64(*v))
 }
 
+func appendOptLong(dst []byte, v *int64) []byte {
+	if v == nil {
+		return append(dst, 0)
+	}
+	return appendLong(append(dst, 2), *v)
+}
+
 func appendOptDouble(dst []byte, v *float64) []byte {
 	if v == nil {
 		return append(dst, 0)
@@ -136,7 +143,8 @@ func appendCustomerBody(dst []byte, v *Customer) []byte {
 	dst = appendLong(dst, v.EvaluatedAt)
 	dst = appendString(dst, v.PolicyVersion)
 	dst = appendLong(dst, v.TimerAt)
-	return appendLongs(dst, v.RecentEventHashes)
+	dst = appendLongs(dst, v.RecentEventHashes)
+	return appendString(dst, v.Treatment)
 }
 
 // causeIndex returns the position of c among the Cause enum's symbols.
@@ -187,5 +195,8 @@ func appendTierChangeBody(dst []byte, v *TierChange) ([]byte, error) {
 	dst = appendOptDouble(dst, v.ExpectedPurchases)
 	dst = appendOptDouble(dst, v.CLV)
 	dst = appendString(dst, v.PolicyVersion)
-	return appendOptString(dst, v.Action), nil
+	dst = appendOptString(dst, v.Action)
+	dst = appendOptString(dst, v.Treatment)
+	dst = appendOptString(dst, v.Relationship)
+	return appendOptLong(dst, v.RelationshipCostMinor), nil
 }

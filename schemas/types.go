@@ -122,6 +122,12 @@ type TierChange struct {
 	CLV               *float64 `avro:"clv"`
 	PolicyVersion     string   `avro:"policy_version"`
 	Action            *string  `avro:"action"`
+	// Treatment, Relationship and RelationshipCostMinor are what the
+	// policy's treatment table gives the customer (see
+	// tier_change.avsc); nil on an erasure.
+	Treatment             *string `avro:"treatment"`
+	Relationship          *string `avro:"relationship"`
+	RelationshipCostMinor *int64  `avro:"relationship_cost_minor"`
 }
 
 // Customer is the per-customer state valora keeps (Pebble value and, later,
@@ -163,6 +169,9 @@ type Customer struct {
 	ValueClass     *string `avro:"value_class"`
 	EvaluatedAt    int64   `avro:"evaluated_at"`
 	PolicyVersion  string  `avro:"policy_version"`
+	// Treatment is the treatment table's name for the customer at the last
+	// evaluation ("" before treatments existed).
+	Treatment string `avro:"treatment"`
 
 	// TimerAt is the due time of the customer's timer index entry (0:
 	// none). The processor keeps it equal to the index entry it wrote in

@@ -324,8 +324,11 @@ type calReport struct {
 	ValueClasses score.ValueClasses `json:"value_classes"`
 	PAliveBelow  float64            `json:"p_alive_below"`
 	AtEnd        calDistribution    `json:"at_calibration_end"`
-	ScoreOut     string             `json:"score_out,omitempty"`
-	Report       string             `json:"report,omitempty"`
+	// Segments totals value and relationship cost at the calibration end
+	// under the new policy.
+	Segments score.SegmentReport `json:"segments"`
+	ScoreOut string              `json:"score_out,omitempty"`
+	Report   string              `json:"report,omitempty"`
 
 	// models are the fitted count models, each a validated Model, and
 	// maxT the longest observation (T) at the calibration end: for
@@ -630,9 +633,11 @@ func calPolicy(base *score.Policy, rep *calReport, f *calibrateFlags, in *calInp
 	rep.ValueClasses, rep.PAliveBelow = vc, pol.Churn.PAliveBelow
 	rep.AtEnd = calDistribution{ByValueClass: map[string]int{}, ByLifecycleStage: map[string]int{}}
 	inactivity := pol.Churn.InactivityDays * score.DayMs
+	seg := pol.NewSegments()
 	for i := range in.customers {
 		c := calCustomerState(&in.customers[i])
 		pol.Evaluate(c, in.calEnd)
+		seg.Add(c)
 		class := "none"
 		if c.ValueClass != nil {
 			class = *c.ValueClass
@@ -646,6 +651,7 @@ func calPolicy(base *score.Policy, rep *calReport, f *calibrateFlags, in *calInp
 			}
 		}
 	}
+	rep.Segments = seg.Report()
 	rep.Policy = calPolicyOut{
 		Version:     pol.Version,
 		BaseVersion: base.Version,
@@ -885,6 +891,9 @@ func (r *calReport) writeText(w io.Writer) error {
 		fmt.Fprintf(w, "  by %s: %s\n", k.name, strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(w, "  churned: %d (%d by P(alive) before the inactivity window)\n", r.AtEnd.Churned, r.AtEnd.ChurnedByPAlive)
+	if err := writeSegments(w, r.Segments, r.Currency); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "policy %s (from %s, with the models) written to %s; fit details to %s\n",
 		r.Policy.Version, r.Policy.BaseVersion, r.Policy.Path, r.Policy.ModelsPath)
 	if r.ScoreOut != "" {
@@ -1162,3 +1171,30 @@ func calReadTxns(ctx context.Context, r io.Reader, m *csvMapping, pol *score.Pol
 
 // calParseMinor is parseMinor (csvin.go).
 func calParseMinor(s string, exp int) (int64, error) { return parseMinor(s, exp) }
+
+// writeSegments prints the segment economics as two tables, money in major
+// units of currency: per tier and value class, then per treatment.
+func writeSegments(w io.Writer, s score.SegmentReport, currency string) error {
+	exp, _ := score.MinorUnits(currency)
+	major := math.Pow10(exp)
+	fmt.Fprintf(w, "\nSegment economics over %.1f months (%s; cost = the treatment's relationship):\n", s.HorizonMonths, currency)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	opt := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", *v/major)
+	}
+	row := func(a, b string, r score.SegmentRow) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%s\t%.0f\t%s\t\n", a, b, r.Customers, float64(r.MonetaryMinor)/major, opt(r.CLVMinor), r.CostMinor/major, opt(r.NetMinor))
+	}
+	fmt.Fprintf(tw, "tier\tvalue class\tcustomers\tmonetary\tCLV\tcost\tCLV - cost\t\n")
+	for _, r := range s.ByTierClass {
+		row(r.Tier, r.ValueClass, r)
+	}
+	fmt.Fprintf(tw, "treatment\trelationship\t\t\t\t\t\t\n")
+	for _, r := range s.ByTreatment {
+		row(r.Treatment, r.Relationship, r)
+	}
+	return tw.Flush()
+}

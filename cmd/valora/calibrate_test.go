@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -75,6 +76,7 @@ type calJSONReport struct {
 		Churned          int            `json:"churned"`
 		ChurnedByPAlive  int            `json:"churned_by_p_alive"`
 	} `json:"at_calibration_end"`
+	Segments score.SegmentReport `json:"segments"`
 }
 
 // calJSONFit is a count model's fit in the --json report.
@@ -247,6 +249,36 @@ func TestCalibrateCDNOW(t *testing.T) {
 	}
 	t.Logf("CDNOW sample at 1997-09-30: value classes %v; stages %v; churned %d (%d by P(alive) < 0.3)",
 		by, rep.AtEnd.ByLifecycleStage, rep.AtEnd.Churned, rep.AtEnd.ChurnedByPAlive)
+
+	// Segment economics: every customer once per table, per tier and
+	// class as the classes count them, over the models' 52 weeks; the
+	// value-aware default treatments give the high-yield the dedicated
+	// relationship.
+	seg := rep.Segments
+	if want := 52 * 7 / (365.25 / 12); math.Abs(seg.HorizonMonths-want) > 1e-9 {
+		t.Errorf("segments over %v months, want %v", seg.HorizonMonths, want)
+	}
+	perClass := map[string]int{}
+	var clvTotal, clvByTreatment float64
+	for _, r := range seg.ByTierClass {
+		perClass[r.ValueClass] += r.Customers
+		if r.CLVMinor == nil || r.NetMinor == nil || math.Abs(*r.NetMinor-(*r.CLVMinor-r.CostMinor)) > 1e-6*math.Max(1, math.Abs(*r.NetMinor)) {
+			t.Fatalf("segment %+v: want CLV, and CLV minus cost", r)
+		}
+		clvTotal += *r.CLVMinor
+	}
+	if !maps.Equal(perClass, by) {
+		t.Errorf("segments by class %v, want %v", perClass, by)
+	}
+	for _, r := range seg.ByTreatment {
+		clvByTreatment += *r.CLVMinor
+		if r.Treatment == "vip_care" && (r.Relationship != score.RelationshipDedicated || r.Customers == 0) {
+			t.Errorf("vip_care: %+v", r)
+		}
+	}
+	if math.Abs(clvTotal-clvByTreatment) > 1e-6*clvTotal {
+		t.Errorf("CLV by tier and class %v, by treatment %v", clvTotal, clvByTreatment)
+	}
 
 	// One score line per customer.
 	f, err := os.Open(scores)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -304,6 +305,9 @@ func summarize(ctx context.Context, w io.Writer, every time.Duration, g promethe
 			if classes := byLabel(mfs, "valora_customers_value_class", "class"); len(classes) > 0 {
 				writeCounts(&b, "   customers per value class:", classes, devClasses)
 			}
+			if tr := byLabel(mfs, "valora_customers_treatment", "treatment"); len(tr) > 0 {
+				writeCounts(&b, "   customers per treatment:", tr, slices.Sorted(maps.Keys(tr)))
+			}
 			for _, c := range changes {
 				prev := "(new)"
 				if c.PreviousTier != nil {
@@ -317,6 +321,9 @@ func summarize(ctx context.Context, w io.Writer, every time.Duration, g promethe
 				}
 				if c.ValueClass != nil {
 					fmt.Fprintf(&b, " class=%s", *c.ValueClass)
+				}
+				if c.Treatment != nil && c.Relationship != nil {
+					fmt.Fprintf(&b, " treatment=%s (%s)", *c.Treatment, *c.Relationship)
 				}
 				b.WriteString("\n")
 			}

@@ -111,7 +111,7 @@ func TestDevLifetimeValue(t *testing.T) {
 	}
 	defer cl.Close()
 	var buyers, classed int
-	classes := map[string]bool{}
+	classes, treatments := map[string]bool{}, map[string]bool{}
 	for buyers < 1000 {
 		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 		fs := cl.PollFetches(pctx)
@@ -125,6 +125,10 @@ func TestDevLifetimeValue(t *testing.T) {
 			if err := codec.DecodeTierChange(r.Value, &tc); err != nil {
 				t.Fatalf("decode tier change: %v", err)
 			}
+			if tc.Treatment == nil || tc.Relationship == nil || tc.RelationshipCostMinor == nil {
+				t.Fatalf("tier change of %s (tier %s) names no treatment and relationship", tc.CustomerID, tc.Tier)
+			}
+			treatments[*tc.Treatment] = true
 			if tc.Tier == "prospect" {
 				return
 			}
@@ -141,6 +145,9 @@ func TestDevLifetimeValue(t *testing.T) {
 			}
 		})
 	}
+	if len(treatments) < 4 {
+		t.Errorf("treatments on the tier changes: %v, want the value-aware table's, at least four", treatments)
+	}
 	if len(classes) != 3 {
 		t.Errorf("value classes on %d of %d buyers' tier changes: %v, want all three", classed, buyers, classes)
 	}
@@ -156,6 +163,8 @@ func TestDevLifetimeValue(t *testing.T) {
 		regexp.MustCompile(`customers per stage: prospect=\d+ new=\d+ active=\d+ at_risk=\d+ churned=\d+ reactivated=\d+`),
 		wantLine,
 		regexp.MustCompile(`p_alive=[01]\.\d\d clv=\d+\.\d\d USD`),
+		regexp.MustCompile(`customers per treatment: .*vip_care=[1-9]`),
+		regexp.MustCompile(`treatment=\w+ \((dedicated|personal|automated|self_service)\)`),
 	} {
 		if !re.MatchString(summary) {
 			t.Errorf("summary lacks %q:\n%s", re, summary)

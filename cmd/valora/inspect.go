@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 
+	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
 )
@@ -24,6 +25,10 @@ type inspectSummary struct {
 	ChurnRisk  int                        `json:"churn_risk"`
 	// ValueClasses counts customers by value class ("none" for no class).
 	ValueClasses map[string]int `json:"value_classes"`
+	// Segments totals value and relationship cost per tier and value
+	// class and per treatment, each customer evaluated under the policy
+	// at its own last evaluation time.
+	Segments *score.SegmentReport `json:"segments,omitempty"`
 	// Digest is a SHA-256 over every partition's customers, in partition
 	// then key order (partition, id, encoded state): two stores with the
 	// same customers in the same states have the same digest.
@@ -41,8 +46,13 @@ func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr i
 		"With --purge, first rewrites the store so that erased customers leave its files.", stderr)
 	dir := fs.String("state-dir", "valora-state", "directory of the Pebble state store")
 	customer := fs.String("customer", "", "customer id to print (default: a summary of every partition)")
+	policyPath := fs.String("policy", "", "policy YAML file in force, for the segments' treatments, lifetime values and costs (default: the built-in policy)")
 	purge := fs.Bool("purge", false, "rewrite the store offline (the instance stopped) so that erased customers' data leaves its files, then print the summary")
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	pol, err := loadPolicy(*policyPath)
+	if err != nil {
 		return err
 	}
 	if *purge {
@@ -85,15 +95,20 @@ func runInspect(ctx context.Context, args []string, getenv env, stdout, stderr i
 		}
 		return fmt.Errorf("customer %q not found in %s", *customer, *dir)
 	}
-	sum, err := summarizeState(st, parts)
+	sum, err := summarizeState(st, parts, pol)
 	if err != nil {
 		return err
 	}
 	return enc.Encode(sum)
 }
 
-// summarizeState reads every customer of parts (sorted) into a summary.
-func summarizeState(st *state.Store, parts []int32) (inspectSummary, error) {
+// summarizeState reads every customer of parts (sorted) into a summary,
+// with segments under pol (none when pol is nil).
+func summarizeState(st *state.Store, parts []int32, pol *score.Policy) (inspectSummary, error) {
+	var seg *score.Segments
+	if pol != nil {
+		seg = pol.NewSegments()
+	}
 	sum := inspectSummary{Partitions: map[int32]partitionSummary{}, Tiers: map[string]int{}, Stages: map[string]int{}, ValueClasses: map[string]int{}}
 	h := sha256.New()
 	var num [8]byte
@@ -126,6 +141,10 @@ func summarizeState(st *state.Store, parts []int32) (inspectSummary, error) {
 			if c.ChurnRisk {
 				sum.ChurnRisk++
 			}
+			if seg != nil {
+				pol.Evaluate(&c, c.EvaluatedAt)
+				seg.Add(&c)
+			}
 			return nil
 		})
 		if err != nil {
@@ -135,5 +154,9 @@ func summarizeState(st *state.Store, parts []int32) (inspectSummary, error) {
 		sum.Partitions[p] = ps
 	}
 	sum.Digest = hex.EncodeToString(h.Sum(nil))
+	if seg != nil {
+		r := seg.Report()
+		sum.Segments = &r
+	}
 	return sum, nil
 }

@@ -308,7 +308,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 		return err
 	}
 	slices.Sort(parts)
-	is, err := summarizeState(st, parts)
+	is, err := summarizeState(st, parts, nil)
 	if err != nil {
 		return err
 	}

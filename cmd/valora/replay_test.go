@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"valora/internal/kafkatest"
+	"valora/processor/score"
 	"valora/schemas"
 )
 
@@ -140,6 +141,7 @@ func TestReplayCDNOW(t *testing.T) {
 		{"0001", 4, 10050, time.Date(1997, 12, 12, 0, 0, 0, 0, time.UTC), 2, 3, 2, "at_risk", true},
 		{"0002", 2, 7511, time.Date(1997, 1, 13, 0, 0, 0, 0, time.UTC), 1, 2, 2, "lost", true},
 	})
+	checkSegments(t, dirs[0], s.Customers)
 
 	// The replay's directory is refused as a new one once it holds state
 	// that is not a replay's; a replay's own directory resumes (and, being
@@ -193,6 +195,44 @@ func TestCacheCustomersZero(t *testing.T) {
 		f := scorerFlags{cacheCustomers: c.flag}
 		if got := f.cacheSize(); got != c.want {
 			t.Errorf("--cache-customers %d: Config.CacheCustomers %d, want %d", c.flag, got, c.want)
+		}
+	}
+}
+
+// checkSegments reads the segment economics of a state directory (the
+// default policy: no models, so the cost over 12 months only) with `valora
+// inspect` and checks that both tables count every customer once, with
+// the relationship's cost for each.
+func checkSegments(t *testing.T, dir string, customers int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"inspect", "--state-dir", dir}, noEnv, &stdout, &stderr); code != 0 {
+		t.Fatalf("inspect: exit %d: %s", code, stderr.String())
+	}
+	var sum inspectSummary
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.Segments == nil {
+		t.Fatalf("inspect summary: %v\n%s", err, stdout.String())
+	}
+	seg := sum.Segments
+	costs := map[string]int64{}
+	for _, r := range score.DefaultRelationships() {
+		costs[r.Name] = r.MonthlyCostMinor
+	}
+	for _, rows := range [][]score.SegmentRow{seg.ByTierClass, seg.ByTreatment} {
+		n := 0
+		for _, r := range rows {
+			n += r.Customers
+			if r.CLVMinor != nil {
+				t.Errorf("%+v: a CLV without models", r)
+			}
+		}
+		if n != customers {
+			t.Errorf("segments count %d customers, want %d: %+v", n, customers, rows)
+		}
+	}
+	for _, r := range seg.ByTreatment {
+		if want := float64(costs[r.Relationship]*int64(r.Customers)) * 12; r.Relationship == "" || r.CostMinor != want {
+			t.Errorf("treatment %s (%s): cost %v over 12 months, want %v", r.Treatment, r.Relationship, r.CostMinor, want)
 		}
 	}
 }

@@ -72,6 +72,16 @@ type Policy struct {
 	// ValueClasses holds the thresholds of the value classes. Optional;
 	// requires Models.
 	ValueClasses *ValueClasses `yaml:"value_classes,omitempty" json:"value_classes,omitempty"`
+	// Relationships lists the kinds of relationship the treatments offer
+	// and what each costs. Optional: nil means DefaultRelationships().
+	Relationships []Relationship `yaml:"relationships,omitempty" json:"relationships,omitempty"`
+	// Treatments is the treatment table, in order: the first rule that
+	// matches a customer's tier, value class, stage, churn flag and risk
+	// reason names its treatment, action and relationship. Every
+	// combination a customer can have must match a rule, and every rule
+	// must be the first match of at least one. Optional: nil means
+	// DefaultTreatments(p).
+	Treatments []TreatmentRule `yaml:"treatments,omitempty" json:"treatments,omitempty"`
 
 	c *compiled // set by Validate
 }
@@ -400,6 +410,10 @@ type compiled struct {
 	minorPerMajor float64       // 10^exponent of the base currency
 	unitMs        int64         // the model's time unit in milliseconds
 	reviewMs      int64         // value class review interval (0: none)
+
+	treatments     []treatment // by rule
+	treatmentTiers []string    // the prospect tier, then the tiers
+	treatmentTable []int16     // treatmentKey -> rule index, -1 for none
 }
 
 func (p *Policy) compiled() *compiled {
@@ -662,6 +676,31 @@ func (p *Policy) Validate() error {
 		c.reviewMs = vc.ReviewDays * DayMs
 		cp := *vc
 		c.classes = &cp
+	}
+
+	// Treatments.
+	if tiersOK {
+		tp := *p
+		if tp.Relationships == nil {
+			tp.Relationships = DefaultRelationships()
+		}
+		rels := checkRelationships(tp.Relationships, bad)
+		if tp.Treatments == nil {
+			tp.Treatments = DefaultTreatments(p)
+			var missing []string
+			for _, r := range tp.Treatments {
+				if _, ok := rels[r.Relationship]; !ok && !slices.Contains(missing, r.Relationship) {
+					missing = append(missing, r.Relationship)
+				}
+			}
+			if len(missing) > 0 {
+				bad("relationships", "lacks %s, which the default treatments use: list them, or write treatments of your own", strings.Join(missing, ", "))
+				tp.Treatments = nil
+			}
+		}
+		if tp.Treatments != nil {
+			compileTreatments(&tp, c, rels, bad)
+		}
 	}
 
 	if len(errs) > 0 {

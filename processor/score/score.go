@@ -41,12 +41,18 @@ type Derived struct {
 	ChurnRisk      bool
 	LifecycleStage string
 	ValueClass     *string
+	// Treatment is the treatment table's name for the customer; "" in
+	// state written before treatments existed, which is not a change.
+	Treatment string
 }
 
 // Equal reports whether d and o hold the same values (ValueClass compared by
 // value).
 func (d Derived) Equal(o Derived) bool {
 	if d.Tier != o.Tier || d.ChurnRisk != o.ChurnRisk || d.LifecycleStage != o.LifecycleStage {
+		return false
+	}
+	if d.Treatment != o.Treatment && d.Treatment != "" && o.Treatment != "" {
 		return false
 	}
 	if d.ValueClass == nil || o.ValueClass == nil {
@@ -75,7 +81,7 @@ type Outcome struct {
 }
 
 func derivedOf(c *schemas.Customer) Derived {
-	return Derived{Tier: c.Tier, ChurnRisk: c.ChurnRisk, LifecycleStage: c.LifecycleStage, ValueClass: c.ValueClass}
+	return Derived{Tier: c.Tier, ChurnRisk: c.ChurnRisk, LifecycleStage: c.LifecycleStage, ValueClass: c.ValueClass, Treatment: c.Treatment}
 }
 
 // ToBase converts amountMinor minor units of currency into minor units of
@@ -304,6 +310,7 @@ func (p *Policy) evaluate(c *schemas.Customer, now int64) Outcome {
 	c.ValueClass = s.d.ValueClass
 	c.RScore, c.FScore, c.MScore = s.r, s.f, s.m
 	c.Tier, c.ChurnRisk, c.LifecycleStage = s.d.Tier, s.d.ChurnRisk, s.d.LifecycleStage
+	c.Treatment = s.d.Treatment
 	c.EvaluatedAt = now
 	c.PolicyVersion = pc.version
 	o.Changed = !o.HadPrevious || !o.Previous.Equal(s.d)
@@ -384,6 +391,7 @@ func (pc *compiled) derive(c *schemas.Customer, now int64, value bool, pAliveAt 
 		s.r, s.f, s.m = 0, 0, 0
 		s.d.Tier = pc.prospect
 		s.d.LifecycleStage = StageProspect
+		s.d.Treatment = pc.treatmentName(c, now, s.d)
 		return s
 	}
 	s.r = maxScore + 1 - scoreUp(recencyDays(now, c.LastPurchase), &pc.recency)
@@ -419,7 +427,37 @@ func (pc *compiled) derive(c *schemas.Customer, now int64, value bool, pAliveAt 
 	default:
 		s.d.LifecycleStage = StageActive
 	}
+	s.d.Treatment = pc.treatmentName(c, now, s.d)
 	return s
+}
+
+// treatmentName returns the name of the treatment of a customer whose
+// derived fields at now are d.
+func (pc *compiled) treatmentName(c *schemas.Customer, now int64, d Derived) string {
+	if i := pc.treatmentOf(d.Tier, d.ValueClass, d.LifecycleStage, d.ChurnRisk, pc.riskReason(c, now, d.ChurnRisk)); i >= 0 {
+		return pc.treatments[i].name
+	}
+	return ""
+}
+
+// riskReason returns why a customer whose churn flag at now is churned is
+// at risk or churned: "" when it is neither, and for a prospect.
+func (pc *compiled) riskReason(c *schemas.Customer, now int64, churned bool) string {
+	if c.Purchases == 0 {
+		return ""
+	}
+	idle := now - c.LastActivity
+	switch {
+	case churned && idle >= pc.inactivityMs:
+		return RiskInactivity
+	case churned:
+		return RiskPAlive
+	case c.RiskUntil > now:
+		return RiskComplaint
+	case idle >= pc.atRiskMs:
+		return RiskInactivity
+	}
+	return ""
 }
 
 // scoreUp returns 1 + the number of boundaries below v: 1 when v <= b[0],
@@ -588,11 +626,13 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 // (where TierChange's pointers took four more, about 1 % of the default
 // benchmark's CPU).
 type TierChangeBuf struct {
-	tc                  schemas.TierChange
-	prev, class, action string
-	recency             int32
-	value               clv.Value
-	clvMinor            float64
+	tc                      schemas.TierChange
+	prev, class, action     string
+	treatment, relationship string
+	cost                    int64
+	recency                 int32
+	value                   clv.Value
+	clvMinor                float64
 }
 
 // TierChangeTo is TierChange built in b: the result points into b, and is
@@ -630,7 +670,15 @@ func (p *Policy) TierChangeTo(b *TierChangeBuf, c *schemas.Customer, o Outcome, 
 		b.recency = int32(min(recencyDays(c.EvaluatedAt, c.LastPurchase), math.MaxInt32))
 		tc.RecencyDays = &b.recency
 	}
-	if a := pc.action(c.Tier); a != "" {
+	a := pc.action(c.Tier)
+	if tr := pc.treatmentFor(c); tr != nil {
+		b.treatment, b.relationship, b.cost = tr.name, tr.relationship, tr.costMinor
+		tc.Treatment, tc.Relationship, tc.RelationshipCostMinor = &b.treatment, &b.relationship, &b.cost
+		if tr.action != "" {
+			a = tr.action
+		}
+	}
+	if a != "" {
 		b.action = a
 		tc.Action = &b.action
 	}
@@ -679,4 +727,15 @@ func (pc *compiled) action(tier string) string {
 		}
 	}
 	return ""
+}
+
+// treatmentFor returns the treatment c was given at its last evaluation,
+// nil when its name is not in the table (state of another policy).
+func (pc *compiled) treatmentFor(c *schemas.Customer) *treatment {
+	for i := range pc.treatments {
+		if pc.treatments[i].name == c.Treatment {
+			return &pc.treatments[i]
+		}
+	}
+	return nil
 }

@@ -348,7 +348,7 @@ func TestTierChange(t *testing.T) {
 		EventID: "cust-7:1", CustomerID: "cust-7", Version: 1, OccurredAt: t0,
 		Cause: schemas.CauseInteraction, Tier: "prospect", LifecycleStage: StageProspect,
 		Currency: "USD", RScore: 0, FScore: 0, MScore: 0, PolicyVersion: "default-1",
-		Action: ptr(ActionAcquire),
+		Action: ptr(ActionAcquire), Treatment: ptr("acquire"), Relationship: ptr(RelationshipAutomated), RelationshipCostMinor: ptr(int64(20)),
 	}
 	if !reflect.DeepEqual(tc, want) {
 		t.Errorf("prospect:\n got %+v\nwant %+v", tc, want)
@@ -368,6 +368,7 @@ func TestTierChange(t *testing.T) {
 		LifecycleStage: StageActive, ValueClass: ptr("high_yield"), RecencyDays: ptr(int32(38)),
 		Frequency: 1, Monetary: 25000, Currency: "USD", RScore: 4, FScore: 1, MScore: 3,
 		PolicyVersion: "default-1", Action: ptr(ActionGrow),
+		Treatment: ptr(ActionGrow), Relationship: ptr(RelationshipSelfService), RelationshipCostMinor: ptr(int64(100)),
 	}
 	if !reflect.DeepEqual(tc, want) {
 		t.Errorf("customer:\n got %+v\nwant %+v", tc, want)
