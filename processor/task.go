@@ -819,8 +819,9 @@ func (t *task) merge() error {
 // waitFor reports whether the merge must wait for src, which has nothing
 // queued. A replay waits until src reaches its end offset. A live task
 // waits while the latest listing of the input's committed end shows src
-// has more to read, or while there is no recent listing, for at most
-// mergeWaitMax; then it goes on without src until src's next fetch.
+// has more to read, or while there is no recent listing yet (not when the
+// listing fails), for at most mergeWaitMax; then it goes on without src
+// until src's next fetch.
 func (t *task) waitFor(src int) bool {
 	if t.strict {
 		return t.pos[src] < t.end[src]
@@ -837,6 +838,11 @@ func (t *task) waitFor(src int) bool {
 			t.waitFrom[src] = time.Time{}
 			return false
 		}
+	} else if t.p.listFailing.Load() {
+		// The offsets cannot be listed (the brokers are unreachable,
+		// or the listing is not authorised): nothing to go by, and
+		// holding records back would only delay them.
+		return false
 	}
 	now := time.Now()
 	if t.waitFrom[src].IsZero() {
