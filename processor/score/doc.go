@@ -138,7 +138,9 @@
 // Customer.Version grows by exactly one for each applied event, and by one
 // for each direct Evaluate (a timer, a policy change) whose Outcome is
 // Changed; nothing else changes it. An Outcome is Changed when the tier,
-// churn flag, lifecycle stage or value class differs from before, and on a
+// churn flag, lifecycle stage, value class or treatment differs from before
+// (a treatment missing from state written before treatments is filled in
+// without a change), and on a
 // customer's first evaluation (HadPrevious false, detected as EvaluatedAt
 // == 0). Scores alone changing is not a change. The caller publishes a
 // TierChange, whose EventID is CustomerID:Version, for each Changed
@@ -149,6 +151,15 @@
 // would report a change with no new event, so a timer set to it never misses
 // a change and, but for value class reviews, never fires for nothing (the
 // next event reschedules it).
+//
+// # Treatments
+//
+// The treatment table (Policy.Treatments, compiled into an array indexed by
+// tier, value class, stage, churn flag and risk reason) gives each customer
+// at each evaluation the first matching rule's treatment, action and
+// relationship; Validate proves that every combination Evaluate can derive
+// has a rule and every rule is first for one. Segments totals lifetime
+// value against the relationships' cost per segment.
 //
 // # Performance
 //
