@@ -33,6 +33,10 @@ var (
 	// state written by earlier builds.
 	//go:embed customer_state.v1.avsc
 	customerStateV1AVSC string
+	// customer_state.v2.avsc is CustomerState before the service history,
+	// channel, consent and category fields.
+	//go:embed customer_state.v2.avsc
+	customerStateV2AVSC string
 )
 
 // The parsed embedded schemas: the only package-level state, built once at
@@ -44,7 +48,7 @@ var (
 	purchaseRecord       = mustRecord(NamePurchase, purchaseAVSC)
 	erasureRequestRecord = mustRecord(NameErasureRequest, erasureRequestAVSC)
 	tierChangeRecord     = mustRecord(NameTierChange, tierChangeAVSC)
-	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC, customerStateV1AVSC)
+	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC, customerStateV1AVSC, customerStateV2AVSC)
 
 	records = []*record{
 		interactionRecord, purchaseRecord, erasureRequestRecord,

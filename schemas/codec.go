@@ -279,6 +279,9 @@ func DecodeCustomer(b []byte, v *Customer) error {
 		InteractionsByChannel: v.InteractionsByChannel[:0],
 		PurchasesByChannel:    v.PurchasesByChannel[:0],
 		RecentEventHashes:     v.RecentEventHashes[:0],
+		InteractionLastAt:     v.InteractionLastAt[:0],
+		Consent:               v.Consent[:0],
+		Categories:            v.Categories[:0],
 	}
 	return unmarshal(rec, s, body, v)
 }

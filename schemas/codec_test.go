@@ -299,6 +299,18 @@ func genericEqual(generic, typed any) bool {
 			}
 		}
 		return true
+	case reflect.Struct:
+		// A nested record, field by field through the avro tags.
+		g, ok := generic.(map[string]any)
+		if !ok || len(g) != tv.NumField() {
+			return false
+		}
+		for i := range tv.NumField() {
+			if !genericEqual(g[tv.Type().Field(i).Tag.Get("avro")], tv.Field(i).Interface()) {
+				return false
+			}
+		}
+		return true
 	}
 	return reflect.DeepEqual(generic, typed)
 }

@@ -136,7 +136,39 @@ func appendCustomerBody(dst []byte, v *Customer) []byte {
 	dst = appendLong(dst, v.EvaluatedAt)
 	dst = appendString(dst, v.PolicyVersion)
 	dst = appendLong(dst, v.TimerAt)
-	return appendLongs(dst, v.RecentEventHashes)
+	dst = appendLongs(dst, v.RecentEventHashes)
+	return appendCustomerHistory(dst, v)
+}
+
+// appendCustomerHistory appends the fields of v after recent_event_hashes:
+// the service history, channel, consent and category fields.
+func appendCustomerHistory(dst []byte, v *Customer) []byte {
+	dst = appendLong(dst, v.Complaints)
+	dst = appendLong(dst, v.ComplaintsResolved)
+	dst = appendLong(dst, v.LastComplaintAt)
+	dst = appendLong(dst, v.LastResolvedAt)
+	dst = appendLong(dst, v.LowSatisfactionUntil)
+	dst = appendLong(dst, int64(v.LastSatisfaction))
+	dst = appendLong(dst, v.LastSatisfactionAt)
+	dst = appendLongs(dst, v.InteractionLastAt)
+	dst = appendLongs(dst, v.Consent)
+	dst = appendCategories(dst, v.Categories)
+	return appendLong(dst, v.DistinctCategories)
+}
+
+// appendCategories appends an array of CategoryStat records.
+func appendCategories(dst []byte, cs []CategoryStat) []byte {
+	for len(cs) > 0 {
+		n := min(len(cs), arrayBlockLength)
+		dst = appendLong(dst, int64(n))
+		for i := range cs[:n] {
+			dst = appendString(dst, cs[i].Category)
+			dst = appendLong(dst, cs[i].Purchases)
+			dst = appendLong(dst, cs[i].NetMinor)
+		}
+		cs = cs[n:]
+	}
+	return append(dst, 0)
 }
 
 // causeIndex returns the position of c among the Cause enum's symbols.

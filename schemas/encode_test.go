@@ -80,10 +80,13 @@ func TestAppendTierChangeUnknownCause(t *testing.T) {
 // array, and decode as an empty one.
 func normCustomer(c *Customer) Customer {
 	n := *c
-	for _, s := range []*[]int64{&n.InteractionsByChannel, &n.PurchasesByChannel, &n.RecentEventHashes} {
+	for _, s := range []*[]int64{&n.InteractionsByChannel, &n.PurchasesByChannel, &n.RecentEventHashes, &n.InteractionLastAt, &n.Consent} {
 		if len(*s) == 0 {
 			*s = nil
 		}
+	}
+	if len(n.Categories) == 0 {
+		n.Categories = nil
 	}
 	return n
 }
@@ -184,7 +187,37 @@ func randomCustomer(rng *rand.Rand) *Customer {
 		PolicyVersion:         randomString(rng),
 		TimerAt:               randomLong(rng),
 		RecentEventHashes:     randomLongs(rng),
+		Complaints:            randomLong(rng),
+		ComplaintsResolved:    randomLong(rng),
+		LastComplaintAt:       randomLong(rng),
+		LastResolvedAt:        randomLong(rng),
+		LowSatisfactionUntil:  randomLong(rng),
+		LastSatisfaction:      randomInt(rng),
+		LastSatisfactionAt:    randomLong(rng),
+		InteractionLastAt:     randomLongs(rng),
+		Consent:               randomLongs(rng),
+		Categories:            randomCategories(rng),
+		DistinctCategories:    randomLong(rng),
 	}
+}
+
+func randomCategories(rng *rand.Rand) []CategoryStat {
+	var n int
+	switch rng.IntN(4) {
+	case 0:
+		return nil
+	case 1:
+		n = 0
+	case 2:
+		n = 1 + rng.IntN(20)
+	default:
+		n = 95 + rng.IntN(12) // around one block
+	}
+	cs := make([]CategoryStat, n)
+	for i := range cs {
+		cs[i] = CategoryStat{Category: randomString(rng), Purchases: randomLong(rng), NetMinor: randomLong(rng)}
+	}
+	return cs
 }
 
 func randomTierChange(rng *rand.Rand) *TierChange {

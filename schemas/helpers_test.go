@@ -108,6 +108,20 @@ func sampleCustomer() *Customer {
 		PolicyVersion:         "rfm-default-1",
 		TimerAt:               1769817660456,
 		RecentEventHashes:     []int64{-8141541283227426211, 42, 7340429066283462761},
+		Complaints:            2,
+		ComplaintsResolved:    1,
+		LastComplaintAt:       1766880000000,
+		LastResolvedAt:        1766966400000,
+		LowSatisfactionUntil:  0,
+		LastSatisfaction:      8,
+		LastSatisfactionAt:    1767139200000,
+		InteractionLastAt:     []int64{1767139200000, 0, 1767225600000, 1767052800000, 1766361600000, 0, 1767139200000, 1766880000000, 0, 0},
+		Consent:               []int64{1764547200000, 0, 0, 0, 0, 0, 0, 0, 0, -1766966400000},
+		Categories: []CategoryStat{
+			{Category: "books", Purchases: 3, NetMinor: 40321},
+			{Category: "uncategorised", Purchases: 2, NetMinor: 14000},
+		},
+		DistinctCategories: 2,
 	}
 }
 
@@ -131,7 +145,8 @@ func minimalTierChange() *TierChange {
 }
 
 func minimalCustomer() *Customer {
-	return &Customer{CustomerID: "c", InteractionsByChannel: []int64{}, PurchasesByChannel: []int64{}, RecentEventHashes: []int64{}}
+	return &Customer{CustomerID: "c", InteractionsByChannel: []int64{}, PurchasesByChannel: []int64{}, RecentEventHashes: []int64{},
+		LastSatisfaction: math.MinInt32, InteractionLastAt: []int64{}, Consent: []int64{}, Categories: []CategoryStat{}, DistinctCategories: math.MaxInt64}
 }
 
 // newRegistry starts a fake schema registry for the test.

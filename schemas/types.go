@@ -174,4 +174,41 @@ type Customer struct {
 	// oldest first (see score.EventHash). Its length never exceeds the
 	// policy's window, itself at most 1024 (the decoders' array bound).
 	RecentEventHashes []int64 `avro:"recent_event_hashes"`
+
+	// Service history. Complaints and ComplaintsResolved count the
+	// interactions of the policy's complaint and resolution types; a
+	// resolution resolves every complaint at or before it, so a complaint
+	// keeps the customer at risk only while LastComplaintAt is later than
+	// LastResolvedAt. LowSatisfactionUntil is the low satisfaction part of
+	// RiskUntil. LastSatisfaction is the score of the latest interaction
+	// (by event time, LastSatisfactionAt) that carried one; none when
+	// LastSatisfactionAt is 0.
+	Complaints           int64 `avro:"complaints"`
+	ComplaintsResolved   int64 `avro:"complaints_resolved"`
+	LastComplaintAt      int64 `avro:"last_complaint_at"`
+	LastResolvedAt       int64 `avro:"last_resolved_at"`
+	LowSatisfactionUntil int64 `avro:"low_satisfaction_until"`
+	LastSatisfaction     int32 `avro:"last_satisfaction"`
+	LastSatisfactionAt   int64 `avro:"last_satisfaction_at"`
+	// InteractionLastAt holds the event time of the latest interaction per
+	// channel, indexed like Channels (empty before the first interaction).
+	InteractionLastAt []int64 `avro:"interaction_last_at_by_channel"`
+	// Consent holds the latest consent event per channel, indexed like
+	// Channels: t for a grant at event time t, -t for a withdrawal at t, 0
+	// for none (empty before the first consent event).
+	Consent []int64 `avro:"consent_by_channel"`
+	// Categories holds the customer's categories by net spend, highest
+	// first (ties: more purchases, then name), at most the policy's
+	// categories.tracked. DistinctCategories counts the categories bought
+	// in (one dropped from the list and bought again counts again).
+	Categories         []CategoryStat `avro:"categories"`
+	DistinctCategories int64          `avro:"distinct_categories"`
+}
+
+// CategoryStat is a customer's purchases and net spend (purchases minus
+// refunds, in base-currency minor units) in one category.
+type CategoryStat struct {
+	Category  string `avro:"category"`
+	Purchases int64  `avro:"purchases"`
+	NetMinor  int64  `avro:"net_minor"`
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"valora/processor/clv"
@@ -160,6 +161,7 @@ func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcom
 	// Valid: mutate.
 	ensureChannels(c)
 	seen(c, t)
+	addCategory(pc, c, e.Category, base, refund)
 	if refund {
 		c.Refunds++
 	} else {
@@ -224,9 +226,15 @@ func addPurchaseDay(c *schemas.Customer, t int64) {
 // channel, satisfaction in 0..10 when set, not a duplicate (see Dedup)); on
 // error c is left unchanged, and on success the event's id enters c's
 // duplicate window.
-// A complaint type sets RiskUntil to at least t + risk.complaint_days, a
-// satisfaction at or below risk.low_satisfaction to at least t +
-// risk.risk_days. Version grows by exactly one.
+// A complaint type (counted in Complaints) sets RiskUntil to at least t +
+// risk.complaint_days unless a resolution at or after t is known; a
+// resolution type (counted in ComplaintsResolved) ends the risk period of
+// the complaints at or before it, lowering RiskUntil to what low scores
+// and later complaints keep; a satisfaction score becomes LastSatisfaction
+// if it is the latest, and one at or below risk.low_satisfaction sets
+// RiskUntil to at least t + risk.risk_days; a consent type grants or
+// withdraws the interaction's channel (see ContactableChannels). Version
+// grows by exactly one.
 func (p *Policy) ApplyInteraction(c *schemas.Customer, e *schemas.Interaction) (Outcome, error) {
 	pc := p.compiled()
 	t := e.OccurredAt
@@ -248,15 +256,41 @@ func (p *Policy) ApplyInteraction(c *schemas.Customer, e *schemas.Interaction) (
 	ensureChannels(c)
 	seen(c, t)
 	c.InteractionsByChannel[ch]++
-	var until int64
-	for _, typ := range pc.complaints {
-		if typ == e.Type {
-			until = t + pc.complaintMs
-			break
-		}
+	if len(c.InteractionLastAt) < schemas.NumChannels {
+		c.InteractionLastAt = append(c.InteractionLastAt, make([]int64, schemas.NumChannels-len(c.InteractionLastAt))...)
 	}
-	if s := e.Satisfaction; s != nil && *s <= pc.lowSat {
-		until = max(until, t+pc.lowSatMs)
+	c.InteractionLastAt[ch] = max(c.InteractionLastAt[ch], t)
+	var until int64
+	switch {
+	case slices.Contains(pc.complaints, e.Type):
+		c.Complaints++
+		c.LastComplaintAt = max(c.LastComplaintAt, t)
+		if t > c.LastResolvedAt {
+			// A complaint at or before the latest resolution was
+			// resolved by it, whatever order they arrived in.
+			until = t + pc.complaintMs
+		}
+	case slices.Contains(pc.resolutions, e.Type):
+		c.ComplaintsResolved++
+		if t > c.LastResolvedAt {
+			c.LastResolvedAt = t
+			// The complaints' risk ends; a low score's, or that of a
+			// complaint after the resolution, runs on.
+			c.RiskUntil = max(c.LowSatisfactionUntil, pc.complaintUntil(c))
+		}
+	case slices.Contains(pc.grantTypes, e.Type):
+		setConsent(c, ch, t)
+	case slices.Contains(pc.withdrawTypes, e.Type):
+		setConsent(c, ch, -t)
+	}
+	if s := e.Satisfaction; s != nil {
+		if t >= c.LastSatisfactionAt {
+			c.LastSatisfaction, c.LastSatisfactionAt = *s, t
+		}
+		if *s <= pc.lowSat {
+			c.LowSatisfactionUntil = max(c.LowSatisfactionUntil, t+pc.lowSatMs)
+			until = max(until, t+pc.lowSatMs)
+		}
 	}
 	c.RiskUntil = max(c.RiskUntil, until)
 	remember(pc, c, h, fresh)
