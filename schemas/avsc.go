@@ -16,6 +16,7 @@ const (
 	NameErasureRequest = "erasure_request"
 	NameTierChange     = "tier_change"
 	NameCustomerState  = "customer_state"
+	NameProfile        = "customer_profile"
 )
 
 var (
@@ -27,6 +28,12 @@ var (
 	erasureRequestAVSC string
 	//go:embed tier_change.avsc
 	tierChangeAVSC string
+	// tier_change.v1.avsc is TierChange before risk_reason and
+	// contactable_channels.
+	//go:embed tier_change.v1.avsc
+	tierChangeV1AVSC string
+	//go:embed customer_profile.avsc
+	profileAVSC string
 	//go:embed customer_state.avsc
 	customerStateAVSC string
 	// customer_state.v1.avsc is CustomerState before recent_event_hashes:
@@ -47,12 +54,13 @@ var (
 	interactionRecord    = mustRecord(NameInteraction, interactionAVSC)
 	purchaseRecord       = mustRecord(NamePurchase, purchaseAVSC)
 	erasureRequestRecord = mustRecord(NameErasureRequest, erasureRequestAVSC)
-	tierChangeRecord     = mustRecord(NameTierChange, tierChangeAVSC)
+	tierChangeRecord     = mustRecord(NameTierChange, tierChangeAVSC, tierChangeV1AVSC)
+	profileRecord        = mustRecord(NameProfile, profileAVSC)
 	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC, customerStateV1AVSC, customerStateV2AVSC)
 
 	records = []*record{
 		interactionRecord, purchaseRecord, erasureRequestRecord,
-		tierChangeRecord, customerStateRecord,
+		tierChangeRecord, customerStateRecord, profileRecord,
 	}
 )
 

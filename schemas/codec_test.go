@@ -58,6 +58,13 @@ var recordCases = []recordCase{
 		decode:   func(c *Codec, b []byte, v any) error { return c.DecodeTierChange(b, v.(*TierChange)) },
 	},
 	{
+		name:     NameProfile,
+		samples:  func() []any { return []any{sampleProfile(), minimalProfile()} },
+		newValue: func() any { return new(CustomerProfile) },
+		append:   func(c *Codec, dst []byte, v any) ([]byte, error) { return c.AppendProfile(dst, v.(*CustomerProfile)) },
+		decode:   func(c *Codec, b []byte, v any) error { return c.DecodeProfile(b, v.(*CustomerProfile)) },
+	},
+	{
 		name:      NameCustomerState,
 		samples:   func() []any { return []any{sampleCustomer(), minimalCustomer()} },
 		newValue:  func() any { return new(Customer) },
@@ -140,6 +147,8 @@ func subjectOf(name string) string {
 		return testTopics.Erasures + "-value"
 	case NameTierChange:
 		return testTopics.TierChanges + "-value"
+	case NameProfile:
+		return testTopics.Profiles + "-value"
 	}
 	return ""
 }
@@ -549,7 +558,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestAccessors(t *testing.T) {
-	want := []string{"interaction", "purchase", "erasure_request", "tier_change", "customer_state"}
+	want := []string{"interaction", "purchase", "erasure_request", "tier_change", "customer_state", "customer_profile"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %v", got)
 	}

@@ -75,3 +75,45 @@ func TestCustomerStateV2Decodes(t *testing.T) {
 		t.Errorf("v2 state decodes to\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// TestTierChangeV1Compatible checks both directions of the TierChange
+// change: a record written before risk_reason and contactable_channels
+// (tier_change.v1.avsc, the sample's bytes as that version wrote them)
+// decodes with the two fields empty, and a reader that knows only the v1
+// schema reads a record written now, every v1 field intact.
+func TestTierChangeV1Compatible(t *testing.T) {
+	c := newSOECodec(t)
+	old, err := os.ReadFile(goldenPath("tier_change.v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got TierChange
+	if err := c.DecodeTierChange(old, &got); err != nil {
+		t.Fatalf("decode v1 tier change: %v", err)
+	}
+	want := *sampleTierChange()
+	want.RiskReason, want.ContactableChannels = nil, got.ContactableChannels
+	if len(got.ContactableChannels) != 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("v1 tier change decodes to\n%+v\nwant\n%+v", got, want)
+	}
+
+	v1, err := parseSchema(tierChangeV1AVSC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := resolve(v1, tierChangeRecord.schema)
+	if err != nil {
+		t.Fatalf("a v1 reader cannot read the current schema: %v", err)
+	}
+	cur, err := c.AppendTierChange(nil, sampleTierChange())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asV1 map[string]any
+	if err := avro.Unmarshal(resolved, cur[soeHeaderLen:], &asV1); err != nil {
+		t.Fatalf("v1 reader: %v", err)
+	}
+	if asV1["tier"] != "Loyal" || asV1["policy_version"] != "rfm-default-1" || len(asV1) != len(v1.(*avro.RecordSchema).Fields()) {
+		t.Errorf("v1 reader got %v", asV1)
+	}
+}

@@ -14,6 +14,7 @@ var testTopics = TopicNames{
 	Purchases:    "purchases",
 	Erasures:     "customer-erasures",
 	TierChanges:  "customer-tier-changes",
+	Profiles:     "customer-profiles",
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -56,29 +57,59 @@ func sampleErasure() *ErasureRequest {
 
 func sampleTierChange() *TierChange {
 	return &TierChange{
-		EventID:           "cust-0042/17",
-		CustomerID:        "cust-0042",
-		Version:           17,
-		OccurredAt:        1767225660456,
-		Cause:             CausePurchase,
-		PreviousTier:      ptr("Promising"),
-		Tier:              "Loyal",
-		ChurnRisk:         false,
-		LifecycleStage:    "active",
-		ValueClass:        ptr("high_potential"),
-		RecencyDays:       ptr(int32(0)),
-		Frequency:         5,
-		Monetary:          54321,
-		Currency:          "EUR",
-		RScore:            5,
-		FScore:            4,
-		MScore:            3,
-		PAlive:            ptr(0.875),
-		ExpectedPurchases: ptr(1.25),
-		CLV:               ptr(98765.5),
-		PolicyVersion:     "rfm-default-1",
-		Action:            ptr("grow"),
+		EventID:             "cust-0042/17",
+		CustomerID:          "cust-0042",
+		Version:             17,
+		OccurredAt:          1767225660456,
+		Cause:               CausePurchase,
+		PreviousTier:        ptr("Promising"),
+		Tier:                "Loyal",
+		ChurnRisk:           false,
+		LifecycleStage:      "active",
+		ValueClass:          ptr("high_potential"),
+		RecencyDays:         ptr(int32(0)),
+		Frequency:           5,
+		Monetary:            54321,
+		Currency:            "EUR",
+		RScore:              5,
+		FScore:              4,
+		MScore:              3,
+		PAlive:              ptr(0.875),
+		ExpectedPurchases:   ptr(1.25),
+		CLV:                 ptr(98765.5),
+		PolicyVersion:       "rfm-default-1",
+		Action:              ptr("grow"),
+		RiskReason:          ptr("complaint"),
+		ContactableChannels: []Channel{ChannelEmail, ChannelApp},
 	}
+}
+
+func sampleProfile() *CustomerProfile {
+	return &CustomerProfile{
+		CustomerID: "cust-0042", Version: 17, Tier: "loyal", RScore: 5, FScore: 4, MScore: 3,
+		ChurnRisk: false, LifecycleStage: "at_risk", ValueClass: ptr("high_potential"), RiskReason: ptr("complaint"),
+		RecencyDays: ptr(int32(0)), Purchases: 5, Refunds: 1, RepeatDays: 4, MonetaryMinor: 54321, Currency: "EUR",
+		PAlive: ptr(0.875), ExpectedPurchases: ptr(1.25), CLV: ptr(98765.5),
+		FirstSeen: 1764547200000, LastActivity: 1767225660456, FirstPurchase: 1764633600000,
+		LastPurchase: 1767225660456, RiskUntil: 1769817600000, ReactivatedAt: 0, EvaluatedAt: 1767225660456,
+		PolicyVersion: "rfm-default-1", Action: ptr("retain"),
+		InteractionsByChannel: map[string]int64{"EMAIL": 3, "WEB": 12},
+		PurchasesByChannel:    map[string]int64{"WEB": 4, "STORE": 1},
+		PreferredChannel:      ptr(ChannelWeb),
+		ContactableChannels:   []Channel{ChannelEmail},
+		Categories: []CategoryStat{
+			{Category: "books", Purchases: 3, NetMinor: 40321},
+			{Category: "uncategorised", Purchases: 2, NetMinor: 14000},
+		},
+		FavouriteCategory: ptr("books"), DistinctCategories: 2,
+		Complaints: 1, ComplaintsResolved: 0, LastComplaintAt: 1767225600000, LastSatisfaction: ptr(int32(7)),
+	}
+}
+
+func minimalProfile() *CustomerProfile {
+	return &CustomerProfile{CustomerID: "c", Version: math.MaxInt64, Tier: "prospect", LifecycleStage: "prospect",
+		Currency: "USD", PolicyVersion: "p", InteractionsByChannel: map[string]int64{}, PurchasesByChannel: map[string]int64{},
+		ContactableChannels: []Channel{}, Categories: []CategoryStat{}}
 }
 
 func sampleCustomer() *Customer {
@@ -141,7 +172,8 @@ func minimalErasure() *ErasureRequest {
 }
 
 func minimalTierChange() *TierChange {
-	return &TierChange{EventID: "c/1", CustomerID: "c", Version: 1, Cause: CauseErasure, Tier: "", ChurnRisk: true, PolicyVersion: "p"}
+	return &TierChange{EventID: "c/1", CustomerID: "c", Version: 1, Cause: CauseErasure, Tier: "", ChurnRisk: true, PolicyVersion: "p",
+		ContactableChannels: []Channel{}}
 }
 
 func minimalCustomer() *Customer {

@@ -122,6 +122,59 @@ type TierChange struct {
 	CLV               *float64 `avro:"clv"`
 	PolicyVersion     string   `avro:"policy_version"`
 	Action            *string  `avro:"action"`
+	// RiskReason is why the customer is at risk or churned (complaint,
+	// low_satisfaction, inactivity, p_alive), nil when neither.
+	RiskReason *string `avro:"risk_reason"`
+	// ContactableChannels lists the channels the customer may be
+	// contacted on, in Channels order.
+	ContactableChannels []Channel `avro:"contactable_channels"`
+}
+
+// CustomerProfile is a customer's current state as published on the
+// compacted profile topic (customer_profile.avsc documents each field).
+// Times are Unix milliseconds of event time, 0 for never; money is in minor
+// units of Currency. Per-channel counts are keyed by channel name, with
+// zeros left out.
+type CustomerProfile struct {
+	CustomerID            string           `avro:"customer_id"`
+	Version               int64            `avro:"version"`
+	Tier                  string           `avro:"tier"`
+	RScore                int32            `avro:"r_score"`
+	FScore                int32            `avro:"f_score"`
+	MScore                int32            `avro:"m_score"`
+	ChurnRisk             bool             `avro:"churn_risk"`
+	LifecycleStage        string           `avro:"lifecycle_stage"`
+	ValueClass            *string          `avro:"value_class"`
+	RiskReason            *string          `avro:"risk_reason"`
+	RecencyDays           *int32           `avro:"recency_days"`
+	Purchases             int64            `avro:"purchases"`
+	Refunds               int64            `avro:"refunds"`
+	RepeatDays            int64            `avro:"repeat_days"`
+	MonetaryMinor         int64            `avro:"monetary_minor"`
+	Currency              string           `avro:"currency"`
+	PAlive                *float64         `avro:"p_alive"`
+	ExpectedPurchases     *float64         `avro:"expected_purchases"`
+	CLV                   *float64         `avro:"clv"`
+	FirstSeen             int64            `avro:"first_seen"`
+	LastActivity          int64            `avro:"last_activity"`
+	FirstPurchase         int64            `avro:"first_purchase"`
+	LastPurchase          int64            `avro:"last_purchase"`
+	RiskUntil             int64            `avro:"risk_until"`
+	ReactivatedAt         int64            `avro:"reactivated_at"`
+	EvaluatedAt           int64            `avro:"evaluated_at"`
+	PolicyVersion         string           `avro:"policy_version"`
+	Action                *string          `avro:"action"`
+	InteractionsByChannel map[string]int64 `avro:"interactions_by_channel"`
+	PurchasesByChannel    map[string]int64 `avro:"purchases_by_channel"`
+	PreferredChannel      *Channel         `avro:"preferred_channel"`
+	ContactableChannels   []Channel        `avro:"contactable_channels"`
+	Categories            []CategoryStat   `avro:"categories"`
+	FavouriteCategory     *string          `avro:"favourite_category"`
+	DistinctCategories    int64            `avro:"distinct_categories"`
+	Complaints            int64            `avro:"complaints"`
+	ComplaintsResolved    int64            `avro:"complaints_resolved"`
+	LastComplaintAt       int64            `avro:"last_complaint_at"`
+	LastSatisfaction      *int32           `avro:"last_satisfaction"`
 }
 
 // Customer is the per-customer state valora keeps (Pebble value and, later,
