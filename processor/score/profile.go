@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"valora/processor/clv"
 	"valora/schemas"
 )
 
@@ -236,4 +237,120 @@ func satAdd(a, b int64) int64 {
 // first categories.top_n of c.Categories (a view, not a copy).
 func (p *Policy) TopCategories(c *schemas.Customer) []schemas.CategoryStat {
 	return c.Categories[:min(len(c.Categories), p.compiled().topN)]
+}
+
+// Profile builds the CustomerProfile of c, as last evaluated, under p (see
+// ProfileTo).
+func (p *Policy) Profile(c *schemas.Customer) schemas.CustomerProfile {
+	return *p.ProfileTo(new(ProfileBuf), c)
+}
+
+// ProfileBuf holds a CustomerProfile built by ProfileTo and what its
+// optional fields point to, so that a task builds one per changed customer
+// per commit without allocating (its maps are cleared and refilled).
+type ProfileBuf struct {
+	pr                          schemas.CustomerProfile
+	class, reason, action, fav  string
+	recency, sat                int32
+	value                       clv.Value
+	clvMinor                    float64
+	pref                        schemas.Channel
+	contact                     [schemas.NumChannels]schemas.Channel
+	interactions, purchasesByCh map[string]int64
+}
+
+// ProfileTo builds the profile of c in b: the result points into b and
+// into c (its categories), and is valid until the next call with b or a
+// change of c. Scores, tier, stage, flags, recency, the risk reason and the
+// model values are those of c's last evaluation (c.EvaluatedAt), as in a
+// TierChange; the action is that of c's tier under p; the categories are
+// TopCategories; consent follows p's consent rule.
+func (p *Policy) ProfileTo(b *ProfileBuf, c *schemas.Customer) *schemas.CustomerProfile {
+	pc := p.compiled()
+	if b.interactions == nil {
+		b.interactions = make(map[string]int64, schemas.NumChannels)
+		b.purchasesByCh = make(map[string]int64, schemas.NumChannels)
+	}
+	clear(b.interactions)
+	clear(b.purchasesByCh)
+	fillChannelMap(b.interactions, c.InteractionsByChannel)
+	fillChannelMap(b.purchasesByCh, c.PurchasesByChannel)
+	b.pr = schemas.CustomerProfile{
+		CustomerID:            c.CustomerID,
+		Version:               c.Version,
+		Tier:                  c.Tier,
+		RScore:                c.RScore,
+		FScore:                c.FScore,
+		MScore:                c.MScore,
+		ChurnRisk:             c.ChurnRisk,
+		LifecycleStage:        c.LifecycleStage,
+		Purchases:             c.Purchases,
+		Refunds:               c.Refunds,
+		RepeatDays:            c.RepeatDays,
+		MonetaryMinor:         c.MonetaryMinor,
+		Currency:              pc.base,
+		FirstSeen:             c.FirstSeen,
+		LastActivity:          c.LastActivity,
+		FirstPurchase:         c.FirstPurchase,
+		LastPurchase:          c.LastPurchase,
+		RiskUntil:             c.RiskUntil,
+		ReactivatedAt:         c.ReactivatedAt,
+		EvaluatedAt:           c.EvaluatedAt,
+		PolicyVersion:         c.PolicyVersion,
+		InteractionsByChannel: b.interactions,
+		PurchasesByChannel:    b.purchasesByCh,
+		Categories:            p.TopCategories(c),
+		DistinctCategories:    c.DistinctCategories,
+		Complaints:            c.Complaints,
+		ComplaintsResolved:    c.ComplaintsResolved,
+		LastComplaintAt:       c.LastComplaintAt,
+	}
+	pr := &b.pr
+	if c.ValueClass != nil {
+		b.class = *c.ValueClass
+		pr.ValueClass = &b.class
+	}
+	if r := p.RiskReason(c, c.EvaluatedAt); r != "" {
+		b.reason = r
+		pr.RiskReason = &b.reason
+	}
+	if c.Purchases > 0 {
+		b.recency = int32(min(recencyDays(c.EvaluatedAt, c.LastPurchase), math.MaxInt32))
+		pr.RecencyDays = &b.recency
+	}
+	if a := pc.action(c.Tier); a != "" {
+		b.action = a
+		pr.Action = &b.action
+	}
+	if pc.model != nil && c.Purchases > 0 {
+		b.value = pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))
+		b.clvMinor = b.value.CLV * pc.minorPerMajor
+		pr.PAlive, pr.ExpectedPurchases, pr.CLV = &b.value.PAlive, &b.value.ExpectedPurchases, &b.clvMinor
+	}
+	if cs := p.AppendContactable(b.contact[:0], c); len(cs) > 0 {
+		pr.ContactableChannels = cs
+	}
+	if ch := PreferredChannel(c); ch >= 0 {
+		b.pref = schemas.Channels[ch]
+		pr.PreferredChannel = &b.pref
+	}
+	if len(pr.Categories) > 0 {
+		b.fav = pr.Categories[0].Category
+		pr.FavouriteCategory = &b.fav
+	}
+	if c.LastSatisfactionAt != 0 {
+		b.sat = c.LastSatisfaction
+		pr.LastSatisfaction = &b.sat
+	}
+	return pr
+}
+
+// fillChannelMap puts the non-zero counters of counts (indexed like
+// schemas.Channels) into m by channel name.
+func fillChannelMap(m map[string]int64, counts []int64) {
+	for i, n := range counts {
+		if n != 0 && i < schemas.NumChannels {
+			m[string(schemas.Channels[i])] = n
+		}
+	}
 }

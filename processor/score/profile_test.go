@@ -203,3 +203,42 @@ func TestPolicyProfileErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestProfile checks the profile of a scripted customer field by field, and
+// that building it again in the same buffer allocates nothing.
+func TestProfile(t *testing.T) {
+	p := DefaultPolicy()
+	c := &schemas.Customer{CustomerID: "c"}
+	books := "books"
+	e := purchase(t0, 5000)
+	e.Category = &books
+	mustPurchase(t, p, c, e)
+	mustInteract(t, p, c, onChannel(interaction(t0+DayMs, "complaint"), schemas.ChannelPhone))
+	mustInteract(t, p, c, onChannel(interaction(t0+DayMs+1, "consent_granted"), schemas.ChannelEmail))
+	mustInteract(t, p, c, onChannel(scored(interaction(t0+2*DayMs, "survey_response"), 6), schemas.ChannelSurvey))
+	var b ProfileBuf
+	pr := p.ProfileTo(&b, c)
+	survey := schemas.ChannelSurvey
+	want := schemas.CustomerProfile{
+		CustomerID: "c", Version: 4, Tier: c.Tier, RScore: c.RScore, FScore: c.FScore, MScore: c.MScore,
+		LifecycleStage: StageAtRisk, ValueClass: nil, RiskReason: ptrTo(RiskComplaint), RecencyDays: ptrTo(int32(2)),
+		Purchases: 1, MonetaryMinor: 5000, Currency: "USD",
+		FirstSeen: t0, LastActivity: t0 + 2*DayMs, FirstPurchase: t0, LastPurchase: t0, RiskUntil: t0 + 31*DayMs,
+		EvaluatedAt: t0 + 2*DayMs, PolicyVersion: "default-1", Action: ptrTo(ActionNurture),
+		InteractionsByChannel: map[string]int64{"PHONE": 1, "EMAIL": 1, "SURVEY": 1},
+		PurchasesByChannel:    map[string]int64{"WEB": 1},
+		PreferredChannel:      &survey, // one interaction on each: the latest
+		ContactableChannels:   []schemas.Channel{schemas.ChannelEmail},
+		Categories:            []schemas.CategoryStat{{Category: "books", Purchases: 1, NetMinor: 5000}},
+		FavouriteCategory:     ptrTo("books"), DistinctCategories: 1,
+		Complaints: 1, LastComplaintAt: t0 + DayMs, LastSatisfaction: ptrTo(int32(6)),
+	}
+	if !reflect.DeepEqual(*pr, want) {
+		t.Errorf("profile\n%+v\nwant\n%+v", *pr, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.ProfileTo(&b, c) }); n != 0 {
+		t.Errorf("ProfileTo allocates %v times, want 0", n)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

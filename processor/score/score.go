@@ -611,7 +611,8 @@ func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
 // at c.EvaluatedAt (o.Value when o is Valued), nil without models or for a
 // customer with no purchase; RecencyDays is nil
 // for a customer without a purchase; Action is the recommended action of
-// c's tier under p, nil if none.
+// c's tier under p, nil if none; RiskReason is RiskReason at
+// c.EvaluatedAt, nil for none; ContactableChannels follows p's consent rule.
 func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause, occurredAt int64) schemas.TierChange {
 	return *p.TierChangeTo(new(TierChangeBuf), c, o, cause, occurredAt)
 }
@@ -622,11 +623,12 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 // (where TierChange's pointers took four more, about 1 % of the default
 // benchmark's CPU).
 type TierChangeBuf struct {
-	tc                  schemas.TierChange
-	prev, class, action string
-	recency             int32
-	value               clv.Value
-	clvMinor            float64
+	tc                          schemas.TierChange
+	prev, class, action, reason string
+	contact                     [schemas.NumChannels]schemas.Channel
+	recency                     int32
+	value                       clv.Value
+	clvMinor                    float64
 }
 
 // TierChangeTo is TierChange built in b: the result points into b, and is
@@ -667,6 +669,13 @@ func (p *Policy) TierChangeTo(b *TierChangeBuf, c *schemas.Customer, o Outcome, 
 	if a := pc.action(c.Tier); a != "" {
 		b.action = a
 		tc.Action = &b.action
+	}
+	if r := p.RiskReason(c, c.EvaluatedAt); r != "" {
+		b.reason = r
+		tc.RiskReason = &b.reason
+	}
+	if cs := p.AppendContactable(b.contact[:0], c); len(cs) > 0 {
+		tc.ContactableChannels = cs
 	}
 	if !o.Valued && pc.model != nil && c.Purchases > 0 {
 		o.Valued, o.Value = true, pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))
