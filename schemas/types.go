@@ -261,7 +261,7 @@ type Customer struct {
 // CategoryStat is a customer's purchases and net spend (purchases minus
 // refunds, in base-currency minor units) in one category.
 type CategoryStat struct {
-	Category  string `avro:"category"`
-	Purchases int64  `avro:"purchases"`
-	NetMinor  int64  `avro:"net_minor"`
+	Category  string `avro:"category" json:"category"`
+	Purchases int64  `avro:"purchases" json:"purchases"`
+	NetMinor  int64  `avro:"net_minor" json:"net_minor"`
 }
