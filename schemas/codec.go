@@ -263,7 +263,13 @@ func (c *Codec) DecodeTierChange(b []byte, v *TierChange) error {
 		return err
 	}
 	*v = TierChange{}
-	return unmarshal(c.tierChanges.rec, s, body, v)
+	if err := unmarshal(c.tierChanges.rec, s, body, v); err != nil {
+		return err
+	}
+	if len(v.ContactableChannels) == 0 {
+		v.ContactableChannels = nil // as in a value built without any
+	}
+	return nil
 }
 
 // DecodeProfile decodes a CustomerProfile value into v.
@@ -273,7 +279,17 @@ func (c *Codec) DecodeProfile(b []byte, v *CustomerProfile) error {
 		return err
 	}
 	*v = CustomerProfile{}
-	return unmarshal(c.profiles.rec, s, body, v)
+	if err := unmarshal(c.profiles.rec, s, body, v); err != nil {
+		return err
+	}
+	// Empty arrays decode as nil, as in a value built without any.
+	if len(v.ContactableChannels) == 0 {
+		v.ContactableChannels = nil
+	}
+	if len(v.Categories) == 0 {
+		v.Categories = nil
+	}
+	return nil
 }
 
 // DecodeCustomer decodes a customer state value into v. State is always

@@ -108,8 +108,7 @@ func sampleProfile() *CustomerProfile {
 
 func minimalProfile() *CustomerProfile {
 	return &CustomerProfile{CustomerID: "c", Version: math.MaxInt64, Tier: "prospect", LifecycleStage: "prospect",
-		Currency: "USD", PolicyVersion: "p", InteractionsByChannel: map[string]int64{}, PurchasesByChannel: map[string]int64{},
-		ContactableChannels: []Channel{}, Categories: []CategoryStat{}}
+		Currency: "USD", PolicyVersion: "p", InteractionsByChannel: map[string]int64{}, PurchasesByChannel: map[string]int64{}}
 }
 
 func sampleCustomer() *Customer {
@@ -172,8 +171,7 @@ func minimalErasure() *ErasureRequest {
 }
 
 func minimalTierChange() *TierChange {
-	return &TierChange{EventID: "c/1", CustomerID: "c", Version: 1, Cause: CauseErasure, Tier: "", ChurnRisk: true, PolicyVersion: "p",
-		ContactableChannels: []Channel{}}
+	return &TierChange{EventID: "c/1", CustomerID: "c", Version: 1, Cause: CauseErasure, Tier: "", ChurnRisk: true, PolicyVersion: "p"}
 }
 
 func minimalCustomer() *Customer {
