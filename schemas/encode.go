@@ -271,6 +271,29 @@ func appendChannelMap(dst []byte, m map[string]int64) ([]byte, error) {
 	return append(dst, 0), nil
 }
 
+// appendChannelCounts appends m, or, when m is nil, the non-zero counters
+// of counts (indexed like Channels) as the same map.
+func appendChannelCounts(dst []byte, m map[string]int64, counts []int64) ([]byte, error) {
+	if m != nil || len(counts) == 0 {
+		return appendChannelMap(dst, m)
+	}
+	n := 0
+	for i, c := range counts {
+		if c != 0 && i < NumChannels {
+			n++
+		}
+	}
+	if n > 0 {
+		dst = appendLong(dst, int64(n))
+		for i, c := range counts {
+			if c != 0 && i < NumChannels {
+				dst = appendLong(appendString(dst, string(Channels[i])), c)
+			}
+		}
+	}
+	return append(dst, 0), nil
+}
+
 // appendProfileBody appends the Avro binary encoding of v under
 // customer_profile.avsc. On error dst is returned as far as it got; the
 // caller cuts it back.
@@ -303,11 +326,11 @@ func appendProfileBody(dst []byte, v *CustomerProfile) ([]byte, error) {
 	dst = appendLong(dst, v.EvaluatedAt)
 	dst = appendString(dst, v.PolicyVersion)
 	dst = appendOptString(dst, v.Action)
-	dst, err := appendChannelMap(dst, v.InteractionsByChannel)
+	dst, err := appendChannelCounts(dst, v.InteractionsByChannel, v.InteractionCounts)
 	if err != nil {
 		return dst, err
 	}
-	if dst, err = appendChannelMap(dst, v.PurchasesByChannel); err != nil {
+	if dst, err = appendChannelCounts(dst, v.PurchasesByChannel, v.PurchaseCounts); err != nil {
 		return dst, err
 	}
 	if ch := v.PreferredChannel; ch == nil {

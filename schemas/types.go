@@ -175,6 +175,14 @@ type CustomerProfile struct {
 	ComplaintsResolved    int64            `avro:"complaints_resolved"`
 	LastComplaintAt       int64            `avro:"last_complaint_at"`
 	LastSatisfaction      *int32           `avro:"last_satisfaction"`
+
+	// InteractionCounts and PurchaseCounts are per-channel counters
+	// indexed like Channels, which AppendProfile writes in place of
+	// InteractionsByChannel and PurchasesByChannel when those are nil
+	// (zeros left out): a profile built for encoding needs no map.
+	// Decoders leave them nil.
+	InteractionCounts []int64 `avro:"-"`
+	PurchaseCounts    []int64 `avro:"-"`
 }
 
 // Customer is the per-customer state valora keeps (Pebble value and, later,

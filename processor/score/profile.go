@@ -2,6 +2,7 @@ package score
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -240,70 +241,70 @@ func (p *Policy) TopCategories(c *schemas.Customer) []schemas.CategoryStat {
 }
 
 // Profile builds the CustomerProfile of c, as last evaluated, under p (see
-// ProfileTo).
+// ProfileTo), as a value of its own: its per-channel counts in maps (no
+// counters), its slices copied.
 func (p *Policy) Profile(c *schemas.Customer) schemas.CustomerProfile {
-	return *p.ProfileTo(new(ProfileBuf), c)
+	pr := *p.ProfileTo(new(ProfileBuf), c)
+	pr.InteractionsByChannel, pr.PurchasesByChannel = map[string]int64{}, map[string]int64{}
+	fillChannelMap(pr.InteractionsByChannel, pr.InteractionCounts)
+	fillChannelMap(pr.PurchasesByChannel, pr.PurchaseCounts)
+	pr.InteractionCounts, pr.PurchaseCounts = nil, nil
+	pr.Categories = slices.Clone(pr.Categories)
+	pr.ContactableChannels = slices.Clone(pr.ContactableChannels)
+	return pr
 }
 
 // ProfileBuf holds a CustomerProfile built by ProfileTo and what its
 // optional fields point to, so that a task builds one per changed customer
-// per commit without allocating (its maps are cleared and refilled).
+// per commit without allocating.
 type ProfileBuf struct {
-	pr                          schemas.CustomerProfile
-	class, reason, action, fav  string
-	recency, sat                int32
-	value                       clv.Value
-	clvMinor                    float64
-	pref                        schemas.Channel
-	contact                     [schemas.NumChannels]schemas.Channel
-	interactions, purchasesByCh map[string]int64
+	pr                         schemas.CustomerProfile
+	class, reason, action, fav string
+	recency, sat               int32
+	value                      clv.Value
+	clvMinor                   float64
+	pref                       schemas.Channel
+	contact                    [schemas.NumChannels]schemas.Channel
 }
 
-// ProfileTo builds the profile of c in b: the result points into b and
-// into c (its categories), and is valid until the next call with b or a
-// change of c. Scores, tier, stage, flags, recency, the risk reason and the
+// ProfileTo builds the profile of c in b, for encoding: the result points
+// into b and into c (its categories and per-channel counters, which it
+// holds in InteractionCounts and PurchaseCounts rather than in maps), and
+// is valid until the next call with b or a change of c. Scores, tier, stage, flags, recency, the risk reason and the
 // model values are those of c's last evaluation (c.EvaluatedAt), as in a
 // TierChange; the action is that of c's tier under p; the categories are
 // TopCategories; consent follows p's consent rule.
 func (p *Policy) ProfileTo(b *ProfileBuf, c *schemas.Customer) *schemas.CustomerProfile {
 	pc := p.compiled()
-	if b.interactions == nil {
-		b.interactions = make(map[string]int64, schemas.NumChannels)
-		b.purchasesByCh = make(map[string]int64, schemas.NumChannels)
-	}
-	clear(b.interactions)
-	clear(b.purchasesByCh)
-	fillChannelMap(b.interactions, c.InteractionsByChannel)
-	fillChannelMap(b.purchasesByCh, c.PurchasesByChannel)
 	b.pr = schemas.CustomerProfile{
-		CustomerID:            c.CustomerID,
-		Version:               c.Version,
-		Tier:                  c.Tier,
-		RScore:                c.RScore,
-		FScore:                c.FScore,
-		MScore:                c.MScore,
-		ChurnRisk:             c.ChurnRisk,
-		LifecycleStage:        c.LifecycleStage,
-		Purchases:             c.Purchases,
-		Refunds:               c.Refunds,
-		RepeatDays:            c.RepeatDays,
-		MonetaryMinor:         c.MonetaryMinor,
-		Currency:              pc.base,
-		FirstSeen:             c.FirstSeen,
-		LastActivity:          c.LastActivity,
-		FirstPurchase:         c.FirstPurchase,
-		LastPurchase:          c.LastPurchase,
-		RiskUntil:             c.RiskUntil,
-		ReactivatedAt:         c.ReactivatedAt,
-		EvaluatedAt:           c.EvaluatedAt,
-		PolicyVersion:         c.PolicyVersion,
-		InteractionsByChannel: b.interactions,
-		PurchasesByChannel:    b.purchasesByCh,
-		Categories:            p.TopCategories(c),
-		DistinctCategories:    c.DistinctCategories,
-		Complaints:            c.Complaints,
-		ComplaintsResolved:    c.ComplaintsResolved,
-		LastComplaintAt:       c.LastComplaintAt,
+		CustomerID:         c.CustomerID,
+		Version:            c.Version,
+		Tier:               c.Tier,
+		RScore:             c.RScore,
+		FScore:             c.FScore,
+		MScore:             c.MScore,
+		ChurnRisk:          c.ChurnRisk,
+		LifecycleStage:     c.LifecycleStage,
+		Purchases:          c.Purchases,
+		Refunds:            c.Refunds,
+		RepeatDays:         c.RepeatDays,
+		MonetaryMinor:      c.MonetaryMinor,
+		Currency:           pc.base,
+		FirstSeen:          c.FirstSeen,
+		LastActivity:       c.LastActivity,
+		FirstPurchase:      c.FirstPurchase,
+		LastPurchase:       c.LastPurchase,
+		RiskUntil:          c.RiskUntil,
+		ReactivatedAt:      c.ReactivatedAt,
+		EvaluatedAt:        c.EvaluatedAt,
+		PolicyVersion:      c.PolicyVersion,
+		InteractionCounts:  c.InteractionsByChannel,
+		PurchaseCounts:     c.PurchasesByChannel,
+		Categories:         p.TopCategories(c),
+		DistinctCategories: c.DistinctCategories,
+		Complaints:         c.Complaints,
+		ComplaintsResolved: c.ComplaintsResolved,
+		LastComplaintAt:    c.LastComplaintAt,
 	}
 	pr := &b.pr
 	if c.ValueClass != nil {

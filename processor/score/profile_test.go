@@ -217,7 +217,7 @@ func TestProfile(t *testing.T) {
 	mustInteract(t, p, c, onChannel(interaction(t0+DayMs+1, "consent_granted"), schemas.ChannelEmail))
 	mustInteract(t, p, c, onChannel(scored(interaction(t0+2*DayMs, "survey_response"), 6), schemas.ChannelSurvey))
 	var b ProfileBuf
-	pr := p.ProfileTo(&b, c)
+	pr := ptrTo(p.Profile(c))
 	survey := schemas.ChannelSurvey
 	want := schemas.CustomerProfile{
 		CustomerID: "c", Version: 4, Tier: c.Tier, RScore: c.RScore, FScore: c.FScore, MScore: c.MScore,
@@ -235,6 +235,10 @@ func TestProfile(t *testing.T) {
 	}
 	if !reflect.DeepEqual(*pr, want) {
 		t.Errorf("profile\n%+v\nwant\n%+v", *pr, want)
+	}
+	built := p.ProfileTo(&b, c)
+	if !reflect.DeepEqual(built.InteractionCounts, c.InteractionsByChannel) || built.InteractionsByChannel != nil {
+		t.Errorf("ProfileTo: counters %v, map %v; want the customer's counters and no map", built.InteractionCounts, built.InteractionsByChannel)
 	}
 	if n := testing.AllocsPerRun(100, func() { p.ProfileTo(&b, c) }); n != 0 {
 		t.Errorf("ProfileTo allocates %v times, want 0", n)
