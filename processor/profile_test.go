@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,4 +265,32 @@ func gaugeOrCounter(t *testing.T, r *running, name string) float64 {
 		}
 	}
 	return s
+}
+
+// TestRefusesProfileTopicWithoutCompaction starts on a profile topic that
+// deletes by retention: a reader from the start would miss every customer
+// whose profile is older than the retention, so valora refuses it, naming
+// the setting.
+func TestRefusesProfileTopicWithoutCompaction(t *testing.T) {
+	h := newHarness(t, 2)
+	h.topics.Profiles = kafkatest.Name(t, "profiles")
+	adm := kadm.NewClient(h.b.Client(t))
+	resp, err := adm.CreateTopics(t.Context(), h.parts, 1, map[string]*string{"cleanup.policy": kadm.StringPtr("delete")}, h.topics.Profiles)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"))
+	select {
+	case err = <-r.done:
+		r.done <- err
+	case <-time.After(time.Minute):
+		t.Fatal("processor did not refuse to start")
+	}
+	if err == nil || !strings.Contains(err.Error(), "cleanup.policy=delete") {
+		t.Fatalf("err = %v, want one naming cleanup.policy=delete", err)
+	}
+	t.Logf("refused with: %v", err)
 }
