@@ -860,3 +860,63 @@ func ChangelogState(recs []*kgo.Record) (map[string][]byte, error) {
 	}
 	return out, nil
 }
+
+// profilesOn reports whether the processor publishes profiles.
+func (p *Processor) profilesOn() bool {
+	r := p.cfg.Replay
+	return p.cfg.Topics.Profiles != "" && (r == nil || !r.NoOutput)
+}
+
+// checkProfiles makes sure the profile topic, if any, exists and is
+// compacted, so that reading it from the start gives every live customer's
+// latest profile: it creates a missing one (compacted, with the inputs'
+// partition count and the changelog's max.compaction.lag.ms, which bounds
+// how long an erased customer's last profile stays before its tombstone
+// compacts it away), and refuses one whose cleanup.policy lacks compact.
+func (p *Processor) checkProfiles(ctx context.Context, adm *kadm.Client, parts int) error {
+	if !p.profilesOn() {
+		return nil
+	}
+	topic := p.cfg.Topics.Profiles
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("list profile topic: %w", err)
+	}
+	d, ok := details[topic]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		cfg := map[string]*string{
+			"cleanup.policy":        kadm.StringPtr("compact"),
+			"max.compaction.lag.ms": kadm.StringPtr(changelogMaxCompactionLag),
+		}
+		err := createTopic(ctx, adm, topic, int32(parts), cfg)
+		if errors.Is(err, kerr.InvalidConfig) {
+			delete(cfg, "max.compaction.lag.ms") // a broker that does not know it (kfake)
+			err = createTopic(ctx, adm, topic, int32(parts), cfg)
+		}
+		if err != nil {
+			return fmt.Errorf("create profile topic %q (create it compacted, or run without profiles: --profiles-topic \"\"): %w", topic, err)
+		}
+		p.log.Info("created profile topic", "topic", topic, "partitions", parts, "cleanup.policy", "compact")
+		return nil
+	}
+	if d.Err != nil {
+		return fmt.Errorf("describe profile topic %q: %w", topic, d.Err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err == nil {
+		var rc kadm.ResourceConfig
+		if rc, err = rcs.On(topic, nil); err == nil {
+			err = rc.Err
+		}
+		if err == nil {
+			for _, c := range rc.Configs {
+				if c.Key == "cleanup.policy" && c.Value != nil && !strings.Contains(*c.Value, "compact") {
+					return fmt.Errorf("profile topic %q has cleanup.policy=%s: it must include compact, or customers whose profile has not changed for the retention time disappear from it", topic, *c.Value)
+				}
+			}
+			return nil
+		}
+	}
+	p.log.Warn("cannot check the profile topic's cleanup policy", "topic", topic, "err", err)
+	return nil
+}

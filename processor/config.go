@@ -65,6 +65,15 @@ type Topics struct {
 	// creates it with the inputs' partition count when it is missing,
 	// except in a replay, which reads it only if it exists.
 	Erasures string
+	// Profiles is the compacted output topic of CustomerProfile records
+	// ("customer-profiles" in DefaultTopics); empty for none. Each commit
+	// cycle publishes, in its transaction, the profile of every customer it
+	// changed and a tombstone for every customer it erased. valora creates
+	// it when it is missing (compacted, with the inputs' partition count
+	// and the changelog's max.compaction.lag.ms), and refuses one whose
+	// cleanup.policy lacks compact. In a replay it is the shadow topic of
+	// the replay's profiles.
+	Profiles string
 	// Changelog is the compacted topic that backs the state: one record
 	// per changed customer per commit, and one checkpoint record per
 	// commit with the task's input positions. Default "<group>-changelog".
@@ -80,6 +89,7 @@ func DefaultTopics() Topics {
 		TierChanges:  "customer-tier-changes",
 		DeadLetter:   "valora-dlq",
 		Erasures:     "customer-erasures",
+		Profiles:     "customer-profiles",
 	}
 }
 
@@ -358,6 +368,7 @@ func (c *Config) ValidateSettings() error {
 		{"topics.interactions", t.Interactions}, {"topics.purchases", t.Purchases},
 		{"topics.tier_changes", t.TierChanges}, {"topics.dead_letter", t.DeadLetter},
 		{"topics.changelog", t.Changelog}, {"topics.erasures", t.Erasures},
+		{"topics.profiles", t.Profiles},
 	} {
 		if f.name == "" {
 			continue

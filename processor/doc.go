@@ -39,8 +39,10 @@
 // WriteSetBytes (clean ones make way for them), and before it hands a task
 // over, it commits:
 //
-//  1. send the outputs (tier changes, dead letters), one changelog record
-//     per changed customer and one checkpoint record (the task's input
+//  1. send the outputs (tier changes, dead letters, and, with
+//     Topics.Profiles, the profile of each changed customer and a
+//     tombstone per erased one, each built and encoded once here), one
+//     changelog record per changed customer and one checkpoint record (the task's input
 //     positions and stream time) to Kafka, and wait until Kafka has them.
 //     With ExactlyOnce (the default) this is one transaction of the task's
 //     own transactional producer, transactional id "<group>-task-<p>";

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -131,48 +132,58 @@ func (p *Processor) readyBrokerAge() time.Duration {
 
 // CustomerView is the JSON body of GET /v1/customers/{id}: the customer's
 // committed state under the field names of the Avro schemas (snake_case),
-// the task that owns it, and, under the policy in force, what a TierChange
-// at the customer's last evaluation would carry: recency in days, the
-// recommended action and the lifetime-value models' values (absent without
-// models or for a prospect). Times are Unix milliseconds of event time (0:
-// never); money is in minor units of the policy's base currency. The
-// duplicate-detection window and the timer bookkeeping are internal and not
-// shown.
+// the task that owns it, and, under the policy in force, what its profile
+// (score.Policy.Profile, customer_profile.avsc) carries: every field of the
+// profile under the same name, so that a reader of the profile topic and a
+// caller of the lookup see the same values, with null fields left out.
+// Times are Unix milliseconds of event time (0: never); money is in minor
+// units of the policy's base currency. The duplicate-detection window and
+// the timer bookkeeping are internal and not shown.
 type CustomerView struct {
-	CustomerID            string           `json:"customer_id"`
-	Task                  int32            `json:"task"`
-	Version               int64            `json:"version"`
-	Tier                  string           `json:"tier"`
-	RScore                int32            `json:"r_score"`
-	FScore                int32            `json:"f_score"`
-	MScore                int32            `json:"m_score"`
-	ChurnRisk             bool             `json:"churn_risk"`
-	LifecycleStage        string           `json:"lifecycle_stage"`
-	ValueClass            *string          `json:"value_class,omitempty"`
-	RecencyDays           *int32           `json:"recency_days,omitempty"`
-	Purchases             int64            `json:"purchases"`
-	Refunds               int64            `json:"refunds"`
-	RepeatDays            int64            `json:"repeat_days"`
-	MonetaryMinor         int64            `json:"monetary_minor"`
-	Currency              string           `json:"currency"`
-	FirstSeen             int64            `json:"first_seen"`
-	LastActivity          int64            `json:"last_activity"`
-	FirstPurchase         int64            `json:"first_purchase"`
-	LastPurchase          int64            `json:"last_purchase"`
-	RiskUntil             int64            `json:"risk_until"`
-	ReactivatedAt         int64            `json:"reactivated_at"`
-	InteractionsByChannel map[string]int64 `json:"interactions_by_channel"`
-	PurchasesByChannel    map[string]int64 `json:"purchases_by_channel"`
-	EvaluatedAt           int64            `json:"evaluated_at"`
-	PolicyVersion         string           `json:"policy_version"`
-	Action                *string          `json:"action,omitempty"`
-	PAlive                *float64         `json:"p_alive,omitempty"`
-	ExpectedPurchases     *float64         `json:"expected_purchases,omitempty"`
-	CLV                   *float64         `json:"clv,omitempty"`
+	CustomerID            string                 `json:"customer_id"`
+	Task                  int32                  `json:"task"`
+	Version               int64                  `json:"version"`
+	Tier                  string                 `json:"tier"`
+	RScore                int32                  `json:"r_score"`
+	FScore                int32                  `json:"f_score"`
+	MScore                int32                  `json:"m_score"`
+	ChurnRisk             bool                   `json:"churn_risk"`
+	LifecycleStage        string                 `json:"lifecycle_stage"`
+	ValueClass            *string                `json:"value_class,omitempty"`
+	RiskReason            *string                `json:"risk_reason,omitempty"`
+	RecencyDays           *int32                 `json:"recency_days,omitempty"`
+	Purchases             int64                  `json:"purchases"`
+	Refunds               int64                  `json:"refunds"`
+	RepeatDays            int64                  `json:"repeat_days"`
+	MonetaryMinor         int64                  `json:"monetary_minor"`
+	Currency              string                 `json:"currency"`
+	FirstSeen             int64                  `json:"first_seen"`
+	LastActivity          int64                  `json:"last_activity"`
+	FirstPurchase         int64                  `json:"first_purchase"`
+	LastPurchase          int64                  `json:"last_purchase"`
+	RiskUntil             int64                  `json:"risk_until"`
+	ReactivatedAt         int64                  `json:"reactivated_at"`
+	InteractionsByChannel map[string]int64       `json:"interactions_by_channel"`
+	PurchasesByChannel    map[string]int64       `json:"purchases_by_channel"`
+	EvaluatedAt           int64                  `json:"evaluated_at"`
+	PolicyVersion         string                 `json:"policy_version"`
+	Action                *string                `json:"action,omitempty"`
+	PAlive                *float64               `json:"p_alive,omitempty"`
+	ExpectedPurchases     *float64               `json:"expected_purchases,omitempty"`
+	CLV                   *float64               `json:"clv,omitempty"`
+	PreferredChannel      *schemas.Channel       `json:"preferred_channel,omitempty"`
+	ContactableChannels   []schemas.Channel      `json:"contactable_channels"`
+	Categories            []schemas.CategoryStat `json:"categories"`
+	FavouriteCategory     *string                `json:"favourite_category,omitempty"`
+	DistinctCategories    int64                  `json:"distinct_categories"`
+	Complaints            int64                  `json:"complaints"`
+	ComplaintsResolved    int64                  `json:"complaints_resolved"`
+	LastComplaintAt       int64                  `json:"last_complaint_at"`
+	LastSatisfaction      *int32                 `json:"last_satisfaction,omitempty"`
 }
 
 // newCustomerView builds the view of c, owned by task part, under pol (nil:
-// no policy values).
+// the stored fields only).
 func newCustomerView(c *schemas.Customer, part int32, pol *score.Policy) CustomerView {
 	v := CustomerView{
 		CustomerID: c.CustomerID, Task: part, Version: c.Version, Tier: c.Tier,
@@ -184,12 +195,21 @@ func newCustomerView(c *schemas.Customer, part int32, pol *score.Policy) Custome
 		InteractionsByChannel: byChannel(c.InteractionsByChannel),
 		PurchasesByChannel:    byChannel(c.PurchasesByChannel),
 		EvaluatedAt:           c.EvaluatedAt, PolicyVersion: c.PolicyVersion,
+		ContactableChannels: []schemas.Channel{}, Categories: []schemas.CategoryStat{},
+		DistinctCategories: c.DistinctCategories, Complaints: c.Complaints,
+		ComplaintsResolved: c.ComplaintsResolved, LastComplaintAt: c.LastComplaintAt,
 	}
 	if pol != nil {
-		// The record a change would carry, for its model values and action.
-		tc := pol.TierChange(c, score.Outcome{}, schemas.CauseInactivity, c.EvaluatedAt)
-		v.RecencyDays, v.Currency = tc.RecencyDays, tc.Currency
-		v.Action, v.PAlive, v.ExpectedPurchases, v.CLV = tc.Action, tc.PAlive, tc.ExpectedPurchases, tc.CLV
+		pr := pol.Profile(c)
+		v.RecencyDays, v.Currency, v.RiskReason = pr.RecencyDays, pr.Currency, pr.RiskReason
+		v.Action, v.PAlive, v.ExpectedPurchases, v.CLV = pr.Action, pr.PAlive, pr.ExpectedPurchases, pr.CLV
+		v.PreferredChannel, v.FavouriteCategory, v.LastSatisfaction = pr.PreferredChannel, pr.FavouriteCategory, pr.LastSatisfaction
+		if len(pr.ContactableChannels) > 0 {
+			v.ContactableChannels = pr.ContactableChannels
+		}
+		if len(pr.Categories) > 0 {
+			v.Categories = slices.Clone(pr.Categories)
+		}
 	}
 	return v
 }

@@ -23,6 +23,7 @@ type metrics struct {
 	rebalances   prometheus.Counter
 	cacheHits    prometheus.Counter
 	cacheMisses  prometheus.Counter
+	profiles     prometheus.Counter // profile records and tombstones published
 
 	timersPending prometheus.Gauge
 	timersFired   prometheus.Counter
@@ -134,6 +135,10 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 			Name: "valora_customer_cache_misses_total",
 			Help: "Customer lookups that read the state store.",
 		}),
+		profiles: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "valora_profiles_published_total",
+			Help: "Records published on the profile topic: one per customer changed in a commit cycle, and a tombstone per erased customer.",
+		}),
 	}
 	m.timersPending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "valora_timers_pending",
@@ -170,7 +175,7 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 		m.consumerLag, m.consumerLagSeconds, m.late, m.policy)
 	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.tierChanges, m.customers,
 		m.stages, m.classes, m.treatments, m.churnRisk, m.latency, m.commitTime, m.commits, m.tasks, m.rebalances,
-		m.cacheHits, m.cacheMisses)
+		m.cacheHits, m.cacheMisses, m.profiles)
 	m.replayTarget = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "valora_replay_records_target",
 		Help: "Input records between the replay's start and end offsets, over all partitions.",

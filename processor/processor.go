@@ -634,6 +634,9 @@ func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client) error {
 	if err := p.checkChangelog(ctx, adm, parts[t.Purchases]); err != nil {
 		return err
 	}
+	if err := p.checkProfiles(ctx, adm, parts[t.Purchases]); err != nil {
+		return err
+	}
 	var missing []string
 	for _, name := range outputs {
 		if d, ok := details[name]; !ok || d.Err != nil {

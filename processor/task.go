@@ -214,6 +214,12 @@ type task struct {
 	lateness, evLatency histBatch
 	// tcBuf holds the tier change being built (score.Policy.TierChangeTo).
 	tcBuf score.TierChangeBuf
+	// prBuf holds the profile being built (score.Policy.ProfileTo), and
+	// prCust a changed customer decoded from the write set to build it
+	// from; profiles counts the cycle's profile records.
+	prBuf    score.ProfileBuf
+	prCust   schemas.Customer
+	profiles int
 	// hits and misses count the cycle's lookups served from memory and
 	// from the store, added to the counters at commit.
 	hits, misses int
@@ -1274,6 +1280,52 @@ func (t *task) output(id string, tc *schemas.TierChange) {
 	r.Topic, r.Key, r.Value = t.p.cfg.Topics.TierChanges, b[k:v:v], b[v:len(b):len(b)]
 }
 
+// publishProfiles adds the cycle's profile records to its outputs: a
+// tombstone for each customer erased in the cycle, then the profile of
+// each changed customer, as it is at the end of the cycle (so a customer
+// erased and seen again gets its tombstone, then its new profile). Each
+// profile is built and encoded once per cycle, here, from the decoded
+// customer in the cache or, if it is not there, from its encoding in the
+// write set.
+func (t *task) publishProfiles(dirty []commitRef) {
+	topic := t.p.cfg.Topics.Profiles
+	for id := range t.erased {
+		b := t.outputs.buf()
+		k := len(b)
+		b = append(b, id...)
+		t.outputs.keep(b)
+		r := t.outputs.add()
+		r.Topic, r.Key = topic, b[k:len(b):len(b)]
+		t.profiles++
+	}
+	for _, ref := range dirty {
+		idb := t.ws.id(ref.off)
+		c, ok := t.cache.Get(idb)
+		cs := &c.Customer
+		if !ok {
+			cs = &t.prCust
+			if err := schemas.DecodeCustomer(t.ws.enc(ref.off), cs); err != nil {
+				t.fatal = fmt.Errorf("decode changed customer: %w", err)
+				return
+			}
+		}
+		b := t.outputs.buf()
+		k := len(b)
+		b = append(b, idb...)
+		v := len(b)
+		b, err := t.p.cfg.Codec.AppendProfile(b, t.pol.ProfileTo(&t.prBuf, cs))
+		if err != nil {
+			// Our own record failed to encode: a bug, not bad input.
+			t.fatal = fmt.Errorf("encode profile: %w", err)
+			return
+		}
+		t.outputs.keep(b)
+		r := t.outputs.add()
+		r.Topic, r.Key, r.Value = topic, b[k:v:v], b[v:len(b):len(b)]
+		t.profiles++
+	}
+}
+
 // erase forgets a customer (an ErasureRequest): it leaves the write set,
 // the cache and the timer heap at once; the commit deletes its state and
 // its timer index entry from the store and writes a changelog tombstone.
@@ -1371,6 +1423,12 @@ func (t *task) commit() error {
 	// ones, in their batch order (below).
 	dirty, moves, batchBytes := t.ws.commitOrder()
 	defer putRefs(dirty, moves)
+	if t.p.profilesOn() {
+		t.publishProfiles(*dirty)
+		if t.fatal != nil {
+			return t.fatal
+		}
+	}
 	if changelog {
 		for id := range t.erased {
 			k := len(t.clBuf)
@@ -1486,6 +1544,8 @@ func (t *task) commit() error {
 	t.lateness.add()
 	m.cacheHits.Add(float64(t.hits))
 	m.cacheMisses.Add(float64(t.misses))
+	m.profiles.Add(float64(t.profiles))
+	t.profiles = 0
 	t.publishCounts()
 	t.refreshFutureBound()
 	nowMs := now.UnixMilli()

@@ -16,6 +16,7 @@ const (
 	NameErasureRequest = "erasure_request"
 	NameTierChange     = "tier_change"
 	NameCustomerState  = "customer_state"
+	NameProfile        = "customer_profile"
 )
 
 var (
@@ -27,17 +28,21 @@ var (
 	erasureRequestAVSC string
 	//go:embed tier_change.avsc
 	tierChangeAVSC string
-	// tier_change.v1.avsc is TierChange before treatments: records
-	// written by earlier builds, still on the topic.
+	// tier_change.v1.avsc is TierChange before risk_reason,
+	// contactable_channels and the treatment fields: records written by
+	// earlier builds, still on the topic.
 	//go:embed tier_change.v1.avsc
 	tierChangeV1AVSC string
+	//go:embed customer_profile.avsc
+	profileAVSC string
 	//go:embed customer_state.avsc
 	customerStateAVSC string
 	// customer_state.v1.avsc is CustomerState before recent_event_hashes:
 	// state written by earlier builds.
 	//go:embed customer_state.v1.avsc
 	customerStateV1AVSC string
-	// customer_state.v2.avsc is CustomerState before treatment.
+	// customer_state.v2.avsc is CustomerState before the service history,
+	// channel, consent and category fields and the treatment.
 	//go:embed customer_state.v2.avsc
 	customerStateV2AVSC string
 )
@@ -51,11 +56,12 @@ var (
 	purchaseRecord       = mustRecord(NamePurchase, purchaseAVSC)
 	erasureRequestRecord = mustRecord(NameErasureRequest, erasureRequestAVSC)
 	tierChangeRecord     = mustRecord(NameTierChange, tierChangeAVSC, tierChangeV1AVSC)
+	profileRecord        = mustRecord(NameProfile, profileAVSC)
 	customerStateRecord  = mustRecord(NameCustomerState, customerStateAVSC, customerStateV1AVSC, customerStateV2AVSC)
 
 	records = []*record{
 		interactionRecord, purchaseRecord, erasureRequestRecord,
-		tierChangeRecord, customerStateRecord,
+		tierChangeRecord, customerStateRecord, profileRecord,
 	}
 )
 

@@ -134,3 +134,20 @@ func BenchmarkDecodeCustomer(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendProfile measures AppendProfile on the sample profile:
+// what a task pays per changed customer per commit cycle to encode its
+// profile.
+func BenchmarkAppendProfile(b *testing.B) {
+	c := benchCodecs(b)[0]
+	v := sampleProfile()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := c.AppendProfile(buf[:0], v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(out)))
+	}
+}

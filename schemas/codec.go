@@ -82,14 +82,17 @@ var (
 // defaultFetchTimeout is Options.FetchTimeout's default.
 const defaultFetchTimeout = 10 * time.Second
 
-// TopicNames names the four topics whose values the Codec encodes and
-// decodes. With a schema registry, each topic's value schema lives under the
-// subject "<topic>-value" (TopicNameStrategy).
+// TopicNames names the topics whose values the Codec encodes and decodes.
+// With a schema registry, each topic's value schema lives under the subject
+// "<topic>-value" (TopicNameStrategy).
 type TopicNames struct {
 	Interactions string
 	Purchases    string
 	Erasures     string
 	TierChanges  string
+	// Profiles is the profile topic, optional: with FramingConfluent and
+	// no name, profiles are written in single-object encoding.
+	Profiles string
 }
 
 // Options configures a Codec.
@@ -145,6 +148,7 @@ type Codec struct {
 	purchases    *stream
 	erasures     *stream
 	tierChanges  *stream
+	profiles     *stream
 }
 
 // stream is the codec of one topic's values.
@@ -178,12 +182,16 @@ func NewCodec(ctx context.Context, opts Options) (*Codec, error) {
 		purchases:    newStream(purchaseRecord, opts.Topics.Purchases),
 		erasures:     newStream(erasureRequestRecord, opts.Topics.Erasures),
 		tierChanges:  newStream(tierChangeRecord, opts.Topics.TierChanges),
+		profiles:     newStream(profileRecord, opts.Topics.Profiles),
 	}
 	if c.fetchTimeout == 0 {
 		c.fetchTimeout = defaultFetchTimeout
 	}
 	if c.framing == FramingConfluent {
 		for _, st := range c.streams() {
+			if st.subject == "" {
+				continue // an optional topic not in use
+			}
 			if err := c.register(ctx, st); err != nil {
 				return nil, err
 			}
@@ -203,7 +211,7 @@ func newStream(rec *record, topic string) *stream {
 }
 
 func (c *Codec) streams() []*stream {
-	return []*stream{c.interactions, c.purchases, c.erasures, c.tierChanges}
+	return []*stream{c.interactions, c.purchases, c.erasures, c.tierChanges, c.profiles}
 }
 
 // Framing returns the wire format c writes.
@@ -255,7 +263,33 @@ func (c *Codec) DecodeTierChange(b []byte, v *TierChange) error {
 		return err
 	}
 	*v = TierChange{}
-	return unmarshal(c.tierChanges.rec, s, body, v)
+	if err := unmarshal(c.tierChanges.rec, s, body, v); err != nil {
+		return err
+	}
+	if len(v.ContactableChannels) == 0 {
+		v.ContactableChannels = nil // as in a value built without any
+	}
+	return nil
+}
+
+// DecodeProfile decodes a CustomerProfile value into v.
+func (c *Codec) DecodeProfile(b []byte, v *CustomerProfile) error {
+	s, body, err := c.readSchema(c.profiles, b)
+	if err != nil {
+		return err
+	}
+	*v = CustomerProfile{}
+	if err := unmarshal(c.profiles.rec, s, body, v); err != nil {
+		return err
+	}
+	// Empty arrays decode as nil, as in a value built without any.
+	if len(v.ContactableChannels) == 0 {
+		v.ContactableChannels = nil
+	}
+	if len(v.Categories) == 0 {
+		v.Categories = nil
+	}
+	return nil
 }
 
 // DecodeCustomer decodes a customer state value into v. State is always
@@ -279,6 +313,9 @@ func DecodeCustomer(b []byte, v *Customer) error {
 		InteractionsByChannel: v.InteractionsByChannel[:0],
 		PurchasesByChannel:    v.PurchasesByChannel[:0],
 		RecentEventHashes:     v.RecentEventHashes[:0],
+		InteractionLastAt:     v.InteractionLastAt[:0],
+		Consent:               v.Consent[:0],
+		Categories:            v.Categories[:0],
 	}
 	return unmarshal(rec, s, body, v)
 }
@@ -305,6 +342,18 @@ func (c *Codec) AppendTierChange(dst []byte, v *TierChange) ([]byte, error) {
 	dst, err := appendTierChangeBody(append(dst, c.tierChanges.header...), v)
 	if err != nil {
 		return dst[:n], fmt.Errorf("encode %s: %w", c.tierChanges.rec.name, err)
+	}
+	return dst, nil
+}
+
+// AppendProfile appends the encoding of a CustomerProfile in c's framing.
+// Its per-channel maps are written in Channels order, so a profile has one
+// encoding; a key that is not a channel name is an error.
+func (c *Codec) AppendProfile(dst []byte, v *CustomerProfile) ([]byte, error) {
+	n := len(dst)
+	dst, err := appendProfileBody(append(dst, c.profiles.header...), v)
+	if err != nil {
+		return dst[:n], fmt.Errorf("encode %s: %w", c.profiles.rec.name, err)
 	}
 	return dst, nil
 }

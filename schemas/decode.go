@@ -332,6 +332,7 @@ func decodeCustomerBody(b []byte, v *Customer) error {
 	r := bodyReader{b: b}
 	defer r.release()
 	ibc, pbc, reh := v.InteractionsByChannel, v.PurchasesByChannel, v.RecentEventHashes
+	ila, con, cats := v.InteractionLastAt, v.Consent, v.Categories
 	*v = Customer{}
 	v.CustomerID = r.string()
 	v.Version = r.long()
@@ -358,8 +359,46 @@ func decodeCustomerBody(b []byte, v *Customer) error {
 	v.PolicyVersion = r.word()
 	v.TimerAt = r.long()
 	v.RecentEventHashes = r.longs(reh)
+	v.Complaints = r.long()
+	v.ComplaintsResolved = r.long()
+	v.LastComplaintAt = r.long()
+	v.LastResolvedAt = r.long()
+	v.LowSatisfactionUntil = r.long()
+	v.LastSatisfaction = r.int()
+	v.LastSatisfactionAt = r.long()
+	v.InteractionLastAt = r.longs(ila)
+	v.Consent = r.longs(con)
+	v.Categories = r.categories(cats)
+	v.DistinctCategories = r.long()
 	v.Treatment = r.word()
 	return r.end(customerStateRecord.name)
+}
+
+// categories reads an array of CategoryStat into dst[:0]; the category
+// names are interned (a customer base shares a catalogue's few names).
+func (r *bodyReader) categories(dst []CategoryStat) []CategoryStat {
+	dst = dst[:0]
+	for {
+		count := r.blockCount("array")
+		if count == 0 {
+			break
+		}
+		if count > maxArrayLen-int64(len(dst)) {
+			r.fail(fmt.Errorf("reading array: more than %d items: %w", maxArrayLen, errArrayBound))
+			break
+		}
+		for range count {
+			var c CategoryStat
+			c.Category = r.word()
+			c.Purchases = r.long()
+			c.NetMinor = r.long()
+			if r.err != nil {
+				return dst
+			}
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // end returns the reader's error, or an error for bytes left after the

@@ -16,6 +16,9 @@ func genericDecodeCustomer(body []byte, v *Customer) error {
 		InteractionsByChannel: v.InteractionsByChannel[:0],
 		PurchasesByChannel:    v.PurchasesByChannel[:0],
 		RecentEventHashes:     v.RecentEventHashes[:0],
+		InteractionLastAt:     v.InteractionLastAt[:0],
+		Consent:               v.Consent[:0],
+		Categories:            v.Categories[:0],
 	}
 	return unmarshal(customerStateRecord, customerStateRecord.schema, body, v)
 }
@@ -99,14 +102,14 @@ func TestHandDecoderMatchesSchema(t *testing.T) {
 	c.RecentEventHashes = []int64{1, -2, 3}
 	c.InteractionsByChannel = nil
 	body := appendCustomerBody(nil, c)
-	tail := appendString(appendLongs(nil, c.RecentEventHashes), c.Treatment)
+	history := appendCustomerHistory(nil, c)
+	tail := appendLongs(nil, c.RecentEventHashes)
 	if !sameDecode(t, body) {
 		t.Fatal("sample did not decode")
 	}
-	head := body[:len(body)-len(tail)]
+	head := body[:len(body)-len(tail)-len(history)]
 	neg := appendLong(appendLong(append([]byte(nil), head...), -3), 3)
-	neg = append(appendLong(appendLong(appendLong(neg, 1), -2), 3), 0)
-	neg = appendString(neg, c.Treatment)
+	neg = append(append(appendLong(appendLong(appendLong(neg, 1), -2), 3), 0), history...)
 	var v Customer
 	if !sameDecode(t, neg) || decodeCustomerBody(neg, &v) != nil || !reflect.DeepEqual(v.RecentEventHashes, c.RecentEventHashes) {
 		t.Fatalf("negative block count: got %v, want %v", v.RecentEventHashes, c.RecentEventHashes)
@@ -161,7 +164,7 @@ func TestCustomerUnionIndexIsInt(t *testing.T) {
 	c.ValueClass = nil
 	body := appendCustomerBody(nil, c)
 	// The fields after value_class, and what comes before its index.
-	tail := appendString(appendLongs(appendLong(appendString(appendLong(nil, c.EvaluatedAt), c.PolicyVersion), c.TimerAt), c.RecentEventHashes), c.Treatment)
+	tail := appendCustomerHistory(appendLongs(appendLong(appendString(appendLong(nil, c.EvaluatedAt), c.PolicyVersion), c.TimerAt), c.RecentEventHashes), c)
 	head := body[:len(body)-len(tail)-1]
 	value := appendString(nil, "high_potential")
 	for _, tc := range []struct {

@@ -6,8 +6,8 @@
 //
 // Each record has one .avsc file in this directory, embedded in the binary
 // and documented field by field: interaction.avsc, purchase.avsc,
-// erasure_request.avsc, tier_change.avsc and customer_state.avsc (namespace
-// valora). Each file stands alone, defining inline the enums it uses, so a
+// erasure_request.avsc, tier_change.avsc, customer_profile.avsc and
+// customer_state.avsc (namespace valora). Each file stands alone, defining inline the enums it uses, so a
 // producer can write records from that file only. Names lists the records;
 // AVSC returns a file's text and Schema its parsed form. Timestamps are
 // Avro longs with logical type timestamp-millis and map to int64 Unix

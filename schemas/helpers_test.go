@@ -14,6 +14,7 @@ var testTopics = TopicNames{
 	Purchases:    "purchases",
 	Erasures:     "customer-erasures",
 	TierChanges:  "customer-tier-changes",
+	Profiles:     "customer-profiles",
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -78,10 +79,39 @@ func sampleTierChange() *TierChange {
 		CLV:                   ptr(98765.5),
 		PolicyVersion:         "rfm-default-1",
 		Action:                ptr("grow"),
+		RiskReason:            ptr("complaint"),
+		ContactableChannels:   []Channel{ChannelEmail, ChannelApp},
 		Treatment:             ptr("develop"),
 		Relationship:          ptr("personal"),
 		RelationshipCostMinor: ptr(int64(2000)),
 	}
+}
+
+func sampleProfile() *CustomerProfile {
+	return &CustomerProfile{
+		CustomerID: "cust-0042", Version: 17, Tier: "loyal", RScore: 5, FScore: 4, MScore: 3,
+		ChurnRisk: false, LifecycleStage: "at_risk", ValueClass: ptr("high_potential"), RiskReason: ptr("complaint"),
+		RecencyDays: ptr(int32(0)), Purchases: 5, Refunds: 1, RepeatDays: 4, MonetaryMinor: 54321, Currency: "EUR",
+		PAlive: ptr(0.875), ExpectedPurchases: ptr(1.25), CLV: ptr(98765.5),
+		FirstSeen: 1764547200000, LastActivity: 1767225660456, FirstPurchase: 1764633600000,
+		LastPurchase: 1767225660456, RiskUntil: 1769817600000, ReactivatedAt: 0, EvaluatedAt: 1767225660456,
+		PolicyVersion: "rfm-default-1", Action: ptr("retain"),
+		InteractionsByChannel: map[string]int64{"EMAIL": 3, "WEB": 12},
+		PurchasesByChannel:    map[string]int64{"WEB": 4, "STORE": 1},
+		PreferredChannel:      ptr(ChannelWeb),
+		ContactableChannels:   []Channel{ChannelEmail},
+		Categories: []CategoryStat{
+			{Category: "books", Purchases: 3, NetMinor: 40321},
+			{Category: "uncategorised", Purchases: 2, NetMinor: 14000},
+		},
+		FavouriteCategory: ptr("books"), DistinctCategories: 2,
+		Complaints: 1, ComplaintsResolved: 0, LastComplaintAt: 1767225600000, LastSatisfaction: ptr(int32(7)),
+	}
+}
+
+func minimalProfile() *CustomerProfile {
+	return &CustomerProfile{CustomerID: "c", Version: math.MaxInt64, Tier: "prospect", LifecycleStage: "prospect",
+		Currency: "USD", PolicyVersion: "p", InteractionsByChannel: map[string]int64{}, PurchasesByChannel: map[string]int64{}}
 }
 
 func sampleCustomer() *Customer {
@@ -111,7 +141,21 @@ func sampleCustomer() *Customer {
 		PolicyVersion:         "rfm-default-1",
 		TimerAt:               1769817660456,
 		RecentEventHashes:     []int64{-8141541283227426211, 42, 7340429066283462761},
-		Treatment:             "develop",
+		Complaints:            2,
+		ComplaintsResolved:    1,
+		LastComplaintAt:       1766880000000,
+		LastResolvedAt:        1766966400000,
+		LowSatisfactionUntil:  0,
+		LastSatisfaction:      8,
+		LastSatisfactionAt:    1767139200000,
+		InteractionLastAt:     []int64{1767139200000, 0, 1767225600000, 1767052800000, 1766361600000, 0, 1767139200000, 1766880000000, 0, 0},
+		Consent:               []int64{1764547200000, 0, 0, 0, 0, 0, 0, 0, 0, -1766966400000},
+		Categories: []CategoryStat{
+			{Category: "books", Purchases: 3, NetMinor: 40321},
+			{Category: "uncategorised", Purchases: 2, NetMinor: 14000},
+		},
+		DistinctCategories: 2,
+		Treatment:          "develop",
 	}
 }
 
@@ -135,7 +179,8 @@ func minimalTierChange() *TierChange {
 }
 
 func minimalCustomer() *Customer {
-	return &Customer{CustomerID: "c", InteractionsByChannel: []int64{}, PurchasesByChannel: []int64{}, RecentEventHashes: []int64{}}
+	return &Customer{CustomerID: "c", InteractionsByChannel: []int64{}, PurchasesByChannel: []int64{}, RecentEventHashes: []int64{},
+		LastSatisfaction: math.MinInt32, InteractionLastAt: []int64{}, Consent: []int64{}, Categories: []CategoryStat{}, DistinctCategories: math.MaxInt64}
 }
 
 // newRegistry starts a fake schema registry for the test.

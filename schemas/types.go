@@ -122,12 +122,76 @@ type TierChange struct {
 	CLV               *float64 `avro:"clv"`
 	PolicyVersion     string   `avro:"policy_version"`
 	Action            *string  `avro:"action"`
+	// RiskReason is why the customer is at risk or churned (complaint,
+	// low_satisfaction, inactivity, p_alive), nil when neither.
+	RiskReason *string `avro:"risk_reason"`
+	// ContactableChannels lists the channels the customer may be
+	// contacted on, in Channels order.
+	ContactableChannels []Channel `avro:"contactable_channels"`
 	// Treatment, Relationship and RelationshipCostMinor are what the
 	// policy's treatment table gives the customer (see
 	// tier_change.avsc); nil on an erasure.
 	Treatment             *string `avro:"treatment"`
 	Relationship          *string `avro:"relationship"`
 	RelationshipCostMinor *int64  `avro:"relationship_cost_minor"`
+}
+
+// CustomerProfile is a customer's current state as published on the
+// compacted profile topic (customer_profile.avsc documents each field).
+// Times are Unix milliseconds of event time, 0 for never; money is in minor
+// units of Currency. Per-channel counts are keyed by channel name, with
+// zeros left out.
+type CustomerProfile struct {
+	CustomerID            string           `avro:"customer_id"`
+	Version               int64            `avro:"version"`
+	Tier                  string           `avro:"tier"`
+	RScore                int32            `avro:"r_score"`
+	FScore                int32            `avro:"f_score"`
+	MScore                int32            `avro:"m_score"`
+	ChurnRisk             bool             `avro:"churn_risk"`
+	LifecycleStage        string           `avro:"lifecycle_stage"`
+	ValueClass            *string          `avro:"value_class"`
+	RiskReason            *string          `avro:"risk_reason"`
+	RecencyDays           *int32           `avro:"recency_days"`
+	Purchases             int64            `avro:"purchases"`
+	Refunds               int64            `avro:"refunds"`
+	RepeatDays            int64            `avro:"repeat_days"`
+	MonetaryMinor         int64            `avro:"monetary_minor"`
+	Currency              string           `avro:"currency"`
+	PAlive                *float64         `avro:"p_alive"`
+	ExpectedPurchases     *float64         `avro:"expected_purchases"`
+	CLV                   *float64         `avro:"clv"`
+	FirstSeen             int64            `avro:"first_seen"`
+	LastActivity          int64            `avro:"last_activity"`
+	FirstPurchase         int64            `avro:"first_purchase"`
+	LastPurchase          int64            `avro:"last_purchase"`
+	RiskUntil             int64            `avro:"risk_until"`
+	ReactivatedAt         int64            `avro:"reactivated_at"`
+	EvaluatedAt           int64            `avro:"evaluated_at"`
+	PolicyVersion         string           `avro:"policy_version"`
+	Action                *string          `avro:"action"`
+	InteractionsByChannel map[string]int64 `avro:"interactions_by_channel"`
+	PurchasesByChannel    map[string]int64 `avro:"purchases_by_channel"`
+	PreferredChannel      *Channel         `avro:"preferred_channel"`
+	ContactableChannels   []Channel        `avro:"contactable_channels"`
+	Categories            []CategoryStat   `avro:"categories"`
+	FavouriteCategory     *string          `avro:"favourite_category"`
+	DistinctCategories    int64            `avro:"distinct_categories"`
+	Complaints            int64            `avro:"complaints"`
+	ComplaintsResolved    int64            `avro:"complaints_resolved"`
+	LastComplaintAt       int64            `avro:"last_complaint_at"`
+	LastSatisfaction      *int32           `avro:"last_satisfaction"`
+	Treatment             *string          `avro:"treatment"`
+	Relationship          *string          `avro:"relationship"`
+	RelationshipCostMinor *int64           `avro:"relationship_cost_minor"`
+
+	// InteractionCounts and PurchaseCounts are per-channel counters
+	// indexed like Channels, which AppendProfile writes in place of
+	// InteractionsByChannel and PurchasesByChannel when those are nil
+	// (zeros left out): a profile built for encoding needs no map.
+	// Decoders leave them nil.
+	InteractionCounts []int64 `avro:"-"`
+	PurchaseCounts    []int64 `avro:"-"`
 }
 
 // Customer is the per-customer state valora keeps (Pebble value and, later,
@@ -183,4 +247,41 @@ type Customer struct {
 	// oldest first (see score.EventHash). Its length never exceeds the
 	// policy's window, itself at most 1024 (the decoders' array bound).
 	RecentEventHashes []int64 `avro:"recent_event_hashes"`
+
+	// Service history. Complaints and ComplaintsResolved count the
+	// interactions of the policy's complaint and resolution types; a
+	// resolution resolves every complaint at or before it, so a complaint
+	// keeps the customer at risk only while LastComplaintAt is later than
+	// LastResolvedAt. LowSatisfactionUntil is the low satisfaction part of
+	// RiskUntil. LastSatisfaction is the score of the latest interaction
+	// (by event time, LastSatisfactionAt) that carried one; none when
+	// LastSatisfactionAt is 0.
+	Complaints           int64 `avro:"complaints"`
+	ComplaintsResolved   int64 `avro:"complaints_resolved"`
+	LastComplaintAt      int64 `avro:"last_complaint_at"`
+	LastResolvedAt       int64 `avro:"last_resolved_at"`
+	LowSatisfactionUntil int64 `avro:"low_satisfaction_until"`
+	LastSatisfaction     int32 `avro:"last_satisfaction"`
+	LastSatisfactionAt   int64 `avro:"last_satisfaction_at"`
+	// InteractionLastAt holds the event time of the latest interaction per
+	// channel, indexed like Channels (empty before the first interaction).
+	InteractionLastAt []int64 `avro:"interaction_last_at_by_channel"`
+	// Consent holds the latest consent event per channel, indexed like
+	// Channels: t for a grant at event time t, -t for a withdrawal at t, 0
+	// for none (empty before the first consent event).
+	Consent []int64 `avro:"consent_by_channel"`
+	// Categories holds the customer's categories by net spend, highest
+	// first (ties: more purchases, then name), at most the policy's
+	// categories.tracked. DistinctCategories counts the categories bought
+	// in (one dropped from the list and bought again counts again).
+	Categories         []CategoryStat `avro:"categories"`
+	DistinctCategories int64          `avro:"distinct_categories"`
+}
+
+// CategoryStat is a customer's purchases and net spend (purchases minus
+// refunds, in base-currency minor units) in one category.
+type CategoryStat struct {
+	Category  string `avro:"category" json:"category"`
+	Purchases int64  `avro:"purchases" json:"purchases"`
+	NetMinor  int64  `avro:"net_minor" json:"net_minor"`
 }

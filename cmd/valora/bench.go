@@ -38,6 +38,7 @@ type benchResult struct {
 	EventsPerSecond  float64 `json:"events_per_second"`
 	DeadLettered     float64 `json:"dead_lettered"`
 	TierChanges      float64 `json:"tier_changes"`
+	Profiles         float64 `json:"profiles"`
 	// TimersFired counts the inactivity (and model) timers that fired;
 	// Churned and Stages describe the customers at the end.
 	TimersFired  float64            `json:"timers_fired"`
@@ -307,7 +308,7 @@ wait:
 	fmt.Fprintf(stdout, "score:      %.1fs (%.0f events/s end to end)\n", res.Seconds, res.EventsPerSecond)
 	fmt.Fprintf(stdout, "latency:    p50 %.1fms  p99 %.1fms  max %.1fms (fetched batch to durable commit)\n",
 		res.LatencyP50*1e3, res.LatencyP99*1e3, res.LatencyMax*1e3)
-	fmt.Fprintf(stdout, "outputs:    %.0f tier changes, %.0f dead-lettered\n", res.TierChanges, res.DeadLettered)
+	fmt.Fprintf(stdout, "outputs:    %.0f tier changes, %.0f profiles, %.0f dead-lettered\n", res.TierChanges, res.Profiles, res.DeadLettered)
 	fmt.Fprintf(stdout, "timers:     %.0f fired; %.0f customers churned at the end\n", res.TimersFired, res.Churned)
 	fmt.Fprintf(stdout, "peak RSS:   %.0f MiB (whole process: embedded broker holding every record, scorer, Pebble caches)\n",
 		float64(res.PeakRSSBytes)/(1<<20))
@@ -318,6 +319,7 @@ wait:
 func (r *benchResult) outcomes(mfs []*dto.MetricFamily) {
 	r.DeadLettered = sumMetric(mfs, "valora_records_dead_lettered_total", "")
 	r.TierChanges = sumMetric(mfs, "valora_tier_changes_total", "")
+	r.Profiles = sumMetric(mfs, "valora_profiles_published_total", "")
 	r.TimersFired = sumMetric(mfs, "valora_timers_fired_total", "")
 	r.Churned = sumMetric(mfs, "valora_customers_churn_risk", "")
 	r.Stages = byLabel(mfs, "valora_customers_lifecycle", "stage")

@@ -152,6 +152,11 @@ func TestDevLifetimeValue(t *testing.T) {
 		t.Errorf("value classes on %d of %d buyers' tier changes: %v, want all three", classed, buyers, classes)
 	}
 
+	// The profiles exercise every field: categories, complaints and their
+	// resolutions, survey scores, consent, preferred channels and each
+	// risk reason.
+	checkDevProfiles(ctx, t, broker)
+
 	// The summary says which models run and counts the classes.
 	wantLine := regexp.MustCompile(`customers per value class: high_yield=[1-9]\d* high_potential=[1-9]\d* below_zero=[1-9]\d*`)
 	for !wantLine.MatchString(out.String()) && time.Now().Before(deadline.Add(5*time.Second)) {
@@ -178,6 +183,67 @@ func TestDevLifetimeValue(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("valora dev did not stop within 30 s of cancellation")
+	}
+}
+
+// checkDevProfiles reads valora dev's profile topic until every profile
+// field has been seen with a value (or fails after 20 s).
+func checkDevProfiles(ctx context.Context, t *testing.T, broker string) {
+	t.Helper()
+	codec, err := newCodec(ctx, "", schemas.TopicNames{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics("customer-profiles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]bool{}
+	want := []string{"categories", "several categories", "refund in a category", "favourite_category", "complaints",
+		"complaints_resolved", "last_satisfaction", "contactable_channels", "preferred_channel",
+		"risk_reason=complaint", "risk_reason=low_satisfaction", "risk_reason=inactivity", "p_alive"}
+	missing := func() []string {
+		var m []string
+		for _, w := range want {
+			if !seen[w] {
+				m = append(m, w)
+			}
+		}
+		return m
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(missing()) > 0 && time.Now().Before(deadline) {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Value == nil {
+				return // a tombstone
+			}
+			var p schemas.CustomerProfile
+			if err := codec.DecodeProfile(r.Value, &p); err != nil {
+				t.Fatalf("decode profile: %v", err)
+			}
+			seen["categories"] = seen["categories"] || len(p.Categories) > 0
+			seen["several categories"] = seen["several categories"] || p.DistinctCategories > 1
+			for _, c := range p.Categories {
+				seen["refund in a category"] = seen["refund in a category"] || (c.Purchases > 0 && c.NetMinor <= 0)
+			}
+			seen["favourite_category"] = seen["favourite_category"] || p.FavouriteCategory != nil
+			seen["complaints"] = seen["complaints"] || p.Complaints > 0
+			seen["complaints_resolved"] = seen["complaints_resolved"] || p.ComplaintsResolved > 0
+			seen["last_satisfaction"] = seen["last_satisfaction"] || p.LastSatisfaction != nil
+			seen["contactable_channels"] = seen["contactable_channels"] || len(p.ContactableChannels) > 0
+			seen["preferred_channel"] = seen["preferred_channel"] || p.PreferredChannel != nil
+			seen["p_alive"] = seen["p_alive"] || p.PAlive != nil
+			if p.RiskReason != nil {
+				seen["risk_reason="+*p.RiskReason] = true
+			}
+		})
+	}
+	if m := missing(); len(m) > 0 {
+		t.Errorf("the dev profiles never showed %v", m)
 	}
 }
 

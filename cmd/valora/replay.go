@@ -45,11 +45,13 @@ type replayManifest struct {
 type replaySummary struct {
 	StateDir        string         `json:"state_dir"`
 	OutputTopic     string         `json:"output_topic,omitempty"`
+	ProfilesTopic   string         `json:"profiles_topic,omitempty"`
 	Resumed         bool           `json:"resumed"`
 	Records         int64          `json:"records"`
 	Applied         int64          `json:"applied"`
 	DeadLettered    int64          `json:"dead_lettered"`
 	TierChanges     int64          `json:"tier_changes"`
+	Profiles        int64          `json:"profiles"`
 	Customers       int            `json:"customers"`
 	Tiers           map[string]int `json:"tiers"`
 	Stages          map[string]int `json:"lifecycle_stages"`
@@ -64,6 +66,7 @@ type replayFlags struct {
 	scorer           scorerFlags
 	sec              securityFlags
 	output           string
+	profilesOutput   string
 	noOutput         bool
 	from, to         string
 	json             bool
@@ -81,7 +84,8 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.purchases, "purchases-topic", "purchases", "input topic of Purchase records")
 	fs.StringVar(&s.erasures, "erasures-topic", processor.DefaultTopics().Erasures, "input topic of ErasureRequest records, replayed in order with the others so that an erased customer stays erased (skipped if it does not exist; empty: none)")
 	fs.StringVar(&f.output, "output-topic", "", "shadow topic for the replay's tier changes (never the live one); or --no-output")
-	fs.BoolVar(&f.noOutput, "no-output", false, "build state only: produce no tier changes")
+	fs.StringVar(&f.profilesOutput, "profiles-output-topic", "", "shadow topic for the replay's customer profiles (never the live one; created compacted if missing); default: none")
+	fs.BoolVar(&f.noOutput, "no-output", false, "build state only: produce no tier changes or profiles")
 	fs.StringVar(&s.deadLetter, "dead-letter-topic", "", "topic for the replay's dead letters (default: none; they are counted in the summary)")
 	fs.StringVar(&f.from, "from", "", "start at the first record with a Kafka timestamp at or after this time (RFC 3339 or YYYY-MM-DD; default: the beginning)")
 	fs.StringVar(&f.to, "to", "", "stop before the first record with a Kafka timestamp at or after this time (default: the end offsets when the replay starts)")
@@ -112,6 +116,10 @@ func (f *replayFlags) validate() error {
 		return usagef("--state-dir: required (a new directory)")
 	case f.noOutput && f.output != "":
 		return usagef("--output-topic %q and --no-output: choose one", f.output)
+	case f.noOutput && f.profilesOutput != "":
+		return usagef("--profiles-output-topic %q and --no-output: choose one", f.profilesOutput)
+	case f.profilesOutput != "" && f.profilesOutput == f.output:
+		return usagef("--profiles-output-topic %q: the tier changes' shadow topic; give the profiles their own", f.profilesOutput)
 	case !f.noOutput && f.output == "":
 		return usagef("--output-topic: required (a shadow topic, not the live one), or --no-output to build state only")
 	case f.progressInterval <= 0:
@@ -189,6 +197,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 		s.group = "valora-replay-" + hex.EncodeToString(sum[:6])
 	}
 	s.tierChanges = f.output
+	s.profiles = f.profilesOutput
 	s.timeMode = string(processor.TimeEvent)
 
 	man, resumed, err := readReplayManifest(abs)
@@ -286,7 +295,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	}
 	prog.Stop()
 	el := time.Since(start)
-	sum := replaySummary{StateDir: abs, OutputTopic: f.output, Resumed: resumed, Seconds: el.Seconds()}
+	sum := replaySummary{StateDir: abs, OutputTopic: f.output, ProfilesTopic: f.profilesOutput, Resumed: resumed, Seconds: el.Seconds()}
 	mfs, err := reg.Gather()
 	if err != nil {
 		return fmt.Errorf("read the replay's metrics: %w", err)
@@ -295,6 +304,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	sum.Applied = int64(sumMetric(mfs, "valora_records_applied_total", ""))
 	sum.DeadLettered = int64(sumMetric(mfs, "valora_records_dead_lettered_total", ""))
 	sum.TierChanges = int64(sumMetric(mfs, "valora_tier_changes_total", ""))
+	sum.Profiles = int64(sumMetric(mfs, "valora_profiles_published_total", ""))
 	if el > 0 {
 		sum.EventsPerSecond = float64(sum.Records) / el.Seconds()
 	}

@@ -36,6 +36,7 @@ type scorerFlags struct {
 	interactions   string
 	purchases      string
 	tierChanges    string
+	profiles       string
 	deadLetter     string
 	erasures       string
 	httpAddr       string
@@ -76,6 +77,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&f.purchases, "purchases-topic", t.Purchases, "input topic of Purchase records (co-partitioned with interactions)")
 	fs.StringVar(&f.tierChanges, "tier-changes-topic", t.TierChanges, "output topic of TierChange records")
 	fs.StringVar(&f.deadLetter, "dlq-topic", t.DeadLetter, "dead-letter topic for records that cannot be applied")
+	fs.StringVar(&f.profiles, "profiles-topic", t.Profiles, "compacted output topic of CustomerProfile records: each changed customer's profile once per commit cycle, a tombstone on erasure (created compacted if missing); empty: no profiles")
 	fs.StringVar(&f.erasures, "erasures-topic", t.Erasures, "input topic of ErasureRequest records (co-partitioned with the inputs; created if missing); empty: no erasure requests")
 	fs.StringVar(&f.httpAddr, "http-addr", defaultHTTP, "address of the HTTP server (/metrics, /healthz, /readyz, /v1/customers/{id}); empty disables it")
 	fs.StringVar(&f.advertiseURL, "advertise-url", "", "base URL other instances and clients reach this instance's HTTP server at (e.g. http://valora-0.valora:8080), advertised to the group so that any instance names a customer's owner (default: from --http-addr, with the host name when it listens on all interfaces; none for port 0)")
@@ -132,7 +134,7 @@ func (f *scorerFlags) topics() processor.Topics {
 	return processor.Topics{
 		Interactions: f.interactions, Purchases: f.purchases,
 		TierChanges: f.tierChanges, DeadLetter: f.deadLetter,
-		Erasures: f.erasures, Changelog: f.changelog,
+		Erasures: f.erasures, Changelog: f.changelog, Profiles: f.profiles,
 	}
 }
 
@@ -413,6 +415,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	codec, err := newCodec(ctx, f.registry, schemas.TopicNames{
 		Interactions: f.interactions, Purchases: f.purchases, TierChanges: f.tierChanges,
 		Erasures: cmp.Or(f.erasures, processor.DefaultTopics().Erasures), // a subject name only
+		Profiles: f.profiles,
 	})
 	if err != nil {
 		return nil, err

@@ -28,8 +28,10 @@ var purchaseCum = cumulative([]float64{3, 7, 40, 25, 20, 2, 0, 2, 0, 1})
 // channelIndex positions, for the channels with special handling.
 const (
 	chEmail  = 0
+	chPhone  = 1
 	chSocial = 5
 	chSurvey = 6
+	chChat   = 7
 )
 
 // interactionTypes are the types of non-negative interactions per channel,
@@ -62,9 +64,17 @@ var interactionTypeCum = [schemas.NumChannels][]float64{
 
 // Interaction types with special meaning.
 const (
-	typeComplaint      = "complaint"
-	typeSurveyResponse = "survey_response"
+	typeComplaint         = "complaint"
+	typeSurveyResponse    = "survey_response"
+	typeComplaintResolved = "complaint_resolved"
+	typeConsentGranted    = "consent_granted"
+	typeConsentWithdrawn  = "consent_withdrawn"
+	typeEmailReply        = "email_reply"
 )
+
+// serviceChannel reports whether a complaint is answered on channel index
+// ch: phone, email and chat.
+func serviceChannel(ch int) bool { return ch == chEmail || ch == chPhone || ch == chChat }
 
 // Survey scores: a negative survey scores 0..4 uniformly, any other one
 // 5..10 with these weights.

@@ -53,7 +53,13 @@
 // every channel (FAX and OTHER rarely). A share ComplaintShare of
 // interactions is negative: a "complaint" on the drawn channel, or on the
 // SURVEY channel a survey_response scored 0..4. Every SURVEY interaction
-// carries a satisfaction score 0..10 and no other does. EMAIL, SOCIAL and
+// carries a satisfaction score 0..10 and no other does. Service and consent
+// events take the place of a drawn type (no draw of their own): a
+// customer's first interaction, unless negative or on SURVEY, is
+// consent_granted on its channel; after a complaint, the customer's next
+// positive interaction on PHONE, EMAIL or CHAT is complaint_resolved; and
+// an email_reply that is the customer's interaction number 3k (k > 0) is
+// consent_withdrawn on EMAIL. EMAIL, SOCIAL and
 // complaint interactions carry one attribute (campaign, network, reason);
 // the others have a nil attribute map.
 //

@@ -27,8 +27,8 @@ func Example() {
 		}
 	}
 	// Output:
-	// 2024-01-01 00:23:08 c00000747-i0 STORE store_visit
-	// 2024-01-01 02:29:51 c00000283-i0 APP app_open
-	// 2024-01-01 05:08:45 c00000429-i0 STORE store_visit
+	// 2024-01-01 00:23:08 c00000747-i0 STORE consent_granted
+	// 2024-01-01 02:29:51 c00000283-i0 APP consent_granted
+	// 2024-01-01 05:08:45 c00000429-i0 STORE consent_granted
 	// 2024-01-01 08:50:45 c00000283-p0 PURCHASE 5654 USD
 }

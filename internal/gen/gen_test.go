@@ -285,6 +285,7 @@ func TestEventContents(t *testing.T) {
 	var (
 		ev                      Event
 		channels                = make(map[schemas.Channel]int)
+		serviceTypes            = make(map[string]int)
 		interactions, negatives int
 		purchases               = make(map[string]schemas.Purchase)
 		refunds                 int
@@ -324,6 +325,7 @@ func TestEventContents(t *testing.T) {
 			if in.Type == typeComplaint || (in.Satisfaction != nil && *in.Satisfaction <= lowScoreMax) {
 				negatives++
 			}
+			serviceTypes[in.Type]++
 		case ev.Purchase.Kind == schemas.KindPurchase:
 			pu := ev.Purchase
 			purchaseCount[cust]++
@@ -361,6 +363,16 @@ func TestEventContents(t *testing.T) {
 		}
 	}
 	within(t, "complaint share", float64(negatives)/float64(interactions), p.ComplaintShare, 0.1)
+	// Service and consent events: every kind appears, resolutions never
+	// outnumber complaints, and each customer opts in once at most.
+	for _, typ := range []string{typeComplaintResolved, typeConsentGranted, typeConsentWithdrawn} {
+		if serviceTypes[typ] == 0 {
+			t.Errorf("no %s interaction", typ)
+		}
+	}
+	if serviceTypes[typeComplaintResolved] > serviceTypes[typeComplaint] || serviceTypes[typeConsentGranted] > p.Customers {
+		t.Errorf("interaction types %v: more resolutions than complaints, or more opt-ins than customers", serviceTypes)
+	}
 	// Refunds due after MaxSpan are dropped; with Horizon 0 they are a
 	// negligible few.
 	within(t, "refund share", float64(refunds)/float64(len(purchases)), p.RefundShare, 0.1)

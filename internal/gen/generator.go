@@ -96,6 +96,7 @@ type customer struct {
 const (
 	flagProspect = 1 << iota
 	flagDead
+	flagComplaint // a complaint awaits its resolution
 )
 
 // refund is a refund waiting for its time in the queue.
@@ -475,6 +476,7 @@ func (g *Generator) emitInteraction(ev *Event, i uint32, c *customer) {
 	case negative:
 		typ = typeComplaint
 		attrs = g.reasons[s.rng.IntN(len(g.reasons))]
+		c.flags |= flagComplaint
 	default:
 		typ = interactionTypes[ch][s.pick(interactionTypeCum[ch])]
 		switch ch {
@@ -482,6 +484,17 @@ func (g *Generator) emitInteraction(ev *Event, i uint32, c *customer) {
 			attrs = g.campaigns[s.rng.IntN(len(g.campaigns))]
 		case chSocial:
 			attrs = g.networks[s.rng.IntN(len(g.networks))]
+		}
+		// Service and consent events replace the drawn type, with no
+		// draw of their own, so times and channels stay as they were.
+		switch {
+		case c.interactions == 0:
+			typ = typeConsentGranted // the first touch opts in on its channel
+		case c.flags&flagComplaint != 0 && serviceChannel(ch):
+			typ = typeComplaintResolved
+			c.flags &^= flagComplaint
+		case typ == typeEmailReply && c.interactions%3 == 0:
+			typ = typeConsentWithdrawn // an unsubscribe
 		}
 	}
 

@@ -31,6 +31,14 @@ Subcommands (JSON lines on stdout, diagnostics on stderr):
       decodes each like decode, and prints {"partition", "offset", "key",
       "fingerprint", "value"} per record, ordered by partition and offset.
 
+  latest --schemas DIR --schema NAME --brokers HOST:PORT --topic T
+         [--timeout SECONDS]
+      Reads a compacted topic (customer_profile) from the beginning of every
+      partition to the end offsets it finds when it starts, with
+      read_committed, and keeps the last record of each key: a null value
+      (a tombstone) removes the key. Prints {"key", "value"} per key left,
+      sorted by key: the current value of every live key.
+
 Timestamps (logical type timestamp-millis) are printed and read as integer
 milliseconds since the Unix epoch, as on the wire. Exit status: 0 on
 success, 1 when a value cannot be decoded or a topic not read in time, 2 on
@@ -246,6 +254,58 @@ def cmd_consume(args):
     return status
 
 
+def cmd_latest(args):
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+    s = Schema(args.schemas, args.schema)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.brokers,
+            "group.id": "valora-interop-%d" % os.getpid(),
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "client.id": "valora-interop-python",
+        }
+    )
+    deadline = time.monotonic() + args.timeout
+    latest = {}
+    try:
+        md = consumer.list_topics(args.topic, timeout=10)
+        t = md.topics.get(args.topic)
+        if t is None or t.error is not None:
+            print("topic %s not found: %s" % (args.topic, t and t.error), file=sys.stderr)
+            return 1
+        ends = {}
+        for p in sorted(t.partitions):
+            _, high = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=10)
+            if high > 0:
+                ends[p] = high
+        consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in ends])
+        # Transaction markers take offsets and are never delivered: a
+        # partition is done once the consumer's position reaches its end.
+        while ends:
+            if time.monotonic() > deadline:
+                print("%s: end offsets not reached within %ss" % (args.topic, args.timeout), file=sys.stderr)
+                return 1
+            msg = consumer.poll(0.5)
+            if msg is not None:
+                if msg.error():
+                    raise KafkaException(msg.error())
+                key = msg.key().decode("utf-8")
+                if msg.value() is None:
+                    latest.pop(key, None)
+                else:
+                    latest[key] = s.decode(msg.value())
+            for tp in consumer.position([TopicPartition(args.topic, p) for p in list(ends)]):
+                if tp.offset >= ends[tp.partition]:
+                    del ends[tp.partition]
+    finally:
+        consumer.close()
+    for key in sorted(latest):
+        emit({"key": key, "value": latest[key]})
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -266,12 +326,18 @@ def main(argv=None):
     sp.add_argument("--topic", required=True)
     sp.add_argument("--count", type=int, required=True, help="records to read")
     sp.add_argument("--timeout", type=float, default=30, help="seconds")
+    sp = with_schemas(sub.add_parser("latest", help="the last value of each key of a compacted topic"))
+    sp.add_argument("--schema", required=True, help="schema name, e.g. customer_profile")
+    sp.add_argument("--brokers", required=True)
+    sp.add_argument("--topic", required=True)
+    sp.add_argument("--timeout", type=float, default=30, help="seconds")
     args = p.parse_args(argv)
     return {
         "fingerprint": cmd_fingerprint,
         "encode": cmd_encode,
         "decode": cmd_decode,
         "consume": cmd_consume,
+        "latest": cmd_latest,
     }[args.cmd](args)
 
 

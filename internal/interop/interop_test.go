@@ -6,7 +6,9 @@
 //     script encodes with fastavro from the .avsc files in schemas/ only,
 //     and reads valora's output topic back;
 //   - the same script consumes the output with the confluent-kafka client
-//     and decodes the TierChange records with tier_change.avsc only.
+//     and decodes the TierChange records with tier_change.avsc only, and
+//     rebuilds every customer's current profile from the compacted profile
+//     topic with customer_profile.avsc only, which must equal the lookup's.
 //
 // The test runs the valora binary as a subprocess against the real broker
 // named by VALORA_TEST_BROKERS or, without it, against the embedded broker
@@ -104,6 +106,8 @@ var scenario = []input{
 	purchase(1, "p-a1", "alice", t0, "PURCHASE", 2000, "USD", "WEB", "books"),
 	purchase(1, "p-a2", "alice", t0+day, "PURCHASE", 15000, "USD", "APP", nil),
 	purchase(1, "p-a3", "alice", t0+2*day, "PURCHASE", 100000, "USD", "STORE", "electronics"),
+	// Consent changes no tier: a version with no tier change.
+	interaction(1, "i-a4", "alice", t0+2*day+hour, "EMAIL", "consent_granted", nil, map[string]string{}),
 	purchase(1, "p-b1", "bob", t0, "PURCHASE", 10000, "EUR", "STORE", nil),
 	purchase(1, "p-b2", "bob", t0+hour, "REFUND", 10000, "EUR", "STORE", nil),
 	interaction(1, "i-c1", "carol", t0, "WEB", "visit", nil, map[string]string{"campaign": "spring", "page": "/pricing"}),
@@ -214,6 +218,7 @@ func TestKcatAndPythonInterop(t *testing.T) {
 		TierChanges:  kafkatest.Name(t, "tier-changes"),
 		DeadLetter:   kafkatest.Name(t, "dlq"),
 	}
+	profilesTopic := kafkatest.Name(t, "profiles") // valora creates it
 	topicOf := map[string]string{"purchases": topics.Purchases, "interactions": topics.Interactions}
 	b := kafkatest.Broker{Addrs: strings.Split(brokers, ","), Kind: kind}
 	b.CreateTopics(t, partitions, topics.Interactions, topics.Purchases)
@@ -228,6 +233,7 @@ func TestKcatAndPythonInterop(t *testing.T) {
 		"--purchases-topic", topics.Purchases,
 		"--tier-changes-topic", topics.TierChanges,
 		"--dlq-topic", topics.DeadLetter,
+		"--profiles-topic", profilesTopic,
 		"--erasures-topic", kafkatest.Name(t, "erasures"),
 		"--create-topics",
 		"--http-addr", "127.0.0.1:0",
@@ -402,8 +408,57 @@ func TestKcatAndPythonInterop(t *testing.T) {
 	}
 	step("checked %d tier changes, inputs, dead-letter topic and HTTP state", len(out))
 
+	// Python rebuilds the current profile of every customer from the
+	// compacted profile topic and customer_profile.avsc alone; each equals
+	// the lookup's answer, field by field.
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		profiles := py.latest(t, brokers, profilesTopic)
+		if len(profiles) != len(expected) {
+			return fmt.Errorf("python rebuilt %d profiles, want %d", len(profiles), len(expected))
+		}
+		for _, d := range profiles {
+			code, body, err := httpGet("http://" + httpAddr + "/v1/customers/" + d.Key)
+			if err != nil {
+				return err
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("GET /v1/customers/%s: %d %s", d.Key, code, body)
+			}
+			if diff := profileDiff(d.Value, body); diff != "" {
+				return fmt.Errorf("%s: the profile topic and the lookup differ:\n%s", d.Key, diff)
+			}
+		}
+		return nil
+	})
+	step("python rebuilt %d profiles from %s, equal to the lookup's", len(expected), profilesTopic)
+
 	run.stop(t, 30*time.Second)
 	step("valora run exited 0 after SIGTERM")
+}
+
+// profileDiff compares a profile decoded by Python with the lookup's JSON
+// body: every field of the profile must be in the body with an equal value,
+// and a null one absent. It returns the differences, one per line.
+func profileDiff(profile, lookup json.RawMessage) string {
+	var p, l map[string]any
+	if err := json.Unmarshal(profile, &p); err != nil {
+		return err.Error()
+	}
+	if err := json.Unmarshal(lookup, &l); err != nil {
+		return err.Error()
+	}
+	var diff []string
+	for k, v := range p {
+		got, ok := l[k]
+		switch {
+		case v == nil && ok:
+			diff = append(diff, fmt.Sprintf("%s: null in the profile, %s in the lookup", k, mustJSON(got)))
+		case v != nil && mustJSON(v) != mustJSON(got):
+			diff = append(diff, fmt.Sprintf("%s: %s in the profile, %s in the lookup", k, mustJSON(v), mustJSON(got)))
+		}
+	}
+	slices.Sort(diff)
+	return strings.Join(diff, "\n")
 }
 
 // tierChangeEqual compares got with want field by field.
@@ -849,6 +904,14 @@ func (p pyRunner) decode(t *testing.T, schema string, files []string) map[string
 		m[d.File] = d
 	}
 	return m
+}
+
+// latest rebuilds the current value of every key of a compacted profile
+// topic with the confluent-kafka client.
+func (p pyRunner) latest(t *testing.T, brokers, topic string) []decoded {
+	t.Helper()
+	return parseLines(t, p.run(t, nil, "latest", "--schema", "customer_profile", "--brokers", brokers,
+		"--topic", topic, "--timeout", "30"))
 }
 
 // consume reads n TierChanges with the confluent-kafka client, in partition

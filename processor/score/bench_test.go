@@ -154,3 +154,19 @@ func BenchmarkNextDeadlineModels(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProfile measures ProfileTo, which a task runs once per changed
+// customer per commit cycle, under the default policy and under one with
+// models (which it evaluates for the profile's p_alive and clv).
+func BenchmarkProfile(b *testing.B) {
+	for name, p := range map[string]*Policy{"default": DefaultPolicy(), "models": benchModelPolicies(b)["p_alive+classes"]} {
+		b.Run(name, func(b *testing.B) {
+			c := benchCustomer(b, p)
+			var buf ProfileBuf
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = p.ProfileTo(&buf, c)
+			}
+		})
+	}
+}

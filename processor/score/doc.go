@@ -63,8 +63,23 @@
 // t < churn.inactivity_days). An interaction ends a churn too but does not
 // count as a reactivation. An interaction whose type is in
 // risk.complaint_types raises RiskUntil to at least its time +
-// risk.complaint_days; one whose satisfaction is at or below
-// risk.low_satisfaction raises it to at least its time + risk.risk_days.
+// risk.complaint_days, unless a resolution at or after it is known; one
+// whose satisfaction is at or below risk.low_satisfaction raises it to at
+// least its time + risk.risk_days. An interaction whose type is in
+// risk.resolution_types resolves every complaint at or before its time:
+// RiskUntil falls to what low scores and later complaints keep. RiskReason
+// names the rule behind an at_risk or churned stage.
+//
+// # Profile
+//
+// Besides what scoring needs, a Customer keeps what its profile shows
+// (ProfileTo): complaint and resolution counts and times, the latest
+// satisfaction score, the latest interaction time and consent event per
+// channel (consent.grant_types and consent.withdraw_types; the latest by
+// event time wins, a withdrawal over a grant at the same time), and its
+// categories by net spend, at most categories.tracked of them (a purchase
+// without a category counts as Uncategorised; a refund subtracts from its
+// category).
 //
 // # Lifetime value, P(alive) churn and value classes
 //

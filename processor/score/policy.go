@@ -57,6 +57,14 @@ type Policy struct {
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// Risk holds the rules by which interactions raise risk.
 	Risk Risk `yaml:"risk"`
+	// Categories sizes the per-customer category statistics. It decides
+	// what a profile lists, not how a customer is scored, so Digest leaves
+	// it out.
+	Categories Categories `yaml:"categories" json:"-"`
+	// Consent holds the consent rule: which interaction types grant or
+	// withdraw consent to contact on their channel, and what no consent
+	// event means. Digest leaves it out, as Categories.
+	Consent Consent `yaml:"consent" json:"-"`
 	// Dedup holds the duplicate rule. It decides which events apply, not
 	// how a customer is scored, so Digest leaves it out: changing it does
 	// not rebuild the timer index.
@@ -236,6 +244,56 @@ type Risk struct {
 	// complaint. ParsePolicy defaults it to ["complaint"] when absent; an
 	// explicit empty list disables the rule.
 	ComplaintTypes []string `yaml:"complaint_types,flow"`
+	// ResolutionTypes lists the interaction types that resolve a
+	// complaint: a resolution at event time t ends the risk period of
+	// every complaint at or before t (a complaint after it starts a new
+	// one), and is counted. ParsePolicy defaults it to
+	// ["complaint_resolved"] when absent; an explicit empty list disables
+	// the rule.
+	ResolutionTypes []string `yaml:"resolution_types,flow" json:",omitempty"`
+}
+
+// Defaults and bounds of Categories.
+const (
+	DefaultTopCategories = 5
+	MaxTrackedCategories = 64
+	trackedPerTop        = 4
+)
+
+// Categories sizes what valora keeps of a customer's purchase categories.
+type Categories struct {
+	// TopN is how many categories a profile lists, by net spend. In
+	// 1..64; 0 means DefaultTopCategories.
+	TopN int `yaml:"top_n"`
+	// Tracked bounds the categories kept per customer: when a purchase in
+	// a new category finds the list full, the category with the lowest
+	// net spend makes way for it. In TopN..64; 0 means 4 × TopN (at most
+	// 64). Above TopN, a category that climbs slowly is not dropped before
+	// it can reach the top.
+	Tracked int `yaml:"tracked"`
+}
+
+// The values of Consent.Default.
+const (
+	ConsentNone    = "none"
+	ConsentGranted = "granted"
+)
+
+// Consent is the consent rule. An interaction whose type is in
+// GrantTypes grants consent to contact the customer on its channel; one
+// in WithdrawTypes withdraws it. The latest event by event time wins (a
+// withdrawal at the same time as a grant wins).
+type Consent struct {
+	// Default says what a channel without a consent event means: "none"
+	// (not contactable: the prudent reading of data-protection law, where
+	// consent must be given) or "granted" (contactable until withdrawn).
+	// Empty means "none".
+	Default string `yaml:"default"`
+	// GrantTypes and WithdrawTypes: ParsePolicy defaults them to
+	// ["consent_granted"] and ["consent_withdrawn"] when absent; an
+	// explicit empty list disables the rule.
+	GrantTypes    []string `yaml:"grant_types,flow"`
+	WithdrawTypes []string `yaml:"withdraw_types,flow"`
 }
 
 // The recommended actions a tier may carry.
@@ -319,6 +377,13 @@ func DefaultPolicy() *Policy {
 			LowSatisfaction: 3,
 			RiskDays:        30,
 			ComplaintTypes:  []string{"complaint"},
+			ResolutionTypes: []string{"complaint_resolved"},
+		},
+		Categories: Categories{TopN: DefaultTopCategories, Tracked: trackedPerTop * DefaultTopCategories},
+		Consent: Consent{
+			Default:       ConsentNone,
+			GrantTypes:    []string{"consent_granted"},
+			WithdrawTypes: []string{"consent_withdrawn"},
 		},
 		Dedup: Dedup{WindowEvents: DefaultDedupWindow},
 	}
@@ -329,7 +394,8 @@ func DefaultPolicy() *Policy {
 }
 
 // ParsePolicy reads a policy from YAML, fills the documented defaults
-// (prospect_tier, risk.complaint_types, dedup.window_events) and validates
+// (prospect_tier, risk.complaint_types, risk.resolution_types,
+// categories, consent, dedup.window_events) and validates
 // it. Unknown fields are errors.
 func ParsePolicy(b []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -352,6 +418,24 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	}
 	if p.Risk.ComplaintTypes == nil {
 		p.Risk.ComplaintTypes = []string{"complaint"}
+	}
+	if p.Risk.ResolutionTypes == nil {
+		p.Risk.ResolutionTypes = []string{"complaint_resolved"}
+	}
+	if p.Categories.TopN == 0 {
+		p.Categories.TopN = DefaultTopCategories
+	}
+	if p.Categories.Tracked == 0 {
+		p.Categories.Tracked = min(MaxTrackedCategories, trackedPerTop*p.Categories.TopN)
+	}
+	if p.Consent.Default == "" {
+		p.Consent.Default = ConsentNone
+	}
+	if p.Consent.GrantTypes == nil {
+		p.Consent.GrantTypes = []string{"consent_granted"}
+	}
+	if p.Consent.WithdrawTypes == nil {
+		p.Consent.WithdrawTypes = []string{"consent_withdrawn"}
 	}
 	if p.ValueClasses != nil && p.ValueClasses.ReviewDays == 0 {
 		p.ValueClasses.ReviewDays = DefaultReviewDays
@@ -401,7 +485,14 @@ type compiled struct {
 	lowSat       int32
 	lowSatMs     int64
 	complaints   []string
+	resolutions  []string
 	dedupWindow  int
+
+	topN          int
+	tracked       int
+	consentGrant  bool // a channel without a consent event is contactable
+	grantTypes    []string
+	withdrawTypes []string
 
 	model         *clv.Model    // nil without Models
 	pAliveBelow   float64       // 0: rule off
@@ -623,6 +714,51 @@ func (p *Policy) Validate() error {
 		}
 	}
 	c.complaints = append([]string(nil), p.Risk.ComplaintTypes...)
+	for i, t := range p.Risk.ResolutionTypes {
+		switch {
+		case t == "":
+			bad(fmt.Sprintf("risk.resolution_types[%d]", i), "empty")
+		case slices.Contains(c.complaints, t):
+			bad(fmt.Sprintf("risk.resolution_types[%d]", i), "%q is also a complaint type", t)
+		}
+	}
+	c.resolutions = append([]string(nil), p.Risk.ResolutionTypes...)
+
+	// Categories and consent.
+	c.topN, c.tracked = p.Categories.TopN, p.Categories.Tracked
+	if c.topN == 0 {
+		c.topN = DefaultTopCategories
+	}
+	if c.tracked == 0 {
+		c.tracked = min(MaxTrackedCategories, trackedPerTop*c.topN)
+	}
+	if c.topN < 1 || c.topN > MaxTrackedCategories {
+		bad("categories.top_n", "%d out of range 1..%d", p.Categories.TopN, MaxTrackedCategories)
+	} else if c.tracked < c.topN || c.tracked > MaxTrackedCategories {
+		bad("categories.tracked", "%d out of range top_n..%d (%d..%d)", p.Categories.Tracked, MaxTrackedCategories, c.topN, MaxTrackedCategories)
+	}
+	switch p.Consent.Default {
+	case "", ConsentNone:
+	case ConsentGranted:
+		c.consentGrant = true
+	default:
+		bad("consent.default", "%q: want %s or %s", p.Consent.Default, ConsentGranted, ConsentNone)
+	}
+	for i, t := range p.Consent.GrantTypes {
+		if t == "" {
+			bad(fmt.Sprintf("consent.grant_types[%d]", i), "empty")
+		}
+	}
+	for i, t := range p.Consent.WithdrawTypes {
+		switch {
+		case t == "":
+			bad(fmt.Sprintf("consent.withdraw_types[%d]", i), "empty")
+		case slices.Contains(p.Consent.GrantTypes, t):
+			bad(fmt.Sprintf("consent.withdraw_types[%d]", i), "%q is also a grant type", t)
+		}
+	}
+	c.grantTypes = append([]string(nil), p.Consent.GrantTypes...)
+	c.withdrawTypes = append([]string(nil), p.Consent.WithdrawTypes...)
 
 	// Duplicates.
 	if w := p.Dedup.WindowEvents; w < 0 || w > MaxDedupWindow {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"valora/processor/clv"
@@ -166,6 +167,7 @@ func (p *Policy) ApplyPurchase(c *schemas.Customer, e *schemas.Purchase) (Outcom
 	// Valid: mutate.
 	ensureChannels(c)
 	seen(c, t)
+	addCategory(pc, c, e.Category, base, refund)
 	if refund {
 		c.Refunds++
 	} else {
@@ -230,9 +232,15 @@ func addPurchaseDay(c *schemas.Customer, t int64) {
 // channel, satisfaction in 0..10 when set, not a duplicate (see Dedup)); on
 // error c is left unchanged, and on success the event's id enters c's
 // duplicate window.
-// A complaint type sets RiskUntil to at least t + risk.complaint_days, a
-// satisfaction at or below risk.low_satisfaction to at least t +
-// risk.risk_days. Version grows by exactly one.
+// A complaint type (counted in Complaints) sets RiskUntil to at least t +
+// risk.complaint_days unless a resolution at or after t is known; a
+// resolution type (counted in ComplaintsResolved) ends the risk period of
+// the complaints at or before it, lowering RiskUntil to what low scores
+// and later complaints keep; a satisfaction score becomes LastSatisfaction
+// if it is the latest, and one at or below risk.low_satisfaction sets
+// RiskUntil to at least t + risk.risk_days; a consent type grants or
+// withdraws the interaction's channel (see ContactableChannels). Version
+// grows by exactly one.
 func (p *Policy) ApplyInteraction(c *schemas.Customer, e *schemas.Interaction) (Outcome, error) {
 	pc := p.compiled()
 	t := e.OccurredAt
@@ -254,15 +262,41 @@ func (p *Policy) ApplyInteraction(c *schemas.Customer, e *schemas.Interaction) (
 	ensureChannels(c)
 	seen(c, t)
 	c.InteractionsByChannel[ch]++
-	var until int64
-	for _, typ := range pc.complaints {
-		if typ == e.Type {
-			until = t + pc.complaintMs
-			break
-		}
+	if len(c.InteractionLastAt) < schemas.NumChannels {
+		c.InteractionLastAt = append(c.InteractionLastAt, make([]int64, schemas.NumChannels-len(c.InteractionLastAt))...)
 	}
-	if s := e.Satisfaction; s != nil && *s <= pc.lowSat {
-		until = max(until, t+pc.lowSatMs)
+	c.InteractionLastAt[ch] = max(c.InteractionLastAt[ch], t)
+	var until int64
+	switch {
+	case slices.Contains(pc.complaints, e.Type):
+		c.Complaints++
+		c.LastComplaintAt = max(c.LastComplaintAt, t)
+		if t > c.LastResolvedAt {
+			// A complaint at or before the latest resolution was
+			// resolved by it, whatever order they arrived in.
+			until = t + pc.complaintMs
+		}
+	case slices.Contains(pc.resolutions, e.Type):
+		c.ComplaintsResolved++
+		if t > c.LastResolvedAt {
+			c.LastResolvedAt = t
+			// The complaints' risk ends; a low score's, or that of a
+			// complaint after the resolution, runs on.
+			c.RiskUntil = max(c.LowSatisfactionUntil, pc.complaintUntil(c))
+		}
+	case slices.Contains(pc.grantTypes, e.Type):
+		setConsent(c, ch, t)
+	case slices.Contains(pc.withdrawTypes, e.Type):
+		setConsent(c, ch, -t)
+	}
+	if s := e.Satisfaction; s != nil {
+		if t >= c.LastSatisfactionAt {
+			c.LastSatisfaction, c.LastSatisfactionAt = *s, t
+		}
+		if *s <= pc.lowSat {
+			c.LowSatisfactionUntil = max(c.LowSatisfactionUntil, t+pc.lowSatMs)
+			until = max(until, t+pc.lowSatMs)
+		}
 	}
 	c.RiskUntil = max(c.RiskUntil, until)
 	remember(pc, c, h, fresh)
@@ -440,26 +474,6 @@ func (pc *compiled) treatmentName(c *schemas.Customer, now int64, d Derived) str
 	return ""
 }
 
-// riskReason returns why a customer whose churn flag at now is churned is
-// at risk or churned: "" when it is neither, and for a prospect.
-func (pc *compiled) riskReason(c *schemas.Customer, now int64, churned bool) string {
-	if c.Purchases == 0 {
-		return ""
-	}
-	idle := now - c.LastActivity
-	switch {
-	case churned && idle >= pc.inactivityMs:
-		return RiskInactivity
-	case churned:
-		return RiskPAlive
-	case c.RiskUntil > now:
-		return RiskComplaint
-	case idle >= pc.atRiskMs:
-		return RiskInactivity
-	}
-	return ""
-}
-
 // scoreUp returns 1 + the number of boundaries below v: 1 when v <= b[0],
 // 5 when v > b[3].
 func scoreUp(v int64, b *[numBoundaries]int64) int32 {
@@ -509,7 +523,7 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 	if !cur.Equal(derivedOf(c)) {
 		return now
 	}
-	var cand [numBoundaries + 6]int64
+	var cand [numBoundaries + 8]int64
 	n := 0
 	for _, b := range pc.recency {
 		cand[n] = c.LastPurchase + (b+1)*DayMs
@@ -525,6 +539,17 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 		cand[n] = c.RiskUntil
 		n++
 	}
+	// The risk reason, and with it the treatment, moves from a complaint
+	// to a low score (or back) when the first of the two periods ends,
+	// before RiskUntil, the later one.
+	if u := pc.complaintUntil(c); u != 0 && u < c.RiskUntil {
+		cand[n] = u
+		n++
+	}
+	if u := c.LowSatisfactionUntil; u != 0 && u < c.RiskUntil {
+		cand[n] = u
+		n++
+	}
 	pAliveAt := int64(0)
 	if pc.pAliveBelow > 0 && (c.RepeatDays > 0 || pc.oneTimeDrop) {
 		pAliveAt = -1
@@ -534,7 +559,7 @@ func (p *Policy) NextDeadline(c *schemas.Customer) int64 {
 			pAliveAt = at
 		}
 	}
-	// Insertion sort: at most ten values.
+	// Insertion sort: at most twelve values.
 	for i := 1; i < n; i++ {
 		for j := i; j > 0 && cand[j] < cand[j-1]; j-- {
 			cand[j], cand[j-1] = cand[j-1], cand[j]
@@ -615,7 +640,8 @@ func (pc *compiled) pAliveCrossing(c *schemas.Customer, now int64) int64 {
 // at c.EvaluatedAt (o.Value when o is Valued), nil without models or for a
 // customer with no purchase; RecencyDays is nil
 // for a customer without a purchase; Action is the recommended action of
-// c's tier under p, nil if none.
+// c's tier under p, nil if none; RiskReason is RiskReason at
+// c.EvaluatedAt, nil for none; ContactableChannels follows p's consent rule.
 func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause, occurredAt int64) schemas.TierChange {
 	return *p.TierChangeTo(new(TierChangeBuf), c, o, cause, occurredAt)
 }
@@ -626,13 +652,14 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 // (where TierChange's pointers took four more, about 1 % of the default
 // benchmark's CPU).
 type TierChangeBuf struct {
-	tc                      schemas.TierChange
-	prev, class, action     string
-	treatment, relationship string
-	cost                    int64
-	recency                 int32
-	value                   clv.Value
-	clvMinor                float64
+	tc                          schemas.TierChange
+	prev, class, action, reason string
+	treatment, relationship     string
+	cost                        int64
+	contact                     [schemas.NumChannels]schemas.Channel
+	recency                     int32
+	value                       clv.Value
+	clvMinor                    float64
 }
 
 // TierChangeTo is TierChange built in b: the result points into b, and is
@@ -681,6 +708,13 @@ func (p *Policy) TierChangeTo(b *TierChangeBuf, c *schemas.Customer, o Outcome, 
 	if a != "" {
 		b.action = a
 		tc.Action = &b.action
+	}
+	if r := p.RiskReason(c, c.EvaluatedAt); r != "" {
+		b.reason = r
+		tc.RiskReason = &b.reason
+	}
+	if cs := p.AppendContactable(b.contact[:0], c); len(cs) > 0 {
+		tc.ContactableChannels = cs
 	}
 	if !o.Valued && pc.model != nil && c.Purchases > 0 {
 		o.Valued, o.Value = true, pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))

@@ -19,16 +19,9 @@ const (
 	RelationshipAutomated   = "automated"    // self-service that knows the customer
 )
 
-// The risk reasons: why a customer is at risk or churned, as a treatment
-// rule and a TierChange name it. RiskNone is written "none" in rules and
-// null in outputs.
-const (
-	RiskNone            = "none"
-	RiskComplaint       = "complaint"        // a complaint within risk.complaint_days
-	RiskLowSatisfaction = "low_satisfaction" // a low survey score within risk.risk_days
-	RiskInactivity      = "inactivity"       // no activity for lifecycle.at_risk_days or more
-	RiskPAlive          = "p_alive"          // churned by churn.p_alive_below
-)
+// RiskNone is how a treatment rule names the risk reason of a customer who
+// has none (RiskReason ""; null in outputs).
+const RiskNone = "none"
 
 var riskReasons = [...]string{RiskNone, RiskComplaint, RiskLowSatisfaction, RiskInactivity, RiskPAlive}
 
