@@ -180,6 +180,9 @@ type CustomerView struct {
 	ComplaintsResolved    int64                  `json:"complaints_resolved"`
 	LastComplaintAt       int64                  `json:"last_complaint_at"`
 	LastSatisfaction      *int32                 `json:"last_satisfaction,omitempty"`
+	Treatment             *string                `json:"treatment,omitempty"`
+	Relationship          *string                `json:"relationship,omitempty"`
+	RelationshipCostMinor *int64                 `json:"relationship_cost_minor,omitempty"`
 }
 
 // newCustomerView builds the view of c, owned by task part, under pol (nil:
@@ -204,6 +207,7 @@ func newCustomerView(c *schemas.Customer, part int32, pol *score.Policy) Custome
 		v.RecencyDays, v.Currency, v.RiskReason = pr.RecencyDays, pr.Currency, pr.RiskReason
 		v.Action, v.PAlive, v.ExpectedPurchases, v.CLV = pr.Action, pr.PAlive, pr.ExpectedPurchases, pr.CLV
 		v.PreferredChannel, v.FavouriteCategory, v.LastSatisfaction = pr.PreferredChannel, pr.FavouriteCategory, pr.LastSatisfaction
+		v.Treatment, v.Relationship, v.RelationshipCostMinor = pr.Treatment, pr.Relationship, pr.RelationshipCostMinor
 		if len(pr.ContactableChannels) > 0 {
 			v.ContactableChannels = pr.ContactableChannels
 		}
