@@ -314,6 +314,7 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	sf.group = stamp
 	sf.interactions, sf.purchases = stamp+"-interactions", stamp+"-purchases"
 	sf.tierChanges, sf.deadLetter = stamp+"-tier-changes", stamp+"-dead-letter"
+	sf.profiles = stamp + "-profiles"
 	sf.erasures, sf.changelog = "", ""
 	sf.createTopics = true
 	if sf.stateDir == "valora-state" {
@@ -365,7 +366,7 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	// The run's topics (with the changelog) and group go when it ends,
 	// however it ends; the deferred call runs after every goroutine is
 	// stopped.
-	defer dropLive(seeds, stderr, sf.group, sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter, sf.group+"-changelog")
+	defer dropLive(seeds, stderr, sf.group, sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter, sf.profiles, sf.group+"-changelog")
 	fmt.Fprintf(stderr, "bench: topics %s-* (%d partitions), group %s, %s, %g events/s\n",
 		stamp, partitions, sf.group, sf.guarantee, gf.rate)
 
