@@ -37,6 +37,7 @@ type liveFlags struct {
 	drain     time.Duration
 	readyWait time.Duration
 	brokerPID int
+	joinAt    time.Duration
 }
 
 func (l *liveFlags) register(fs *flag.FlagSet) {
@@ -46,6 +47,8 @@ func (l *liveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&l.window, "window", 10*time.Second, "with --live: width of a reported window, from readiness on")
 	fs.DurationVar(&l.drain, "drain", 30*time.Second, "with --live: longest wait, once the producer stops, for the last tier changes")
 	fs.DurationVar(&l.readyWait, "ready-timeout", time.Minute, "with --live: longest wait for the scorer to be assigned its tasks")
+	fs.DurationVar(&l.joinAt, "join-at", 0, "with --live: start a second instance in the group this long after readiness, and report the rebalance: "+
+		"how long until the moved tasks publish, and the latency of the moved and the other partitions meanwhile (0: one instance)")
 	fs.IntVar(&l.brokerPID, "broker-pid", 0, "with --live: also report the CPU time of this process (the broker, if it runs on this machine; 0: not measured)")
 }
 
@@ -139,6 +142,8 @@ type liveResult struct {
 	CPUSys    float64      `json:"cpu_sys_seconds"`
 	BrokerCPU float64      `json:"broker_cpu_seconds,omitempty"`
 	PeakRSS   int64        `json:"peak_rss_bytes"`
+	// Join is the rebalance of a run with --join-at.
+	Join *liveJoinResult `json:"rebalance,omitempty"`
 	GoMaxProc int          `json:"gomaxprocs"`
 	Load      [3]float64   `json:"load_average"`
 }
@@ -150,7 +155,7 @@ const liveSettle = 5 * time.Second
 // flags given on the command line.
 func (l *liveFlags) validate(set map[string]bool, sf *scorerFlags, gf *genFlags) error {
 	if !l.live {
-		for _, name := range []string{"duration", "window", "drain", "ready-timeout", "broker-pid"} {
+		for _, name := range []string{"duration", "window", "drain", "ready-timeout", "broker-pid", "join-at"} {
 			if set[name] {
 				return usagef("--%s: only with --live", name)
 			}
@@ -189,6 +194,9 @@ func (l *liveFlags) validate(set map[string]bool, sf *scorerFlags, gf *genFlags)
 	if l.readyWait <= 0 {
 		return usagef("--ready-timeout: %v must be positive", l.readyWait)
 	}
+	if l.joinAt < 0 || l.joinAt >= l.duration {
+		return usagef("--join-at: %v must be in [0, --duration %v)", l.joinAt, l.duration)
+	}
 	if l.brokerPID < 0 {
 		return usagef("--broker-pid: %d is not a process id", l.brokerPID)
 	}
@@ -202,6 +210,7 @@ func (l *liveFlags) validate(set map[string]bool, sf *scorerFlags, gf *genFlags)
 // latency, in nanoseconds.
 type liveSample struct {
 	at, lat int64
+	part    int32 // of the tier change, as of its input
 }
 
 // liveReader follows the tier-change topic as a read_committed consumer
@@ -251,7 +260,7 @@ func (r *liveReader) run(ctx context.Context, opts []kgo.Opt) error {
 			switch tc.Cause {
 			case schemas.CausePurchase, schemas.CauseRefund, schemas.CauseInteraction:
 				at := tc.OccurredAt * int64(time.Millisecond)
-				r.samples = append(r.samples, liveSample{at: at, lat: now - at})
+				r.samples = append(r.samples, liveSample{at: at, lat: now - at, part: rec.Partition})
 			}
 		})
 		r.mu.Unlock()
@@ -411,15 +420,20 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	}()
 	var stopAt atomic.Int64 // wall time (ns) to stop producing; 0 until ready
 	go func() { prodDone <- liveProduce(pctx, prod, gn, gf.rate, &stopAt) }()
+	var join *liveJoin // the second instance of --join-at, once ready
 	// Whatever happens, every goroutine is stopped and waited for.
 	stopAll := func() error {
 		stopProducer()
 		perr := <-prodDone
+		var jerr error
+		if join != nil {
+			jerr = join.stop()
+		}
 		stopScorer()
 		serr := <-scorerDone
 		stopReader()
 		rerr := <-readerDone
-		return errors.Join(serr, perr, rerr)
+		return errors.Join(serr, jerr, perr, rerr)
 	}
 
 	snap := func(at time.Time) liveSnap {
@@ -453,6 +467,9 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 		return errors.Join(ctx.Err(), stopAll())
 	}
 	stopAt.Store(ready.Add(lf.duration).UnixNano())
+	if lf.joinAt > 0 {
+		join = startJoin(ctx, sf, log, ready.Add(lf.joinAt))
+	}
 	fmt.Fprintf(stderr, "bench: ready after %.2fs; producing for %v\n", ready.Sub(start).Seconds(), lf.duration)
 
 	// Sample at every window boundary while producing.
@@ -499,10 +516,20 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	prodDone <- nil
 	deadline := time.Now().Add(lf.drain)
 	var mfs []*dto.MetricFamily
+	var handled, counted float64 // by both instances
 	for {
 		mfs, _ = s.reg.Gather()
-		if handledRecords(mfs) >= float64(prod.produced.Load()) &&
-			float64(reader.read.Load()) >= sumMetric(mfs, "valora_tier_changes_total", "") {
+		handled, counted = handledRecords(mfs), sumMetric(mfs, "valora_tier_changes_total", "")
+		if join != nil {
+			join.mu.Lock()
+			if join.reg != nil {
+				jmfs, _ := join.reg.Gather()
+				handled += handledRecords(jmfs)
+				counted += sumMetric(jmfs, "valora_tier_changes_total", "")
+			}
+			join.mu.Unlock()
+		}
+		if handled >= float64(prod.produced.Load()) && float64(reader.read.Load()) >= counted {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -514,9 +541,9 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	res := liveResult{
 		Brokers: sf.brokers, Guarantee: sf.guarantee, Partitions: partitions, Rate: gf.rate,
 		Customers: params.Customers, Group: sf.group, ReadySeconds: ready.Sub(start).Seconds(),
-		Produced: prod.produced.Load(), Handled: handledRecords(mfs), GoMaxProc: runtime.GOMAXPROCS(0),
+		Produced: prod.produced.Load(), Handled: handled, GoMaxProc: runtime.GOMAXPROCS(0),
 	}
-	res.Unread = max(0, sumMetric(mfs, "valora_tier_changes_total", "")-float64(reader.read.Load()))
+	res.Unread = max(0, counted-float64(reader.read.Load()))
 	if err := stopAll(); err != nil {
 		return err
 	}
@@ -525,6 +552,9 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	reader.mu.Unlock()
 	res.TierChanges = len(samples)
 	res.Windows, res.Settled = liveWindows(samples, snaps, ready, ready.Add(lf.duration))
+	if join != nil {
+		res.Join = join.result(samples, ready, lf.window)
+	}
 	res.CPUUser, res.CPUSys = procCPU(0)
 	if lf.brokerPID > 0 {
 		u, sy := procCPU(lf.brokerPID)
@@ -730,6 +760,9 @@ func (r *liveResult) print(w io.Writer) {
 		row(label, x, true)
 	}
 	row(fmt.Sprintf("%.0f-%.0f all", r.Settled.Start, r.Settled.End), r.Settled, false)
+	if r.Join != nil {
+		r.Join.print(w)
+	}
 	fmt.Fprintf(w, "requests:  the scorer's Kafka requests per second / mean round trip in ms\n%-13s", "window (s)")
 	for _, k := range reqShown {
 		fmt.Fprintf(w, " %22s", kmsg.NameForKey(k))

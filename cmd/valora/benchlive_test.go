@@ -113,3 +113,47 @@ func TestBenchLiveFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchLiveJoin runs `valora bench --live --join-at` against an
+// in-process broker: a second instance joins while traffic flows, takes
+// some of the tasks, and the report names them and times their first
+// output after the rebalance, and both groups of partitions keep
+// publishing. It asserts no latency figures.
+func TestBenchLiveJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the live benchmark for about 8 s; skipped with -short")
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "--live", "--brokers", cluster.ListenAddrs()[0],
+		"--rate", "300", "--duration", "8s", "--window", "4s", "--join-at", "2s", "--partitions", "4",
+		"--customers", "5000", "--json"}, noEnv, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var res liveResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	j := res.Join
+	if j == nil {
+		t.Fatalf("no rebalance in the report:\n%s", stdout.String())
+	}
+	t.Logf("rebalance: %+v", *j)
+	if len(j.Moved) == 0 || len(j.Moved) >= 4 || j.AtSeconds < 2 || j.ReadySeconds <= 0 {
+		t.Errorf("rebalance: moved %v at %.2fs, ready after %.2fs: want some but not all of 4 partitions moved at 2s", j.Moved, j.AtSeconds, j.ReadySeconds)
+	}
+	if !(0 < j.FirstOutputMedian && j.FirstOutputMedian <= j.FirstOutputMax) {
+		t.Errorf("first output of the moved partitions: median %v, max %v", j.FirstOutputMedian, j.FirstOutputMax)
+	}
+	if j.MovedWindow.TierChanges == 0 || j.OthersWindow.TierChanges == 0 {
+		t.Errorf("in the window after the join: %d tier changes of moved partitions, %d of the others", j.MovedWindow.TierChanges, j.OthersWindow.TierChanges)
+	}
+	if res.Handled < float64(res.Produced) || res.Unread != 0 {
+		t.Errorf("produced %d, handled %g by both instances, %g unread", res.Produced, res.Handled, res.Unread)
+	}
+}
