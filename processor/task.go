@@ -1279,14 +1279,12 @@ func (t *task) publishProfiles(dirty []commitRef) {
 	}
 	for _, ref := range dirty {
 		idb := t.ws.id(ref.off)
-		c, ok := t.cache.Get(idb)
-		cs := &c.Customer
-		if !ok {
-			cs = &t.prCust
-			if err := schemas.DecodeCustomer(t.ws.enc(ref.off), cs); err != nil {
-				t.fatal = fmt.Errorf("decode changed customer: %w", err)
-				return
-			}
+		cs := &t.prCust
+		if c, ok := t.cache.Get(idb); ok {
+			cs = &c.Customer
+		} else if err := schemas.DecodeCustomer(t.ws.enc(ref.off), cs); err != nil {
+			t.fatal = fmt.Errorf("decode changed customer: %w", err)
+			return
 		}
 		b := t.outputs.buf()
 		k := len(b)
