@@ -241,7 +241,7 @@ type Replay struct {
 	// missing from Start starts at offset 0; one missing from End is
 	// empty.
 	Start, End map[string]map[int32]int64
-	// NoOutput builds state only: no tier changes are produced.
+	// NoOutput builds state only: no tier changes or profiles are produced.
 	NoOutput bool
 	// NoDeadLetter counts rejected records (metrics) without producing
 	// them to a dead-letter topic.

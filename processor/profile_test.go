@@ -53,10 +53,19 @@ func (h *harness) latestProfiles(t *testing.T) map[string]*schemas.CustomerProfi
 // resolution, a consent grant and then a withdrawal, a survey score, and a
 // tombstone after an erasure. The last profile of each customer equals what
 // the lookup answers, field by field.
+//
+// With the decoded cache, a changed customer's profile is built from the
+// cached customer; without it, from its encoding in the write set.
 func TestProfiles(t *testing.T) {
+	for name, cache := range map[string]int{"cache": 0, "no-cache": -1} {
+		t.Run(name, func(t *testing.T) { testProfiles(t, cache) })
+	}
+}
+
+func testProfiles(t *testing.T, cache int) {
 	h := newHarness(t, 2)
 	h.topics.Profiles = kafkatest.Name(t, "profiles") // valora creates it
-	r := h.start(t.TempDir(), kafkatest.Name(t, "g"))
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"), func(c *Config) { c.CacheCustomers = cache })
 	srv := httptest.NewServer(r.p.Handler(r.reg))
 	t.Cleanup(srv.Close)
 	cat := func(s string) *string { return &s }

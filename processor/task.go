@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"valora/processor/clv"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -1107,6 +1108,11 @@ type cust struct {
 	schemas.Customer
 	slot  int32
 	cycle uint64
+	// value is the models' evaluation of the customer at its EvaluatedAt
+	// when valued is set (the Outcome of its last evaluation was Valued),
+	// so that its profile need not evaluate them again.
+	value  clv.Value
+	valued bool
 }
 
 // created returns a new customer id (whose hash in known is h), which
@@ -1135,6 +1141,7 @@ func (t *task) schedule(c *cust, at int64) {
 // and the gauges.
 func (t *task) changed(cs *cust, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
 	c := &cs.Customer
+	cs.valued, cs.value = o.Valued, o.Value
 	due := t.pol.NextDeadline(c)
 	t.schedule(cs, due)
 	if _, ok := t.pend[c.CustomerID]; !ok {
@@ -1197,6 +1204,7 @@ func (t *task) spareCustomer() *cust {
 		t.spare[n-1] = nil
 		t.spare = t.spare[:n-1]
 		c.cycle = 0 // its place in dues was another customer's
+		c.valued = false
 		return c
 	}
 	return new(cust)
@@ -1285,7 +1293,8 @@ func (t *task) output(id string, tc *schemas.TierChange) {
 // each changed customer, as it is at the end of the cycle (so a customer
 // erased and seen again gets its tombstone, then its new profile). Each
 // profile is built and encoded once per cycle, here, from the decoded
-// customer in the cache or, if it is not there, from its encoding in the
+// customer in the cache (with the models' values of its last evaluation,
+// when it had them) or, if it is not there, from its encoding in the
 // write set.
 func (t *task) publishProfiles(dirty []commitRef) {
 	topic := t.p.cfg.Topics.Profiles
@@ -1300,20 +1309,22 @@ func (t *task) publishProfiles(dirty []commitRef) {
 	}
 	for _, ref := range dirty {
 		idb := t.ws.id(ref.off)
-		c, ok := t.cache.Get(idb)
-		cs := &c.Customer
-		if !ok {
-			cs = &t.prCust
-			if err := schemas.DecodeCustomer(t.ws.enc(ref.off), cs); err != nil {
-				t.fatal = fmt.Errorf("decode changed customer: %w", err)
-				return
+		cs := &t.prCust
+		var value *clv.Value
+		if c, ok := t.cache.Get(idb); ok {
+			cs = &c.Customer
+			if c.valued {
+				value = &c.value
 			}
+		} else if err := schemas.DecodeCustomer(t.ws.enc(ref.off), cs); err != nil {
+			t.fatal = fmt.Errorf("decode changed customer: %w", err)
+			return
 		}
 		b := t.outputs.buf()
 		k := len(b)
 		b = append(b, idb...)
 		v := len(b)
-		b, err := t.p.cfg.Codec.AppendProfile(b, t.pol.ProfileTo(&t.prBuf, cs))
+		b, err := t.p.cfg.Codec.AppendProfile(b, t.pol.ProfileTo(&t.prBuf, cs, value))
 		if err != nil {
 			// Our own record failed to encode: a bug, not bad input.
 			t.fatal = fmt.Errorf("encode profile: %w", err)

@@ -325,6 +325,9 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	sf.tierChanges, sf.deadLetter = stamp+"-tier-changes", stamp+"-dead-letter"
 	sf.profiles = stamp + "-profiles"
 	sf.erasures, sf.changelog = "", ""
+	if sf.profiles != "" {
+		sf.profiles = stamp + "-profiles" // valora creates it
+	}
 	sf.createTopics = true
 	if sf.stateDir == "valora-state" {
 		dir, err := os.MkdirTemp("", "valora-bench-live-")
@@ -372,10 +375,14 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
-	// The run's topics (with the changelog) and group go when it ends,
-	// however it ends; the deferred call runs after every goroutine is
-	// stopped.
-	defer dropLive(seeds, stderr, sf.group, sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter, sf.profiles, sf.group+"-changelog")
+	// The run's topics (with the changelog and the profiles) and group go
+	// when it ends, however it ends; the deferred call runs after every
+	// goroutine is stopped.
+	drop := []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter, sf.group + "-changelog"}
+	if sf.profiles != "" {
+		drop = append(drop, sf.profiles)
+	}
+	defer dropLive(seeds, stderr, sf.group, drop...)
 	fmt.Fprintf(stderr, "bench: topics %s-* (%d partitions), group %s, %s, %g events/s\n",
 		stamp, partitions, sf.group, sf.guarantee, gf.rate)
 

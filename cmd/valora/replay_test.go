@@ -96,17 +96,27 @@ func TestReplayCDNOW(t *testing.T) {
 	t.Logf("broker: %s; imported %d purchases", e.b.Kind, rep.Purchases.Records)
 
 	var sums [2]replaySummary
-	var streams [2][]string
+	var streams, profiles [2][]string
 	var dirs [2]string
 	for i := range sums {
 		dirs[i] = filepath.Join(t.TempDir(), "state")
-		out := kafkatest.Name(t, "shadow")
+		out, prof := kafkatest.Name(t, "shadow"), kafkatest.Name(t, "shadow-profiles")
 		e.b.CreateTopics(t, 4, out)
-		sums[i] = e.replayJSON(t, "--state-dir", dirs[i], "--output-topic", out)
+		sums[i] = e.replayJSON(t, "--state-dir", dirs[i], "--output-topic", out, "--profiles-output-topic", prof)
 		for _, r := range e.b.ConsumeAll(t, out) {
 			streams[i] = append(streams[i], string(r.Key)+"/"+string(r.Value))
 		}
 		slices.Sort(streams[i]) // partitions interleave in any order; within one, offsets follow
+		for _, r := range e.b.ConsumeAll(t, prof) {
+			profiles[i] = append(profiles[i], string(r.Key)+"/"+string(r.Value))
+		}
+		slices.Sort(profiles[i])
+	}
+	// The shadow profile topic (created by the replay) has at least one
+	// profile per customer; its records, as the replays' commits group
+	// them, need not be the same.
+	if int64(len(profiles[0])) != sums[0].Profiles || len(profiles[0]) < sums[0].Customers {
+		t.Errorf("shadow profiles: %d records (summary says %d) for %d customers; want at least one per customer", len(profiles[0]), sums[0].Profiles, sums[0].Customers)
 	}
 	s := sums[0]
 	t.Logf("replay: %d records in %.2fs (%.0f/s), %d customers, %d tier changes, tiers %v",
@@ -174,6 +184,8 @@ func TestReplayFlags(t *testing.T) {
 		{[]string{"--no-output"}, "--state-dir"},
 		{[]string{"--state-dir", dir}, "--output-topic"},
 		{[]string{"--state-dir", dir, "--no-output", "--output-topic", "x"}, "--no-output"},
+		{[]string{"--state-dir", dir, "--no-output", "--profiles-output-topic", "x"}, "--profiles-output-topic"},
+		{[]string{"--state-dir", dir, "--output-topic", "x", "--profiles-output-topic", "x"}, "--profiles-output-topic"},
 		{[]string{"--state-dir", dir, "--no-output", "--from", "yesterday"}, "--from"},
 		{[]string{"--state-dir", dir, "--no-output", "--from", "2020-01-02", "--to", "2020-01-01"}, "--from"},
 		{[]string{"--state-dir", dir, "--no-output", "--block-cache-mib", "-1"}, "--block-cache-mib"},

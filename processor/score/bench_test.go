@@ -165,7 +165,7 @@ func BenchmarkProfile(b *testing.B) {
 			var buf ProfileBuf
 			b.ReportAllocs()
 			for b.Loop() {
-				_ = p.ProfileTo(&buf, c)
+				_ = p.ProfileTo(&buf, c, nil)
 			}
 		})
 	}

@@ -253,7 +253,7 @@ func (p *Policy) TopCategories(c *schemas.Customer) []schemas.CategoryStat {
 // ProfileTo), as a value of its own: its per-channel counts in maps (no
 // counters), its slices copied.
 func (p *Policy) Profile(c *schemas.Customer) schemas.CustomerProfile {
-	pr := *p.ProfileTo(new(ProfileBuf), c)
+	pr := *p.ProfileTo(new(ProfileBuf), c, nil)
 	pr.InteractionsByChannel, pr.PurchasesByChannel = map[string]int64{}, map[string]int64{}
 	fillChannelMap(pr.InteractionsByChannel, pr.InteractionCounts)
 	fillChannelMap(pr.PurchasesByChannel, pr.PurchaseCounts)
@@ -281,12 +281,15 @@ type ProfileBuf struct {
 // ProfileTo builds the profile of c in b, for encoding: the result points
 // into b and into c (its categories and per-channel counters, which it
 // holds in InteractionCounts and PurchaseCounts rather than in maps), and
-// is valid until the next call with b or a change of c. Scores, tier, stage, flags, recency, the risk reason and the
-// model values are those of c's last evaluation (c.EvaluatedAt), as in a
-// TierChange; the treatment, its relationship and its action (else the
-// tier's) are those of c's last evaluation under p; the categories are
-// TopCategories; consent follows p's consent rule.
-func (p *Policy) ProfileTo(b *ProfileBuf, c *schemas.Customer) *schemas.CustomerProfile {
+// is valid until the next call with b or a change of c. Scores, tier,
+// stage, flags, recency, the risk reason and the model values are those of
+// c's last evaluation (c.EvaluatedAt), as in a TierChange; the treatment,
+// its relationship and its action (else the tier's) are those of c's last
+// evaluation under p; the categories are TopCategories; consent follows
+// p's consent rule. value, if not nil, is the models' evaluation of c at
+// c.EvaluatedAt under p (an Outcome's Value, when Valued), which spares
+// evaluating the models again; nil evaluates them.
+func (p *Policy) ProfileTo(b *ProfileBuf, c *schemas.Customer, value *clv.Value) *schemas.CustomerProfile {
 	pc := p.compiled()
 	b.pr = schemas.CustomerProfile{
 		CustomerID:         c.CustomerID,
@@ -344,7 +347,11 @@ func (p *Policy) ProfileTo(b *ProfileBuf, c *schemas.Customer) *schemas.Customer
 		pr.Action = &b.action
 	}
 	if pc.model != nil && c.Purchases > 0 {
-		b.value = pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))
+		if value != nil {
+			b.value = *value
+		} else {
+			b.value = pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))
+		}
 		b.clvMinor = b.value.CLV * pc.minorPerMajor
 		pr.PAlive, pr.ExpectedPurchases, pr.CLV = &b.value.PAlive, &b.value.ExpectedPurchases, &b.clvMinor
 	}

@@ -238,13 +238,34 @@ func TestProfile(t *testing.T) {
 	if !reflect.DeepEqual(*pr, want) {
 		t.Errorf("profile\n%+v\nwant\n%+v", *pr, want)
 	}
-	built := p.ProfileTo(&b, c)
+	built := p.ProfileTo(&b, c, nil)
 	if !reflect.DeepEqual(built.InteractionCounts, c.InteractionsByChannel) || built.InteractionsByChannel != nil {
 		t.Errorf("ProfileTo: counters %v, map %v; want the customer's counters and no map", built.InteractionCounts, built.InteractionsByChannel)
 	}
-	if n := testing.AllocsPerRun(100, func() { p.ProfileTo(&b, c) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { p.ProfileTo(&b, c, nil) }); n != 0 {
 		t.Errorf("ProfileTo allocates %v times, want 0", n)
 	}
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestProfileReusesValuation checks that a profile built with the
+// valuation of the customer's last evaluation (an Outcome's Value) equals
+// one that evaluates the models itself.
+func TestProfileReusesValuation(t *testing.T) {
+	p := modelPolicy(t, 0.3, &ValueClasses{ReviewDays: 7, HighYieldCLVMinor: 1e5, HighYieldMonetaryMinor: 1e5,
+		HighPotentialCLVMinor: 1e4, BelowZeroCLVMinor: 100})
+	c := &schemas.Customer{CustomerID: "c"}
+	var o Outcome
+	for i := range int64(4) {
+		o = mustPurchase(t, p, c, purchase(t0+i*9*DayMs, 3000+i*500))
+	}
+	if !o.Valued {
+		t.Fatal("an evaluation under value classes is not Valued")
+	}
+	var a, b ProfileBuf
+	with, without := p.ProfileTo(&a, c, &o.Value), p.ProfileTo(&b, c, nil)
+	if with.PAlive == nil || !reflect.DeepEqual(*with, *without) {
+		t.Errorf("profile with the outcome's value\n%+v\nwithout\n%+v", *with, *without)
+	}
+}
