@@ -323,7 +323,6 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	sf.group = stamp
 	sf.interactions, sf.purchases = stamp+"-interactions", stamp+"-purchases"
 	sf.tierChanges, sf.deadLetter = stamp+"-tier-changes", stamp+"-dead-letter"
-	sf.profiles = stamp + "-profiles"
 	sf.erasures, sf.changelog = "", ""
 	if sf.profiles != "" {
 		sf.profiles = stamp + "-profiles" // valora creates it
