@@ -11,7 +11,7 @@ import (
 // last produce) is not applied; records of complete earlier cycles are.
 // (Once compacted, a late write that supersedes the new owner's record of
 // the same customer leaves neither: at-least-once has no fencing, see
-// the README's Guarantees.)
+// the Guarantees of docs/design.md.)
 func TestChangelogLateWrites(t *testing.T) {
 	topics := [numSources]string{"i", "p", ""}
 	pos := [numSources]int64{1, 1, -1}

@@ -90,14 +90,14 @@ func TestDeadLetterReasonsComplete(t *testing.T) {
 	}
 
 	// Every reason is documented: in doc.go's Dead letters section and in
-	// the README's table of reasons.
+	// the table of reasons of docs/operations.md.
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, _ := strings.Cut(string(doc), "# Dead letters")
 	section, _, _ = strings.Cut(section, "# Erasure")
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "docs", "operations.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestDeadLetterReasonsComplete(t *testing.T) {
 			t.Errorf("doc.go's Dead letters section does not name %s", r)
 		}
 		if !strings.Contains(string(readme), "| `"+r+"` |") {
-			t.Errorf("README.md's table of reasons has no row for %s", r)
+			t.Errorf("docs/operations.md's table of reasons has no row for %s", r)
 		}
 	}
 }
