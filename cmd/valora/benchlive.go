@@ -143,9 +143,9 @@ type liveResult struct {
 	BrokerCPU float64      `json:"broker_cpu_seconds,omitempty"`
 	PeakRSS   int64        `json:"peak_rss_bytes"`
 	// Join is the rebalance of a run with --join-at.
-	Join *liveJoinResult `json:"rebalance,omitempty"`
-	GoMaxProc int          `json:"gomaxprocs"`
-	Load      [3]float64   `json:"load_average"`
+	Join      *liveJoinResult `json:"rebalance,omitempty"`
+	GoMaxProc int             `json:"gomaxprocs"`
+	Load      [3]float64      `json:"load_average"`
 }
 
 // liveSettle is how long after readiness the settled summary starts.
