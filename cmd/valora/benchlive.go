@@ -365,12 +365,18 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	resp, err := kadm.NewClient(acl).CreateTopics(ctx, int32(partitions), -1, nil,
+	adm := kadm.NewClient(acl)
+	resp, err := adm.CreateTopics(ctx, int32(partitions), -1, nil,
 		sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter)
-	acl.Close()
 	if err == nil {
 		err = resp.Error()
 	}
+	if err == nil {
+		// A loaded broker may answer metadata requests without topics
+		// it has just created: the scorer would take them for missing.
+		err = waitTopics(ctx, adm, partitions, sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter)
+	}
+	acl.Close()
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
@@ -842,4 +848,35 @@ func loadAverage() [3]float64 {
 		}
 	}
 	return out
+}
+
+// waitTopics polls the brokers' metadata, for at most 30 s, until every
+// topic is listed with n partitions, each with a leader.
+func waitTopics(ctx context.Context, adm *kadm.Client, n int, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		td, err := adm.ListTopics(ctx, topics...)
+		ready := err == nil
+		for _, t := range topics {
+			d, ok := td[t]
+			if !ok || d.Err != nil || len(d.Partitions) != n {
+				ready = false
+				break
+			}
+			for _, p := range d.Partitions {
+				if p.Leader < 0 || p.Err != nil {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics %v not all listed with %d partitions: %w", topics, n, errors.Join(err, ctx.Err()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
