@@ -24,6 +24,7 @@ import (
 
 	"valora/processor/clv"
 	"valora/processor/score"
+	"valora/processor/txcsv"
 	"valora/schemas"
 	"valora/state"
 )
@@ -253,7 +254,7 @@ func runCalibrate(ctx context.Context, args []string, getenv env, stdout, stderr
 		if f.format != "cdnow" && f.format != "generic" {
 			return usagef("--format %q: want cdnow or generic", f.format)
 		}
-		if _, ok := parseCSVDelimiter(f.delimiter); f.format == "generic" && !ok {
+		if _, ok := txcsv.ParseDelimiter(f.delimiter); f.format == "generic" && !ok {
 			return usagef("--csv-delimiter %q: want one character", f.delimiter)
 		}
 	}
@@ -1122,55 +1123,52 @@ func calFloorDiv(a, b int64) int64 {
 	return q
 }
 
-// calReadCDNOW reads CDNOW's log (formatCDNOW), amounts in USD.
+// calReadCDNOW reads CDNOW's log (txcsv.FormatCDNOW), amounts in USD.
 func calReadCDNOW(ctx context.Context, r io.Reader, pol *score.Policy) (map[string][]calTxn, error) {
-	return calReadTxns(ctx, r, &csvMapping{format: formatCDNOW, defaultCurrency: "USD"}, pol)
+	return calReadTxns(ctx, r, &txcsv.Config{Format: txcsv.FormatCDNOW, DefaultCurrency: "USD"}, pol)
 }
 
 // calReadGeneric reads a delimited file with a header line, mapping its
 // columns with the --csv-* flags (the mapping of `valora import`).
 func calReadGeneric(ctx context.Context, r io.Reader, f *calibrateFlags, pol *score.Policy) (map[string][]calTxn, error) {
-	delim, _ := parseCSVDelimiter(f.delimiter)
-	return calReadTxns(ctx, r, &csvMapping{
-		format: formatGeneric, delimiter: delim, customer: f.colCustomer, time: f.colTime,
-		timeLayout: f.timeLayout, amount: f.colAmount, currency: f.colCurrency, defaultCurrency: pol.BaseCurrency,
+	delim, _ := txcsv.ParseDelimiter(f.delimiter)
+	return calReadTxns(ctx, r, &txcsv.Config{
+		Format: txcsv.FormatGeneric, Delimiter: delim, TimeLayout: f.timeLayout, DefaultCurrency: pol.BaseCurrency,
+		Columns: txcsv.Columns{Customer: f.colCustomer, Time: f.colTime, Amount: f.colAmount, Currency: f.colCurrency},
 	}, pol)
 }
 
-// calReadTxns reads every row with the shared reader (csvin.go); the
+// calReadTxns reads every row with the reader of `valora import`; the
 // first bad row is an error. Amounts become base minor units, negative
 // for a refund.
-func calReadTxns(ctx context.Context, r io.Reader, m *csvMapping, pol *score.Policy) (map[string][]calTxn, error) {
-	tr, err := newTxnReader(r, m)
+func calReadTxns(ctx context.Context, r io.Reader, m *txcsv.Config, pol *score.Policy) (map[string][]calTxn, error) {
+	tr, err := txcsv.NewReader(r, m)
 	if err != nil {
-		return nil, err
+		return nil, csvUsage(err)
 	}
 	out := map[string][]calTxn{}
-	var t csvTxn
+	var t txcsv.Txn
 	for n := 1; ; n++ {
 		if n%65536 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		if err := tr.next(&t); errors.Is(err, io.EOF) {
+		if err := tr.Next(&t); errors.Is(err, io.EOF) {
 			return out, nil
 		} else if err != nil {
 			return nil, err
 		}
-		amount, err := pol.ToBase(t.amount, t.currency)
+		amount, err := pol.ToBase(t.Amount, t.Currency)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", t.line, err)
+			return nil, fmt.Errorf("line %d: %w", t.Line, err)
 		}
-		if t.kind == txnRefund {
+		if t.Kind == txcsv.Refund {
 			amount = -amount
 		}
-		out[t.customer] = append(out[t.customer], calTxn{at: t.at, amount: amount})
+		out[t.Customer] = append(out[t.Customer], calTxn{at: t.At, amount: amount})
 	}
 }
-
-// calParseMinor is parseMinor (csvin.go).
-func calParseMinor(s string, exp int) (int64, error) { return parseMinor(s, exp) }
 
 // writeSegments prints the segment economics as two tables, money in major
 // units of currency: per tier and value class, then per treatment.

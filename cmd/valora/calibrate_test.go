@@ -18,6 +18,7 @@ import (
 
 	"valora/processor/clv"
 	"valora/processor/score"
+	"valora/processor/txcsv"
 	"valora/schemas"
 	"valora/state"
 )
@@ -400,7 +401,7 @@ func TestCalibrateStateDir(t *testing.T) {
 		if at.After(last) {
 			last = at
 		}
-		cents, err := calParseMinor(r[2], 2)
+		cents, err := txcsv.ParseMinor(r[2], 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -580,39 +581,6 @@ func TestCalibrateQuintileBounds(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestCalibrateParseMinor(t *testing.T) {
-	tests := []struct {
-		in   string
-		exp  int
-		want int64
-		ok   bool
-	}{
-		{"29.33", 2, 2933, true},
-		{"0", 2, 0, true},
-		{"12", 2, 1200, true},
-		{".5", 2, 50, true},
-		{"7.", 2, 700, true},
-		{"-3.1", 2, -310, true},
-		{"+1.005", 2, 101, true}, // half away from zero
-		{"-1.005", 2, -101, true},
-		{"1.004", 2, 100, true},
-		{"1234", 0, 1234, true},
-		{"1.5", 0, 2, true},
-		{"0.1234", 3, 123, true},
-		{"", 2, 0, false},
-		{".", 2, 0, false},
-		{"1e3", 2, 0, false},
-		{"1,5", 2, 0, false},
-		{"99999999999999999999", 2, 0, false},
-	}
-	for _, tc := range tests {
-		got, err := calParseMinor(tc.in, tc.exp)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("calParseMinor(%q, %d) = %d, %v; want %d (ok %v)", tc.in, tc.exp, got, err, tc.want, tc.ok)
-		}
 	}
 }
 
