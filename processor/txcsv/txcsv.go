@@ -118,28 +118,28 @@ func (c *Config) Validate() error {
 	case FormatCDNOW:
 	case FormatGeneric:
 		if !validDelimiter(c.Delimiter) {
-			return fmt.Errorf("Delimiter %q: want one character other than a quote or a line end", c.Delimiter)
+			return fmt.Errorf("config: Delimiter %q: want one character other than a quote or a line end", c.Delimiter)
 		}
 	default:
-		return fmt.Errorf("Format %q: want %s or %s", c.Format, FormatCDNOW, FormatGeneric)
+		return fmt.Errorf("config: Format %q: want %s or %s", c.Format, FormatCDNOW, FormatGeneric)
 	}
 	if _, ok := score.MinorUnits(c.DefaultCurrency); c.DefaultCurrency != "" && !ok {
-		return fmt.Errorf("DefaultCurrency %q: not an ISO 4217 currency with a minor unit", c.DefaultCurrency)
+		return fmt.Errorf("config: DefaultCurrency %q: not an ISO 4217 currency with a minor unit", c.DefaultCurrency)
 	}
 	if c.DefaultChannel != "" && schemas.ChannelIndex(c.DefaultChannel) < 0 {
-		return fmt.Errorf("DefaultChannel %q: want one of %v", c.DefaultChannel, schemas.Channels)
+		return fmt.Errorf("config: DefaultChannel %q: want one of %v", c.DefaultChannel, schemas.Channels)
 	}
 	for k := range c.PurchaseKinds {
 		if c.RefundKinds[k] {
-			return fmt.Errorf("kind %q is both in PurchaseKinds and RefundKinds", k)
+			return fmt.Errorf("config: kind %q is both in PurchaseKinds and RefundKinds", k)
 		}
 		if _, ok := c.InteractionKinds[k]; ok {
-			return fmt.Errorf("kind %q is both in PurchaseKinds and InteractionKinds", k)
+			return fmt.Errorf("config: kind %q is both in PurchaseKinds and InteractionKinds", k)
 		}
 	}
 	for k := range c.RefundKinds {
 		if _, ok := c.InteractionKinds[k]; ok {
-			return fmt.Errorf("kind %q is both in RefundKinds and InteractionKinds", k)
+			return fmt.Errorf("config: kind %q is both in RefundKinds and InteractionKinds", k)
 		}
 	}
 	return nil
