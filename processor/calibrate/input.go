@@ -16,9 +16,11 @@ import (
 	"valora/state"
 )
 
-// ReadState reads every customer of a state directory. A state keeps
-// totals, so the calibration end must not be before any purchase; it
-// defaults to the latest event time in the state.
+// ReadState reads every customer of st, the state directory dir (which
+// names it in the report and errors). A state keeps totals, so the
+// calibration end (0: the latest event time in the state) must not be
+// before any customer's last purchase: if it is, the error is a
+// *StateEndError.
 func ReadState(ctx context.Context, st *state.Store, dir string, calEnd int64, pol *score.Policy) (*Input, error) {
 	parts, err := st.Partitions()
 	if err != nil {
@@ -86,8 +88,12 @@ type txn struct {
 	amount int64
 }
 
-// ReadCSV reads a CSV of transactions and derives each customer's
-// calibration data.
+// ReadCSV reads a file of transactions and derives each customer's
+// calibration data; source names the input in the report. The calibration
+// end defaults (calEnd 0) to the last purchase; the holdout period ends at
+// holdoutEnd, or without one at the last purchase after the calibration
+// end. A holdout end not after the calibration end is a *HoldoutEndError,
+// and the first bad row ends the reading with its *txcsv.RowError.
 func ReadCSV(ctx context.Context, r io.Reader, c *txcsv.Config, source string, calEnd, holdoutEnd int64, pol *score.Policy) (*Input, error) {
 	txns, err := readTxns(ctx, r, c, pol)
 	if err != nil {
@@ -174,7 +180,7 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// readTxns reads every row with the reader of `valora import`; the
+// readTxns reads every row with a txcsv.Reader; the
 // first bad row is an error. Amounts become base minor units, negative
 // for a refund.
 func readTxns(ctx context.Context, r io.Reader, m *txcsv.Config, pol *score.Policy) (map[string][]txn, error) {
