@@ -18,6 +18,7 @@ import (
 
 	"valora/processor/clv"
 	"valora/processor/score"
+	"valora/processor/txcsv"
 	"valora/schemas"
 	"valora/state"
 )
@@ -400,7 +401,7 @@ func TestCalibrateStateDir(t *testing.T) {
 		if at.After(last) {
 			last = at
 		}
-		cents, err := calParseMinor(r[2], 2)
+		cents, err := txcsv.ParseMinor(r[2], 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -505,114 +506,6 @@ func TestCalibrateErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a failed calibration wrote %s (%v)", out, err)
-	}
-}
-
-func TestCalibrateReadCDNOWFormats(t *testing.T) {
-	pol := score.DefaultPolicy()
-	tests := []struct {
-		name string
-		in   string
-		want map[string][]calTxn
-		err  string
-	}{
-		{
-			name: "master with header",
-			in:   " customer_id  date number_of_cds  dollar_value\r\n 00001 19970101  1   11.77\r\n 00002 19970112  1   12.00\r\n 00002 19970112  5   77.00\r\n",
-			want: map[string][]calTxn{
-				"00001": {{calDay(1997, 1, 1), 1177}},
-				"00002": {{calDay(1997, 1, 12), 1200}, {calDay(1997, 1, 12), 7700}},
-			},
-		},
-		{
-			name: "sample without header",
-			in:   " 00004 0001 19970101  2   29.33\r\n\r\n 00004 0001 19970118  2   29.73\r\n 00021 0002 19970101  3   0.00\r\n",
-			want: map[string][]calTxn{
-				"0001": {{calDay(1997, 1, 1), 2933}, {calDay(1997, 1, 18), 2973}},
-				"0002": {{calDay(1997, 1, 1), 0}},
-			},
-		},
-		{name: "three columns", in: "1 19970101 2\r\n", err: "want 4"},
-		{name: "ragged", in: "1 19970101 2 3.00\r\n1 19970101 3.00\r\n", err: "line 2"},
-		{name: "negative", in: "1 19970101 2 -3.00\r\n", err: "negative"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := calReadCDNOW(context.Background(), strings.NewReader(tc.in), pol)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func calDay(y int, m time.Month, d int) int64 {
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).UnixMilli()
-}
-
-func TestCalibrateQuintileBounds(t *testing.T) {
-	tests := []struct {
-		name string
-		in   []int64
-		want []int64
-	}{
-		{"empty", nil, []int64{0, 1, 2, 3}},
-		{"distinct", []int64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, []int64{2, 4, 6, 8}},
-		{"uneven", []int64{1, 2, 3, 4, 5, 6, 7}, []int64{2, 3, 5, 6}},
-		{"ties raise the next boundary", []int64{1, 1, 1, 1, 1, 1, 2, 3, 9, 20}, []int64{1, 2, 3, 4}},
-		{"ties then a gap", []int64{1, 1, 1, 1, 1, 7, 8, 9, 10, 20}, []int64{1, 2, 7, 9}},
-		{"all equal", []int64{5, 5, 5, 5, 5}, []int64{5, 6, 7, 8}},
-		{"negatives floor at 0", []int64{-50, -20, -10, 100, 200}, []int64{0, 1, 2, 100}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := calQuintileBounds(slices.Clone(tc.in))
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestCalibrateParseMinor(t *testing.T) {
-	tests := []struct {
-		in   string
-		exp  int
-		want int64
-		ok   bool
-	}{
-		{"29.33", 2, 2933, true},
-		{"0", 2, 0, true},
-		{"12", 2, 1200, true},
-		{".5", 2, 50, true},
-		{"7.", 2, 700, true},
-		{"-3.1", 2, -310, true},
-		{"+1.005", 2, 101, true}, // half away from zero
-		{"-1.005", 2, -101, true},
-		{"1.004", 2, 100, true},
-		{"1234", 0, 1234, true},
-		{"1.5", 0, 2, true},
-		{"0.1234", 3, 123, true},
-		{"", 2, 0, false},
-		{".", 2, 0, false},
-		{"1e3", 2, 0, false},
-		{"1,5", 2, 0, false},
-		{"99999999999999999999", 2, 0, false},
-	}
-	for _, tc := range tests {
-		got, err := calParseMinor(tc.in, tc.exp)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("calParseMinor(%q, %d) = %d, %v; want %d (ok %v)", tc.in, tc.exp, got, err, tc.want, tc.ok)
-		}
 	}
 }
 

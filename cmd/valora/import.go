@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/processor/score"
+	"valora/processor/txcsv"
 	"valora/schemas"
 )
 
@@ -83,7 +84,7 @@ func (f *importFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.interactions, "interactions-topic", "interactions", "topic for Interaction records")
 	fs.StringVar(&f.purchases, "purchases-topic", "purchases", "topic for Purchase records")
 	fs.StringVar(&f.registry, "schema-registry", "", "schema registry URL (Confluent framing); default single-object encoding")
-	fs.StringVar(&f.format, "format", formatCDNOW, "format of the files: cdnow or generic")
+	fs.StringVar(&f.format, "format", txcsv.FormatCDNOW, "format of the files: cdnow or generic")
 	fs.StringVar(&f.colCustomer, "csv-customer", "customer_id", "generic: the column of the customer id")
 	fs.StringVar(&f.colTime, "csv-time", "occurred_at", "generic: the column of the event time")
 	fs.StringVar(&f.timeLayout, "csv-time-layout", time.RFC3339, "generic: Go time layout of --csv-time (UTC unless it has a zone), or unix (decimal seconds), unix_ms or rfc3339")
@@ -125,7 +126,7 @@ type importFile struct {
 // importer runs one import. Counters read by the progress line are atomic.
 type importer struct {
 	f       *importFlags
-	m       *csvMapping
+	m       *txcsv.Config
 	files   []importFile
 	bytes   int64 // sum of the file sizes
 	stderr  io.Writer
@@ -249,9 +250,9 @@ func (im *importer) configure(fs *flag.FlagSet, paths []string) error {
 	if len(paths) == 0 {
 		return usagef("no FILE given: valora import [flags] FILE...")
 	}
-	m := &csvMapping{format: f.format, timeLayout: f.timeLayout, amountMinor: f.amountMinor, exact: true}
+	m := &txcsv.Config{Format: f.format, TimeLayout: f.timeLayout, AmountMinor: f.amountMinor, Exact: true}
 	switch f.format {
-	case formatCDNOW:
+	case txcsv.FormatCDNOW:
 		var generic []string
 		fs.Visit(func(fl *flag.Flag) {
 			if strings.HasPrefix(fl.Name, "csv-") {
@@ -264,15 +265,15 @@ func (im *importer) configure(fs *flag.FlagSet, paths []string) error {
 		if f.currency == "" {
 			f.currency = "USD"
 		}
-	case formatGeneric:
-		d, ok := parseCSVDelimiter(f.delimiter)
+	case txcsv.FormatGeneric:
+		d, ok := txcsv.ParseDelimiter(f.delimiter)
 		if !ok {
 			return usagef("--csv-delimiter %q: want one character other than a quote or a line end", f.delimiter)
 		}
-		m.delimiter = d
-		m.customer, m.time, m.amount, m.currency = f.colCustomer, f.colTime, f.colAmount, f.colCurrency
-		m.kind, m.channel, m.category, m.items, m.satisfaction = f.colKind, f.colChannel, f.colCategory, f.colItems, f.colSatisfaction
-		if m.customer == "" || m.time == "" || m.amount == "" {
+		m.Delimiter = d
+		m.Columns = txcsv.Columns{Customer: f.colCustomer, Time: f.colTime, Amount: f.colAmount, Currency: f.colCurrency,
+			Kind: f.colKind, Channel: f.colChannel, Category: f.colCategory, Items: f.colItems, Satisfaction: f.colSatisfaction}
+		if f.colCustomer == "" || f.colTime == "" || f.colAmount == "" {
 			return usagef("--csv-customer, --csv-time and --csv-amount must name columns")
 		}
 		if f.colCurrency == "" && f.currency == "" {
@@ -291,12 +292,12 @@ func (im *importer) configure(fs *flag.FlagSet, paths []string) error {
 	default:
 		return usagef("--format %q: want cdnow or generic", f.format)
 	}
-	m.defaultCurrency = strings.ToUpper(f.currency)
-	if _, ok := score.MinorUnits(m.defaultCurrency); m.defaultCurrency != "" && !ok {
+	m.DefaultCurrency = strings.ToUpper(f.currency)
+	if _, ok := score.MinorUnits(m.DefaultCurrency); m.DefaultCurrency != "" && !ok {
 		return usagef("--currency %q: not an ISO 4217 currency with a minor unit", f.currency)
 	}
-	m.defaultChannel = schemas.Channel(strings.ToUpper(f.channel))
-	if schemas.ChannelIndex(m.defaultChannel) < 0 {
+	m.DefaultChannel = schemas.Channel(strings.ToUpper(f.channel))
+	if schemas.ChannelIndex(m.DefaultChannel) < 0 {
 		return usagef("--channel %q: want one of %v", f.channel, schemas.Channels)
 	}
 	switch {
@@ -310,7 +311,7 @@ func (im *importer) configure(fs *flag.FlagSet, paths []string) error {
 		return usagef("--max-buffered-records %d: want at least 1", f.maxBuffered)
 	case f.progressInterval <= 0:
 		return usagef("--progress-interval %v: want a positive duration", f.progressInterval)
-	case f.purchases == "" || (len(m.interactionKinds) > 0 && f.interactions == ""):
+	case f.purchases == "" || (len(m.InteractionKinds) > 0 && f.interactions == ""):
 		return usagef("--purchases-topic and --interactions-topic must not be empty")
 	}
 	im.m = m
@@ -321,7 +322,8 @@ func (im *importer) configure(fs *flag.FlagSet, paths []string) error {
 		}
 		st, err := file.Stat()
 		if err == nil {
-			_, err = newTxnReader(file, m) // a generic file's header
+			_, err = txcsv.NewReader(file, m) // a generic file's header
+			err = csvUsage(err)
 		}
 		file.Close()
 		if err != nil {
@@ -337,9 +339,9 @@ func (im *importer) configure(fs *flag.FlagSet, paths []string) error {
 }
 
 // kinds parses the three kind lists into m.
-func (im *importer) kinds(m *csvMapping) error {
+func (im *importer) kinds(m *txcsv.Config) error {
 	f := im.f
-	m.purchaseKinds, m.refundKinds, m.interactionKinds = map[string]bool{}, map[string]bool{}, map[string]string{}
+	m.PurchaseKinds, m.RefundKinds, m.InteractionKinds = map[string]bool{}, map[string]bool{}, map[string]string{}
 	owner := map[string]string{}
 	add := func(flagName, v string) error {
 		if prev, dup := owner[v]; dup {
@@ -352,13 +354,13 @@ func (im *importer) kinds(m *csvMapping) error {
 		if err := add("csv-purchase-kinds", v); err != nil {
 			return err
 		}
-		m.purchaseKinds[v] = true
+		m.PurchaseKinds[v] = true
 	}
 	for _, v := range splitList(strings.ToLower(f.refundKinds)) {
 		if err := add("csv-refund-kinds", v); err != nil {
 			return err
 		}
-		m.refundKinds[v] = true
+		m.RefundKinds[v] = true
 	}
 	for _, v := range splitList(f.interactionKinds) {
 		k, typ, ok := strings.Cut(v, "=")
@@ -372,9 +374,9 @@ func (im *importer) kinds(m *csvMapping) error {
 		if err := add("csv-interaction-kinds", k); err != nil {
 			return err
 		}
-		m.interactionKinds[k] = typ
+		m.InteractionKinds[k] = typ
 	}
-	if len(m.interactionKinds) > 0 && f.colKind == "" {
+	if len(m.InteractionKinds) > 0 && f.colKind == "" {
 		return usagef("--csv-interaction-kinds needs --csv-kind (the column that holds the kinds)")
 	}
 	return nil
@@ -410,7 +412,7 @@ func (im *importer) connect(ctx context.Context) error {
 		return usageError{fmt.Errorf("kafka client: %w", err)}
 	}
 	topics := []string{f.purchases}
-	if len(im.m.interactionKinds) > 0 {
+	if len(im.m.InteractionKinds) > 0 {
 		topics = append(topics, f.interactions)
 	}
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -471,7 +473,7 @@ func (im *importer) pass(ctx context.Context, label string, produce bool) error 
 		return err
 	}
 	defer prog.Stop()
-	var t csvTxn
+	var t txcsv.Txn
 	for _, file := range im.files {
 		if err := im.passFile(ctx, prog, file, produce, &t); err != nil {
 			return err
@@ -480,13 +482,13 @@ func (im *importer) pass(ctx context.Context, label string, produce bool) error 
 	return nil
 }
 
-func (im *importer) passFile(ctx context.Context, prog *progress, file importFile, produce bool, t *csvTxn) error {
+func (im *importer) passFile(ctx context.Context, prog *progress, file importFile, produce bool, t *txcsv.Txn) error {
 	fh, err := os.Open(file.path)
 	if err != nil {
 		return err
 	}
 	defer fh.Close()
-	tr, err := newTxnReader(countingReader{fh, prog}, im.m)
+	tr, err := txcsv.NewReader(countingReader{fh, prog}, im.m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file.path, err)
 	}
@@ -494,14 +496,14 @@ func (im *importer) passFile(ctx context.Context, prog *progress, file importFil
 		if n%1024 == 0 && ctx.Err() != nil {
 			return fmt.Errorf("interrupted in %s: %w", file.path, ctx.Err())
 		}
-		err := tr.next(t)
+		err := tr.Next(t)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		var re *rowError
+		var re *txcsv.RowError
 		if err == nil {
 			if verr := im.validate(t); verr != nil {
-				re = &rowError{line: t.line, err: verr}
+				re = &txcsv.RowError{Line: t.Line, Err: verr}
 			}
 		} else if !errors.As(err, &re) {
 			return fmt.Errorf("read %s: %w", file.path, err)
@@ -511,20 +513,20 @@ func (im *importer) passFile(ctx context.Context, prog *progress, file importFil
 			bad := im.bad.Add(1)
 			if im.printed < importMaxPrinted {
 				im.printed++
-				prog.Printf("%s:%d: %v", file.path, re.line, re.err)
+				prog.Printf("%s:%d: %v", file.path, re.Line, rowMessage(re))
 				if im.printed == importMaxPrinted {
 					prog.Printf("(further bad rows are counted, not printed)")
 				}
 			}
 			if im.f.maxErrors > 0 && bad > int64(im.f.maxErrors) {
-				return fmt.Errorf("more than --max-errors %d bad rows; stopped at %s:%d", im.f.maxErrors, file.path, re.line)
+				return fmt.Errorf("more than --max-errors %d bad rows; stopped at %s:%d", im.f.maxErrors, file.path, re.Line)
 			}
 			continue
 		}
 		if produce {
 			rec, err := im.record(t, file.base)
 			if err != nil {
-				return fmt.Errorf("%s:%d: %w", file.path, t.line, err)
+				return fmt.Errorf("%s:%d: %w", file.path, t.Line, err)
 			}
 			im.cl.Produce(ctx, rec, im.done)
 		}
@@ -534,21 +536,21 @@ func (im *importer) passFile(ctx context.Context, prog *progress, file importFil
 // validate applies the checks the scorer would (a record that fails them
 // would be dead-lettered) and the schema's (a refund's amount_minor
 // positive; a purchase of 0 is a free order).
-func (im *importer) validate(t *csvTxn) error {
+func (im *importer) validate(t *txcsv.Txn) error {
 	switch {
-	case !utf8.ValidString(t.customer):
+	case !utf8.ValidString(t.Customer):
 		return errors.New("customer id is not UTF-8")
-	case t.at < 1 || t.at > score.MaxEventTime:
-		return fmt.Errorf("event time %d ms is outside 1970-01-01T00:00:00.001Z..9999-12-31", t.at)
-	case t.at > im.now.Add(im.f.maxClockSkew).UnixMilli():
-		return fmt.Errorf("event time %s is more than --max-clock-skew %v in the future", time.UnixMilli(t.at).UTC().Format(time.RFC3339), im.f.maxClockSkew)
-	case t.kind == txnInteraction:
-		if !utf8.ValidString(t.itype) {
+	case t.At < 1 || t.At > score.MaxEventTime:
+		return fmt.Errorf("event time %d ms is outside 1970-01-01T00:00:00.001Z..9999-12-31", t.At)
+	case t.At > im.now.Add(im.f.maxClockSkew).UnixMilli():
+		return fmt.Errorf("event time %s is more than --max-clock-skew %v in the future", time.UnixMilli(t.At).UTC().Format(time.RFC3339), im.f.maxClockSkew)
+	case t.Kind == txcsv.Interaction:
+		if !utf8.ValidString(t.InteractionType) {
 			return errors.New("interaction type is not UTF-8")
 		}
-	case t.kind == txnRefund && t.amount == 0:
+	case t.Kind == txcsv.Refund && t.Amount == 0:
 		return errors.New("refund of 0: a refund's amount_minor must be positive")
-	case !utf8.ValidString(t.category):
+	case !utf8.ValidString(t.Category):
 		return errors.New("category is not UTF-8")
 	}
 	return nil
@@ -557,46 +559,46 @@ func (im *importer) validate(t *csvTxn) error {
 // eventID is the row's deterministic event id: the hex of the first 16
 // bytes of SHA-256 over the file's base name, the line number and the
 // row's content.
-func (im *importer) eventID(base string, t *csvTxn) string {
+func (im *importer) eventID(base string, t *txcsv.Txn) string {
 	b := append(im.idBuf[:0], "valora-import\x00"...)
 	b = append(b, base...)
 	b = append(b, 0)
-	b = strconv.AppendInt(b, int64(t.line), 10)
+	b = strconv.AppendInt(b, int64(t.Line), 10)
 	b = append(b, 0)
-	b = append(b, t.raw...)
+	b = append(b, t.Raw...)
 	im.idBuf = b
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
 
-func (im *importer) record(t *csvTxn, base string) (*kgo.Record, error) {
+func (im *importer) record(t *txcsv.Txn, base string) (*kgo.Record, error) {
 	id := im.eventID(base, t)
-	if t.kind == txnInteraction {
-		v := schemas.Interaction{EventID: id, CustomerID: t.customer, OccurredAt: t.at, Channel: t.channel, Type: t.itype}
-		if t.satisfaction >= 0 {
-			s := t.satisfaction
+	if t.Kind == txcsv.Interaction {
+		v := schemas.Interaction{EventID: id, CustomerID: t.Customer, OccurredAt: t.At, Channel: t.Channel, Type: t.InteractionType}
+		if t.Satisfaction >= 0 {
+			s := t.Satisfaction
 			v.Satisfaction = &s
 		}
 		val, err := im.codec.AppendInteraction(nil, &v)
 		if err != nil {
 			return nil, fmt.Errorf("encode interaction: %w", err)
 		}
-		return &kgo.Record{Topic: im.f.interactions, Key: []byte(t.customer), Value: val}, nil
+		return &kgo.Record{Topic: im.f.interactions, Key: []byte(t.Customer), Value: val}, nil
 	}
-	v := schemas.Purchase{EventID: id, CustomerID: t.customer, OccurredAt: t.at, Kind: schemas.KindPurchase,
-		AmountMinor: t.amount, Currency: t.currency, Channel: t.channel, Items: t.items}
-	if t.kind == txnRefund {
+	v := schemas.Purchase{EventID: id, CustomerID: t.Customer, OccurredAt: t.At, Kind: schemas.KindPurchase,
+		AmountMinor: t.Amount, Currency: t.Currency, Channel: t.Channel, Items: t.Items}
+	if t.Kind == txcsv.Refund {
 		v.Kind = schemas.KindRefund
 	}
-	if t.category != "" {
-		c := t.category
+	if t.Category != "" {
+		c := t.Category
 		v.Category = &c
 	}
 	val, err := im.codec.AppendPurchase(nil, &v)
 	if err != nil {
 		return nil, fmt.Errorf("encode purchase: %w", err)
 	}
-	return &kgo.Record{Topic: im.f.purchases, Key: []byte(t.customer), Value: val}, nil
+	return &kgo.Record{Topic: im.f.purchases, Key: []byte(t.Customer), Value: val}, nil
 }
 
 // done is the produce callback.

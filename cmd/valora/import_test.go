@@ -3,15 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/kafkatest"
-	"valora/processor/score"
 	"valora/schemas"
 )
 
@@ -634,104 +630,5 @@ func TestProgress(t *testing.T) {
 		if _, err := startProgress(progressOptions{Label: "import", Unit: "bytes", Off: true, Registerer: reg}, 0); err != nil {
 			t.Errorf("after unregister: %v", err)
 		}
-	})
-}
-
-// impFuzzHeader and impFuzzMapping are the generic mapping of FuzzCSVRow.
-const impFuzzHeader = "c,t,k,a,cur,ch,cat,n,s\n"
-
-func impFuzzMapping(format string) *csvMapping {
-	return &csvMapping{format: format, delimiter: ',', customer: "c", time: "t", kind: "k", amount: "a", currency: "cur",
-		channel: "ch", category: "cat", items: "n", satisfaction: "s", timeLayout: "rfc3339", exact: true,
-		defaultCurrency: "USD", defaultChannel: schemas.ChannelWeb,
-		purchaseKinds: map[string]bool{"purchase": true}, refundKinds: map[string]bool{"refund": true},
-		interactionKinds: map[string]string{"visit": "visit", "ticket": "support_ticket"}}
-}
-
-// impFormatRow writes t back as a row of the format.
-func impFormatRow(t *csvTxn, format string) string {
-	exp, _ := score.MinorUnits(t.currency)
-	amount := strconv.FormatInt(t.amount, 10)
-	if exp > 0 {
-		amount = strings.Repeat("0", max(exp+1-len(amount), 0)) + amount
-		amount = amount[:len(amount)-exp] + "." + amount[len(amount)-exp:]
-	}
-	when := time.UnixMilli(t.at).UTC()
-	if format == formatCDNOW {
-		return fmt.Sprintf(" 1 19970101 1 1.00\r\n %s %s %d %s\r\n", t.customer, when.Format("20060102"), t.items, amount)
-	}
-	var b strings.Builder
-	w := csv.NewWriter(&b)
-	row := []string{t.customer, when.Format(time.RFC3339Nano), "purchase", amount, t.currency, string(t.channel), t.category, strconv.Itoa(int(t.items)), ""}
-	switch t.kind {
-	case txnRefund:
-		row[2] = "refund"
-	case txnInteraction:
-		row[2], row[3], row[4], row[6], row[7] = "visit", "", "", "", ""
-		if t.itype == "support_ticket" {
-			row[2] = "ticket"
-		}
-		if t.satisfaction >= 0 {
-			row[8] = strconv.Itoa(int(t.satisfaction))
-		}
-	}
-	_ = w.Write(row)
-	w.Flush()
-	return impFuzzHeader + b.String()
-}
-
-// FuzzCSVRow feeds rows to the shared reader in both formats: it must
-// never panic nor loop, and a valid row written back reads the same.
-func FuzzCSVRow(f *testing.F) {
-	f.Add(" 00001 19970101  1   11.77\r\n", false)
-	f.Add(" 00004 0001 19970101  2   29.33\r\n", false)
-	f.Add("c1,2024-03-01T10:30:00Z,purchase,12.50,eur,web,books,2,\n", true)
-	f.Add("c2,2024-03-01T10:30:00+02:00,ticket,,,phone,,,3\n", true)
-	f.Fuzz(func(t *testing.T, row string, generic bool) {
-		format, in := formatCDNOW, row
-		if generic {
-			format, in = formatGeneric, impFuzzHeader+row
-		}
-		m := impFuzzMapping(format)
-		tr, err := newTxnReader(strings.NewReader(in), m)
-		if err != nil {
-			return
-		}
-		var txn csvTxn
-		for i := 0; i <= len(in)+1; i++ {
-			err := tr.next(&txn)
-			if err == io.EOF {
-				return
-			}
-			if _, bad := err.(*rowError); bad {
-				continue
-			}
-			if err != nil {
-				return
-			}
-			if txn.at < 1 || txn.at > score.MaxEventTime {
-				continue // not a valid event time: the importer rejects it
-			}
-			back := impFormatRow(&txn, format)
-			tr2, err := newTxnReader(strings.NewReader(back), m)
-			if err != nil {
-				t.Fatalf("row %q written back as %q: %v", row, back, err)
-			}
-			var got csvTxn
-			for range 2 {
-				if err := tr2.next(&got); err != nil {
-					t.Fatalf("row %q written back as %q: %v", row, back, err)
-				}
-				if format == formatGeneric {
-					break
-				}
-			}
-			want := txn
-			got.line, got.raw, want.line, want.raw = 0, nil, 0, nil
-			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
-				t.Fatalf("row %q written back as %q reads\n%+v, want\n%+v", row, back, got, want)
-			}
-		}
-		t.Fatalf("reader did not end on %q", in)
 	})
 }

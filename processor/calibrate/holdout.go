@@ -1,4 +1,4 @@
-package main
+package calibrate
 
 import (
 	"fmt"
@@ -14,25 +14,12 @@ import (
 	"valora/processor/score"
 )
 
-// calCountModels returns the count models --model asks for, in report
-// order.
-func calCountModels(s string) ([]clv.CountModel, error) {
-	if s == "all" {
-		return slices.Clone(calAllCounts), nil
-	}
-	k, err := clv.ParseCountModel(s)
-	if err != nil {
-		return nil, usagef("--model %q: want bgnbd, mbgnbd, paretonbd or all", s)
-	}
-	return []clv.CountModel{k}, nil
-}
+// AllCounts are the count models in report order.
+var AllCounts = []clv.CountModel{clv.CountBGNBD, clv.CountMBGNBD, clv.CountParetoNBD}
 
-// calAllCounts are the count models in report order.
-var calAllCounts = []clv.CountModel{clv.CountBGNBD, clv.CountMBGNBD, clv.CountParetoNBD}
-
-// calFits holds the count model fits of calFitCounts.
-type calFits struct {
-	fits map[clv.CountModel]*calCountFit
+// countFits holds the count model fits of fitCounts.
+type countFits struct {
+	fits map[clv.CountModel]*CountFit
 	// set puts a fit's parameters into a Model.
 	set map[clv.CountModel]func(*clv.Model)
 	// chosen is the model with the highest log-likelihood (all have four
@@ -41,19 +28,19 @@ type calFits struct {
 	chosen clv.CountModel
 }
 
-// calFitCounts fits each of counts to the summaries.
-func calFitCounts(sums []clv.Summary, counts []clv.CountModel) (*calFits, error) {
-	out := &calFits{fits: map[clv.CountModel]*calCountFit{}, set: map[clv.CountModel]func(*clv.Model){}}
+// fitCounts fits each of counts to the summaries.
+func fitCounts(sums []clv.Summary, counts []clv.CountModel) (*countFits, error) {
+	out := &countFits{fits: map[clv.CountModel]*CountFit{}, set: map[clv.CountModel]func(*clv.Model){}}
 	best := math.Inf(-1)
 	for _, k := range counts {
-		fit := &calCountFit{}
+		fit := &CountFit{}
 		switch k {
 		case clv.CountMBGNBD:
 			m, err := clv.FitMBGNBD(sums)
 			if err != nil {
 				return nil, err
 			}
-			fit.params = []calParam{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
+			fit.params = []param{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
 				{"a", m.Params.A, m.StdErr.A}, {"b", m.Params.B, m.StdErr.B}}
 			fit.LogLikelihood, fit.Iterations = m.LogLikelihood, m.Iterations
 			out.set[k] = func(c *clv.Model) { p := m.Params; c.MBGNBD = &p }
@@ -62,7 +49,7 @@ func calFitCounts(sums []clv.Summary, counts []clv.CountModel) (*calFits, error)
 			if err != nil {
 				return nil, err
 			}
-			fit.params = []calParam{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
+			fit.params = []param{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
 				{"s", m.Params.S, m.StdErr.S}, {"beta", m.Params.Beta, m.StdErr.Beta}}
 			fit.LogLikelihood, fit.Iterations = m.LogLikelihood, m.Iterations
 			out.set[k] = func(c *clv.Model) { p := m.Params; c.ParetoNBD = &p }
@@ -71,14 +58,14 @@ func calFitCounts(sums []clv.Summary, counts []clv.CountModel) (*calFits, error)
 			if err != nil {
 				return nil, err
 			}
-			fit.params = []calParam{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
+			fit.params = []param{{"r", m.Params.R, m.StdErr.R}, {"alpha", m.Params.Alpha, m.StdErr.Alpha},
 				{"a", m.Params.A, m.StdErr.A}, {"b", m.Params.B, m.StdErr.B}}
 			fit.LogLikelihood, fit.Iterations = m.LogLikelihood, m.Iterations
 			out.set[k] = func(c *clv.Model) { c.BGNBD = m.Params }
 		}
-		fit.StdErr = calStdEr{}
+		fit.StdErr = StdErrs{}
 		for _, p := range fit.params {
-			fit.StdErr[p.name] = calFinite(p.se)
+			fit.StdErr[p.name] = finite(p.se)
 			switch p.name {
 			case "r":
 				fit.R = p.value
@@ -102,14 +89,14 @@ func calFitCounts(sums []clv.Summary, counts []clv.CountModel) (*calFits, error)
 	return out, nil
 }
 
-// calParam is a fitted parameter with its standard error (NaN: none).
-type calParam struct {
+// param is a fitted parameter with its standard error (NaN: none).
+type param struct {
 	name      string
 	value, se float64
 }
 
-// calFitOf returns the report's fit of count model k, nil if not fitted.
-func calFitOf(rep *calReport, k clv.CountModel) *calCountFit {
+// fitOf returns the report's fit of count model k, nil if not fitted.
+func fitOf(rep *Report, k clv.CountModel) *CountFit {
 	switch k {
 	case clv.CountMBGNBD:
 		return rep.MBGNBD
@@ -119,9 +106,9 @@ func calFitOf(rep *calReport, k clv.CountModel) *calCountFit {
 	return rep.BGNBD
 }
 
-// calPAlive summarises a model's P(alive) over the fitted customers at the
+// PAliveSummary summarises a model's P(alive) over the fitted customers at the
 // calibration end.
-type calPAlive struct {
+type PAliveSummary struct {
 	// Mean is over every customer; OneTimeBuyers over those without a
 	// repeat purchase (1 under BG/NBD), RepeatBuyers over the others.
 	Mean          float64 `json:"mean"`
@@ -131,10 +118,10 @@ type calPAlive struct {
 	Below30 int `json:"below_0_3"`
 }
 
-// calPAlives fills each fit's P(alive) summary.
-func calPAlives(rep *calReport, in *calInput, sums []clv.Summary, models []*clv.Model) {
+// pAlives fills each fit's P(alive) summary.
+func pAlives(rep *Report, in *Input, sums []clv.Summary, models []*clv.Model) {
 	for _, m := range models {
-		var p calPAlive
+		var p PAliveSummary
 		var one, rpt int
 		for _, s := range sums {
 			pa := m.PAlive(s)
@@ -153,13 +140,13 @@ func calPAlives(rep *calReport, in *calInput, sums []clv.Summary, models []*clv.
 		p.Mean /= float64(max(1, len(sums)))
 		p.OneTimeBuyers /= float64(max(1, one))
 		p.RepeatBuyers /= float64(max(1, rpt))
-		calFitOf(rep, m.Count).PAlive = p
+		fitOf(rep, m.Count).PAlive = p
 	}
 }
 
-// calHoldout compares the models' conditional expectations with the
+// Holdout compares the models' conditional expectations with the
 // repeat purchase days of the fitted customers in the holdout period.
-type calHoldout struct {
+type Holdout struct {
 	End    string  `json:"end"`
 	Length float64 `json:"length"` // in the time unit
 	// ActualPurchases is the number of repeat purchase days in the
@@ -169,10 +156,10 @@ type calHoldout struct {
 	ExpectedPurchases float64 `json:"expected_purchases"`
 	// ByX groups the customers by their calibration x (0..6, 7+): the
 	// conditional-expectation check.
-	ByX []calHoldoutRow `json:"by_calibration_x"`
+	ByX []HoldoutRow `json:"by_calibration_x"`
 }
 
-type calHoldoutRow struct {
+type HoldoutRow struct {
 	X         string `json:"x"`
 	Customers int    `json:"customers"`
 	// ActualMean and ExpectedMean are per customer; ExpectedMean is the
@@ -182,8 +169,8 @@ type calHoldoutRow struct {
 	ExpectedMeanByModel map[clv.CountModel]float64 `json:"expected_mean_by_model"`
 }
 
-// calHoldoutFit is one model's error over the holdout.
-type calHoldoutFit struct {
+// HoldoutFit is one model's error over the holdout.
+type HoldoutFit struct {
 	ExpectedPurchases float64 `json:"expected_purchases"`
 	// Error is expected minus actual repeat purchases, RelativeError that
 	// over the actual; MeanAbsError the mean over customers of |expected
@@ -194,21 +181,21 @@ type calHoldoutFit struct {
 	RMSE          float64 `json:"rmse"`
 }
 
-// calHoldoutOf returns the holdout comparison, nil without holdout data,
+// holdoutOf returns the holdout comparison, nil without holdout data,
 // and fills each of rep's fits' holdout error.
-func calHoldoutOf(rep *calReport, in *calInput, sums []clv.Summary, unit clv.TimeUnit, models []*clv.Model, chosen *clv.Model) *calHoldout {
+func holdoutOf(rep *Report, in *Input, sums []clv.Summary, unit clv.TimeUnit, models []*clv.Model, chosen *clv.Model) *Holdout {
 	if in.holdoutEnd <= in.calEnd {
 		return nil
 	}
-	h := &calHoldout{
+	h := &Holdout{
 		End:    time.UnixMilli(in.holdoutEnd).UTC().Format(time.RFC3339),
 		Length: unit.Span(in.calEnd, in.holdoutEnd),
 	}
-	rows := make([]calHoldoutRow, calHistBuckets+1)
+	rows := make([]HoldoutRow, histBuckets+1)
 	for x := range rows {
 		r := &rows[x]
 		r.X = strconv.Itoa(x)
-		if x == calHistBuckets {
+		if x == histBuckets {
 			r.X += "+"
 		}
 		r.ExpectedMeanByModel = map[clv.CountModel]float64{}
@@ -216,19 +203,19 @@ func calHoldoutOf(rep *calReport, in *calInput, sums []clv.Summary, unit clv.Tim
 	for i, s := range sums {
 		y := in.customers[i].holdout
 		h.ActualPurchases += y
-		r := &rows[min(s.X, calHistBuckets)]
+		r := &rows[min(s.X, histBuckets)]
 		r.Customers++
 		r.ActualMean += float64(y)
 	}
 	for _, m := range models {
-		fit := &calHoldoutFit{}
+		fit := &HoldoutFit{}
 		for i, s := range sums {
 			e := m.ExpectedPurchases(s, h.Length)
 			d := e - float64(in.customers[i].holdout)
 			fit.ExpectedPurchases += e
 			fit.MeanAbsError += math.Abs(d)
 			fit.RMSE += d * d
-			rows[min(s.X, calHistBuckets)].ExpectedMeanByModel[m.Count] += e
+			rows[min(s.X, histBuckets)].ExpectedMeanByModel[m.Count] += e
 		}
 		n := float64(max(1, len(sums)))
 		fit.Error = fit.ExpectedPurchases - float64(h.ActualPurchases)
@@ -238,7 +225,7 @@ func calHoldoutOf(rep *calReport, in *calInput, sums []clv.Summary, unit clv.Tim
 		if m == chosen {
 			h.ExpectedPurchases = fit.ExpectedPurchases
 		}
-		calFitOf(rep, m.Count).Holdout = fit
+		fitOf(rep, m.Count).Holdout = fit
 	}
 	for x := range rows {
 		r := &rows[x]
@@ -255,21 +242,21 @@ func calHoldoutOf(rep *calReport, in *calInput, sums []clv.Summary, unit clv.Tim
 	return h
 }
 
-// calTracking is the weekly tracking of cumulative repeat purchases over
+// Tracking is the weekly tracking of cumulative repeat purchases over
 // the calibration and holdout periods: the actual count against the
 // models' unconditional expectation E[X(t)], summed over the fitted
 // customers grouped by the day of their first purchase.
-type calTracking struct {
+type Tracking struct {
 	// Start is the start of week 1, a whole number of weeks before the
 	// calibration end and at or before the first purchase. The first
 	// CalibrationWeeks weeks make the calibration period: the last of
 	// them ends at the calibration end.
-	Start            string    `json:"start"`
-	CalibrationWeeks int       `json:"calibration_weeks"`
-	Weeks            []calWeek `json:"weeks"`
+	Start            string `json:"start"`
+	CalibrationWeeks int    `json:"calibration_weeks"`
+	Weeks            []Week `json:"weeks"`
 }
 
-type calWeek struct {
+type Week struct {
 	Week int `json:"week"`
 	// End is the end of the week (the holdout end for a last, shorter
 	// week); repeat purchase days up to and including it are counted.
@@ -282,9 +269,9 @@ type calWeek struct {
 	ExpectedByModel map[clv.CountModel]float64 `json:"expected_by_model"`
 }
 
-// calTrackingOf returns the weekly tracking, nil without purchase
+// trackingOf returns the weekly tracking, nil without purchase
 // histories (a state directory) or customers.
-func calTrackingOf(in *calInput, unit clv.TimeUnit, models []*clv.Model, chosen *clv.Model) *calTracking {
+func trackingOf(in *Input, unit clv.TimeUnit, models []*clv.Model, chosen *clv.Model) *Tracking {
 	if !in.histories || len(in.customers) == 0 {
 		return nil
 	}
@@ -300,7 +287,7 @@ func calTrackingOf(in *calInput, unit clv.TimeUnit, models []*clv.Model, chosen 
 	for i := range in.customers {
 		c := &in.customers[i]
 		minFirst = min(minFirst, c.first)
-		day := calFloorDiv(c.first, score.DayMs)
+		day := floorDiv(c.first, score.DayMs)
 		co := byDay[day]
 		if co == nil {
 			co = &cohort{}
@@ -320,7 +307,7 @@ func calTrackingOf(in *calInput, unit clv.TimeUnit, models []*clv.Model, chosen 
 	nCal := max(1, int((in.calEnd-minFirst+weekMs-1)/weekMs))
 	start := in.calEnd - int64(nCal)*weekMs
 	nAll := nCal + int((end-in.calEnd+weekMs-1)/weekMs)
-	tr := &calTracking{Start: time.UnixMilli(start).UTC().Format(time.RFC3339), CalibrationWeeks: nCal}
+	tr := &Tracking{Start: time.UnixMilli(start).UTC().Format(time.RFC3339), CalibrationWeeks: nCal}
 	unitMs := float64(unit.Millis())
 	next := 0 // repeats[:next] are at or before the current boundary
 	for k := 1; k <= nAll; k++ {
@@ -328,7 +315,7 @@ func calTrackingOf(in *calInput, unit clv.TimeUnit, models []*clv.Model, chosen 
 		for next < len(repeats) && repeats[next] <= b {
 			next++
 		}
-		w := calWeek{Week: k, End: time.UnixMilli(b).UTC().Format(time.RFC3339), Actual: int64(next),
+		w := Week{Week: k, End: time.UnixMilli(b).UTC().Format(time.RFC3339), Actual: int64(next),
 			ExpectedByModel: map[clv.CountModel]float64{}}
 		for _, m := range models {
 			var e float64
@@ -347,8 +334,8 @@ func calTrackingOf(in *calInput, unit clv.TimeUnit, models []*clv.Model, chosen 
 	return tr
 }
 
-// calModelName is a count model's name in the text report.
-func calModelName(k clv.CountModel) string {
+// modelName is a count model's name in the text report.
+func modelName(k clv.CountModel) string {
 	switch k {
 	case clv.CountMBGNBD:
 		return "MBG/NBD"
@@ -358,30 +345,30 @@ func calModelName(k clv.CountModel) string {
 	return "BG/NBD"
 }
 
-// calTrackingStride is the step between the weeks the text report prints;
+// trackingStride is the step between the weeks the text report prints;
 // it always prints the last calibration week and the last week.
-const calTrackingStride = 4
+const trackingStride = 4
 
 // writeValidation prints the holdout and tracking parts of the text
 // report through tw (flushed before returning).
-func (r *calReport) writeValidation(w io.Writer, tw *tabwriter.Writer) error {
+func (r *Report) writeValidation(w io.Writer, tw *tabwriter.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	var ks []clv.CountModel
-	for _, k := range calAllCounts {
-		if calFitOf(r, k) != nil {
+	for _, k := range AllCounts {
+		if fitOf(r, k) != nil {
 			ks = append(ks, k)
 		}
 	}
 	header := func(first string) {
 		p("\t%s", first)
 		for _, k := range ks {
-			p("\t%s", calModelName(k))
+			p("\t%s", modelName(k))
 		}
 		p("\t\n")
 	}
 	if h := r.Holdout; h != nil {
 		fmt.Fprintf(w, "\nHoldout to %s (%.2f %ss): %d repeat purchases, expected %.1f (%s)\n",
-			h.End, h.Length, r.TimeUnit, h.ActualPurchases, h.ExpectedPurchases, calModelName(r.CountModel))
+			h.End, h.Length, r.TimeUnit, h.ActualPurchases, h.ExpectedPurchases, modelName(r.CountModel))
 		fmt.Fprintln(w, "Repeat purchases per customer in the holdout by calibration x: actual and expected")
 		p("\tcalibration x\tcustomers")
 		header("actual")
@@ -401,7 +388,7 @@ func (r *calReport) writeValidation(w io.Writer, tw *tabwriter.Writer) error {
 		p("\tweek\tend")
 		header("actual")
 		for i, wk := range t.Weeks {
-			if wk.Week%calTrackingStride != 0 && wk.Week != t.CalibrationWeeks && i != len(t.Weeks)-1 {
+			if wk.Week%trackingStride != 0 && wk.Week != t.CalibrationWeeks && i != len(t.Weeks)-1 {
 				continue
 			}
 			p("\t%d\t%s\t%d", wk.Week, wk.End[:10], wk.Actual)

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestImportDirection checks that dependencies point one way: cmd over the
+// library packages, calibrate over txcsv and the scoring packages, and no
+// library package reaching back. It reads the import lists of the
+// packages' non-test files, so it needs no build and no network.
+func TestImportDirection(t *testing.T) {
+	root := filepath.Join("..", "..")
+	deps := moduleImports(t, root, "valora")
+	for _, rule := range []struct {
+		from   string // a package, or a prefix ending in "/..."
+		banned string
+	}{
+		{"valora/processor/...", "valora/cmd/..."},
+		{"valora/state/...", "valora/processor/..."},
+		{"valora/state/...", "valora/cmd/..."},
+		{"valora/schemas/...", "valora/processor/..."},
+		{"valora/schemas/...", "valora/cmd/..."},
+		{"valora/processor/txcsv", "valora/processor/calibrate"},
+		{"valora/processor/calibrate", "valora/processor"},
+		{"valora/processor/txcsv", "valora/processor"},
+	} {
+		for pkg := range deps {
+			if !matchPkg(rule.from, pkg) {
+				continue
+			}
+			for dep, via := range reach(deps, pkg) {
+				if matchPkg(rule.banned, dep) {
+					t.Errorf("%s imports %s (via %s); %s must not depend on %s", pkg, dep, via, rule.from, rule.banned)
+				}
+			}
+		}
+	}
+	for _, want := range []string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/cmd/valora"} {
+		if _, ok := deps[want]; !ok {
+			t.Errorf("package %s not found under %s", want, root)
+		}
+	}
+	if !reachable(deps, "valora/processor/calibrate", "valora/processor/txcsv") {
+		t.Error("valora/processor/calibrate does not import valora/processor/txcsv: the rules above check nothing")
+	}
+}
+
+// matchPkg reports whether pkg is pattern, or under it when pattern ends
+// in "/...".
+func matchPkg(pattern, pkg string) bool {
+	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == p || strings.HasPrefix(pkg, p+"/")
+	}
+	return pkg == pattern
+}
+
+// moduleImports returns, for every package of the module under root, the
+// module's packages its non-test files import.
+func moduleImports(t *testing.T, root, module string) map[string][]string {
+	t.Helper()
+	deps := map[string][]string{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if p != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(p))
+		if err != nil {
+			return err
+		}
+		pkg := path.Join(module, filepath.ToSlash(rel))
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		if _, ok := deps[pkg]; !ok {
+			deps[pkg] = nil
+		}
+		for _, imp := range f.Imports {
+			ip, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				return err
+			}
+			if matchPkg(module+"/...", ip) {
+				deps[pkg] = append(deps[pkg], ip)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deps
+}
+
+// reach returns every module package pkg depends on, directly or not, each
+// with the package that imports it on one path from pkg.
+func reach(deps map[string][]string, pkg string) map[string]string {
+	seen := map[string]string{}
+	stack := []string{pkg}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, d := range deps[p] {
+			if _, ok := seen[d]; !ok && d != pkg {
+				seen[d] = p
+				stack = append(stack, d)
+			}
+		}
+	}
+	return seen
+}
+
+func reachable(deps map[string][]string, from, to string) bool {
+	_, ok := reach(deps, from)[to]
+	return ok
+}
