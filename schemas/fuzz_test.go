@@ -81,26 +81,26 @@ func fuzzDecoder[T any](
 
 func FuzzDecodeInteraction(f *testing.F) {
 	c := newSOECodec(f)
-	fuzzDecoder(f, recordCases[0], c.DecodeInteraction, c.AppendInteraction, false)
+	fuzzDecoder(f, recordCaseNamed(f, NameInteraction), c.DecodeInteraction, c.AppendInteraction, false)
 }
 
 func FuzzDecodePurchase(f *testing.F) {
 	c := newSOECodec(f)
-	fuzzDecoder(f, recordCases[1], c.DecodePurchase, c.AppendPurchase, true)
+	fuzzDecoder(f, recordCaseNamed(f, NamePurchase), c.DecodePurchase, c.AppendPurchase, true)
 }
 
 func FuzzDecodeErasure(f *testing.F) {
 	c := newSOECodec(f)
-	fuzzDecoder(f, recordCases[2], c.DecodeErasure, c.AppendErasure, true)
+	fuzzDecoder(f, recordCaseNamed(f, NameErasureRequest), c.DecodeErasure, c.AppendErasure, true)
 }
 
 func FuzzDecodeTierChange(f *testing.F) {
 	c := newSOECodec(f)
-	fuzzDecoder(f, recordCases[3], c.DecodeTierChange, c.AppendTierChange, true)
+	fuzzDecoder(f, recordCaseNamed(f, NameTierChange), c.DecodeTierChange, c.AppendTierChange, true)
 }
 
 func FuzzDecodeCustomer(f *testing.F) {
-	fuzzDecoder(f, recordCases[4], DecodeCustomer, AppendCustomer, true)
+	fuzzDecoder(f, recordCaseNamed(f, NameCustomerState), DecodeCustomer, AppendCustomer, true)
 }
 
 // sameInteraction reports whether a and b are equal, a nil attributes map
@@ -110,4 +110,15 @@ func sameInteraction(a, b *Interaction) bool {
 	x, y := *a, *b
 	x.Attributes, y.Attributes = nil, nil
 	return reflect.DeepEqual(x, y) && maps.Equal(a.Attributes, b.Attributes)
+}
+
+// recordCaseNamed returns the record case of the schema named name.
+func recordCaseNamed(f *testing.F, name string) recordCase {
+	for _, rc := range recordCases {
+		if rc.name == name {
+			return rc
+		}
+	}
+	f.Fatalf("no record case %s", name)
+	return recordCase{}
 }
