@@ -39,6 +39,14 @@ const (
 	MaxWriteSetBytes     int64 = 64 << 30
 )
 
+// Defaults of the other memory bounds (Config.FetchBytes, QueueBytes,
+// KnownIDsBytes).
+const (
+	DefaultFetchBytes    int64 = 64 << 20
+	DefaultQueueBytes    int64 = 64 << 20
+	DefaultKnownIDsBytes int64 = 64 << 20
+)
+
 // TimeMode chooses what moves a task's stream time.
 type TimeMode string
 
@@ -137,6 +145,22 @@ type Config struct {
 	// across all tasks of this instance. Default 1,000,000; 0 keeps the
 	// default, negative disables the cache.
 	CacheCustomers int
+	// FetchBytes bounds the input records fetched from Kafka and not yet
+	// queued in their task: the group consumer fetches at most a tenth of
+	// it per request, two requests at a time, and a task's channel holds
+	// up to four polls. Default DefaultFetchBytes. (A replay's fetch
+	// options, in ClientOpts, take precedence.)
+	FetchBytes int64
+	// QueueBytes bounds the records queued in the tasks, waiting for the
+	// merge (live mode): each source of each task gets its share, and
+	// its partition is paused while its queue holds more. Default
+	// DefaultQueueBytes.
+	QueueBytes int64
+	// KnownIDsBytes bounds the known-ids filters of all tasks (each task
+	// gets its share, as for CacheCustomers): past it a filter answers
+	// "maybe" more often, and more lookups of new customers read the
+	// store. Default DefaultKnownIDsBytes.
+	KnownIDsBytes int64
 	// InputPartitioner is how the producers of the input topics place keys
 	// (see Partitioner). A record in another partition than the one its
 	// key maps to is dead-lettered as wrong_partition; the HTTP lookup
@@ -283,6 +307,15 @@ func (c *Config) setDefaults() {
 	if c.WriteSetBytes == 0 {
 		c.WriteSetBytes = DefaultWriteSetBytes
 	}
+	if c.FetchBytes == 0 {
+		c.FetchBytes = DefaultFetchBytes
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.KnownIDsBytes == 0 {
+		c.KnownIDsBytes = DefaultKnownIDsBytes
+	}
 	if c.MaxClockSkew == 0 {
 		c.MaxClockSkew = 24 * time.Hour
 	}
@@ -400,6 +433,14 @@ func (c *Config) ValidateSettings() error {
 	}
 	if c.WriteSetBytes < 0 || c.WriteSetBytes > MaxWriteSetBytes {
 		errs = append(errs, fmt.Errorf("write_set_bytes: %d must be between 0 (the default, %d) and %d", c.WriteSetBytes, DefaultWriteSetBytes, MaxWriteSetBytes))
+	}
+	for _, f := range [...]struct {
+		name string
+		v    int64
+	}{{"fetch_bytes", c.FetchBytes}, {"queue_bytes", c.QueueBytes}, {"known_ids_bytes", c.KnownIDsBytes}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d must not be negative (0: the default)", f.name, f.v))
+		}
 	}
 	if err := c.InputPartitioner.validate(); err != nil {
 		errs = append(errs, err)

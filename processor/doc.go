@@ -30,6 +30,13 @@
 // adds every customer it creates: a lookup the filter answers "absent" is
 // a new customer, and skips the store read that would find nothing.
 //
+// Memory is bounded per instance, whatever the number of customers and
+// partitions: each task takes its share (by the partition count) of
+// CacheCustomers, WriteSetBytes, QueueBytes (its input queues, whose
+// partitions it pauses past it) and KnownIDsBytes (its filter answers
+// "maybe" more often past it), and the group consumer's fetches are
+// bounded by FetchBytes. valora_memory_bytes shows each part (memory.go).
+//
 // # Commit cycle and guarantees
 //
 // A task applies records to a write set of changed customers (encoded in a

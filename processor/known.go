@@ -2,6 +2,7 @@ package processor
 
 import (
 	"hash/maphash"
+	"math"
 	"math/bits"
 )
 
@@ -25,11 +26,18 @@ import (
 //
 // The filter grows by layers: when the newest is at its designed load, a
 // new one of twice its capacity takes the adds. A query probes one
-// 64-byte block per layer. Not safe for concurrent use: the task
-// goroutine owns it.
+// 64-byte block per layer. Its memory is bounded (maxBytes, the task's
+// share of Config.KnownIDsBytes): a layer is only as large as what is left
+// of the bound, and once nothing is left the newest layer takes the adds
+// past its designed load, so that more of the ids it is asked about are
+// false positives (store reads, as without the filter), and still none is
+// a false negative. Not safe for concurrent use: the task goroutine owns
+// it.
 type knownIDs struct {
-	seed   maphash.Seed
-	layers []knownLayer
+	seed     maphash.Seed
+	layers   []knownLayer
+	maxBytes int // 0: unbounded
+	bytes    int // of every layer's words
 }
 
 type knownLayer struct {
@@ -45,7 +53,11 @@ const (
 	knownMinIDs     = 1 << 16
 )
 
-func newKnownIDs() *knownIDs { return &knownIDs{seed: maphash.MakeSeed()} }
+// newKnownIDs returns an empty filter of at most maxBytes (0: unbounded;
+// at least one layer of one block).
+func newKnownIDs(maxBytes int) *knownIDs {
+	return &knownIDs{seed: maphash.MakeSeed(), maxBytes: maxBytes}
+}
 
 // hash returns the hash of id that add and mayContain take.
 func (k *knownIDs) hash(id string) uint64 { return maphash.String(k.seed, id) }
@@ -59,9 +71,22 @@ func (k *knownIDs) reserve(n int) {
 	}
 }
 
+// grow adds a layer for n ids (less, to keep within maxBytes), or none
+// when maxBytes is used up.
 func (k *knownIDs) grow(n int) {
 	n = max(n, knownMinIDs)
 	nblocks := (n*knownBitsPerID + 511) / 512
+	if k.maxBytes > 0 {
+		const blockBytes = knownBlockWords * 8
+		left := (k.maxBytes - k.bytes) / blockBytes
+		if left <= 0 && len(k.layers) > 0 {
+			k.layers[len(k.layers)-1].max = math.MaxInt // overloaded from now on
+			return
+		}
+		nblocks = max(1, min(nblocks, left))
+		n = nblocks * 512 / knownBitsPerID
+	}
+	k.bytes += nblocks * knownBlockWords * 8
 	k.layers = append(k.layers, knownLayer{
 		words:   make([]uint64, nblocks*knownBlockWords),
 		nblocks: uint64(nblocks),

@@ -12,7 +12,7 @@ import (
 func TestKnownIDs(t *testing.T) {
 	for seed := range uint64(40) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		k := newKnownIDs()
+		k := newKnownIDs(0)
 		reserved := 0
 		if seed%2 == 0 {
 			reserved = rng.IntN(200_000)
@@ -59,7 +59,7 @@ func TestKnownIDs(t *testing.T) {
 // TestKnownIDsGrowth checks that layers double and that a reserved first
 // layer takes the load without growing.
 func TestKnownIDsGrowth(t *testing.T) {
-	k := newKnownIDs()
+	k := newKnownIDs(0)
 	k.reserve(2 * 100_000)
 	for i := range 200_000 {
 		k.add(k.hash(fmt.Sprint("id", i)))
@@ -76,7 +76,7 @@ func TestKnownIDsGrowth(t *testing.T) {
 			t.Fatalf("layer %d holds %d bytes for %d ids, want about %d", i, got, l.max, want)
 		}
 	}
-	if e := newKnownIDs(); e.mayContain(e.hash("x")) {
+	if e := newKnownIDs(0); e.mayContain(e.hash("x")) {
 		t.Fatal("an empty filter reports an id present")
 	}
 }
@@ -88,7 +88,7 @@ func TestKnownIDsGrowth(t *testing.T) {
 // do.
 func BenchmarkKnownIDs(b *testing.B) {
 	const n = 1 << 20
-	k := newKnownIDs()
+	k := newKnownIDs(0)
 	k.reserve(n)
 	for i := range n {
 		k.add(k.hash(fmt.Sprint("c", i)))
@@ -112,5 +112,37 @@ func BenchmarkKnownIDs(b *testing.B) {
 				b.Fatalf("%d of %d present ids found", hits, b.N)
 			}
 		})
+	}
+}
+
+// TestKnownIDsBounded checks a filter with a memory bound over many seeds:
+// its layers never take more than the bound, and no id added is reported
+// absent once the bound is reached and the newest layer is overloaded.
+func TestKnownIDsBounded(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		maxBytes := 64 + rng.IntN(1<<20)
+		k := newKnownIDs(maxBytes)
+		if seed%2 == 0 {
+			k.reserve(rng.IntN(1 << 20))
+		}
+		n := rng.IntN(400_000)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("c-%d-%x", seed, rng.Uint64())
+			k.add(k.hash(ids[i]))
+		}
+		size := 0
+		for _, l := range k.layers {
+			size += 8 * len(l.words)
+		}
+		if size > maxBytes || size != k.bytes {
+			t.Fatalf("seed %d: layers of %d bytes (counted %d), bound %d", seed, size, k.bytes, maxBytes)
+		}
+		for _, id := range ids {
+			if !k.mayContain(k.hash(id)) {
+				t.Fatalf("seed %d: %q added but reported absent (%d ids, %d bytes)", seed, id, n, size)
+			}
+		}
 	}
 }

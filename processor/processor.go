@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sort"
 	"sync"
@@ -36,6 +37,9 @@ type Processor struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
+	// mem holds the tasks' memory by component (valora_memory_bytes),
+	// which each task updates at its commits.
+	mem [numMem]atomic.Int64
 
 	mu sync.Mutex // guards the fields below
 	// partitions is the input topics' partition count, known after
@@ -223,6 +227,7 @@ func New(cfg Config) (*Processor, error) {
 	}
 	p.policy.Store(cfg.Policy)
 	p.m.policy.WithLabelValues(cfg.Policy.Version).Set(1)
+	cfg.Registerer.MustRegister(&memoryCollector{p: p})
 	return p, nil
 }
 
@@ -306,6 +311,7 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
 		kgo.ClientID("valora"),
 	}
+	opts = append(opts, p.fetchOpts()...)
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))
 	}
@@ -316,6 +322,29 @@ func (p *Processor) kgoOpts() []kgo.Opt {
 	}
 	return append(opts, p.producerOpts()...)
 }
+
+// fetchOpts bound the group consumer's fetches by Config.FetchBytes: two
+// requests at a time of a tenth each, so that what the client buffers and
+// what waits in the tasks' channels (four polls each) stay within it; and
+// a partition's part of a fetch by half its queue's share of
+// Config.QueueBytes, since a queue paused below one fetch would drop
+// (and fetch again) every fetch it gets.
+func (p *Processor) fetchOpts() []kgo.Opt {
+	c := &p.cfg
+	part := c.QueueBytes / int64(max(1, p.partitions)*numSources) / 2
+	return []kgo.Opt{
+		kgo.FetchMaxBytes(int32(min(c.FetchBytes/10, math.MaxInt32))),
+		kgo.MaxConcurrentFetches(2),
+		kgo.FetchMaxPartitionBytes(int32(min(max(part, minPartitionFetch), maxPartitionFetch))),
+	}
+}
+
+// The bounds of a partition's part of a fetch: franz-go's default at most,
+// and at least a few batches.
+const (
+	minPartitionFetch = 64 << 10
+	maxPartitionFetch = 1 << 20
+)
 
 // Run joins the group and processes until ctx is cancelled or a task fails.
 // On cancellation every task finishes its commit cycle before Run returns

@@ -170,14 +170,19 @@ type task struct {
 	// waitFrom is when the merge began to wait for a source's next
 	// record (zero: not waiting), gaveUp that it stopped waiting for it
 	// until the source's next fetch.
-	strict   bool
-	end      [numSources]int64
-	q        [numSources][]*kgo.Record
-	head     [numSources]item
-	paused   [numSources]bool
-	finished bool
-	waitFrom [numSources]time.Time
-	gaveUp   [numSources]bool
+	strict bool
+	end    [numSources]int64
+	q      [numSources][]*kgo.Record
+	// qBytes is the memory of each source's queue (queuedBytes), which a
+	// live task bounds by qMaxBytes as it bounds the count by
+	// liveQueueMax.
+	qBytes    [numSources]int
+	qMaxBytes int
+	head      [numSources]item
+	paused    [numSources]bool
+	finished  bool
+	waitFrom  [numSources]time.Time
+	gaveUp    [numSources]bool
 	// committedPos is pos at the last commit, or at load: the durable
 	// positions (replay progress, the group's offsets).
 	committedPos [numSources]int64
@@ -227,11 +232,13 @@ type task struct {
 
 	// per-task gauge contributions, removed when the task stops; shown*
 	// are the parts already added to the gauges (publishCounts).
-	tiers, shownTiers     map[string]float64
-	stages, shownStages   map[string]float64
-	classes, shownClass   map[string]float64
+	tiers, shownTiers   map[string]float64
+	stages, shownStages map[string]float64
+	classes, shownClass map[string]float64
+	churn, shownChurn   float64
+	// shownMem is the task's part of Processor.mem (publishMemory).
+	shownMem              [numMem]int64
 	treated, shownTreated map[string]float64
-	churn, shownChurn     float64
 
 	// known holds every customer id the partition's store may hold (see
 	// knownIDs): lookup reads the store only for those.
@@ -259,6 +266,8 @@ type task struct {
 
 func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 	wsMax := int(max(1, p.cfg.WriteSetBytes/int64(max(1, p.partitions))))
+	// A source's queue holds at most its share of QueueBytes (live).
+	qMaxBytes := int(max(1, p.cfg.QueueBytes/int64(max(1, p.partitions)*numSources)))
 	capacity := p.cfg.CacheCustomers
 	if capacity > 0 {
 		// The cache budget is per instance; spread it over the tasks this
@@ -275,11 +284,12 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		done:         make(chan struct{}),
 		dead:         make(chan struct{}),
 		cache:        state.NewCache[*cust](capacity),
-		known:        newKnownIDs(),
+		known:        newKnownIDs(int(min(p.cfg.KnownIDsBytes/int64(max(1, p.partitions)), math.MaxInt32))),
 		cacheCap:     capacity,
 		ws:           newWriteSet(wsMax),
 		pend:         make(map[string]pendCustomer),
 		wsMax:        wsMax,
+		qMaxBytes:    qMaxBytes,
 		erased:       make(map[string]int64),
 		next:         make(map[string]int64, 2),
 		dlq:          make(map[[2]string]int),
@@ -290,8 +300,6 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		shownStages:  make(map[string]float64),
 		classes:      make(map[string]float64),
 		shownClass:   make(map[string]float64),
-		treated:      make(map[string]float64),
-		shownTreated: make(map[string]float64),
 		topics:       p.sourceTopics(),
 		nparts:       p.partitions,
 		partitioner:  p.cfg.InputPartitioner,
@@ -299,6 +307,8 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		pol:          p.policy.Load(),
 		restored:     make(chan struct{}),
 		cycle:        rand.Uint64() &^ 0xffffffff, // unique per incarnation; low half counts
+		treated:      make(map[string]float64),
+		shownTreated: make(map[string]float64),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.abortCtx, t.abortCancel = context.WithCancel(context.Background())
@@ -576,6 +586,7 @@ func (t *task) publishCounts() {
 		m.churnRisk.Add(d)
 		t.shownChurn = t.churn
 	}
+	t.publishMemory()
 	for k, n := range t.changes {
 		m.tierChanges.WithLabelValues(k[0], k[1], k[2]).Add(float64(n))
 	}
@@ -607,6 +618,7 @@ func (t *task) dropGauges() {
 		m.treatments.WithLabelValues(k).Sub(v)
 	}
 	m.churnRisk.Sub(t.shownChurn)
+	t.dropMemory()
 }
 
 // handle takes one fetched batch: its records join their sources' queues,
@@ -703,7 +715,10 @@ func (t *task) step(it *item) error {
 // live heap under a replay's memory limit (BENCHMARKS.md). A live queue
 // grows only while the merge waits for the task's other input, and a pause
 // can hold the task up for a fetch's longest wait, so the live bound sits
-// well above what draining a backlog queues.
+// well above what draining a backlog queues. A live queue is bounded in
+// bytes too, by its share of Config.QueueBytes, which bounds the memory
+// of the queues whatever the number of partitions; the consumer's fetches
+// of a partition are half that share at most (Processor.fetchOpts).
 const (
 	replayQueueMax = 4096
 	liveQueueMax   = 1 << 16
@@ -734,8 +749,9 @@ func (t *task) enqueue(f fetched) {
 				continue
 			}
 			t.q[src] = append(t.q[src], r)
+			t.qBytes[src] += queuedBytes(r)
 		}
-		if len(t.q[src]) > queueMax && !t.paused[src] {
+		if (len(t.q[src]) > queueMax || !t.strict && t.qBytes[src] > t.qMaxBytes) && !t.paused[src] {
 			t.paused[src] = true
 			t.cl.PauseFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
 		}
@@ -755,17 +771,26 @@ func (t *task) fillHead(src int) (bool, error) {
 		t.head[src] = item{}
 		return false, err // the task stops; the record stays queued
 	}
+	t.qBytes[src] -= queuedBytes(t.q[src][0])
 	t.q[src][0] = nil // the head holds it until it is applied
 	t.q[src] = t.q[src][1:]
 	if len(t.q[src]) == 0 {
 		t.q[src] = t.q[src][:0:0] // drop the drained array
+		t.qBytes[src] = 0
 	}
-	if t.paused[src] && len(t.q[src]) < t.queueLow() {
+	if t.paused[src] && len(t.q[src]) < t.queueLow() && (t.strict || t.qBytes[src] < t.qMaxBytes/2) {
 		t.paused[src] = false
 		t.cl.ResumeFetchPartitions(map[string][]int32{t.topics[src]: {t.part}})
 	}
 	return true, nil
 }
+
+// recordOverhead is the memory of a queued record besides its key and
+// value: the kgo.Record and its place in the queue.
+const recordOverhead = 200
+
+// queuedBytes is what a queued record counts against its queue's bound.
+func queuedBytes(r *kgo.Record) int { return len(r.Key) + len(r.Value) + recordOverhead }
 
 // queueLow is the queue length below which a paused source resumes.
 func (t *task) queueLow() int {

@@ -368,7 +368,16 @@ func (t *task) readIndex(T int64) error {
 
 // advance moves stream time to T (if later), firing every timer due at or
 // before T in (due, customer id) order.
-func (t *task) advance(T int64) error {
+func (t *task) advance(T int64) error { return t.advanceTo(T, false) }
+
+// advanceTo is advance; bounded, it stops once the cycle must commit
+// (full), with stream time just before the due time it fired last (every
+// deadline before it has fired), for the caller to commit and call again.
+// An idle task's jump to the wall clock (tick) is bounded: it can pass the
+// deadlines of every customer of the partition (a task that caught up on
+// old records), and firing them all in one cycle would hold every one of
+// them, and their outputs, in memory until the commit.
+func (t *task) advanceTo(T int64, bounded bool) error {
 	c := &t.clk
 	for {
 		h := c.heapMin()
@@ -392,6 +401,10 @@ func (t *task) advance(T int64) error {
 		}
 		if err := t.fire(d, T); err != nil {
 			return err
+		}
+		if bounded && t.full() {
+			t.st = max(t.st, d.at-1)
+			return nil
 		}
 	}
 }
@@ -477,7 +490,7 @@ func (t *task) tick() error {
 		return nil
 	}
 	if wall := now.Add(-cfg.AllowedLateness).UnixMilli(); wall > t.st {
-		return t.advance(wall)
+		return t.advanceTo(wall, true)
 	}
 	return nil
 }

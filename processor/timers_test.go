@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"valora/internal/deliverytest"
 	"valora/internal/kafkatest"
 	"valora/processor/score"
@@ -345,4 +347,69 @@ func refMin(ref map[string]int64) int64 {
 		}
 	}
 	return m
+}
+
+// TestIdleJumpBoundedCycles checks that an idle task whose stream time
+// jumps to the wall clock past the deadlines of all its customers fires
+// them over several commit cycles, each within the task's share of the
+// write set, rather than all in one (which would hold every customer and
+// its output in memory): every customer churns, and no transaction of the
+// tier changes holds more than a few cycles' worth.
+func TestIdleJumpBoundedCycles(t *testing.T) {
+	h := newHarness(t, 1)
+	pol := score.DefaultPolicy()
+	const (
+		customers = 3000
+		writeSet  = 32 << 10
+		lateness  = time.Minute
+	)
+	ahead := time.Duration(pol.Churn.InactivityDays)*24*time.Hour + lateness + time.Hour
+	at := time.Now().Add(-time.Hour).UnixMilli()
+	recs := make([]*kgo.Record, customers)
+	for i := range recs {
+		recs[i] = h.buy(fmt.Sprintf("c%05d", i), at+int64(i), 900)
+	}
+	h.b.Produce(t, recs...)
+	r := h.start(t.TempDir(), kafkatest.Name(t, "g"), func(c *Config) {
+		c.Time = TimeLive
+		c.Now = func() time.Time { return time.Now().Add(ahead) }
+		c.IdleTimeout = 300 * time.Millisecond
+		c.CommitInterval = 50 * time.Millisecond
+		c.AllowedLateness = lateness
+		c.WriteSetBytes = writeSet
+	})
+	r.waitHandled(t, customers)
+	var outs []*kgo.Record
+	churned := map[string]bool{}
+	kafkatest.Eventually(t, time.Minute, func() error {
+		outs = h.b.ConsumeAll(t, h.topics.TierChanges)
+		for _, out := range outs {
+			var tc schemas.TierChange
+			if err := h.codec.DecodeTierChange(out.Value, &tc); err != nil {
+				t.Fatalf("decode tier change: %v", err)
+			}
+			if tc.Cause == schemas.CauseInactivity && isChurned(tc) {
+				churned[tc.CustomerID] = true
+			}
+		}
+		if len(churned) < customers {
+			return fmt.Errorf("%d of %d customers churned", len(churned), customers)
+		}
+		return nil
+	})
+	// A transaction's records have consecutive offsets; its commit marker
+	// takes the next one.
+	largest, run := 0, 0
+	for i, out := range outs {
+		if i > 0 && out.Offset != outs[i-1].Offset+1 {
+			run = 0
+		}
+		run++
+		largest = max(largest, run)
+	}
+	perCycle := writeSet/pendEntryBytes + 1
+	t.Logf("%d tier changes; the largest transaction held %d (a cycle fires about %d customers)", len(outs), largest, perCycle)
+	if largest > 4*perCycle {
+		t.Errorf("a transaction held %d tier changes: the jump fired more than a few cycles' worth (%d each) at once", largest, perCycle)
+	}
 }

@@ -99,6 +99,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// MemoryUsage returns the bytes Pebble holds in its block cache and in
+// its memtables; ok is false once the store is closed.
+func (s *Store) MemoryUsage() (blockCache, memTables int64, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, false
+	}
+	m := s.db.Metrics()
+	return m.BlockCache.Size, int64(m.MemTable.Size), true
+}
+
 // fsyncBoundsSeconds are the bucket bounds exported for the WAL fsync
 // histogram. Pebble records it in nanoseconds over about a hundred buckets;
 // the exported histogram keeps, for each bound here, the largest Pebble

@@ -96,7 +96,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 			sf.writeSetMiB = replayWriteSetMiB
 		}
 		if !set["cache-customers"] {
-			sf.cacheCustomers = replayCacheCustomers
+			sf.cacheCustomers = optionalInt{v: replayCacheCustomers, set: true}
 		}
 	}
 	if gf.events == 0 {

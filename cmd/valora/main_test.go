@@ -203,6 +203,11 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 	f([]string{"run", "--state-dir", state}, map[string]string{"VALORA_INPUT_PARTITIONER": "fnv"}, "input_partitioner")
 	f([]string{"dev", "--input-partitioner", "fnv"}, nil, "--input-partitioner")
 	f([]string{"bench", "--input-partitioner", "fnv"}, nil, "--input-partitioner")
+	f([]string{"run", "--state-dir", state, "--memory-limit", "lots"}, nil, "--memory-limit")
+	f([]string{"run", "--state-dir", state, "--memory-limit", "256MiB", "--cache-customers", "1000000"}, nil,
+		"--memory-limit 256MiB, --cache-customers 1000000 (732.42MiB): do not fit")
+	f([]string{"run", "--state-dir", state, "--cache-customers", "100000"},
+		map[string]string{"VALORA_MEMORY_LIMIT": "96MiB", "VALORA_BLOCK_CACHE_MIB": "64"}, "--memory-limit 96MiB, --cache-customers 100000 (73.24MiB), --block-cache-mib 64: do not fit")
 	f([]string{"nonsense"}, nil, "unknown command")
 }
 

@@ -6,3 +6,6 @@ package main
 // and memtables in the Go heap: a Go memory limit must leave room for them
 // (the store keeps at most two memtables).
 func pebbleHeapShare(cacheBytes int64) int64 { return cacheBytes + 2*replayMemTable }
+
+// pebbleInGoHeap: Pebble's memory is in the Go heap (memoryBudget).
+const pebbleInGoHeap = true

@@ -92,7 +92,8 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.commitRecords, "commit-records", replayCommitRecords, "records per task after which a commit is forced")
 	fs.DurationVar(&s.commitInterval, "commit-interval", replayCommitInterval, "longest time between commits (an interrupted replay resumes from its last commit)")
 	fs.IntVar(&s.writeSetMiB, "write-set-mib", replayWriteSetMiB, writeSetUsage)
-	fs.IntVar(&s.cacheCustomers, "cache-customers", replayCacheCustomers, "customers kept decoded in memory (about 0.75 KiB each; 0 or negative: none, the write set serves the reads)")
+	s.cacheCustomers = optionalInt{v: replayCacheCustomers, set: true}
+	fs.Var(&s.cacheCustomers, "cache-customers", "customers kept decoded in memory (about 768 bytes each; 0 or negative: none, the write set serves the reads)")
 	fs.IntVar(&s.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&s.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	s.registerPartitioner(fs)
@@ -125,7 +126,7 @@ func (f *replayFlags) validate() error {
 	case f.progressInterval <= 0:
 		return usagef("--progress-interval %v: want a positive duration", f.progressInterval)
 	}
-	if err := s.checkMemoryFlags(); err != nil {
+	if err := s.checkMemoryFlags(true); err != nil {
 		return err
 	}
 	for _, t := range []struct{ name, v string }{{"--from", f.from}, {"--to", f.to}} {

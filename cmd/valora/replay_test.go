@@ -204,7 +204,7 @@ func TestReplayFlags(t *testing.T) {
 // memory bound).
 func TestCacheCustomersZero(t *testing.T) {
 	for _, c := range []struct{ flag, want int }{{0, -1}, {-3, -1}, {1, 1}, {10_000, 10_000}} {
-		f := scorerFlags{cacheCustomers: c.flag}
+		f := scorerFlags{cacheCustomers: optionalInt{v: c.flag, set: true}}
 		if got := f.cacheSize(); got != c.want {
 			t.Errorf("--cache-customers %d: Config.CacheCustomers %d, want %d", c.flag, got, c.want)
 		}

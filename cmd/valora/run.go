@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -49,9 +51,12 @@ type scorerFlags struct {
 	txnTimeout     time.Duration
 	commitInterval time.Duration
 	commitRecords  int
-	cacheCustomers int
-	writeSetMiB    int
-	blockCacheMiB  int // 0: state.DefaultCacheSize, or replayBlockCache with bulkLoad
+	// memoryLimit is --memory-limit: "" for the cgroup's limit (none
+	// outside a cgroup with one), else a size; "0" for none.
+	memoryLimit    string
+	cacheCustomers optionalInt // unset: from the memory budget
+	writeSetMiB    int         // 0: from the memory budget
+	blockCacheMiB  int         // 0: from the memory budget, or replayBlockCache with bulkLoad
 	maxClockSkew   time.Duration
 	partitioner    string
 	timeMode       string
@@ -89,8 +94,9 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.DurationVar(&f.txnTimeout, "transaction-timeout", time.Minute, "longest a task's transaction may stay open before the broker aborts it (exactly_once)")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
-	fs.IntVar(&f.cacheCustomers, "cache-customers", 1_000_000, "customers kept decoded in memory per instance (0 or negative disables the cache)")
-	fs.IntVar(&f.writeSetMiB, "write-set-mib", defaultWriteSetMiB, writeSetUsage)
+	fs.StringVar(&f.memoryLimit, "memory-limit", "", memoryLimitUsage)
+	fs.Var(&f.cacheCustomers, "cache-customers", "`customers` kept decoded in memory per instance, about 768 bytes each (0 or negative disables the cache; default: what --memory-limit leaves, or 1000000 without a limit)")
+	fs.IntVar(&f.writeSetMiB, "write-set-mib", 0, writeSetUsage+" (0: from --memory-limit, at most 64)")
 	fs.IntVar(&f.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&f.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
 	f.registerPartitioner(fs)
@@ -202,7 +208,12 @@ const (
 const maxBlockCacheMiB = 64 << 10
 
 const blockCacheUsage = "Pebble block cache in MiB: the customers not in the decoded cache are read through it " +
-	"(0: 256 for the daemon, 32 for a replay, which reads most customers from its write set, see --write-set-mib)"
+	"(0: from --memory-limit for the daemon, at most 128; 32 for a replay, which reads most customers from its write set, see --write-set-mib)"
+
+const memoryLimitUsage = "memory the process stays under, such as 1GiB or 512MiB (Kubernetes' plain bytes too): valora divides it among the decoded cache, " +
+	"the write set, Pebble's block cache and memtables, fetched and queued records and the known-ids filters, and sets the Go memory limit from it; " +
+	"--cache-customers, --write-set-mib and --block-cache-mib override their shares, and a combination that does not fit stops the program " +
+	"(default: the container's cgroup memory limit when there is one; 0: no limit, the default sizes)"
 
 // blockCache returns the block cache size in bytes a store opened for f
 // gets: --block-cache-mib, or the replay's default, or 0 for the store's own
@@ -222,20 +233,83 @@ func (f *scorerFlags) blockCache() int64 {
 // means its default of 1,000,000 (a replay given 0 held a million decoded
 // customers, far past its memory bound).
 func (f *scorerFlags) cacheSize() int {
-	if f.cacheCustomers <= 0 {
+	if f.cacheCustomers.v <= 0 {
 		return -1
 	}
-	return f.cacheCustomers
+	return f.cacheCustomers.v
 }
 
-// checkMemoryFlags validates --block-cache-mib and --write-set-mib.
-func (f *scorerFlags) checkMemoryFlags() error {
+// checkMemoryFlags validates --block-cache-mib and --write-set-mib; a
+// replay (bulkLoad) sizes its write set by the flag alone, so it must be
+// given one.
+func (f *scorerFlags) checkMemoryFlags(replay bool) error {
 	if f.blockCacheMiB < 0 || f.blockCacheMiB > maxBlockCacheMiB {
 		return usagef("--block-cache-mib %d: want 0 (the default) to %d", f.blockCacheMiB, maxBlockCacheMiB)
 	}
-	if maxMiB := int(processor.MaxWriteSetBytes >> 20); f.writeSetMiB < 1 || f.writeSetMiB > maxMiB {
-		return usagef("--write-set-mib %d: want 1 to %d", f.writeSetMiB, maxMiB)
+	least := 0
+	if replay {
+		least = 1
 	}
+	if maxMiB := int(processor.MaxWriteSetBytes >> 20); f.writeSetMiB < least || f.writeSetMiB > maxMiB {
+		return usagef("--write-set-mib %d: want %d to %d", f.writeSetMiB, least, maxMiB)
+	}
+	return nil
+}
+
+// cgroupRoot and selfCgroup are where the cgroup memory limit is read.
+const (
+	cgroupRoot = "/sys/fs/cgroup"
+	selfCgroup = "/proc/self/cgroup"
+)
+
+// memoryPlan divides --memory-limit (or the cgroup's limit) among the
+// consumers of memory, with the flags that override their shares.
+func (f *scorerFlags) memoryPlan() (memorySizes, memoryBudget, error) {
+	b := memoryBudget{
+		PebbleInGoHeap:    pebbleInGoHeap,
+		CacheCustomers:    f.cacheCustomers.v,
+		CacheCustomersSet: f.cacheCustomers.set,
+		WriteSetBytes:     int64(f.writeSetMiB) << 20,
+		BlockCacheBytes:   int64(f.blockCacheMiB) << 20,
+	}
+	if f.memoryLimit == "" {
+		self, _ := os.ReadFile(selfCgroup) // none: the root's limit
+		n, err := cgroupMemoryLimit(cgroupRoot, self)
+		if err != nil {
+			return memorySizes{}, b, usagef("--memory-limit: not given, and %v; give it", err)
+		}
+		b.Limit, b.LimitFrom = n, "the cgroup's limit"
+	} else {
+		n, err := parseBytes(f.memoryLimit)
+		if err != nil {
+			return memorySizes{}, b, usagef("--memory-limit %v", err)
+		}
+		b.Limit = n
+	}
+	s, err := b.Plan()
+	return s, b, err
+}
+
+// optionalInt is an int flag that records whether it was given (on the
+// command line or in the environment).
+type optionalInt struct {
+	v   int
+	set bool
+}
+
+func (o *optionalInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.Itoa(o.v)
+}
+
+func (o *optionalInt) Set(s string) error {
+	v, err := strconv.ParseInt(s, 0, strconv.IntSize)
+	if err != nil {
+		return errors.New("parse error")
+	}
+	o.v, o.set = int(v), true
 	return nil
 }
 
@@ -254,6 +328,9 @@ const writeSetUsage = "MiB of changed customers (encoded) held until their task'
 // scorer is a wired processor with its store, codec, registry and HTTP
 // server. close releases them in reverse order.
 type scorer struct {
+	// mem is the memory budget's sizes (the daemon's; a replay's are its
+	// own): run sets the Go memory limit from it.
+	mem   memorySizes
 	proc  *processor.Processor
 	store *state.Store
 	reg   *prometheus.Registry
@@ -360,6 +437,24 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if err != nil {
 		return nil, err
 	}
+	if err := f.checkMemoryFlags(f.bulkLoad); err != nil {
+		return nil, err
+	}
+	// A replay's sizes are its flags' (its write set, no decoded cache)
+	// and the processor's defaults.
+	mem := memorySizes{CacheCustomers: f.cacheSize(), WriteSetBytes: int64(f.writeSetMiB) << 20}
+	if !f.bulkLoad {
+		// A replay keeps its own budget (replayGoMemLimit and its sizes).
+		var b memoryBudget
+		if mem, b, err = f.memoryPlan(); err != nil {
+			return nil, err
+		}
+		log.Info("memory budget", "limit", formatBytes(b.Limit), "go_limit", formatBytes(mem.GoLimit),
+			"cache_customers", mem.CacheCustomers, "write_set", formatBytes(mem.WriteSetBytes),
+			"block_cache", formatBytes(mem.BlockCacheBytes), "memtable", formatBytes(mem.MemTableBytes),
+			"fetch", formatBytes(mem.FetchBytes), "queues", formatBytes(mem.QueueBytes), "known_ids", formatBytes(mem.KnownIDsBytes))
+		registerBudget(reg, b, mem)
+	}
 	cfg := processor.Config{
 		AdvertiseURL:       advertise,
 		Brokers:            splitList(f.brokers),
@@ -373,8 +468,11 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		Policy:             pol,
 		CommitInterval:     f.commitInterval,
 		CommitRecords:      f.commitRecords,
-		CacheCustomers:     f.cacheSize(),
-		WriteSetBytes:      int64(f.writeSetMiB) << 20,
+		CacheCustomers:     mem.CacheCustomers,
+		WriteSetBytes:      mem.WriteSetBytes,
+		KnownIDsBytes:      mem.KnownIDsBytes,
+		FetchBytes:         mem.FetchBytes,
+		QueueBytes:         mem.QueueBytes,
 		MaxClockSkew:       f.maxClockSkew,
 		InputPartitioner:   processor.Partitioner(f.partitioner),
 		Time:               processor.TimeMode(f.timeMode),
@@ -399,9 +497,6 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if f.stateDir == "" {
 		return nil, usagef("--state-dir: required")
 	}
-	if err := f.checkMemoryFlags(); err != nil {
-		return nil, err
-	}
 	// Stop now, with the reason, if the brokers cannot be reached or
 	// refuse the TLS or SASL settings.
 	if err := checkBrokers(ctx, cfg.Brokers, cfg.ClientOpts); err != nil {
@@ -410,7 +505,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if f.shutdownTimeout < 0 {
 		return nil, usagef("--shutdown-timeout: %v must be positive", f.shutdownTimeout)
 	}
-	s := &scorer{reg: reg, log: log, policyPath: f.policy, reload: make(chan os.Signal, 1),
+	s := &scorer{mem: mem, reg: reg, log: log, policyPath: f.policy, reload: make(chan os.Signal, 1),
 		shutdownTimeout: f.shutdownTimeout, exit: os.Exit}
 	codec, err := newCodec(ctx, f.registry, schemas.TopicNames{
 		Interactions: f.interactions, Purchases: f.purchases, TierChanges: f.tierChanges,
@@ -422,6 +517,9 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	}
 	cfg.Codec = codec
 	opts := state.Options{Dir: f.stateDir, Logger: log, BulkLoad: f.bulkLoad, CacheSize: f.blockCache(), OnFatal: stateFatal}
+	if !f.bulkLoad {
+		opts.CacheSize, opts.MemTableSize = mem.BlockCacheBytes, uint64(mem.MemTableBytes)
+	}
 	if f.bulkLoad {
 		// A replay's memory is bounded whatever the number of customers
 		// (BENCHMARKS.md).
@@ -564,6 +662,11 @@ func runRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	s, err := newScorer(ctx, &f, log, func(c *processor.Config) { c.ClientOpts = append(c.ClientOpts, kafkaOpts...) })
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The daemon has the process to itself (dev and bench share it
+		// with a broker or a generator, whose memory is not budgeted).
+		debug.SetMemoryLimit(s.mem.GoLimit)
 	}
 	return s.run(ctx)
 }
