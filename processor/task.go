@@ -706,12 +706,10 @@ func (t *task) step(it *item) error {
 // source's partition is paused until the queue is half drained. Records
 // already in flight still arrive, so it is a soft bound.
 //
-// It must hold more than one partition's fetch (a replay's are at most
-// 256 KiB, a live consumer's 1 MiB, about 2,500 and 10,000 records of 100
-// bytes): pausing drops whatever the client has already fetched for the
-// partition, to be fetched again on resume, so a bound below one fetch
-// paused the partition on every fetch and left the task waiting for the
-// fetch again. The queued records, and the fetched batches they keep, are
+// It must hold more than one partition's fetch of small records: pausing
+// drops whatever the client has already fetched for the partition, to be
+// fetched again on resume, so a bound below one fetch would pause the
+// partition on every fetch and leave the task waiting for the fetch again. The queued records, and the fetched batches they keep, are
 // live heap under a replay's memory limit (BENCHMARKS.md). A live queue
 // grows only while the merge waits for the task's other input, and a pause
 // can hold the task up for a fetch's longest wait, so the live bound sits
