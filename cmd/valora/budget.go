@@ -20,7 +20,7 @@ import (
 //	limit = overhead + Go heap limit (+ Pebble's memory, with cgo)
 //	Go heap limit = components + room for the collector
 //
-// where overhead (limit/16, at least 32 MiB) covers the binary, goroutine
+// where overhead (see overhead) covers the binary, goroutine
 // stacks, the runtime's own structures and freed pages not yet returned;
 // the room is a quarter of the components, so that the collector runs
 // once per allocated quarter of the live heap rather than back to back;

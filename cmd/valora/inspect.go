@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 
+	"valora/processor/clv"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -142,8 +143,11 @@ func summarizeState(st *state.Store, parts []int32, pol *score.Policy) (inspectS
 				sum.ChurnRisk++
 			}
 			if seg != nil {
-				pol.Evaluate(&c, c.EvaluatedAt)
-				seg.Add(&c)
+				var value *clv.Value
+				if o := pol.Evaluate(&c, c.EvaluatedAt); o.Valued {
+					value = &o.Value
+				}
+				seg.Add(&c, value)
 			}
 			return nil
 		})

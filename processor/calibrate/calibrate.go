@@ -375,8 +375,7 @@ func newPolicy(rep *Report, o *Options, in *Input, model *clv.Model) (*score.Pol
 	seg := pol.NewSegments()
 	for i := range in.customers {
 		c := customerState(&in.customers[i])
-		pol.Evaluate(c, in.calEnd)
-		seg.Add(c)
+		seg.Add(c, outcomeValue(pol.Evaluate(c, in.calEnd)))
 		class := "none"
 		if c.ValueClass != nil {
 			class = *c.ValueClass
@@ -559,4 +558,12 @@ func correlation(xs, ys []float64) float64 {
 		syy += dy * dy
 	}
 	return sxy / math.Sqrt(sxx*syy)
+}
+
+// outcomeValue returns the models' evaluation an Outcome holds, or nil.
+func outcomeValue(o score.Outcome) *clv.Value {
+	if !o.Valued {
+		return nil
+	}
+	return &o.Value
 }

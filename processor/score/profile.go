@@ -267,15 +267,14 @@ func (p *Policy) Profile(c *schemas.Customer) schemas.CustomerProfile {
 // optional fields point to, so that a task builds one per changed customer
 // per commit without allocating.
 type ProfileBuf struct {
-	pr                         schemas.CustomerProfile
-	class, reason, action, fav string
-	treatment, relationship    string
-	cost                       int64
-	recency, sat               int32
-	value                      clv.Value
-	clvMinor                   float64
-	pref                       schemas.Channel
-	contact                    [schemas.NumChannels]schemas.Channel
+	pr                 schemas.CustomerProfile
+	class, reason, fav string
+	adv                advice
+	recency, sat       int32
+	value              clv.Value
+	clvMinor           float64
+	pref               schemas.Channel
+	contact            [schemas.NumChannels]schemas.Channel
 }
 
 // ProfileTo builds the profile of c in b, for encoding: the result points
@@ -334,18 +333,7 @@ func (p *Policy) ProfileTo(b *ProfileBuf, c *schemas.Customer, value *clv.Value)
 		b.recency = int32(min(recencyDays(c.EvaluatedAt, c.LastPurchase), math.MaxInt32))
 		pr.RecencyDays = &b.recency
 	}
-	a := pc.action(c.Tier)
-	if tr := pc.treatmentFor(c); tr != nil {
-		b.treatment, b.relationship, b.cost = tr.name, tr.relationship, tr.costMinor
-		pr.Treatment, pr.Relationship, pr.RelationshipCostMinor = &b.treatment, &b.relationship, &b.cost
-		if tr.action != "" {
-			a = tr.action
-		}
-	}
-	if a != "" {
-		b.action = a
-		pr.Action = &b.action
-	}
+	pr.Action, pr.Treatment, pr.Relationship, pr.RelationshipCostMinor = b.adv.set(pc, c)
 	if pc.model != nil && c.Purchases > 0 {
 		if value != nil {
 			b.value = *value

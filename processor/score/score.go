@@ -652,14 +652,13 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 // (where TierChange's pointers took four more, about 1 % of the default
 // benchmark's CPU).
 type TierChangeBuf struct {
-	tc                          schemas.TierChange
-	prev, class, action, reason string
-	treatment, relationship     string
-	cost                        int64
-	contact                     [schemas.NumChannels]schemas.Channel
-	recency                     int32
-	value                       clv.Value
-	clvMinor                    float64
+	tc                  schemas.TierChange
+	prev, class, reason string
+	adv                 advice
+	contact             [schemas.NumChannels]schemas.Channel
+	recency             int32
+	value               clv.Value
+	clvMinor            float64
 }
 
 // TierChangeTo is TierChange built in b: the result points into b, and is
@@ -697,18 +696,7 @@ func (p *Policy) TierChangeTo(b *TierChangeBuf, c *schemas.Customer, o Outcome, 
 		b.recency = int32(min(recencyDays(c.EvaluatedAt, c.LastPurchase), math.MaxInt32))
 		tc.RecencyDays = &b.recency
 	}
-	a := pc.action(c.Tier)
-	if tr := pc.treatmentFor(c); tr != nil {
-		b.treatment, b.relationship, b.cost = tr.name, tr.relationship, tr.costMinor
-		tc.Treatment, tc.Relationship, tc.RelationshipCostMinor = &b.treatment, &b.relationship, &b.cost
-		if tr.action != "" {
-			a = tr.action
-		}
-	}
-	if a != "" {
-		b.action = a
-		tc.Action = &b.action
-	}
+	tc.Action, tc.Treatment, tc.Relationship, tc.RelationshipCostMinor = b.adv.set(pc, c)
 	if r := p.RiskReason(c, c.EvaluatedAt); r != "" {
 		b.reason = r
 		tc.RiskReason = &b.reason
@@ -772,4 +760,29 @@ func (pc *compiled) treatmentFor(c *schemas.Customer) *treatment {
 		}
 	}
 	return nil
+}
+
+// advice holds what a customer's treatment tells an output, and the values
+// the output's optional fields point to.
+type advice struct {
+	action, treatment, relationship string
+	cost                            int64
+}
+
+// set fills a from c's treatment under pc and returns what an output
+// carries: the action (the treatment's, else the tier's) and the
+// treatment, relationship and monthly cost, each nil when there is none.
+func (a *advice) set(pc *compiled, c *schemas.Customer) (action, treatment, relationship *string, cost *int64) {
+	a.action = pc.action(c.Tier)
+	if tr := pc.treatmentFor(c); tr != nil {
+		a.treatment, a.relationship, a.cost = tr.name, tr.relationship, tr.costMinor
+		treatment, relationship, cost = &a.treatment, &a.relationship, &a.cost
+		if tr.action != "" {
+			a.action = tr.action
+		}
+	}
+	if a.action != "" {
+		action = &a.action
+	}
+	return action, treatment, relationship, cost
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"valora/processor/clv"
 	"valora/schemas"
 )
 
@@ -60,8 +61,10 @@ func (p *Policy) NewSegments() *Segments {
 }
 
 // Add counts c, whose derived fields (tier, value class, treatment) are
-// p's at c.EvaluatedAt.
-func (s *Segments) Add(c *schemas.Customer) {
+// p's at c.EvaluatedAt. value, if not nil, is the models' evaluation of c
+// then (an Outcome's Value, when Valued), which spares evaluating them
+// again; nil evaluates them.
+func (s *Segments) Add(c *schemas.Customer, value *clv.Value) {
 	pc := s.p.compiled()
 	class := ClassNone
 	if c.ValueClass != nil {
@@ -74,7 +77,11 @@ func (s *Segments) Add(c *schemas.Customer) {
 	}
 	var clvMinor float64
 	if pc.model != nil && c.Purchases > 0 {
-		clvMinor = pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c)).CLV * pc.minorPerMajor
+		if value == nil {
+			v := pc.model.Evaluate(pc.summary(c, c.EvaluatedAt), pc.meanSpend(c))
+			value = &v
+		}
+		clvMinor = value.CLV * pc.minorPerMajor
 	}
 	add := func(r *SegmentRow) {
 		r.Customers++

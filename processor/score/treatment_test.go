@@ -202,7 +202,7 @@ func TestSegments(t *testing.T) {
 		o := p.Evaluate(c, t0+20*DayMs)
 		tc := p.TierChange(c, o, schemas.CauseInactivity, c.EvaluatedAt)
 		want += *tc.CLV
-		seg.Add(c)
+		seg.Add(c, nil)
 	}
 	rep := seg.Report()
 	if months := 52 * 7 / (365.25 / 12); math.Abs(rep.HorizonMonths-months) > 1e-9 {
