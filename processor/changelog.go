@@ -216,9 +216,8 @@ func restoreIngestSlots() int { return max(2, runtime.GOMAXPROCS(0)) }
 //     the task (a store from before the changelog, or a recreated topic),
 //     the task publishes that state as its first cycle (publishCycle).
 //
-// In exactly-once mode the caller has initialised the task's transactional
-// producer first, which aborts any transaction a previous owner left open,
-// so the committed end of the partition is final.
+// The end it reads to is final: stableChangelogBounds waits for any
+// transaction open on the partition (a previous owner's) to end first.
 func (t *task) restore(ctx context.Context) error {
 	topic := t.p.cfg.Topics.Changelog
 	store := t.p.cfg.Store
@@ -226,7 +225,7 @@ func (t *task) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	so, eo, err := t.p.changelogBounds(ctx, t.cl, t.part)
+	so, eo, err := t.p.stableChangelogBounds(ctx, t.cl, t.part)
 	if err != nil {
 		return err
 	}
@@ -351,6 +350,69 @@ func (t *task) restore(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stableChangelogBounds is changelogBounds once every transaction open on
+// the partition when it is called has ended: its last stable offset has
+// reached the high watermark it had then. A previous owner's transaction
+// in flight is thus either committed, and restored, or aborted, and never
+// commits under the new owner (the group generation fences any later one;
+// see committer). A previous owner that died with a transaction open holds
+// the wait until the broker aborts it (Config.TransactionTimeout), unless
+// it restarts first, which aborts it at once.
+func (p *Processor) stableChangelogBounds(ctx context.Context, cl *kgo.Client, part int32) (start, end kadm.ListedOffset, err error) {
+	topic := p.cfg.Topics.Changelog
+	adm := kadm.NewClient(cl)
+	var hw int64 = -1
+	deadline := time.Now().Add(30 * time.Second)
+	for hw < 0 {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ends, err := adm.ListEndOffsets(lctx, topic)
+		cancel()
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			if o, ok := ends.Lookup(topic, part); ok {
+				hw = o.Offset
+				break
+			}
+			err = fmt.Errorf("changelog %q has no partition %d: %w", topic, part, kerr.UnknownTopicOrPartition)
+		}
+		if ctx.Err() != nil {
+			return start, end, ctx.Err()
+		}
+		if time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)) {
+			return start, end, fmt.Errorf("list changelog offsets: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return start, end, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	waitUntil := time.Now().Add(p.cfg.TransactionTimeout + 30*time.Second)
+	logged := false
+	for {
+		start, end, err = p.changelogBounds(ctx, cl, part)
+		if err != nil || end.Offset >= hw {
+			return start, end, err
+		}
+		if !logged {
+			p.log.Info("waiting for a transaction open on the task's changelog to end before restoring",
+				"task", part, "last_stable_offset", end.Offset, "high_watermark", hw)
+			logged = true
+		}
+		if time.Now().After(waitUntil) {
+			return start, end, fmt.Errorf("changelog partition %d: a transaction stayed open past the transaction timeout (last stable offset %d, high watermark %d)",
+				part, end.Offset, hw)
+		}
+		select {
+		case <-ctx.Done():
+			return start, end, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // changelogBounds lists the start and committed end (last stable offset)
@@ -647,24 +709,9 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	if err != nil {
 		return err
 	}
-	prod := t.producer()
-	if t.tx != nil {
-		if err := t.tx.BeginTransaction(); err != nil {
-			return fmt.Errorf("begin transaction: %w", err)
-		}
-	}
 	cycle := t.nextCycle()
 	topic := t.p.cfg.Topics.Changelog
-	var perr error
-	var mu sync.Mutex
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			perr = cmp.Or(perr, err)
-			mu.Unlock()
-		}
-	}
-	n := 0
+	var recs []*kgo.Record
 	emit := func(id, value []byte) error {
 		rec := &kgo.Record{Topic: topic, Partition: t.part, Key: append([]byte{changelogCustomer}, id...)}
 		if value == nil {
@@ -672,8 +719,7 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 		} else {
 			rec.Value = append(appendChangelogHeader(make([]byte, 0, changelogHeaderLen+len(value)), cycle), value...)
 		}
-		prod.Produce(ctx, rec, promise)
-		n++
+		recs = append(recs, rec)
 		return nil
 	}
 	if ids == nil {
@@ -701,6 +747,7 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	if err != nil {
 		return err
 	}
+	n := len(recs)
 	pos := [numSources]int64{-1, -1, -1}
 	for src, tp := range t.topics {
 		if next, ok := offsets[tp]; ok {
@@ -709,22 +756,14 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	}
 	cp := &kgo.Record{Topic: topic, Partition: t.part, Key: []byte{changelogCheckpoint},
 		Value: appendCheckpoint(nil, cycle, clock.StreamTime, &t.topics, &pos, t.since)}
-	if err := prod.ProduceSync(ctx, cp).FirstErr(); err != nil {
-		return fmt.Errorf("publish state to changelog: %w", err)
+	recs = append(recs, cp)
+	if t.p.txn != nil {
+		err = t.p.txn.submit(ctx, &txnJob{part: t.part, recs: recs, topics: &t.topics, pos: pos, group: t.cl, dead: t.dead})
+	} else {
+		err = produceAll(ctx, t.cl, recs)
 	}
-	if err := prod.Flush(ctx); err != nil {
-		return fmt.Errorf("publish state to changelog: %w", err)
-	}
-	mu.Lock()
-	err = perr
-	mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("publish state to changelog: %w", err)
-	}
-	if t.tx != nil {
-		if err := t.endTransaction(ctx); err != nil {
-			return fmt.Errorf("publish state to changelog: %w", err)
-		}
 	}
 	b := store.NewBatch()
 	defer b.Close()

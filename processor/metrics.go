@@ -44,6 +44,7 @@ type metrics struct {
 	// Changelog and transactions, registered only in a daemon.
 	transactions     *prometheus.CounterVec // outcome
 	txnTime          prometheus.Histogram
+	txnTasks         prometheus.Histogram
 	restoreRemaining prometheus.Gauge
 	restored         prometheus.Counter
 	standbys         prometheus.Gauge
@@ -186,12 +187,17 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 	})
 	m.transactions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "valora_transactions_total",
-		Help: "Task transactions ended (exactly-once mode), by outcome: commit or abort.",
+		Help: "Transactions ended (exactly-once mode: one per round of the instance's commit cycles), by outcome: commit or abort.",
 	}, []string{"outcome"})
 	m.txnTime = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "valora_transaction_commit_seconds",
-		Help:    "Time to commit a task's transaction (flush, then EndTxn).",
+		Help:    "Time to commit a transaction: produce and flush the round's records, commit the offsets, EndTxn.",
 		Buckets: latencyBuckets,
+	})
+	m.txnTasks = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "valora_transaction_tasks",
+		Help:    "Tasks whose commit cycles a committed transaction carried.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 	})
 	m.restoreRemaining = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "valora_restore_remaining_records",
@@ -218,7 +224,7 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 	} else {
 		m.transactions.WithLabelValues("commit")
 		m.transactions.WithLabelValues("abort")
-		reg.MustRegister(m.transactions, m.txnTime, m.restoreRemaining, m.restored, m.eventLatency,
+		reg.MustRegister(m.transactions, m.txnTime, m.txnTasks, m.restoreRemaining, m.restored, m.eventLatency,
 			m.standbys, m.standbyRecords)
 	}
 	return m

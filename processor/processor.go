@@ -61,6 +61,14 @@ type Processor struct {
 	wantStandby map[int32]bool
 	standbyOff  bool // set at shutdown: no standby starts any more
 
+	// txn sends the tasks' commit cycles in exactly-once mode (txn.go);
+	// nil otherwise. Set before the group client exists, so before any
+	// task.
+	txn *committer
+	// implicitOffsets: the brokers add a group to a transaction on
+	// TxnOffsetCommit by themselves (setUp asks them).
+	implicitOffsets bool
+
 	// ingestSlots holds a token per task restoring through ingested
 	// tables (restoreIngestSlots).
 	ingestSlots chan struct{}
@@ -366,6 +374,30 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.cancel = cancel
 	p.mu.Unlock()
+	if p.cfg.Guarantee == ExactlyOnce && p.cfg.Topics.Changelog != "" {
+		key, err := p.instanceKey()
+		if err != nil {
+			return err
+		}
+		txn, err := newCommitter(ctx, p, key, !p.implicitOffsets)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		// The committer outlives the poll loop: the tasks' last cycles
+		// go out after it ends.
+		tctx, tcancel := context.WithCancel(context.Background())
+		p.mu.Lock()
+		p.txn = txn
+		p.mu.Unlock()
+		go txn.run(tctx)
+		defer func() {
+			tcancel()
+			<-txn.done
+		}()
+	}
 	cl, err := kgo.NewClient(p.kgoOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
@@ -598,7 +630,11 @@ func (p *Processor) kill() {
 		t.kill()
 	}
 	cancel := p.cancel
+	txn := p.txn
 	p.mu.Unlock()
+	if txn != nil {
+		txn.crash()
+	}
 	if cancel != nil {
 		cancel(context.Canceled)
 	}
@@ -621,7 +657,17 @@ func (p *Processor) setUp(ctx context.Context) error {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
-	return p.checkTopics(ctx, kadm.NewClient(cl))
+	if err := p.checkTopics(ctx, kadm.NewClient(cl)); err != nil {
+		return err
+	}
+	if p.cfg.Guarantee == ExactlyOnce && p.cfg.Topics.Changelog != "" {
+		ok, err := supportsImplicitOffsets(ctx, cl)
+		if err != nil {
+			return err
+		}
+		p.implicitOffsets = ok
+	}
+	return nil
 }
 
 // checkTopics verifies that the inputs exist and are co-partitioned, and

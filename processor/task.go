@@ -67,7 +67,7 @@ const (
 // Invariant: every record the task has handled since its last commit is
 // reflected in pend and ws (the changed customers), outputs and pos;
 // commit sends the outputs, one changelog record per changed customer and a
-// checkpoint of pos to Kafka (in exactly-once mode as one transaction of the task's own producer), and
+// checkpoint of pos to Kafka (in exactly-once mode in a transaction of the instance's committer), and
 // only once Kafka has them makes the customers, positions and changelog
 // position durable in one synced store batch. The store therefore never
 // holds an effect Kafka does not: a crash after the Kafka commit leaves the
@@ -77,11 +77,9 @@ const (
 type task struct {
 	p    *Processor
 	part int32
-	cl   *kgo.Client
-	// tx is the task's transactional producer in exactly-once mode (its
-	// transactional id names the task, so a new owner fences the old
-	// one); nil otherwise, when outputs go through cl.
-	tx *kgo.Client
+	// cl is the group consumer, whose membership the task's ownership
+	// comes from; it also sends the outputs in at-least-once mode.
+	cl *kgo.Client
 	// ctx ends when the task is stopped or killed (restore, snapshot).
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -368,9 +366,6 @@ func (t *task) run() {
 		}
 		return
 	}
-	if t.tx != nil {
-		defer t.tx.Close()
-	}
 	close(t.restored)
 	if err := t.load(); err != nil {
 		t.p.fail(fmt.Errorf("task %d: load state: %w", t.part, err))
@@ -390,6 +385,12 @@ func (t *task) run() {
 	first := every
 	if n := int32(t.p.partitions); t.strict && n > 1 {
 		first += every * time.Duration(t.part%n) / time.Duration(n)
+	}
+	if t.p.txn != nil {
+		// The instance's tasks tick together, at multiples of the
+		// interval on the wall clock, so that their cycles share one
+		// transaction (committer).
+		first = every - time.Duration(time.Now().UnixNano()%int64(every))
 	}
 	tick := time.NewTicker(first)
 	defer tick.Stop()
@@ -1602,7 +1603,9 @@ func (t *task) commit() error {
 		f(t.pending, now.Sub(t.oldest))
 	}
 	if len(t.next) > 0 {
-		t.markPositions()
+		if t.p.txn == nil { // else the transaction committed them
+			t.markPositions()
+		}
 		t.startCommitted = true // the marked positions supersede them
 	}
 	// A replay keeps clean customers in the write set: its decoded cache is
@@ -1671,27 +1674,13 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 	if len(t.sendQ) == 0 {
 		return nil
 	}
-	if t.tx == nil {
+	if t.p.txn == nil {
 		if err := produceAll(ctx, t.cl, t.sendQ); err != nil {
 			return fmt.Errorf("produce outputs: %w", err)
 		}
 		return nil
 	}
-	if err := t.tx.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := produceAll(ctx, t.tx, t.sendQ); err != nil {
-		t.abort(ctx)
-		return fmt.Errorf("produce in transaction: %w", err)
-	}
-	select {
-	case <-t.dead:
-		// A crash before the commit: the transaction stays open until
-		// the next owner's producer fences it.
-		return errKilled
-	default:
-	}
-	return t.endTransaction(ctx)
+	return t.p.txn.submit(ctx, &txnJob{part: t.part, recs: t.sendQ, topics: &t.topics, pos: t.pos, group: t.cl, dead: t.dead})
 }
 
 // markPositions marks the task's durable input positions for the next

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // errKilled ends a commit that a simulated crash (kill) interrupted.
@@ -33,57 +36,19 @@ func (p taskPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
 	return p.def.ForTopic(topic)
 }
 
-// transactionalID names task part's producer. It is stable across
-// instances and restarts, so the producer of a new owner fences every
-// earlier producer of the task (KIP-98 zombie fencing) and aborts the
-// transaction one of them left open.
-func (p *Processor) transactionalID(part int32) string {
-	return p.cfg.Group + "-task-" + strconv.Itoa(int(part))
-}
-
-// producer returns the client that sends the task's outputs.
-func (t *task) producer() *kgo.Client {
-	if t.tx != nil {
-		return t.tx
-	}
-	return t.cl
-}
-
 // nextCycle returns a new cycle number for the changelog.
 func (t *task) nextCycle() uint64 {
 	t.cycle++
 	return t.cycle
 }
 
-// startChangelog prepares a task whose state the changelog backs: in
-// exactly-once mode it creates the task's transactional producer and
-// initialises it (fencing any earlier owner), then restores the store from
-// the changelog. Without a changelog (a replay) it does nothing.
+// startChangelog restores the store from the changelog before the task
+// reads input. Without a changelog (a replay) it does nothing.
 func (t *task) startChangelog() error {
 	if t.p.cfg.Topics.Changelog == "" {
 		return nil
 	}
-	if t.p.cfg.Guarantee == ExactlyOnce {
-		tx, err := kgo.NewClient(append(t.p.producerOpts(),
-			kgo.TransactionalID(t.p.transactionalID(t.part)),
-			kgo.TransactionTimeout(t.p.cfg.TransactionTimeout),
-			kgo.ClientID("valora-task-"+strconv.Itoa(int(t.part))),
-		)...)
-		if err != nil {
-			return fmt.Errorf("transactional producer: %w", err)
-		}
-		t.tx = tx
-		if _, _, err := tx.ProducerID(t.ctx); err != nil {
-			tx.Close()
-			t.tx = nil
-			return fmt.Errorf("initialise transactional producer %q: %w", t.p.transactionalID(t.part), err)
-		}
-	}
 	if err := t.restore(t.ctx); err != nil {
-		if t.tx != nil {
-			t.tx.Close()
-			t.tx = nil
-		}
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
@@ -127,24 +92,453 @@ func produceAll(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	}
 }
 
-// endTransaction commits the task's open transaction.
-func (t *task) endTransaction(ctx context.Context) error {
-	start := time.Now()
-	err := t.tx.EndTransaction(ctx, kgo.TryCommit)
-	if err != nil {
-		t.abort(ctx)
-		return fmt.Errorf("commit transaction: %w", err)
+// groupMember is a group consumer's current membership.
+type groupMember interface {
+	GroupMetadata() (memberID string, generation int32)
+}
+
+// A txnJob is one task's commit cycle, handed to the instance's committer
+// to go out in its next transaction.
+type txnJob struct {
+	part int32
+	// recs are the cycle's records, changelog checkpoint last. The
+	// committer owns them until it answers on done.
+	recs []*kgo.Record
+	// topics and pos are the task's inputs and its positions after the
+	// cycle (-1: none yet): the transaction commits them to the group,
+	// which is what fences it.
+	topics *[numSources]string
+	pos    [numSources]int64
+	// group is the group consumer (a *kgo.Client) whose membership the
+	// task's ownership comes from.
+	group groupMember
+	// dead is the task's: a job of a killed task is left out of any
+	// transaction not yet begun.
+	dead <-chan struct{}
+	// done receives the job's outcome, once.
+	done chan error
+}
+
+// committer sends the commit cycles of all of an instance's tasks in one
+// transaction per round (exactly-once mode), as Kafka Streams' stream
+// threads do since KIP-447: a transaction costs the broker the same
+// transaction-log writes and EndTxn whatever it holds, so one per round
+// instead of one per task takes that cost off the broker per task.
+//
+// Zombie fencing comes from the group: every transaction commits its
+// tasks' input positions to the group with TxnOffsetCommit, carrying the
+// member id and generation under which they were assigned. The coordinator
+// refuses that commit from a member that is no longer in the generation,
+// and the committer then aborts the transaction, so an instance that lost
+// its tasks cannot commit outputs or changelog records for them. A new
+// owner waits, before it restores, for any transaction open on the task's
+// changelog partition to end (stableChangelogBounds), so a transaction the old
+// owner had in flight is either in what it restores or aborted.
+//
+// The transactional id is the group's plus the instance's key (Config's
+// InstanceID, else a key kept in the store), so that a restarted instance
+// fences its previous run and aborts the transaction that run left open.
+//
+// One goroutine (run, owned by Processor.Run) sends the transactions. The
+// tasks hand it jobs over jobs and wait for the answer on the job's done
+// channel, or for their own kill.
+type committer struct {
+	p    *Processor
+	id   string
+	cl   *kgo.Client
+	jobs chan *txnJob
+	// addOffsets: the brokers lack KIP-890's implicit addition of the
+	// group to the transaction, so AddOffsetsToTxn comes first.
+	addOffsets bool
+
+	// crashed is closed by crash (a simulated crash for tests): the
+	// committer ends no transaction any more.
+	crashed   chan struct{}
+	crashOnce sync.Once
+	done      chan struct{} // closed when run returns
+}
+
+// committerLinger is how long a round waits, after its first job, for the
+// other tasks' jobs of the same commit interval: the tasks' ticks are
+// aligned, but each builds its cycle before it hands it over.
+const committerLinger = 5 * time.Millisecond
+
+// newCommitter creates the instance's transactional producer and
+// initialises it, which fences an earlier run of this instance and aborts
+// the transaction it left open.
+func newCommitter(ctx context.Context, p *Processor, key string, addOffsets bool) (*committer, error) {
+	id := p.cfg.Group + "-" + key
+	// TxnOffsetCommit is sent by hand (below), so its version is capped at
+	// one that names topics (v6 names them by id): v5 where the brokers
+	// add the group to the transaction themselves (KIP-890), else v4.
+	vers := kversion.Stable()
+	vers.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 5)
+	if addOffsets {
+		vers.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
 	}
-	t.p.m.transactions.WithLabelValues("commit").Inc()
-	t.p.m.txnTime.Observe(time.Since(start).Seconds())
-	return nil
+	cl, err := kgo.NewClient(append(p.producerOpts(),
+		kgo.TransactionalID(id),
+		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
+		kgo.MaxVersions(vers),
+		kgo.ClientID("valora-txn"),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("transactional producer: %w", err)
+	}
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("initialise transactional producer %q: %w", id, err)
+	}
+	return &committer{
+		p: p, id: id, cl: cl, addOffsets: addOffsets,
+		jobs:    make(chan *txnJob, 1024),
+		crashed: make(chan struct{}),
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// submit hands a cycle to the committer and waits for its outcome. It
+// returns errKilled if the task is killed first: the cycle may still
+// commit in Kafka (as when a process dies after its EndTxn), which a
+// restore catches up with.
+func (c *committer) submit(ctx context.Context, j *txnJob) error {
+	j.done = make(chan error, 1)
+	select {
+	case c.jobs <- j:
+	case <-j.dead:
+		return errKilled
+	case <-ctx.Done():
+		return fmt.Errorf("commit: %w", context.Cause(ctx))
+	case <-c.done:
+		return errCommitterStopped
+	}
+	select {
+	case err := <-j.done:
+		return err
+	case <-j.dead:
+		return errKilled
+	case <-ctx.Done():
+		return fmt.Errorf("commit: %w", context.Cause(ctx))
+	}
+}
+
+var errCommitterStopped = errors.New("the instance's transactional producer has stopped")
+
+// run sends rounds until ctx ends (after every task has stopped), then
+// closes the client. A job that arrives after ctx ended gets
+// errCommitterStopped.
+func (c *committer) run(ctx context.Context) {
+	defer close(c.done)
+	defer c.cl.Close()
+	var round []*txnJob
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-c.jobs:
+			round = append(round[:0], j)
+		}
+		linger := time.NewTimer(committerLinger)
+	gather:
+		for {
+			select {
+			case j := <-c.jobs:
+				round = append(round, j)
+			case <-linger.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		linger.Stop()
+		c.commit(ctx, round)
+		clear(round)
+	}
+}
+
+// crash simulates a crash for tests: no transaction is ended any more, and
+// the open one stays open until the next run of the instance fences it.
+func (c *committer) crash() {
+	c.crashOnce.Do(func() { close(c.crashed) })
+}
+
+// commit sends one round of jobs in a transaction and answers each. A
+// round the coordinator refuses for a passing reason (a rebalance moved
+// the generation, the coordinator moved) is aborted and sent again, without
+// the jobs of tasks killed meanwhile, until commitTimeout.
+func (c *committer) commit(ctx context.Context, jobs []*txnJob) {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.crashed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	backoff := 20 * time.Millisecond
+	for {
+		select {
+		case <-c.crashed:
+			for _, j := range jobs {
+				j.done <- errKilled
+			}
+			return
+		default:
+		}
+		live := jobs[:0]
+		for _, j := range jobs {
+			select {
+			case <-j.dead:
+				j.done <- errKilled
+			default:
+				live = append(live, j)
+			}
+		}
+		jobs = live
+		if len(jobs) == 0 {
+			return
+		}
+		failed, err := c.try(ctx, jobs)
+		if err == nil {
+			for _, j := range jobs {
+				j.done <- nil
+			}
+			return
+		}
+		if failed != nil {
+			// One job's records were refused: it fails alone, and the
+			// others go again.
+			jobs = removeJob(jobs, failed, err)
+			continue
+		}
+		if !retriableTxn(err) || ctx.Err() != nil {
+			for _, j := range jobs {
+				j.done <- err
+			}
+			return
+		}
+		c.p.log.Debug("transaction refused; sending the round again", "err", err, "tasks", len(jobs))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func removeJob(jobs []*txnJob, failed *txnJob, err error) []*txnJob {
+	kept := jobs[:0]
+	for _, j := range jobs {
+		if j == failed {
+			j.done <- err
+			continue
+		}
+		kept = append(kept, j)
+	}
+	return kept
+}
+
+// try sends jobs in one transaction. If a job's records are refused, it
+// returns that job with the error; the transaction is then aborted.
+func (c *committer) try(ctx context.Context, jobs []*txnJob) (*txnJob, error) {
+	start := time.Now()
+	if err := c.cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	// The membership is read before the records are produced: if it has
+	// changed by the offset commit, the coordinator refuses the commit.
+	member, gen := jobs[0].group.GroupMetadata()
+	var (
+		left    atomic.Int64
+		failed  atomic.Pointer[txnJob]
+		failErr atomic.Pointer[error]
+		acked   = make(chan struct{})
+	)
+	n := 0
+	for _, j := range jobs {
+		n += len(j.recs)
+	}
+	left.Store(int64(n) + 1)
+	for _, j := range jobs {
+		promise := func(_ *kgo.Record, err error) {
+			if err != nil && failed.CompareAndSwap(nil, j) {
+				failErr.Store(&err)
+			}
+			if left.Add(-1) == 0 {
+				close(acked)
+			}
+		}
+		for _, r := range j.recs {
+			c.cl.Produce(ctx, r, promise)
+		}
+	}
+	if left.Add(-1) == 0 {
+		close(acked)
+	}
+	select {
+	case <-acked:
+	case <-ctx.Done():
+		c.abort(ctx)
+		return nil, fmt.Errorf("produce in transaction: %w", context.Cause(ctx))
+	}
+	if j := failed.Load(); j != nil {
+		c.abort(ctx)
+		return j, fmt.Errorf("produce in transaction: %w", *failErr.Load())
+	}
+	if err := c.commitOffsets(ctx, jobs, member, gen); err != nil {
+		c.abort(ctx)
+		return nil, err
+	}
+	select {
+	case <-c.crashed:
+		// A crash before the EndTxn: the transaction stays open until
+		// the next run of the instance fences it, or it times out.
+		return nil, errKilled
+	default:
+	}
+	if err := c.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		c.abort(ctx)
+		return nil, fmt.Errorf("commit transaction: %w", err)
+	}
+	m := c.p.m
+	m.transactions.WithLabelValues("commit").Inc()
+	m.txnTime.Observe(time.Since(start).Seconds())
+	m.txnTasks.Observe(float64(len(jobs)))
+	return nil, nil
 }
 
 // abort ends the open transaction without committing, as far as the
-// broker still lets it; the task stops afterwards either way.
-func (t *task) abort(ctx context.Context) {
-	t.p.m.transactions.WithLabelValues("abort").Inc()
-	if err := t.tx.AbortBufferedRecords(ctx); err == nil {
-		_ = t.tx.EndTransaction(ctx, kgo.TryAbort)
+// broker still lets it.
+func (c *committer) abort(ctx context.Context) {
+	c.p.m.transactions.WithLabelValues("abort").Inc()
+	if err := c.cl.AbortBufferedRecords(ctx); err == nil {
+		_ = c.cl.EndTransaction(ctx, kgo.TryAbort)
 	}
+}
+
+// commitOffsets commits the jobs' input positions to the group within the
+// transaction, as the member of generation gen: the fence (see committer).
+func (c *committer) commitOffsets(ctx context.Context, jobs []*txnJob, member string, gen int32) error {
+	id, epoch, err := c.cl.ProducerID(ctx)
+	if err != nil {
+		return fmt.Errorf("producer id: %w", err)
+	}
+	if c.addOffsets {
+		req := kmsg.NewPtrAddOffsetsToTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group = c.id, id, epoch, c.p.cfg.Group
+		for {
+			resp, err := req.RequestWith(ctx, c.cl)
+			if err == nil {
+				err = kerr.ErrorForCode(resp.ErrorCode)
+			}
+			if !errors.Is(err, kerr.ConcurrentTransactions) {
+				if err != nil {
+					return fmt.Errorf("add offsets to transaction: %w", err)
+				}
+				break
+			}
+			select { // the previous transaction's markers are still being written
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return fmt.Errorf("add offsets to transaction: %w", context.Cause(ctx))
+			}
+		}
+	}
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = c.id, c.p.cfg.Group, id, epoch
+	req.MemberID, req.Generation = member, gen
+	if iid := c.p.cfg.InstanceID; iid != "" {
+		req.InstanceID = &iid
+	}
+	byTopic := map[string]int{}
+	for _, j := range jobs {
+		for src, next := range j.pos {
+			topic := j.topics[src]
+			if next < 0 || topic == "" {
+				continue
+			}
+			i, ok := byTopic[topic]
+			if !ok {
+				i = len(req.Topics)
+				byTopic[topic] = i
+				rt := kmsg.NewTxnOffsetCommitRequestTopic()
+				rt.Topic = topic
+				req.Topics = append(req.Topics, rt)
+			}
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = j.part, next, -1
+			req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		}
+	}
+	if len(req.Topics) == 0 {
+		// No task of the round has input positions yet (it has consumed
+		// nothing): nothing to fence by, and nothing another owner could
+		// have applied.
+		return nil
+	}
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil {
+		return fmt.Errorf("commit offsets in transaction: %w", err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("commit offsets in transaction (generation %d): %s[%d]: %w", gen, t.Topic, p.Partition, err)
+			}
+		}
+	}
+	return nil
+}
+
+// retriableTxn reports whether a refused round may be sent again: the
+// group moved to a new generation or its coordinator moved, or the broker
+// asks for the transaction to be aborted. A fenced producer (another run
+// of this instance) or a refused authorization is final.
+func retriableTxn(err error) bool {
+	for _, e := range []error{kerr.IllegalGeneration, kerr.UnknownMemberID, kerr.RebalanceInProgress,
+		kerr.StaleMemberEpoch, kerr.GroupIDNotFound, kerr.CoordinatorNotAvailable, kerr.NotCoordinator,
+		kerr.CoordinatorLoadInProgress, kerr.ConcurrentTransactions, kerr.TransactionAbortable,
+		kerr.UnknownServerError} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// instanceKey names this instance in its transactional id: Config's
+// InstanceID if set, else a key generated once and kept in the store, so
+// that a restart on the same state directory reuses it.
+func (p *Processor) instanceKey() (string, error) {
+	if id := p.cfg.InstanceID; id != "" {
+		return id, nil
+	}
+	k, err := p.cfg.Store.InstanceKey()
+	if err != nil {
+		return "", fmt.Errorf("instance key: %w", err)
+	}
+	return k, nil
+}
+
+// supportsImplicitOffsets reports whether the brokers add a group to a
+// transaction on TxnOffsetCommit by themselves (KIP-890 part 2: feature
+// transaction.version 2 and TxnOffsetCommit v5).
+func supportsImplicitOffsets(ctx context.Context, cl *kgo.Client) (bool, error) {
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return false, fmt.Errorf("api versions: %w", err)
+	}
+	tv2 := false
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "transaction.version" && f.MaxVersionLevel >= 2 {
+			tv2 = true
+		}
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == int16(kmsg.TxnOffsetCommit) {
+			return tv2 && k.MaxVersion >= 5, nil
+		}
+	}
+	return false, nil
 }

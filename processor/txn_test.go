@@ -1,0 +1,146 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"valora/internal/kafkatest"
+	"valora/processor/score"
+	"valora/state"
+)
+
+// staleMember is a group membership the group has moved past: a zombie's.
+type staleMember struct {
+	member string
+	gen    int32
+}
+
+func (s staleMember) GroupMetadata() (string, int32) { return s.member, s.gen }
+
+// TestCommitterFencedByGeneration checks the zombie fence of the
+// instance's transactions: a round that carries a generation the group has
+// left behind is refused by the coordinator and aborted, so a
+// read_committed reader sees none of its records and the group's offsets
+// do not move; the same round under the current membership commits.
+// Against kfake, or the broker of VALORA_TEST_BROKERS.
+func TestCommitterFencedByGeneration(t *testing.T) {
+	h := newHarness(t, 1)
+	// With AddOffsetsToTxn, as for brokers without KIP-890's implicit
+	// addition of the group, and as the broker allows.
+	for _, explicit := range []bool{true, false} {
+		t.Run(map[bool]string{true: "AddOffsetsToTxn", false: "as the broker allows"}[explicit], func(t *testing.T) {
+			testCommitterFenced(t, h.withOutputs(), explicit)
+		})
+	}
+}
+
+func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
+	group := kafkatest.Name(t, "g")
+	st, err := state.Open(state.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	p, err := New(Config{Brokers: h.b.Addrs, Group: group, Topics: h.topics, Policy: score.DefaultPolicy(),
+		Codec: h.codec, Store: st, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := p.setUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, err := p.instanceKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newCommitter(ctx, p, key, explicit || !p.implicitOffsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	go c.run(rctx)
+	defer func() { rcancel(); <-c.done }()
+
+	// Two members: the second's join moves the group to a new generation.
+	join := func() *kgo.Client {
+		return h.b.Client(t, kgo.ConsumerGroup(group), kgo.ConsumeTopics(h.topics.Interactions))
+	}
+	first := join()
+	var oldMember string
+	var oldGen int32
+	kafkatest.Eventually(t, time.Minute, func() error {
+		if oldMember, oldGen = first.GroupMetadata(); oldGen <= 0 {
+			return errors.New("first member not in the group yet")
+		}
+		return nil
+	})
+	second := join()
+	kafkatest.Eventually(t, time.Minute, func() error {
+		_, g1 := first.GroupMetadata()
+		_, g2 := second.GroupMetadata()
+		if g1 <= oldGen || g2 != g1 {
+			return errors.New("the group has not moved to a new generation with both members yet")
+		}
+		return nil
+	})
+
+	topics := [numSources]string{h.topics.Interactions, h.topics.Purchases, ""}
+	job := func(value string, m groupMember, dead chan struct{}) *txnJob {
+		return &txnJob{part: 0, recs: []*kgo.Record{{Topic: h.topics.TierChanges, Partition: 0, Key: []byte("c1"), Value: []byte(value)}},
+			topics: &topics, pos: [numSources]int64{7, 3, -1}, group: m, dead: dead}
+	}
+	aborts := func() float64 { return testutil.ToFloat64(p.m.transactions.WithLabelValues("abort")) }
+
+	// The zombie's round: refused and aborted, again and again, until its
+	// task is killed.
+	dead := make(chan struct{})
+	zombie := make(chan error, 1)
+	go func() { zombie <- c.submit(ctx, job("zombie", staleMember{oldMember, oldGen}, dead)) }()
+	kafkatest.Eventually(t, time.Minute, func() error {
+		if aborts() < 2 {
+			return errors.New("the stale round has not been refused twice yet")
+		}
+		return nil
+	})
+	close(dead)
+	if err := <-zombie; !errors.Is(err, errKilled) {
+		t.Fatalf("the stale round ended with %v, want it refused until its task was killed", err)
+	}
+
+	// The same round under the current membership commits.
+	if err := c.submit(ctx, job("owner", first, make(chan struct{}))); err != nil {
+		t.Fatalf("current membership: %v", err)
+	}
+	recs := h.b.ConsumeAll(t, h.topics.TierChanges)
+	if len(recs) != 1 || string(recs[0].Value) != "owner" {
+		var vals []string
+		for _, r := range recs {
+			vals = append(vals, string(r.Value))
+		}
+		t.Fatalf("read_committed reader saw %q, want only the owner's record", vals)
+	}
+	offs, err := kadm.NewClient(h.b.Client(t)).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for topic, want := range map[string]int64{h.topics.Interactions: 7, h.topics.Purchases: 3} {
+		o, ok := offs.Lookup(topic, 0)
+		if !ok || o.At != want {
+			t.Errorf("group offset of %s[0]: %+v, want %d (committed in the transaction)", topic, o, want)
+		}
+	}
+	if !retriableTxn(kerr.IllegalGeneration) || retriableTxn(kerr.ProducerFenced) {
+		t.Error("retriableTxn: a stale generation must be retried, a fenced producer must not")
+	}
+}
