@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/state"
 )
@@ -216,8 +217,8 @@ func restoreIngestSlots() int { return max(2, runtime.GOMAXPROCS(0)) }
 //     the task (a store from before the changelog, or a recreated topic),
 //     the task publishes that state as its first cycle (publishCycle).
 //
-// The end it reads to is final: stableChangelogBounds waits for any
-// transaction open on the partition (a previous owner's) to end first.
+// In exactly-once mode the end it reads to is final: waitStable has
+// waited for the previous owner's last transaction to end.
 func (t *task) restore(ctx context.Context) error {
 	topic := t.p.cfg.Topics.Changelog
 	store := t.p.cfg.Store
@@ -225,7 +226,12 @@ func (t *task) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	so, eo, err := t.p.stableChangelogBounds(ctx, t.cl, t.part)
+	if t.p.txn != nil {
+		if err := t.p.waitStable(ctx, t.cl, t.part); err != nil {
+			return err
+		}
+	}
+	so, eo, err := t.p.changelogBounds(ctx, t.cl, t.part)
 	if err != nil {
 		return err
 	}
@@ -352,67 +358,86 @@ func (t *task) restore(ctx context.Context) error {
 	return nil
 }
 
-// stableChangelogBounds is changelogBounds once every transaction open on
-// the partition when it is called has ended: its last stable offset has
-// reached the high watermark it had then. A previous owner's transaction
-// in flight is thus either committed, and restored, or aborted, and never
-// commits under the new owner (the group generation fences any later one;
-// see committer). A previous owner that died with a transaction open holds
-// the wait until the broker aborts it (Config.TransactionTimeout), unless
-// it restarts first, which aborts it at once.
-func (p *Processor) stableChangelogBounds(ctx context.Context, cl *kgo.Client, part int32) (start, end kadm.ListedOffset, err error) {
-	topic := p.cfg.Topics.Changelog
-	adm := kadm.NewClient(cl)
-	var hw int64 = -1
-	deadline := time.Now().Add(30 * time.Second)
-	for hw < 0 {
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ends, err := adm.ListEndOffsets(lctx, topic)
-		cancel()
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			if o, ok := ends.Lookup(topic, part); ok {
-				hw = o.Offset
-				break
-			}
-			err = fmt.Errorf("changelog %q has no partition %d: %w", topic, part, kerr.UnknownTopicOrPartition)
-		}
-		if ctx.Err() != nil {
-			return start, end, ctx.Err()
-		}
-		if time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)) {
-			return start, end, fmt.Errorf("list changelog offsets: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return start, end, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+// waitStable waits, in exactly-once mode, until the group has no
+// transactional offset commit pending for partition part of the inputs: a
+// previous owner's transaction whose offsets the coordinator accepted has
+// then ended, committed (and its changelog records are in what the restore
+// reads) or aborted. A transaction whose offsets were not accepted can
+// never commit (the generation fences it). A previous owner that died
+// with such a transaction open holds the wait until the broker aborts it
+// (Config.TransactionTimeout), unless it restarts first, which aborts it
+// at once.
+func (p *Processor) waitStable(ctx context.Context, cl *kgo.Client, part int32) error {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.RequireStable = true
+	rg := kmsg.NewOffsetFetchRequestGroup()
+	rg.Group = p.cfg.Group
+	for _, topic := range p.inputTopics() {
+		rt := kmsg.NewOffsetFetchRequestGroupTopic()
+		rt.Topic = topic
+		rt.Partitions = []int32{part}
+		rg.Topics = append(rg.Topics, rt)
 	}
+	req.Groups = append(req.Groups, rg)
 	waitUntil := time.Now().Add(p.cfg.TransactionTimeout + 30*time.Second)
 	logged := false
 	for {
-		start, end, err = p.changelogBounds(ctx, cl, part)
-		if err != nil || end.Offset >= hw {
-			return start, end, err
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := req.RequestWith(lctx, cl)
+		cancel()
+		if err == nil {
+			err = offsetFetchErr(resp)
 		}
-		if !logged {
-			p.log.Info("waiting for a transaction open on the task's changelog to end before restoring",
-				"task", part, "last_stable_offset", end.Offset, "high_watermark", hw)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
+			return fmt.Errorf("fetch the group's offsets of task %d: %w", part, err)
+		}
+		if !logged && errors.Is(err, kerr.UnstableOffsetCommit) {
+			p.log.Info("waiting for a transaction of the task's previous owner to end before restoring", "task", part)
 			logged = true
 		}
 		if time.Now().After(waitUntil) {
-			return start, end, fmt.Errorf("changelog partition %d: a transaction stayed open past the transaction timeout (last stable offset %d, high watermark %d)",
-				part, end.Offset, hw)
+			return fmt.Errorf("task %d: a transaction of its previous owner stayed open past the transaction timeout: %w", part, err)
 		}
 		select {
 		case <-ctx.Done():
-			return start, end, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// offsetFetchErr returns the first error an OffsetFetch response carries,
+// in either of its forms (a group per request before v8, several after).
+func offsetFetchErr(resp *kmsg.OffsetFetchResponse) error {
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return err
+			}
+		}
+	}
+	for _, g := range resp.Groups {
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return err
+		}
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // changelogBounds lists the start and committed end (last stable offset)

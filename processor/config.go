@@ -183,8 +183,10 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// (one that crashed) before it moves its tasks. Default 45s.
 	SessionTimeout time.Duration
-	// TransactionTimeout bounds a task's transaction in exactly-once mode:
-	// the broker aborts one left open longer. Default 60s.
+	// TransactionTimeout bounds the instance's transaction in exactly-once
+	// mode: the broker aborts one left open longer. It is also how long an
+	// instance that died with a transaction open, and does not restart,
+	// holds the new owners of its tasks (see committer). Default 60s.
 	TransactionTimeout time.Duration
 	// ShutdownTimeout bounds how long Run takes to stop once its context
 	// ends: tasks that have not finished their commit cycle by then are

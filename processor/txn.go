@@ -131,9 +131,11 @@ type txnJob struct {
 // refuses that commit from a member that is no longer in the generation,
 // and the committer then aborts the transaction, so an instance that lost
 // its tasks cannot commit outputs or changelog records for them. A new
-// owner waits, before it restores, for any transaction open on the task's
-// changelog partition to end (stableChangelogBounds), so a transaction the old
-// owner had in flight is either in what it restores or aborted.
+// owner waits, before it restores, until the group has no offset commit
+// pending for the task's inputs (waitStable, as a KIP-447 consumer fetches
+// its offsets with require_stable): a transaction of the old owner whose
+// offsets the coordinator accepted is then either committed, and in what
+// the new owner restores, or aborted.
 //
 // The transactional id is the group's plus the instance's key (Config's
 // InstanceID, else a key kept in the store), so that a restarted instance
@@ -376,9 +378,17 @@ func (c *committer) try(ctx context.Context, jobs []*txnJob) (*txnJob, error) {
 	if left.Add(-1) == 0 {
 		close(acked)
 	}
+	// The offsets go to the group while the records are in flight: the
+	// fence does not depend on their order, since a new owner waits for
+	// a pending offset commit to end before it restores (waitStable).
+	offsets := make(chan error, 1)
+	go func() { offsets <- c.commitOffsets(ctx, jobs, member, gen) }()
+	var offErr error
 	select {
 	case <-acked:
+		offErr = <-offsets
 	case <-ctx.Done():
+		<-offsets
 		c.abort(ctx)
 		return nil, fmt.Errorf("produce in transaction: %w", context.Cause(ctx))
 	}
@@ -386,9 +396,9 @@ func (c *committer) try(ctx context.Context, jobs []*txnJob) (*txnJob, error) {
 		c.abort(ctx)
 		return j, fmt.Errorf("produce in transaction: %w", *failErr.Load())
 	}
-	if err := c.commitOffsets(ctx, jobs, member, gen); err != nil {
+	if offErr != nil {
 		c.abort(ctx)
-		return nil, err
+		return nil, offErr
 	}
 	select {
 	case <-c.crashed:

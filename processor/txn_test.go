@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/internal/kafkatest"
 	"valora/processor/score"
@@ -42,20 +44,21 @@ func TestCommitterFencedByGeneration(t *testing.T) {
 	}
 }
 
-func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
-	group := kafkatest.Name(t, "g")
+// startCommitter runs a committer for group over a processor on h's
+// topics, stopped at cleanup.
+func startCommitter(t *testing.T, h *harness, group string, explicit bool) (*Processor, *committer) {
+	t.Helper()
 	st, err := state.Open(state.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	reg := prometheus.NewRegistry()
+	t.Cleanup(func() { st.Close() })
 	p, err := New(Config{Brokers: h.b.Addrs, Group: group, Topics: h.topics, Policy: score.DefaultPolicy(),
-		Codec: h.codec, Store: st, Registerer: reg})
+		Codec: h.codec, Store: st, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := p.setUp(ctx); err != nil {
 		t.Fatal(err)
@@ -70,21 +73,43 @@ func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
 	go c.run(rctx)
-	defer func() { rcancel(); <-c.done }()
+	t.Cleanup(func() { rcancel(); <-c.done })
+	return p, c
+}
+
+// joinedMember returns a consumer of h's interactions in group, once it has
+// joined.
+func joinedMember(t *testing.T, h *harness, group string) *kgo.Client {
+	t.Helper()
+	cl := h.b.Client(t, kgo.ConsumerGroup(group), kgo.ConsumeTopics(h.topics.Interactions))
+	kafkatest.Eventually(t, time.Minute, func() error {
+		if _, gen := cl.GroupMetadata(); gen <= 0 {
+			return errors.New("not in the group yet")
+		}
+		return nil
+	})
+	return cl
+}
+
+// tierJob is a commit cycle of task 0 with one output record and input
+// positions 7 and 3.
+func tierJob(h *harness, value string, m groupMember, dead chan struct{}) *txnJob {
+	return &txnJob{part: 0, recs: []*kgo.Record{{Topic: h.topics.TierChanges, Partition: 0, Key: []byte("c1"), Value: []byte(value)}},
+		topics: &[numSources]string{h.topics.Interactions, h.topics.Purchases, ""}, pos: [numSources]int64{7, 3, -1}, group: m, dead: dead}
+}
+
+func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
+	group := kafkatest.Name(t, "g")
+	p, c := startCommitter(t, h, group, explicit)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 
 	// Two members: the second's join moves the group to a new generation.
 	join := func() *kgo.Client {
 		return h.b.Client(t, kgo.ConsumerGroup(group), kgo.ConsumeTopics(h.topics.Interactions))
 	}
-	first := join()
-	var oldMember string
-	var oldGen int32
-	kafkatest.Eventually(t, time.Minute, func() error {
-		if oldMember, oldGen = first.GroupMetadata(); oldGen <= 0 {
-			return errors.New("first member not in the group yet")
-		}
-		return nil
-	})
+	first := joinedMember(t, h, group)
+	oldMember, oldGen := first.GroupMetadata()
 	second := join()
 	kafkatest.Eventually(t, time.Minute, func() error {
 		_, g1 := first.GroupMetadata()
@@ -95,11 +120,7 @@ func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
 		return nil
 	})
 
-	topics := [numSources]string{h.topics.Interactions, h.topics.Purchases, ""}
-	job := func(value string, m groupMember, dead chan struct{}) *txnJob {
-		return &txnJob{part: 0, recs: []*kgo.Record{{Topic: h.topics.TierChanges, Partition: 0, Key: []byte("c1"), Value: []byte(value)}},
-			topics: &topics, pos: [numSources]int64{7, 3, -1}, group: m, dead: dead}
-	}
+	job := func(value string, m groupMember, dead chan struct{}) *txnJob { return tierJob(h, value, m, dead) }
 	aborts := func() float64 { return testutil.ToFloat64(p.m.transactions.WithLabelValues("abort")) }
 
 	// The zombie's round: refused and aborted, again and again, until its
@@ -142,5 +163,59 @@ func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
 	}
 	if !retriableTxn(kerr.IllegalGeneration) || retriableTxn(kerr.ProducerFenced) {
 		t.Error("retriableTxn: a stale generation must be retried, a fenced producer must not")
+	}
+}
+
+// TestNewOwnerWaitsForPendingOffsets checks the other half of the fence: a
+// task's new owner does not restore while a transaction of the previous
+// owner, whose offsets the coordinator has accepted, is still open (its
+// EndTxn held at the broker), and goes on once it has ended. It needs
+// kfake, to hold the EndTxn.
+func TestNewOwnerWaitsForPendingOffsets(t *testing.T) {
+	b, cluster := kafkatest.NewKfake(t)
+	h := newHarnessOn(t, b, 1)
+	group := kafkatest.Name(t, "g")
+	p, c := startCommitter(t, h, group, false)
+	member := joinedMember(t, h, group)
+	var held atomic.Bool
+	release := make(chan struct{})
+	cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if req.(*kmsg.EndTxnRequest).Commit && held.CompareAndSwap(false, true) {
+			cluster.SleepControl(func() { <-release })
+		}
+		return nil, nil, false // the broker answers it
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	committed := make(chan error, 1)
+	go func() { committed <- c.submit(ctx, tierJob(h, "old owner", member, make(chan struct{}))) }()
+	kafkatest.Eventually(t, 30*time.Second, func() error {
+		if !held.Load() {
+			return errors.New("the old owner's EndTxn has not reached the broker yet")
+		}
+		return nil
+	})
+	waited := make(chan error, 1)
+	go func() { waited <- p.waitStable(ctx, b.Client(t), 0) }()
+	// The wait must hold while the transaction is open; a second is many
+	// round trips of the offset fetch it repeats.
+	select {
+	case err := <-waited:
+		close(release)
+		t.Fatalf("the new owner went on (%v) while the old owner's transaction was open", err)
+	case <-time.After(time.Second):
+	}
+	close(release)
+	if err := <-committed; err != nil {
+		t.Fatalf("old owner's round: %v", err)
+	}
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("waitStable after the transaction ended: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new owner still waits after the old owner's transaction ended")
 	}
 }

@@ -91,7 +91,7 @@ func (f *scorerFlags) register(fs *flag.FlagSet, defaultHTTP string) {
 	fs.StringVar(&f.instanceID, "instance-id", "", "static group membership id, unique per instance (e.g. the pod name): a restart within --session-timeout keeps its tasks without a rebalance")
 	fs.IntVar(&f.standbys, "standby-replicas", 0, "how many other instances keep a warm copy of each task, following its changelog, so that a task whose instance fails moves to one that only reads the last cycles (needs as many more instances; each copy costs its share of disk and a changelog reader)")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", 45*time.Second, "how long the group waits for a silent instance before moving its tasks")
-	fs.DurationVar(&f.txnTimeout, "transaction-timeout", time.Minute, "longest a task's transaction may stay open before the broker aborts it (exactly_once)")
+	fs.DurationVar(&f.txnTimeout, "transaction-timeout", time.Minute, "longest the instance's transaction may stay open before the broker aborts it (exactly_once); also how long a dead instance that does not restart holds its tasks' new owners")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 100*time.Millisecond, "longest time an applied record waits to become durable")
 	fs.IntVar(&f.commitRecords, "commit-records", 20000, "records per task after which a commit is forced")
 	fs.StringVar(&f.memoryLimit, "memory-limit", "", memoryLimitUsage)
