@@ -51,8 +51,13 @@
 //     tombstone per erased one, each built and encoded once here), one
 //     changelog record per changed customer and one checkpoint record (the task's input
 //     positions and stream time) to Kafka, and wait until Kafka has them.
-//     With ExactlyOnce (the default) this is one transaction of the task's
-//     own transactional producer, transactional id "<group>-task-<p>";
+//     With ExactlyOnce (the default) the task hands the cycle to the
+//     instance's committer (txn.go), which sends the cycles of every task
+//     due in the same round in one transaction of the instance's
+//     transactional producer (transactional id "<group>-<instance key>"),
+//     with the tasks' input positions committed to the group in it; the
+//     tasks of an exactly-once instance tick together, at multiples of
+//     CommitInterval, so that a round holds them all;
 //  2. write the changed customers, the next input offset of each topic and
 //     the changelog position in one synced Pebble batch.
 //
@@ -65,12 +70,20 @@
 // positions move together, and so a compacted changelog (only the last
 // record of each key left) restores the same state.
 // adjustOffsets waits for the restore, then starts each input at the stored
-// position. Offsets are also committed to the group after each cycle, for
-// lag tooling only.
+// position. Offsets are also committed to the group after each cycle (in
+// the transaction, in exactly-once mode), for lag tooling and fencing;
+// the state, not the group, is where a task starts from.
 //
-// A new owner of a task initialises the task's transactional id, which
-// fences the previous owner and aborts the transaction it left open, so a
-// read_committed consumer sees each tier change once. With AtLeastOnce the
+// Zombies are fenced by the group, as in KIP-447: the transaction's offset
+// commit carries the member id and generation the tasks were assigned
+// under, the coordinator refuses it from a member the group has moved past,
+// and the round is aborted. A task's new owner, before it restores, waits
+// until the group has no offset commit pending for the task's inputs
+// (waitStable), so the old owner's last transaction is committed (and
+// restored) or aborted; a read_committed consumer sees each tier change
+// once. A round refused for a passing reason (a new generation, a moved
+// coordinator) is aborted and sent again without the tasks killed
+// meanwhile. With AtLeastOnce the
 // cycle is not a transaction: a crash between the acknowledgement and the
 // Pebble batch repeats the cycle's outputs with the same event_id (customer
 // id and state version) and version, so consumers can drop repeats; the
@@ -143,8 +156,11 @@
 // onAssigned, onRevoked, onLost and the balancer's callbacks; they start
 // and stop tasks and standbys. Each task runs one goroutine (task.run),
 // started by onAssigned and stopped by stopPartitions, which waits for it;
-// the task owns its state, its transactional producer and its restore
-// reader. Each standby runs one goroutine (followChangelog), started under
+// the task owns its state and its restore reader. In exactly-once mode
+// Run also owns the committer's goroutine (committer.run), which owns the
+// instance's transactional producer: it starts before the group client and
+// stops after every task has stopped, since the tasks' last cycles go out
+// through it; a task waits for its round's answer, or for its own kill. Each standby runs one goroutine (followChangelog), started under
 // p.mu and stopped by whoever takes it out of p.standbys, who waits for it
 // after releasing p.mu. HTTP handlers run on the server's goroutines and
 // read atomics, or take p.mu briefly.
