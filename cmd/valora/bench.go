@@ -54,7 +54,8 @@ type benchResult struct {
 func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "Run a fixed workload through the real pipeline (embedded broker, Pebble on disk):\n"+
 		"generate and produce the events first, then score them all and report events/s,\n"+
-		"latency percentiles (a fetched batch to its durable commit) and peak RSS.\n"+
+		"latency percentiles (a fetched batch to its durable commit) and peak RSS. With --brokers:\n"+
+		"against that broker (fresh topics and group, deleted at the end) instead.\n"+
 		"With --live: run the scorer against --brokers while producing at --rate, and report\n"+
 		"per --window the latency from an input's produce time to its tier change at a\n"+
 		"read_committed reader, records/s and CPU.", stderr)
@@ -136,12 +137,50 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if sf.erasures != "" {
 		topics = append(topics, sf.erasures)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), topics...))
-	if err != nil {
-		return fmt.Errorf("embedded broker: %w", err)
+	var addr string
+	if given["brokers"] {
+		// A broker of the user's: fresh topics and a fresh group, deleted
+		// at the end, as for the live benchmark.
+		stamp := "valora-bench-" + strconv.FormatInt(now.UnixMilli(), 36)
+		sf.group = stamp
+		sf.interactions, sf.purchases = stamp+"-interactions", stamp+"-purchases"
+		sf.tierChanges, sf.deadLetter = stamp+"-tier-changes", stamp+"-dead-letter"
+		sf.erasures, sf.changelog = "", ""
+		if sf.profiles != "" {
+			sf.profiles = stamp + "-profiles"
+		}
+		topics = []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter}
+		seeds := kgo.SeedBrokers(splitList(sf.brokers)...)
+		acl, err := kgo.NewClient(seeds)
+		if err != nil {
+			return fmt.Errorf("kafka client: %w", err)
+		}
+		adm := kadm.NewClient(acl)
+		resp, err := adm.CreateTopics(ctx, int32(*partitions), -1, nil, topics...)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err == nil {
+			err = waitTopics(ctx, adm, *partitions, topics...)
+		}
+		acl.Close()
+		if err != nil {
+			return fmt.Errorf("create topics: %w", err)
+		}
+		drop := append(slices.Clone(topics), sf.group+"-changelog")
+		if sf.profiles != "" {
+			drop = append(drop, sf.profiles)
+		}
+		defer dropLive(seeds, stderr, sf.group, drop...)
+		addr = sf.brokers
+	} else {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*partitions), topics...))
+		if err != nil {
+			return fmt.Errorf("embedded broker: %w", err)
+		}
+		defer cluster.Close()
+		addr = cluster.ListenAddrs()[0]
 	}
-	defer cluster.Close()
-	addr := cluster.ListenAddrs()[0]
 
 	// Phase 1: produce the workload.
 	gn, err := gen.New(params)
@@ -152,7 +191,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	pcl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ProducerLinger(5 * time.Millisecond),
+	pcl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(splitList(addr)...), kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.MaxBufferedRecords(200_000), kgo.ProducerBatchMaxBytes(4 << 20)}, partOpts...)...)
 	if err != nil {
 		return err
@@ -191,7 +230,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		sf.bulkLoad = true
 		sf.guarantee = string(processor.AtLeastOnce)
 		bounds = &processor.Replay{Start: map[string]map[int32]int64{}, End: map[string]map[int32]int64{}}
-		lcl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		lcl, err := kgo.NewClient(kgo.SeedBrokers(splitList(addr)...))
 		if err != nil {
 			return err
 		}
