@@ -253,7 +253,7 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 	waitHandled(refGroup, n)
 	stop(ref, syscall.SIGTERM)
 
-	want := deliverytest.ChangelogCustomers(t, b, refGroup+"-changelog", processor.ChangelogState)
+	want := deliverytest.ChangelogCustomers(t, b, refGroup+"-changelog")
 	wantOut := deliverytest.ReadChanges(t, b, codec, refOut, true)
 	ch := deliverytest.ReadChanges(t, b, codec, out, g == processor.ExactlyOnce)
 	t.Logf("%d distinct tier changes, %d repeats", len(ch.Distinct), ch.Repeats)
@@ -261,7 +261,7 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 	if !reflect.DeepEqual(ch.Distinct, wantOut.Distinct) {
 		t.Fatalf("tier changes differ from the clean run: got %d distinct, want %d", len(ch.Distinct), len(wantOut.Distinct))
 	}
-	got := deliverytest.ChangelogCustomers(t, b, group+"-changelog", processor.ChangelogState)
+	got := deliverytest.ChangelogCustomers(t, b, group+"-changelog")
 	deliverytest.SameState(t, got, want)
 	ch.CheckFinal(t, got)
 }

@@ -353,14 +353,14 @@ func faultScenario(t *testing.T, bin string, fb *faultBroker, fault func(*testin
 	})
 	ref.term(t)
 
-	want := deliverytest.ChangelogCustomers(t, fb.Broker, refGroup+"-changelog", processor.ChangelogState)
+	want := deliverytest.ChangelogCustomers(t, fb.Broker, refGroup+"-changelog")
 	wantOut := deliverytest.ReadChanges(t, fb.Broker, codec, refOut, true)
 	ch := deliverytest.ReadChanges(t, fb.Broker, codec, out, true)
 	ch.CheckChains(t)
 	if !reflect.DeepEqual(ch.Distinct, wantOut.Distinct) {
 		t.Fatalf("tier changes differ from the clean run: got %d distinct, want %d", len(ch.Distinct), len(wantOut.Distinct))
 	}
-	got := deliverytest.ChangelogCustomers(t, fb.Broker, group+"-changelog", processor.ChangelogState)
+	got := deliverytest.ChangelogCustomers(t, fb.Broker, group+"-changelog")
 	deliverytest.SameState(t, got, want)
 	ch.CheckFinal(t, got)
 	t.Logf("%d tier changes, each once; state equal to the clean run's (%d customers)", len(ch.Distinct), len(got))
