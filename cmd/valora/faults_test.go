@@ -20,6 +20,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"valora/internal/buildtest"
 	"valora/internal/deliverytest"
 	"valora/internal/kafkatest"
 	"valora/processor"
@@ -112,14 +113,7 @@ func TestFaultsRealBroker(t *testing.T) {
 	fb := &faultBroker{dir: dir, env: []string{"KAFKA_PORT=" + faultPort}}
 	fb.up(t, false)
 	t.Cleanup(func() { fb.script(t, "down.sh") })
-	bin := filepath.Join(t.TempDir(), "valora")
-	args := append(append([]string{"build"}, releaseBuild.flags...), "-o", bin, ".")
-	build := exec.Command("go", args...)
-	build.Env = append(os.Environ(), releaseBuild.env...)
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
+	bin := buildtest.Valora(t)
 	for _, f := range []struct {
 		name  string
 		fault func(t *testing.T, fb *faultBroker, v *valoraProc)
