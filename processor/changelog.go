@@ -3,7 +3,6 @@ package processor
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -16,189 +15,44 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"valora/state"
+	"valora/processor/changelog"
 )
 
-// The changelog topic backs the state of every task: partition p holds what
-// task p committed, and only the current owner of task p writes to it. Each
-// commit cycle appends, in this order, one record per changed customer and
-// one checkpoint record:
-//
-//	key 'c' | customer id   value: format(1) | cycle(8 BE) | Customer (Avro)
-//	key 'c' | customer id   value: none (a tombstone: the customer was erased);
-//	                        header valora.cycle: format(1) | cycle(8 BE)
-//	key 'k'                 value: format(1) | cycle(8 BE) | stream time(8 BE) |
-//	                               count(uvarint) | (len(uvarint) | topic | next offset(8 BE))... |
-//	                               since(8 BE)
-//
-// The checkpoint carries the task's input positions and stream time after
-// the cycle, so the changelog alone rebuilds a task: its customers and where
-// to resume reading the inputs.
-//
-// The topic is compacted: Kafka keeps only the last record of each key (and
-// a tombstone for delete.retention.ms), so older checkpoints disappear and
-// the customer records that survive them no longer sit next to their own
-// checkpoint. A restore therefore applies every customer record that a
-// later checkpoint follows, whatever its cycle, and skips only the tail
-// after the last checkpoint: in exactly-once mode read_committed shows no
-// such tail, and in at-least-once mode it is what a crash in the middle of
-// a produce left. The inputs it came from are read again from the last
-// checkpoint's positions; and since those records stay in the log, the
-// task that skipped them first publishes a correction cycle, with the
-// stored value (or a tombstone) of each customer the tail named, so that
-// no restore, before or after compaction, can apply the tail.
-//
-// A cycle's high 32 bits name the task's incarnation (each task object
-// draws them at random; the low half counts its cycles), and a checkpoint
-// carries since: the changelog offset at which its incarnation took the
-// task over (the end its restore read to). At a checkpoint, a buffered
-// record of another incarnation at or past since is dropped: it is a late
-// write of a previous owner that its restore never saw (in at-least-once
-// mode a killed process's last produce can reach the broker after the new
-// owner has read the log), and applying it would bring back an older state.
-// A checkpoint without since (written before it existed) applies all.
+// The changelog's record format and the application of its records to
+// the store are package changelog's; this file holds the processor's side:
+// the topic's creation and checks, the restore's reading of a task's
+// partition, and the cycles a task publishes from its store.
+
+// The processor's names for the changelog format, used by the commit
+// cycle (task.commit, task.send).
 const (
-	changelogCustomer   byte = 'c'
-	changelogCheckpoint byte = 'k'
-	changelogFormat     byte = 1
-	changelogHeaderLen       = 1 + 8
+	changelogCustomer   = changelog.KindCustomer
+	changelogCheckpoint = changelog.KindCheckpoint
 )
 
-// HeaderCycle is the changelog header of a customer tombstone: the cycle
-// that erased the customer, encoded as a value header.
-const HeaderCycle = "valora.cycle"
+func appendChangelogHeader(dst []byte, cycle uint64) []byte {
+	return changelog.AppendHeader(dst, cycle)
+}
+
+func tombstoneHeaders(cycle uint64) []kgo.RecordHeader { return changelog.TombstoneHeaders(cycle) }
+
+// appendCheckpoint appends a checkpoint value with the positions of the
+// sources that have one (pos >= 0).
+func appendCheckpoint(dst []byte, cycle uint64, st int64, topics *[numSources]string, pos *[numSources]int64, since int64) []byte {
+	return changelog.AppendCheckpoint(dst, cycle, st, topics[:], pos[:], since)
+}
 
 // changelogMaxCompactionLag is the max.compaction.lag.ms of a changelog
 // topic valora creates: 7 days.
 const changelogMaxCompactionLag = "604800000"
 
-// errChangelog marks a changelog record this build cannot read.
-var errChangelog = errors.New("changelog record")
-
-// checkpoint is a decoded changelog checkpoint record.
-type checkpoint struct {
-	cycle      uint64
-	streamTime int64
-	next       map[string]int64
-	since      int64 // -1: not recorded
-}
-
-// applies reports whether a customer record of cycle at offset, buffered
-// before cp, is part of the state cp completes.
-func (cp *checkpoint) applies(cycle uint64, offset int64) bool {
-	return cp.since < 0 || offset < cp.since || cycle>>32 == cp.cycle>>32
-}
-
-func appendChangelogHeader(dst []byte, cycle uint64) []byte {
-	dst = append(dst, changelogFormat)
-	return binary.BigEndian.AppendUint64(dst, cycle)
-}
-
-// appendCheckpoint appends a checkpoint value with the positions of the
-// sources that have one (pos >= 0).
-func appendCheckpoint(dst []byte, cycle uint64, st int64, topics *[numSources]string, pos *[numSources]int64, since int64) []byte {
-	dst = appendChangelogHeader(dst, cycle)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(st))
-	n := 0
-	for _, p := range pos {
-		if p >= 0 {
-			n++
-		}
-	}
-	dst = binary.AppendUvarint(dst, uint64(n))
-	for src, p := range pos {
-		if p < 0 {
-			continue
-		}
-		dst = binary.AppendUvarint(dst, uint64(len(topics[src])))
-		dst = append(dst, topics[src]...)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(p))
-	}
-	return binary.BigEndian.AppendUint64(dst, uint64(since))
-}
-
-// changelogHeader returns a changelog value's cycle and payload.
-func changelogHeader(v []byte) (cycle uint64, payload []byte, err error) {
-	if len(v) < changelogHeaderLen {
-		return 0, nil, fmt.Errorf("%w: value of %d bytes is too short", errChangelog, len(v))
-	}
-	if v[0] != changelogFormat {
-		return 0, nil, fmt.Errorf("%w: format %d is not one this build reads (a newer valora wrote it?)", errChangelog, v[0])
-	}
-	return binary.BigEndian.Uint64(v[1:9]), v[changelogHeaderLen:], nil
-}
-
-// changelogCustomerRecord returns a customer record's cycle and payload;
-// deleted is set for a tombstone, whose cycle is in HeaderCycle.
-func changelogCustomerRecord(rec *kgo.Record) (cycle uint64, payload []byte, deleted bool, err error) {
-	if rec.Value != nil {
-		cycle, payload, err = changelogHeader(rec.Value)
-		return cycle, payload, false, err
-	}
-	for _, h := range rec.Headers {
-		if h.Key == HeaderCycle {
-			cycle, _, err = changelogHeader(h.Value)
-			return cycle, nil, true, err
-		}
-	}
-	return 0, nil, false, fmt.Errorf("%w: customer tombstone without a %s header", errChangelog, HeaderCycle)
-}
-
-// tombstoneHeaders returns the headers of a tombstone written in cycle.
-func tombstoneHeaders(cycle uint64) []kgo.RecordHeader {
-	return []kgo.RecordHeader{{Key: HeaderCycle, Value: appendChangelogHeader(make([]byte, 0, changelogHeaderLen), cycle)}}
-}
-
-func decodeCheckpoint(v []byte) (checkpoint, error) {
-	cycle, b, err := changelogHeader(v)
-	if err != nil {
-		return checkpoint{}, err
-	}
-	bad := fmt.Errorf("%w: truncated checkpoint", errChangelog)
-	if len(b) < 8 {
-		return checkpoint{}, bad
-	}
-	cp := checkpoint{cycle: cycle, streamTime: int64(binary.BigEndian.Uint64(b)), next: map[string]int64{}, since: -1}
-	b = b[8:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > 64 {
-		return checkpoint{}, bad
-	}
-	b = b[k:]
-	for range n {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < l+8 {
-			return checkpoint{}, bad
-		}
-		topic := string(b[k : k+int(l)])
-		b = b[k+int(l):]
-		cp.next[topic] = int64(binary.BigEndian.Uint64(b))
-		b = b[8:]
-	}
-	switch len(b) {
-	case 0: // written before since existed
-	case 8:
-		cp.since = int64(binary.BigEndian.Uint64(b))
-	default:
-		return checkpoint{}, bad
-	}
-	return cp, nil
-}
-
-// restoreBatchRecords bounds a restore's Pebble batch; batches are written
-// without syncing and the restore ends with one synced commit.
-const restoreBatchRecords = 50_000
-
 // restoreIngestRecords is the size of a restore from which the customer
 // records skip Pebble's write-ahead log and memtable: they are collected in
-// a state.Loader and ingested as sorted tables of up to restoreIngestBytes
-// each, each followed by a batch with its last checkpoint. Such a restore
-// holds two tables' worth of memory (one filling, one being written), and
-// at most restoreIngestSlots tasks of a processor restore so at a time.
-const (
-	restoreIngestRecords = 200_000
-	restoreIngestBytes   = 32 << 20
-)
+// a state.Loader and ingested as sorted tables (changelog.Options.Ingest),
+// each followed by a batch with its last checkpoint. Such a restore holds
+// two tables' worth of memory (one filling, one being written), and at most
+// restoreIngestSlots tasks of a processor restore so at a time.
+const restoreIngestRecords = 200_000
 
 // restoreIngestSlots bounds the tasks of one processor that restore through
 // ingested tables at the same time; the others wait for a slot. Restores
@@ -266,15 +120,15 @@ func (t *task) restore(ctx context.Context) error {
 			return fmt.Errorf("changelog reader: %w", err)
 		}
 		defer rd.Close()
-		r := restorer{part: t.part, b: store.NewBatch(), wipe: !found}
-		if r.wipe {
+		o := changelog.Options{Wipe: !found, Pipeline: true}
+		if o.Wipe {
 			// Nothing to replace in an empty store (a new instance, or a
 			// task new to it): no range deletion under the restored state.
 			empty, err := store.PartitionEmpty(t.part)
 			if err != nil {
 				return err
 			}
-			r.wipe = !empty
+			o.Wipe = !empty
 		}
 		if remaining >= cmp.Or(t.p.cfg.restoreIngestAt, restoreIngestRecords) {
 			select {
@@ -283,10 +137,10 @@ func (t *task) restore(ctx context.Context) error {
 				return ctx.Err()
 			}
 			defer func() { <-t.p.ingestSlots }()
-			r.l = store.NewLoader(t.part)
+			o.Ingest = true
 		}
-		r.pipeline(ctx, store)
-		defer r.close()
+		r := changelog.NewRestorer(ctx, store, t.part, o)
+		defer r.Close()
 		pos := from
 		lastLog := start
 		for pos < end {
@@ -305,7 +159,7 @@ func (t *task) restore(ctx context.Context) error {
 					return
 				}
 				pos = max(pos, rec.Offset+1)
-				ferr = r.add(ctx, rec)
+				ferr = r.Add(ctx, rec)
 			})
 			// The gauges move once per poll, not per record.
 			if read := pos - before; read > 0 {
@@ -325,17 +179,18 @@ func (t *task) restore(ctx context.Context) error {
 					"records_per_second", int(rate), "eta", eta.Round(time.Second))
 			}
 		}
-		if err := r.finish(ctx); err != nil {
+		if err := r.Finish(ctx); err != nil {
 			return err // the caller names the task
 		}
-		applied = r.cycles
+		applied = r.Checkpoints()
+		tail := r.Tail()
 		t.p.log.Info("task restored", "task", t.part, "records", end-from, "checkpoints", applied,
-			"skipped_records", len(r.ids), "stale_records", r.stale, "seconds", time.Since(start).Seconds())
-		if len(r.ids) > 0 {
+			"skipped_records", len(tail), "stale_records", r.Stale(), "seconds", time.Since(start).Seconds())
+		if len(tail) > 0 {
 			// A tail no checkpoint covers (an at-least-once crash in the
 			// middle of a produce): correct each customer it names.
-			t.p.log.Info("publishing a correction for the changelog's uncommitted tail", "task", t.part, "records", len(r.ids))
-			if err := t.publishCycle(ctx, r.ids); err != nil {
+			t.p.log.Info("publishing a correction for the changelog's uncommitted tail", "task", t.part, "records", len(tail))
+			if err := t.publishCycle(ctx, tail); err != nil {
 				return err
 			}
 		}
@@ -484,236 +339,6 @@ func (p *Processor) changelogBounds(ctx context.Context, cl *kgo.Client, part in
 	}
 }
 
-// restorer applies changelog records to a store batch: the customer
-// records since the last checkpoint wait in ids and vals (nil: erased) and
-// are applied at the next checkpoint.
-//
-// With a loader l (a large restore), the customer records go to l and b
-// takes only the checkpoints: each chunk's table is ingested before its
-// batch is committed, so a checkpoint in the store never runs ahead of the
-// customers it covers. A crash between the two leaves customers newer than
-// the checkpoint; the next restore reads the changelog again from the
-// checkpoint and rewrites them with the same values, in order.
-type restorer struct {
-	part int32
-	b    *state.Batch
-	l    *state.Loader
-	wipe bool // delete the partition before the first checkpoint
-	ids  [][]byte
-	vals [][]byte
-	at   []recordAt
-	// cycles counts the checkpoints applied; stale the late writes of a
-	// previous owner that were dropped.
-	cycles int
-	stale  int
-	// With pipeline, full batches go to a goroutine that commits them in
-	// order (unsynced) while the restore fills the next one: work takes a
-	// full batch, free gives an empty one back, flushErr holds the first
-	// commit error.
-	work     chan restoreChunk
-	free     chan restoreChunk
-	flushed  chan struct{}
-	flushMu  sync.Mutex
-	flushErr error
-}
-
-// restoreChunk is what the pipeline commits in one step: a loader's table
-// (if any), then a batch.
-type restoreChunk struct {
-	b *state.Batch
-	l *state.Loader
-}
-
-// commit ingests c's table, then commits its batch without syncing.
-func (c restoreChunk) commit(ctx context.Context) error {
-	if c.l != nil {
-		if err := c.l.Ingest(ctx); err != nil {
-			return err
-		}
-	}
-	return c.b.CommitNoSync()
-}
-
-// close releases c's batch and loader.
-func (c restoreChunk) close() {
-	c.b.Close()
-	if c.l != nil {
-		c.l.Close()
-	}
-}
-
-// reset drops c's writes.
-func (c restoreChunk) reset() {
-	c.b.Reset()
-	if c.l != nil {
-		c.l.Reset()
-	}
-}
-
-// pipeline starts r's committer, with a second chunk (batch, and loader if r
-// has one) of store.
-func (r *restorer) pipeline(ctx context.Context, store *state.Store) {
-	r.work = make(chan restoreChunk, 1)
-	r.free = make(chan restoreChunk, 2)
-	r.flushed = make(chan struct{})
-	spare := restoreChunk{b: store.NewBatch()}
-	if r.l != nil {
-		spare.l = store.NewLoader(r.part)
-	}
-	r.free <- spare
-	work, free, flushed := r.work, r.free, r.flushed
-	go func() {
-		defer close(flushed)
-		var err error
-		for c := range work {
-			if err == nil {
-				err = c.commit(ctx)
-			}
-			if err != nil {
-				c.reset()
-				r.flushMu.Lock()
-				r.flushErr = err
-				r.flushMu.Unlock()
-			}
-			free <- c
-		}
-	}()
-}
-
-// flush writes the current chunk without syncing: inline, or through the
-// pipeline, taking an empty chunk in exchange.
-func (r *restorer) flush(ctx context.Context) error {
-	c := restoreChunk{b: r.b, l: r.l}
-	if r.work == nil {
-		return c.commit(ctx)
-	}
-	r.work <- c
-	c = <-r.free
-	r.b, r.l = c.b, c.l
-	return r.err()
-}
-
-// err returns the pipeline's first commit error so far.
-func (r *restorer) err() error {
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
-	return r.flushErr
-}
-
-// finish waits for the pipeline's commits, ingests the loader's last
-// table, then commits the current batch synced, which syncs every earlier
-// write too.
-func (r *restorer) finish(ctx context.Context) error {
-	if r.work != nil {
-		close(r.work)
-		r.work = nil
-		<-r.flushed
-		if err := r.err(); err != nil {
-			return err
-		}
-	}
-	if r.l != nil {
-		if err := r.l.Ingest(ctx); err != nil {
-			return err
-		}
-	}
-	return r.b.Commit()
-}
-
-// close stops the pipeline (if finish did not) and releases the batches.
-func (r *restorer) close() {
-	if r.work != nil {
-		close(r.work)
-		r.work = nil
-		<-r.flushed
-	}
-	if r.free != nil {
-		for len(r.free) > 0 {
-			(<-r.free).close()
-		}
-	}
-	restoreChunk{b: r.b, l: r.l}.close()
-}
-
-// recordAt is a buffered customer record's cycle and changelog offset.
-type recordAt struct {
-	cycle  uint64
-	offset int64
-}
-
-func (r *restorer) add(ctx context.Context, rec *kgo.Record) error {
-	if rec.Attrs.IsControl() {
-		return nil
-	}
-	if len(rec.Key) == 0 {
-		return fmt.Errorf("%w: empty key", errChangelog)
-	}
-	switch rec.Key[0] {
-	case changelogCustomer:
-		cycle, payload, _, err := changelogCustomerRecord(rec)
-		if err != nil {
-			return err
-		}
-		r.ids = append(r.ids, rec.Key[1:])
-		r.vals = append(r.vals, payload)
-		r.at = append(r.at, recordAt{cycle, rec.Offset})
-		return nil
-	case changelogCheckpoint:
-		cp, err := decodeCheckpoint(rec.Value)
-		if err != nil {
-			return err
-		}
-		return r.apply(ctx, cp, rec.Offset+1)
-	}
-	return fmt.Errorf("%w: unknown key kind %q", errChangelog, rec.Key[0])
-}
-
-// apply writes the records buffered since the last checkpoint and cp to
-// the batch.
-func (r *restorer) apply(ctx context.Context, cp checkpoint, next int64) error {
-	b := r.b
-	if r.wipe {
-		b.DeletePartition(r.part)
-		r.wipe = false
-		if r.l != nil {
-			// The deletion must come before the first table. Nothing is in
-			// the pipeline yet: this is the restore's first checkpoint.
-			if err := b.CommitNoSync(); err != nil {
-				return err
-			}
-		}
-	}
-	for i, id := range r.ids {
-		if !cp.applies(r.at[i].cycle, r.at[i].offset) {
-			r.stale++
-			continue
-		}
-		switch {
-		case r.l != nil && r.vals[i] == nil:
-			r.l.DeleteCustomer(id)
-		case r.l != nil:
-			r.l.PutCustomer(id, r.vals[i])
-		case r.vals[i] == nil:
-			b.DeleteCustomer(r.part, string(id))
-		default:
-			b.PutCustomer(r.part, string(id), r.vals[i])
-		}
-	}
-	for topic, off := range cp.next {
-		b.SetOffset(r.part, topic, off)
-	}
-	// No timer digest: the restored customers' timers are indexed anew by
-	// load, under the policy in force.
-	b.SetClock(r.part, state.Clock{StreamTime: cp.streamTime})
-	b.SetChangelogNext(r.part, next)
-	r.ids, r.vals, r.at = r.ids[:0], r.vals[:0], r.at[:0]
-	r.cycles++
-	if (r.l == nil && b.Len() >= restoreBatchRecords) || (r.l != nil && r.l.Size() >= restoreIngestBytes) {
-		return r.flush(ctx)
-	}
-	return nil
-}
-
 // publishCycle writes one cycle to the changelog from the store: the
 // stored value of each customer in ids (a tombstone for one the store does
 // not hold), or every customer the store holds for the task when ids is
@@ -742,7 +367,7 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 		if value == nil {
 			rec.Headers = tombstoneHeaders(cycle)
 		} else {
-			rec.Value = append(appendChangelogHeader(make([]byte, 0, changelogHeaderLen+len(value)), cycle), value...)
+			rec.Value = append(appendChangelogHeader(make([]byte, 0, changelog.HeaderLen+len(value)), cycle), value...)
 		}
 		recs = append(recs, rec)
 		return nil
@@ -865,64 +490,6 @@ func (p *Processor) checkChangelog(ctx context.Context, adm *kadm.Client, parts 
 	}
 	p.log.Warn("cannot check the changelog topic's cleanup policy", "topic", topic, "err", err)
 	return nil
-}
-
-// ChangelogState decodes records of a changelog topic, in offset order per
-// partition, into the state they describe: each customer's latest value
-// (the bytes schemas.DecodeCustomer reads; erased customers are absent)
-// from the records a checkpoint follows, exactly as a restore applies
-// them. Tools and tests use it to
-// read the state a deployment committed without opening its stores.
-func ChangelogState(recs []*kgo.Record) (map[string][]byte, error) {
-	type pending struct {
-		ids  []string
-		vals [][]byte
-		at   []recordAt
-	}
-	parts := map[int32]*pending{}
-	out := map[string][]byte{}
-	for _, rec := range recs {
-		if rec.Attrs.IsControl() {
-			continue
-		}
-		pd := parts[rec.Partition]
-		if pd == nil {
-			pd = &pending{}
-			parts[rec.Partition] = pd
-		}
-		if len(rec.Key) == 0 {
-			return nil, fmt.Errorf("%w: empty key at %d/%d", errChangelog, rec.Partition, rec.Offset)
-		}
-		switch rec.Key[0] {
-		case changelogCustomer:
-			cycle, payload, _, err := changelogCustomerRecord(rec)
-			if err != nil {
-				return nil, fmt.Errorf("%w at %d/%d", err, rec.Partition, rec.Offset)
-			}
-			pd.ids = append(pd.ids, string(rec.Key[1:]))
-			pd.vals = append(pd.vals, payload)
-			pd.at = append(pd.at, recordAt{cycle, rec.Offset})
-		case changelogCheckpoint:
-			cp, err := decodeCheckpoint(rec.Value)
-			if err != nil {
-				return nil, err
-			}
-			for i, id := range pd.ids {
-				if !cp.applies(pd.at[i].cycle, pd.at[i].offset) {
-					continue
-				}
-				if pd.vals[i] == nil {
-					delete(out, id)
-				} else {
-					out[id] = pd.vals[i]
-				}
-			}
-			*pd = pending{}
-		default:
-			return nil, fmt.Errorf("%w: unknown key kind %q at %d/%d", errChangelog, rec.Key[0], rec.Partition, rec.Offset)
-		}
-	}
-	return out, nil
 }
 
 // profilesOn reports whether the processor publishes profiles.

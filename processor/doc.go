@@ -17,8 +17,9 @@
 // The eager protocol "valora-copartition-v1" is offered second, for a group
 // with members that know only it. With Config.StandbyReplicas, the leader
 // also names, for each task, members that keep a standby copy of it: a
-// store that follows the task's changelog (standby.go), so that the task's
-// next owner, chosen among them, restores only the last cycles. One goroutine owns a task and its
+// store that follows the task's changelog (standby.go, through the
+// restore's changelog.Restorer), so that the task's next owner, chosen
+// among them, restores only the last cycles. One goroutine owns a task and its
 // state, so the hot path takes no locks: the poll loop hands each task its
 // fetched records over a channel, and a rebalance waits (BlockRebalanceOnPoll)
 // until revoked tasks have drained what they were given and committed.
@@ -65,10 +66,13 @@
 // the store one or more cycles behind the changelog; before a task reads any
 // input it restores (changelog.go): it reads its changelog partition, with
 // read_committed, from the store's changelog position (from the start if
-// the store has none: a new instance or a lost disk), applying the customer
-// records that a checkpoint follows at that checkpoint, so state and input
-// positions move together, and so a compacted changelog (only the last
-// record of each key left) restores the same state.
+// the store has none: a new instance or a lost disk), and hands the records
+// to a changelog.Restorer, which applies the customer records that a
+// checkpoint follows at that checkpoint, so state and input positions move
+// together, and so a compacted changelog (only the last record of each key
+// left) restores the same state. Package changelog holds the record format
+// and that one restorer, which standbys and the tools that read a
+// changelog's state use too.
 // adjustOffsets waits for the restore, then starts each input at the stored
 // position. Offsets are also committed to the group after each cycle (in
 // the transaction, in exactly-once mode), for lag tooling and fencing;
@@ -96,7 +100,8 @@
 //
 // Every consumed record is either applied or dead-lettered, so
 // valora_records_consumed_total = valora_records_applied_total +
-// valora_records_dead_lettered_total once a cycle is committed.
+// valora_records_dead_lettered_total once a cycle is committed. Stats
+// returns these counts, and the others a report needs, as typed values.
 //
 // # Dead letters
 //

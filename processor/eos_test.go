@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"valora/internal/deliverytest"
 	"valora/internal/kafkatest"
+	"valora/processor/changelog"
 	"valora/schemas"
 )
 
@@ -167,7 +169,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 	if err := r.shutdown(t, false); err != nil {
 		t.Fatal(err)
 	}
-	want := deliverytest.ChangelogCustomers(t, h.b, refGroup+"-changelog", ChangelogState)
+	want := deliverytest.ChangelogCustomers(t, h.b, refGroup+"-changelog")
 	wantOut := dedupOutputs(t, ref, ref.topics.TierChanges)
 
 	ch := deliverytest.ReadChanges(t, h.b, h.codec, run.topics.TierChanges, g == ExactlyOnce)
@@ -176,7 +178,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 	if !reflect.DeepEqual(ch.Distinct, wantOut) {
 		t.Fatalf("tier changes differ from the clean run: got %d distinct, want %d", len(ch.Distinct), len(wantOut))
 	}
-	got := deliverytest.ChangelogCustomers(t, h.b, group+"-changelog", ChangelogState)
+	got := deliverytest.ChangelogCustomers(t, h.b, group+"-changelog")
 	deliverytest.SameState(t, got, want)
 	ch.CheckFinal(t, got)
 	restoreCompacted(t, h, group+"-changelog", got)
@@ -191,11 +193,11 @@ func restoreCompacted(t *testing.T, h *harness, topic string, want map[string]sc
 	t.Helper()
 	all := h.b.ConsumeAll(t, topic)
 	compacted := deliverytest.Compact(all)
-	full, err := ChangelogState(all)
+	full, err := changelog.ReadState(context.Background(), t.TempDir(), all)
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp, err := ChangelogState(compacted)
+	comp, err := changelog.ReadState(context.Background(), t.TempDir(), compacted)
 	if err != nil {
 		t.Fatal(err)
 	}

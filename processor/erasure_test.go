@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/deliverytest"
+	"valora/processor/changelog"
 	"valora/schemas"
 	"valora/state"
 )
@@ -84,7 +85,7 @@ func TestErasure(t *testing.T) {
 	for _, rec := range cl {
 		if string(rec.Key) == "c"+gone && rec.Value == nil {
 			tombstones++
-			if _, _, deleted, err := changelogCustomerRecord(rec); err != nil || !deleted {
+			if _, _, deleted, err := changelog.CustomerRecord(rec); err != nil || !deleted {
 				t.Errorf("tombstone: deleted %v, err %v", deleted, err)
 			}
 		}
@@ -93,7 +94,7 @@ func TestErasure(t *testing.T) {
 		t.Errorf("%d changelog tombstones for %s, want 1", tombstones, gone)
 	}
 	for _, recs := range [][]*kgo.Record{cl, deliverytest.Compact(cl)} {
-		st, err := ChangelogState(recs)
+		st, err := changelog.ReadState(context.Background(), t.TempDir(), recs)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/processor/changelog"
 	"valora/state"
 )
 
@@ -17,7 +18,7 @@ import (
 // other members own: the group leader names, for each task, up to N members
 // other than its owner, in each member's assignment; each of them follows
 // the task's changelog partition into its own store, applying cycles at
-// their checkpoints exactly as a restore does (restorer), so the store
+// their checkpoints through the restore's changelog.Restorer, so the store
 // always holds a state some committed cycle produced. When the task moves
 // to one of them, its restore starts from that checkpoint and reads only
 // the cycles since. Members report, in their join metadata, how far their
@@ -271,8 +272,8 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 		return fmt.Errorf("changelog reader: %w", err)
 	}
 	defer rd.Close()
-	r := restorer{part: part, b: store.NewBatch(), wipe: !found}
-	defer r.b.Close()
+	r := changelog.NewRestorer(ctx, store, part, changelog.Options{Wipe: !found})
+	defer r.Close()
 	p.log.Debug("standby started", "task", part, "from", next, "found", found)
 	for {
 		fs := rd.PollRecords(ctx, 10000)
@@ -286,7 +287,7 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 		n := 0
 		fs.EachRecord(func(rec *kgo.Record) {
 			if ferr == nil {
-				ferr = r.add(ctx, rec)
+				ferr = r.Add(ctx, rec)
 				n++
 			}
 		})
@@ -294,10 +295,8 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 			return fmt.Errorf("standby of task %d: %w", part, ferr)
 		}
 		p.m.standbyRecords.Add(float64(n))
-		if r.b.Len() > 0 {
-			if err := r.b.CommitNoSync(); err != nil {
-				return fmt.Errorf("standby of task %d: %w", part, err)
-			}
+		if err := r.Flush(ctx); err != nil {
+			return fmt.Errorf("standby of task %d: %w", part, err)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	dto "github.com/prometheus/client_model/go"
 	"io"
 	"os"
 	"runtime"
@@ -290,20 +289,19 @@ wait:
 				return fmt.Errorf("scorer stopped early: %w", err)
 			}
 			done <- nil // a replay ends by itself
-			mfs, _ := s.reg.Gather()
 			res.Seconds = time.Since(start).Seconds()
-			res.outcomes(mfs)
+			res.outcomes(s.proc.Stats())
 			break wait
 		case <-ctx.Done():
 			cancel()
 			<-done
 			return ctx.Err()
 		case <-tick.C:
-			mfs, _ := s.reg.Gather()
-			handled = sumMetric(mfs, "valora_records_applied_total", "") + sumMetric(mfs, "valora_records_dead_lettered_total", "")
+			st := s.proc.Stats()
+			handled = float64(st.Applied + st.DeadLettered)
 			if handled >= float64(res.Events) {
 				res.Seconds = time.Since(start).Seconds()
-				res.outcomes(mfs)
+				res.outcomes(st)
 				break wait
 			}
 		}
@@ -354,14 +352,23 @@ wait:
 	return nil
 }
 
-// outcomes reads what the scoring produced from the scorer's metrics.
-func (r *benchResult) outcomes(mfs []*dto.MetricFamily) {
-	r.DeadLettered = sumMetric(mfs, "valora_records_dead_lettered_total", "")
-	r.TierChanges = sumMetric(mfs, "valora_tier_changes_total", "")
-	r.Profiles = sumMetric(mfs, "valora_profiles_published_total", "")
-	r.TimersFired = sumMetric(mfs, "valora_timers_fired_total", "")
-	r.Churned = sumMetric(mfs, "valora_customers_churn_risk", "")
-	r.Stages = byLabel(mfs, "valora_customers_lifecycle", "stage")
+// outcomes records what the scoring produced, from the processor's stats.
+func (r *benchResult) outcomes(st processor.Stats) {
+	r.DeadLettered = float64(st.DeadLettered)
+	r.TierChanges = float64(st.TierChanges)
+	r.Profiles = float64(st.Profiles)
+	r.TimersFired = float64(st.TimersFired)
+	r.Churned = float64(st.ChurnRisk)
+	r.Stages = floats(st.Stages)
+}
+
+// floats returns counts as the reports print them.
+func floats(counts map[string]int64) map[string]float64 {
+	out := make(map[string]float64, len(counts))
+	for k, v := range counts {
+		out[k] = float64(v)
+	}
+	return out
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM) on Linux; 0

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"valora/processor"
 )
 
 // liveJoin is the second instance of a live benchmark run with --join-at:
@@ -19,10 +19,10 @@ import (
 // tasks to it. Its goroutine owns the instance; stop ends and waits for it.
 type liveJoin struct {
 	mu     sync.Mutex
-	at     time.Time // when it started
-	ready  time.Time // when the group assigned it its tasks (zero: not yet)
-	moved  []int32   // the partitions it owns
-	reg    *prometheus.Registry
+	at     time.Time            // when it started
+	ready  time.Time            // when the group assigned it its tasks (zero: not yet)
+	moved  []int32              // the partitions it owns
+	proc   *processor.Processor // nil until it starts
 	err    error
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -71,7 +71,7 @@ func (j *liveJoin) run(ctx context.Context, sf *scorerFlags, log *slog.Logger, a
 		return fmt.Errorf("second instance: %w", err)
 	}
 	j.mu.Lock()
-	j.at, j.reg = time.Now(), s.reg
+	j.at, j.proc = time.Now(), s.proc
 	j.mu.Unlock()
 	runDone := make(chan error, 1)
 	go func() { runDone <- s.run(ctx) }()
@@ -86,12 +86,12 @@ func (j *liveJoin) run(ctx context.Context, sf *scorerFlags, log *slog.Logger, a
 	// partitions the rebalance moved.
 	var moved []int32
 	for deadline := time.Now().Add(10 * time.Second); len(moved) == 0 && time.Now().Before(deadline) && ctx.Err() == nil; {
-		moved = lagPartitions(s.reg, sf.interactions)
+		moved = lagPartitions(s.proc, sf.interactions)
 		time.Sleep(50 * time.Millisecond)
 	}
 	select {
 	case <-time.After(time.Second):
-		moved = lagPartitions(s.reg, sf.interactions)
+		moved = lagPartitions(s.proc, sf.interactions)
 	case <-ctx.Done():
 	}
 	j.mu.Lock()
@@ -112,26 +112,10 @@ func (j *liveJoin) stop() error {
 	return j.err
 }
 
-// lagPartitions lists the partitions of topic that reg has a
-// valora_consumer_lag_records series for: the tasks the instance runs.
-func lagPartitions(reg *prometheus.Registry, topic string) []int32 {
-	mfs, _ := reg.Gather()
-	var out []int32
-	for _, mf := range mfs {
-		if mf.GetName() != "valora_consumer_lag_records" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labelValue(m, "topic") != topic {
-				continue
-			}
-			if p, err := strconv.Atoi(labelValue(m, "partition")); err == nil {
-				out = append(out, int32(p))
-			}
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
+// lagPartitions lists the partitions of topic that p has measured a
+// consumer lag for: the tasks the instance runs.
+func lagPartitions(p *processor.Processor, topic string) []int32 {
+	return slices.Sorted(maps.Keys(p.Stats().ConsumerLag[topic]))
 }
 
 // liveJoinResult is what a run with --join-at reports of the rebalance.

@@ -19,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -280,25 +279,6 @@ type liveSnap struct {
 	reqN, reqNS        [reqKeys]int64
 }
 
-func histSumCount(mfs []*dto.MetricFamily, name string) (sum, n float64) {
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if h := m.GetHistogram(); h != nil {
-				sum += h.GetSampleSum()
-				n += float64(h.GetSampleCount())
-			}
-		}
-	}
-	return sum, n
-}
-
-func handledRecords(mfs []*dto.MetricFamily) float64 {
-	return sumMetric(mfs, "valora_records_consumed_total", "")
-}
-
 // runLiveBench is `valora bench --live`.
 func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFlags, partitions int, asJSON bool,
 	cpuProfile string, stdout, stderr io.Writer) error {
@@ -449,17 +429,17 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	}
 
 	snap := func(at time.Time) liveSnap {
-		mfs, _ := s.reg.Gather()
-		sn := liveSnap{at: at, produced: prod.produced.Load(), handled: handledRecords(mfs), load: loadAverage()[0]}
+		st := s.proc.Stats()
+		sn := liveSnap{at: at, produced: prod.produced.Load(), handled: float64(st.Consumed), load: loadAverage()[0]}
 		u, sy := procCPU(0)
 		sn.cpu = u + sy
 		if lf.brokerPID > 0 {
 			u, sy = procCPU(lf.brokerPID)
 			sn.brokerCPU = u + sy
 		}
-		sn.commitSum, sn.commitN = histSumCount(mfs, "valora_commit_duration_seconds")
-		sn.txnSum, sn.txnN = histSumCount(mfs, "valora_transaction_commit_seconds")
-		sn.procSum, sn.procN = histSumCount(mfs, "valora_processing_latency_seconds")
+		sn.commitSum, sn.commitN = st.CommitSeconds, float64(st.Commits)
+		sn.txnSum, sn.txnN = st.TransactionSeconds, float64(st.Transactions)
+		sn.procSum, sn.procN = st.BatchSeconds, float64(st.Batches)
 		sn.reqN, sn.reqNS = reqs.snap()
 		return sn
 	}
@@ -527,19 +507,19 @@ func runLiveBench(ctx context.Context, sf *scorerFlags, gf *genFlags, lf *liveFl
 	}
 	prodDone <- nil
 	deadline := time.Now().Add(lf.drain)
-	var mfs []*dto.MetricFamily
 	var handled, counted float64 // by both instances
 	for {
-		mfs, _ = s.reg.Gather()
-		handled, counted = handledRecords(mfs), sumMetric(mfs, "valora_tier_changes_total", "")
+		st := s.proc.Stats()
+		handled, counted = float64(st.Consumed), float64(st.TierChanges)
 		if join != nil {
 			join.mu.Lock()
-			if join.reg != nil {
-				jmfs, _ := join.reg.Gather()
-				handled += handledRecords(jmfs)
-				counted += sumMetric(jmfs, "valora_tier_changes_total", "")
-			}
+			jp := join.proc
 			join.mu.Unlock()
+			if jp != nil {
+				jst := jp.Stats()
+				handled += float64(jst.Consumed)
+				counted += float64(jst.TierChanges)
+			}
 		}
 		if handled >= float64(prod.produced.Load()) && float64(reader.read.Load()) >= counted {
 			break

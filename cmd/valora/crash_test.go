@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/internal/buildtest"
 	"valora/internal/deliverytest"
 	"valora/internal/gen"
 	"valora/internal/kafkatest"
@@ -40,21 +41,8 @@ func crashSeeds(t *testing.T) int {
 	return 2
 }
 
-// releaseBuild is how deploy/Dockerfile builds the valora binary: the
-// environment and the flags of its `go build` (without -o and the package).
-// TestCrashRealProcesses builds the binary it runs the same way, and
-// TestDockerfileBuildFlags checks that the Dockerfile and
-// deploy/prometheus/ci-scrape.sh still do.
-var releaseBuild = struct {
-	env   []string // NAME=value
-	flags []string // as the go command receives them, after shell quoting
-}{
-	env:   []string{"CGO_ENABLED=0"},
-	flags: []string{"-trimpath", "-ldflags=-s -w"},
-}
-
 // TestCrashRealProcesses builds the valora binary as deploy/Dockerfile does
-// (releaseBuild) and runs `valora run` processes in one group against the
+// (buildtest.Valora) and runs `valora run` processes in one group against the
 // test broker (kfake in-process, or the real Apache Kafka of
 // VALORA_TEST_BROKERS): the group scales 1 → 3 → 2
 // while the input arrives in chunks, and random instances are killed with
@@ -66,14 +54,7 @@ var releaseBuild = struct {
 // at-least-once mode), and that the state the changelog holds equals that
 // of one clean process over the same input.
 func TestCrashRealProcesses(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "valora")
-	args := append(append([]string{"build"}, releaseBuild.flags...), "-o", bin, ".")
-	build := exec.Command("go", args...)
-	build.Env = append(os.Environ(), releaseBuild.env...)
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
+	bin := buildtest.Valora(t)
 	for _, g := range []processor.Guarantee{processor.ExactlyOnce, processor.AtLeastOnce} {
 		t.Run(string(g), func(t *testing.T) {
 			for seed := range uint64(crashSeeds(t)) {
@@ -253,7 +234,7 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 	waitHandled(refGroup, n)
 	stop(ref, syscall.SIGTERM)
 
-	want := deliverytest.ChangelogCustomers(t, b, refGroup+"-changelog", processor.ChangelogState)
+	want := deliverytest.ChangelogCustomers(t, b, refGroup+"-changelog")
 	wantOut := deliverytest.ReadChanges(t, b, codec, refOut, true)
 	ch := deliverytest.ReadChanges(t, b, codec, out, g == processor.ExactlyOnce)
 	t.Logf("%d distinct tier changes, %d repeats", len(ch.Distinct), ch.Repeats)
@@ -261,7 +242,7 @@ func crashRealProcesses(t *testing.T, bin string, g processor.Guarantee, seed ui
 	if !reflect.DeepEqual(ch.Distinct, wantOut.Distinct) {
 		t.Fatalf("tier changes differ from the clean run: got %d distinct, want %d", len(ch.Distinct), len(wantOut.Distinct))
 	}
-	got := deliverytest.ChangelogCustomers(t, b, group+"-changelog", processor.ChangelogState)
+	got := deliverytest.ChangelogCustomers(t, b, group+"-changelog")
 	deliverytest.SameState(t, got, want)
 	ch.CheckFinal(t, got)
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -200,7 +198,7 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 		}
 	})
 	exp, _ := score.MinorUnits(pol.BaseCurrency)
-	wg.Go(func() { summarize(ctx, stdout, d.summary, s.reg, prod, tail, pol.BaseCurrency, math.Pow10(exp)) })
+	wg.Go(func() { summarize(ctx, stdout, d.summary, s.proc, prod, tail, pol.BaseCurrency, math.Pow10(exp)) })
 	err = s.run(ctx)
 	cancel()
 	wg.Wait()
@@ -265,7 +263,7 @@ func (t *tierTail) snapshot() (int, []schemas.TierChange) {
 // summarize prints a short summary every interval until ctx ends.
 //
 // CLVs are shown in major units of currency, minorPerMajor minor units each.
-func summarize(ctx context.Context, w io.Writer, every time.Duration, g prometheus.Gatherer, p *producer, tail *tierTail, currency string, minorPerMajor float64) {
+func summarize(ctx context.Context, w io.Writer, every time.Duration, proc *processor.Processor, p *producer, tail *tierTail, currency string, minorPerMajor float64) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var lastConsumed float64
@@ -275,13 +273,10 @@ func summarize(ctx context.Context, w io.Writer, every time.Duration, g promethe
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			mfs, err := g.Gather()
-			if err != nil {
-				slog.Default().Debug("gather", "err", err)
-			}
-			consumed := sumMetric(mfs, "valora_records_consumed_total", "")
-			dlq := sumMetric(mfs, "valora_records_dead_lettered_total", "")
-			tiers := byLabel(mfs, "valora_customers", "tier")
+			st := proc.Stats()
+			consumed := float64(st.Consumed)
+			dlq := float64(st.DeadLettered)
+			tiers := floats(st.Tiers)
 			rate := (consumed - lastConsumed) / now.Sub(last).Seconds()
 			lastConsumed, last = consumed, now
 			total, changes := tail.snapshot()
@@ -301,11 +296,11 @@ func summarize(ctx context.Context, w io.Writer, every time.Duration, g promethe
 				}
 			}
 			b.WriteString("\n")
-			writeCounts(&b, "   customers per stage:", byLabel(mfs, "valora_customers_lifecycle", "stage"), devStages)
-			if classes := byLabel(mfs, "valora_customers_value_class", "class"); len(classes) > 0 {
+			writeCounts(&b, "   customers per stage:", floats(st.Stages), devStages)
+			if classes := floats(st.ValueClasses); len(classes) > 0 {
 				writeCounts(&b, "   customers per value class:", classes, devClasses)
 			}
-			if tr := byLabel(mfs, "valora_customers_treatment", "treatment"); len(tr) > 0 {
+			if tr := floats(st.Treatments); len(tr) > 0 {
 				writeCounts(&b, "   customers per treatment:", tr, slices.Sorted(maps.Keys(tr)))
 			}
 			for _, c := range changes {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"valora/internal/buildtest"
 	"valora/internal/deliverytest"
 	"valora/internal/kafkatest"
 	"valora/processor"
@@ -112,14 +113,7 @@ func TestFaultsRealBroker(t *testing.T) {
 	fb := &faultBroker{dir: dir, env: []string{"KAFKA_PORT=" + faultPort}}
 	fb.up(t, false)
 	t.Cleanup(func() { fb.script(t, "down.sh") })
-	bin := filepath.Join(t.TempDir(), "valora")
-	args := append(append([]string{"build"}, releaseBuild.flags...), "-o", bin, ".")
-	build := exec.Command("go", args...)
-	build.Env = append(os.Environ(), releaseBuild.env...)
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
+	bin := buildtest.Valora(t)
 	for _, f := range []struct {
 		name  string
 		fault func(t *testing.T, fb *faultBroker, v *valoraProc)
@@ -353,14 +347,14 @@ func faultScenario(t *testing.T, bin string, fb *faultBroker, fault func(*testin
 	})
 	ref.term(t)
 
-	want := deliverytest.ChangelogCustomers(t, fb.Broker, refGroup+"-changelog", processor.ChangelogState)
+	want := deliverytest.ChangelogCustomers(t, fb.Broker, refGroup+"-changelog")
 	wantOut := deliverytest.ReadChanges(t, fb.Broker, codec, refOut, true)
 	ch := deliverytest.ReadChanges(t, fb.Broker, codec, out, true)
 	ch.CheckChains(t)
 	if !reflect.DeepEqual(ch.Distinct, wantOut.Distinct) {
 		t.Fatalf("tier changes differ from the clean run: got %d distinct, want %d", len(ch.Distinct), len(wantOut.Distinct))
 	}
-	got := deliverytest.ChangelogCustomers(t, fb.Broker, group+"-changelog", processor.ChangelogState)
+	got := deliverytest.ChangelogCustomers(t, fb.Broker, group+"-changelog")
 	deliverytest.SameState(t, got, want)
 	ch.CheckFinal(t, got)
 	t.Logf("%d tier changes, each once; state equal to the clean run's (%d customers)", len(ch.Distinct), len(got))

@@ -6,13 +6,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
 // TestImportDirection checks that dependencies point one way: cmd over the
-// library packages, calibrate over txcsv and the scoring packages, and no
+// library packages, calibrate over txcsv and the scoring packages, the
+// processor over its changelog package, which knows only the store, and no
 // library package reaching back. It reads the import lists of the
 // packages' non-test files, so it needs no build and no network.
 func TestImportDirection(t *testing.T) {
@@ -30,6 +32,8 @@ func TestImportDirection(t *testing.T) {
 		{"valora/processor/txcsv", "valora/processor/calibrate"},
 		{"valora/processor/calibrate", "valora/processor"},
 		{"valora/processor/txcsv", "valora/processor"},
+		{"valora/processor/changelog", "valora/processor"},
+		{"valora/processor/changelog", "valora/cmd/..."},
 	} {
 		for pkg := range deps {
 			if !matchPkg(rule.from, pkg) {
@@ -42,13 +46,35 @@ func TestImportDirection(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/cmd/valora"} {
+	// Direct imports: the changelog package builds on the store (and the
+	// schemas) only, and the commands reach it through the processor.
+	for _, rule := range []struct {
+		from    string
+		allowed []string
+	}{
+		{"valora/processor/changelog", []string{"valora/state", "valora/schemas"}},
+	} {
+		for _, dep := range deps[rule.from] {
+			if !slices.Contains(rule.allowed, dep) {
+				t.Errorf("%s imports %s; it may import only %s", rule.from, dep, strings.Join(rule.allowed, ", "))
+			}
+		}
+	}
+	for pkg, imports := range deps {
+		if matchPkg("valora/cmd/...", pkg) && slices.Contains(imports, "valora/processor/changelog") {
+			t.Errorf("%s imports valora/processor/changelog; the commands reach the changelog through the processor", pkg)
+		}
+	}
+	for _, want := range []string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/processor/changelog", "valora/cmd/valora"} {
 		if _, ok := deps[want]; !ok {
 			t.Errorf("package %s not found under %s", want, root)
 		}
 	}
 	if !reachable(deps, "valora/processor/calibrate", "valora/processor/txcsv") {
 		t.Error("valora/processor/calibrate does not import valora/processor/txcsv: the rules above check nothing")
+	}
+	if !reachable(deps, "valora/processor/changelog", "valora/state") || !reachable(deps, "valora/processor", "valora/processor/changelog") {
+		t.Error("valora/processor/changelog is not between valora/processor and valora/state: the rules above check nothing")
 	}
 }
 

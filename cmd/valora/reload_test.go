@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -100,5 +101,27 @@ func TestReloadPolicyOnSIGHUP(t *testing.T) {
 	}
 	if v := inForce(); v != "file-2" {
 		t.Errorf("policy in force %q after a bad reload, want file-2", v)
+	}
+}
+
+// runScorer runs s until the returned stop is called: stop cancels ctx
+// (through cancel) and waits up to 30 s for run to return, reporting its
+// error. Calling stop again does nothing.
+func runScorer(ctx context.Context, cancel context.CancelFunc, t *testing.T, s *scorer) (stop func()) {
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.run(ctx) }()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-runErr:
+				if err != nil {
+					t.Errorf("scorer: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("scorer did not stop within 30 s")
+			}
+		})
 	}
 }

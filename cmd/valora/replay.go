@@ -287,7 +287,6 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 		}
 	}
 	start := time.Now()
-	reg := sc.reg
 	if err := sc.run(ctx); err != nil {
 		return err
 	}
@@ -297,15 +296,9 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	prog.Stop()
 	el := time.Since(start)
 	sum := replaySummary{StateDir: abs, OutputTopic: f.output, ProfilesTopic: f.profilesOutput, Resumed: resumed, Seconds: el.Seconds()}
-	mfs, err := reg.Gather()
-	if err != nil {
-		return fmt.Errorf("read the replay's metrics: %w", err)
-	}
-	sum.Records = int64(sumMetric(mfs, "valora_records_consumed_total", ""))
-	sum.Applied = int64(sumMetric(mfs, "valora_records_applied_total", ""))
-	sum.DeadLettered = int64(sumMetric(mfs, "valora_records_dead_lettered_total", ""))
-	sum.TierChanges = int64(sumMetric(mfs, "valora_tier_changes_total", ""))
-	sum.Profiles = int64(sumMetric(mfs, "valora_profiles_published_total", ""))
+	stats := sc.proc.Stats()
+	sum.Records, sum.Applied, sum.DeadLettered = stats.Consumed, stats.Applied, stats.DeadLettered
+	sum.TierChanges, sum.Profiles = stats.TierChanges, stats.Profiles
 	if el > 0 {
 		sum.EventsPerSecond = float64(sum.Records) / el.Seconds()
 	}

@@ -42,7 +42,7 @@ fail() {
   done
   exit 1
 }
-# The same build as deploy/Dockerfile (cmd/valora/deploy_test.go checks it).
+# The same build as deploy/Dockerfile (deploy/deploy_test.go checks it).
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/valora" ./cmd/valora
 start=$SECONDS
 deadline=$((start + timeout_s))

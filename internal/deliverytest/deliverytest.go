@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/kafkatest"
+	"valora/processor/changelog"
 	"valora/schemas"
 )
 
@@ -110,13 +111,13 @@ func (c Changes) CheckFinal(t testing.TB, final map[string]schemas.Customer) {
 	}
 }
 
-// ChangelogCustomers reads the state a changelog topic holds with state,
-// which is processor.ChangelogState (passed in, so that the processor's own
-// tests can use this package). TimerAt is zeroed: it is the store's
-// bookkeeping, which a restore indexes anew.
-func ChangelogCustomers(t testing.TB, b kafkatest.Broker, topic string, state func([]*kgo.Record) (map[string][]byte, error)) map[string]schemas.Customer {
+// ChangelogCustomers reads the state a changelog topic holds, restoring
+// it through changelog.ReadState into a store in a temporary directory.
+// TimerAt is zeroed: it is the store's bookkeeping, which a restore
+// indexes anew.
+func ChangelogCustomers(t testing.TB, b kafkatest.Broker, topic string) map[string]schemas.Customer {
 	t.Helper()
-	raw, err := state(b.ConsumeAll(t, topic))
+	raw, err := changelog.ReadState(context.Background(), t.TempDir(), b.ConsumeAll(t, topic))
 	if err != nil {
 		t.Fatal(err)
 	}

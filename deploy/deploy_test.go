@@ -1,17 +1,13 @@
-package main
+package deploy_test
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -20,21 +16,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
 
-	"valora/internal/gen"
+	"valora/internal/buildtest"
 	"valora/processor/score"
-	"valora/schemas"
 )
 
-// The deployment files checked here, relative to this package.
+// The deployment files checked here: this package's directory.
 var (
-	deployDir       = filepath.Join("..", "..", "deploy")
+	deployDir       = "."
 	dashboardFile   = filepath.Join(deployDir, "grafana", "valora-dashboard.json")
 	alertsFile      = filepath.Join(deployDir, "prometheus", "alerts.yml")
 	ruleCRFile      = filepath.Join(deployDir, "k8s", "prometheusrule.yaml")
@@ -57,10 +48,7 @@ var prometheusSeries = map[string]bool{"up": true}
 
 // TestDeployMetricNames checks that every metric named by a PromQL
 // expression of the Grafana dashboard and of the alert rules is one that
-// valora exports: the names exported come from the registry that `valora
-// run` and `valora dev` build (newScorer), after traffic has been processed,
-// both from its collectors' descriptors (vectors with no series yet included)
-// and from a scrape of /metrics.
+// valora exports (exportedMetricsFile).
 func TestDeployMetricNames(t *testing.T) {
 	uses := map[string][]string{} // metric name -> where it is used
 	add := func(where, expr string) {
@@ -137,156 +125,71 @@ func isExported(name string, exported map[string]bool) bool {
 	return false
 }
 
-// runScorer runs s until the returned stop is called: stop cancels ctx
-// (through cancel) and waits up to 30 s for run to return, reporting its
-// error. Calling stop again does nothing.
-func runScorer(ctx context.Context, cancel context.CancelFunc, t *testing.T, s *scorer) (stop func()) {
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.run(ctx) }()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-runErr:
-				if err != nil {
-					t.Errorf("scorer: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("scorer did not stop within 30 s")
-			}
-		})
-	}
+// valoraBin is the valora binary the tests run, built once, the release
+// way (buildtest), on first use; TestMain removes it.
+var valoraBin struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
 }
 
-var fqNameRE = regexp.MustCompile(`fqName: "([^"]+)"`)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if valoraBin.dir != "" {
+		os.RemoveAll(valoraBin.dir)
+	}
+	os.Exit(code)
+}
 
-// exportedMetricNames starts the scorer of `valora run` against an in-process
-// kfake broker, feeds it generated traffic (and one undecodable record, for a
-// dead letter) until it has applied records and published tier changes, then
-// returns the union of the registry's descriptor names and the family names
-// of a /metrics scrape.
+// valora returns the path of the valora binary.
+func valora(t *testing.T) string {
+	t.Helper()
+	valoraBin.once.Do(func() {
+		valoraBin.dir, valoraBin.err = os.MkdirTemp("", "valora-deploy-test-")
+		if valoraBin.err == nil {
+			valoraBin.path, valoraBin.err = buildtest.Build(valoraBin.dir)
+		}
+	})
+	if valoraBin.err != nil {
+		t.Fatal(valoraBin.err)
+	}
+	return valoraBin.path
+}
+
+// valoraCmd is a command running the valora binary with args, in an
+// environment without VALORA_* variables (which set its flags).
+func valoraCmd(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(valora(t), args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VALORA_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	return cmd
+}
+
+// exportedMetricsFile lists the metric families valora exports, one a
+// line; cmd/valora's TestExportedMetricsFile keeps it equal to what the
+// registry of `valora run` and `valora dev` exports after traffic has been
+// processed (its collectors' descriptors and a scrape of /metrics).
+var exportedMetricsFile = filepath.Join("testdata", "exported-metrics.txt")
+
+// exportedMetricNames returns the names exportedMetricsFile lists.
 func exportedMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
-	const partitions = 2
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	var sf scorerFlags
-	fs := flag.NewFlagSet("deploy-test", flag.ContinueOnError)
-	sf.register(fs, "127.0.0.1:0")
-	topics := []string{sf.interactions, sf.purchases, sf.tierChanges, sf.deadLetter}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	b, err := os.ReadFile(exportedMetricsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cluster.Close()
-	addr := cluster.ListenAddrs()[0]
-	if err := fs.Parse([]string{"--brokers", addr, "--state-dir", t.TempDir(),
-		"--http-addr", "127.0.0.1:0", "--commit-interval", "20ms"}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := newScorer(ctx, &sf, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("start the scorer: %v", err)
-	}
-	if s.ln == nil {
-		t.Fatal("the scorer has no HTTP listener")
-	}
-	stop := runScorer(ctx, cancel, t, s)
-	defer stop()
-
-	// Traffic: generated customers, as `valora dev` produces them.
-	var gf genFlags
-	gfs := flag.NewFlagSet("deploy-test-gen", flag.ContinueOnError)
-	gf.register(gfs, 300, 0)
-	params, err := gf.params(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	gn, err := gen.New(params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := newCodec(ctx, "", schemas.TopicNames{
-		Interactions: sf.interactions, Purchases: sf.purchases, TierChanges: sf.tierChanges})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pcl.Close()
-	prod := &producer{cl: pcl, codec: codec, interactions: sf.interactions, purchases: sf.purchases}
-	if err := prod.run(ctx, gn, 3000, 0, 0); err != nil {
-		t.Fatalf("produce traffic: %v", err)
-	}
-	bad := &kgo.Record{Topic: sf.interactions, Key: []byte("c-bad"), Value: []byte("not avro")}
-	if err := pcl.ProduceSync(ctx, bad).FirstErr(); err != nil {
-		t.Fatalf("produce a bad record: %v", err)
-	}
-	produced := float64(prod.produced.Load() + 1)
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mfs, err := s.reg.Gather()
-		if err != nil {
-			t.Fatalf("gather: %v", err)
-		}
-		applied := sumMetric(mfs, "valora_records_applied_total", "")
-		dead := sumMetric(mfs, "valora_records_dead_lettered_total", "")
-		changes := sumMetric(mfs, "valora_tier_changes_total", "")
-		if applied+dead >= produced && dead > 0 && changes > 0 {
-			t.Logf("scorer applied %.0f records, dead-lettered %.0f, published %.0f tier changes", applied, dead, changes)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s the scorer applied %.0f and dead-lettered %.0f of %.0f records, %.0f tier changes",
-				applied, dead, produced, changes)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-
 	names := map[string]bool{}
-	descs := make(chan *prometheus.Desc)
-	go func() {
-		s.reg.Describe(descs)
-		close(descs)
-	}()
-	for d := range descs {
-		m := fqNameRE.FindStringSubmatch(d.String())
-		if m == nil {
-			t.Fatalf("no fqName in descriptor %s", d)
-		}
-		names[m[1]] = true
+	for _, n := range strings.Fields(string(b)) {
+		names[n] = true
 	}
-	described := len(names)
-
-	resp, err := http.Get("http://" + s.ln.Addr().String() + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape /metrics: %v", err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape /metrics: status %d, %v", resp.StatusCode, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, 1<<20)
-	scraped := 0
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 4 && f[0] == "#" && f[1] == "TYPE" {
-			names[f[2]] = true
-			scraped++
-		}
-	}
-	stop()
-	t.Logf("%d metric descriptors, %d families scraped from /metrics", described, scraped)
 	for _, want := range []string{"valora_records_applied_total", "valora_kafka_fetch_bytes_total",
 		"valora_pebble_disk_usage_bytes", "go_goroutines", "process_resident_memory_bytes"} {
 		if !names[want] {
-			t.Errorf("the scorer's registry lacks %s: the exported set is incomplete", want)
+			t.Errorf("%s lacks %s: the exported set is incomplete", exportedMetricsFile, want)
 		}
 	}
 	return names
@@ -750,8 +653,10 @@ var envRE = regexp.MustCompile(`\bVALORA_[A-Z0-9_]+\b`)
 // commandFlags returns the flag names of a valora command, from its --help.
 func commandFlags(t *testing.T, cmd string) map[string]bool {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	run(context.Background(), []string{cmd, "--help"}, noEnv, &stdout, &stderr)
+	var stderr bytes.Buffer
+	help := valoraCmd(t, cmd, "--help")
+	help.Stderr = &stderr
+	_ = help.Run() // --help exits with a usage status
 	flags := map[string]bool{}
 	for _, line := range strings.Split(stderr.String(), "\n") {
 		if rest, ok := strings.CutPrefix(line, "  -"); ok {
@@ -773,7 +678,7 @@ func TestDeployConfigMatchesFlags(t *testing.T) {
 	envOf := func(flags map[string]bool) map[string]bool {
 		m := map[string]bool{}
 		for f := range flags {
-			m[envName(f)] = true
+			m[envName(f)] = true // as --help says: VALORA_<NAME>
 		}
 		return m
 	}
@@ -841,14 +746,21 @@ func TestDeployConfigMatchesFlags(t *testing.T) {
 	}
 }
 
+// envName is the environment variable of a flag, as valora's --help
+// describes it: --state-dir from VALORA_STATE_DIR.
+func envName(flag string) string {
+	return "VALORA_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 // ciScrapeFile is the CI check that builds valora and scrapes it with a real
 // Prometheus server.
 var ciScrapeFile = filepath.Join(deployDir, "prometheus", "ci-scrape.sh")
 
 // TestDockerfileBuildFlags checks that deploy/Dockerfile builds the binary
-// with the environment and flags of releaseBuild, which the real-process
-// crash test builds with, and that deploy/prometheus/ci-scrape.sh builds it
-// the same way; it first checks the parsing of `go build` commands.
+// with the environment and flags of buildtest.Env and buildtest.Flags,
+// which the real-process crash test builds with, and that
+// deploy/prometheus/ci-scrape.sh builds it the same way; it first checks
+// the parsing of `go build` commands.
 func TestDockerfileBuildFlags(t *testing.T) {
 	parse := func(line string, want ...goBuildCmd) {
 		t.Helper()
@@ -872,21 +784,21 @@ func TestDockerfileBuildFlags(t *testing.T) {
 		}
 	}
 
-	// compare reports where the go build of a file differs from releaseBuild.
+	// compare reports where the go build of a file differs from buildtest's.
 	compare := func(file string, got goBuildCmd) {
 		t.Helper()
 		for _, part := range []struct {
 			what      string
 			got, want []string
-		}{{"environment", got.env, releaseBuild.env}, {"flag", got.flags, releaseBuild.flags}} {
+		}{{"environment", got.env, buildtest.Env}, {"flag", got.flags, buildtest.Flags}} {
 			for _, g := range part.got {
 				if !slices.Contains(part.want, g) {
-					t.Errorf("%s: go build has %s %q, which releaseBuild (crash_test.go) has not", file, part.what, g)
+					t.Errorf("%s: go build has %s %q, which buildtest.Env and buildtest.Flags have not", file, part.what, g)
 				}
 			}
 			for _, w := range part.want {
 				if !slices.Contains(part.got, w) {
-					t.Errorf("%s: go build lacks %s %q of releaseBuild (crash_test.go)", file, part.what, w)
+					t.Errorf("%s: go build lacks %s %q of buildtest.Env and buildtest.Flags", file, part.what, w)
 				}
 			}
 		}
@@ -913,9 +825,9 @@ func TestDockerfileBuildFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	words := slices.Clone(releaseBuild.env)
+	words := slices.Clone(buildtest.Env)
 	words = append(words, "go", "build")
-	for _, f := range releaseBuild.flags {
+	for _, f := range buildtest.Flags {
 		words = append(words, shellWord(f))
 	}
 	if want := strings.Join(words, " "); !strings.Contains(string(b), want) {
