@@ -218,8 +218,10 @@ type Config struct {
 	// processor creates (the group consumer, the tasks' transactional
 	// producers, restore readers): TLS, SASL, logger, dialers in tests.
 	ClientOpts []kgo.Opt
-	// Hooks are installed on the group consumer's client only (client
-	// metrics such as kprom, which register once per registry).
+	// Hooks are installed on the group consumer's client and, in
+	// exactly-once mode, on the instance's transactional producer (not on
+	// restore and standby readers): a hook that registers metrics per
+	// client must tell the two apart (kprom.WithClientLabel).
 	Hooks []kgo.Hook
 	// HTTP configures the HTTP surface served by Handler (lookup access,
 	// TLS, limits). The zero value is plain HTTP with default limits.

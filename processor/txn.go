@@ -183,6 +183,7 @@ func newCommitter(ctx context.Context, p *Processor, key string, addOffsets bool
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.MaxVersions(vers),
 		kgo.ClientID("valora-txn"),
+		kgo.WithHooks(p.cfg.Hooks...),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("transactional producer: %w", err)

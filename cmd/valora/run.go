@@ -428,7 +428,9 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
-	kp := kprom.NewMetrics("valora_kafka", kprom.Registry(reg))
+	// The group consumer and the transactional producer each register
+	// their metrics, told apart by client_id ("valora", "valora-txn").
+	kp := kprom.NewMetrics("valora_kafka", kprom.Registry(reg), kprom.WithClientLabel())
 	httpCfg, err := f.http.config()
 	if err != nil {
 		return nil, err
