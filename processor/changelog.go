@@ -406,12 +406,7 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	cp := &kgo.Record{Topic: topic, Partition: t.part, Key: []byte{changelogCheckpoint},
 		Value: appendCheckpoint(nil, cycle, clock.StreamTime, &t.topics, &pos, t.since)}
 	recs = append(recs, cp)
-	if t.p.txn != nil {
-		err = t.p.txn.submit(ctx, &txnJob{part: t.part, recs: recs, topics: &t.topics, pos: pos, group: t.cl, dead: t.dead})
-	} else {
-		err = produceAll(ctx, t.cl, recs)
-	}
-	if err != nil {
+	if err := t.sink.send(ctx, &cycleOut{part: t.part, recs: recs, topics: &t.topics, pos: pos, group: t.cl, dead: t.dead}); err != nil {
 		return fmt.Errorf("publish state to changelog: %w", err)
 	}
 	b := store.NewBatch()

@@ -78,8 +78,10 @@ type task struct {
 	p    *Processor
 	part int32
 	// cl is the group consumer, whose membership the task's ownership
-	// comes from; it also sends the outputs in at-least-once mode.
+	// comes from.
 	cl *kgo.Client
+	// sink takes the task's commit cycles to Kafka.
+	sink sink
 	// ctx ends when the task is stopped or killed (restore, snapshot).
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -276,6 +278,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		p:            p,
 		part:         part,
 		cl:           cl,
+		sink:         producerSink{cl},
 		startGen:     p.adjusted.Load(),
 		in:           make(chan fetched, 4),
 		stopc:        make(chan struct{}),
@@ -310,6 +313,9 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.abortCtx, t.abortCancel = context.WithCancel(context.Background())
+	if p.txn != nil {
+		t.sink = p.txn
+	}
 	t.beat.Store(time.Now().UnixNano())
 	t.lateness, t.evLatency = p.m.timerLateness.batch(), p.m.eventLatency.batch()
 	t.end = [numSources]int64{math.MaxInt64, math.MaxInt64, math.MaxInt64}
@@ -1674,13 +1680,7 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 	if len(t.sendQ) == 0 {
 		return nil
 	}
-	if t.p.txn == nil {
-		if err := produceAll(ctx, t.cl, t.sendQ); err != nil {
-			return fmt.Errorf("produce outputs: %w", err)
-		}
-		return nil
-	}
-	return t.p.txn.submit(ctx, &txnJob{part: t.part, recs: t.sendQ, topics: &t.topics, pos: t.pos, group: t.cl, dead: t.dead})
+	return t.sink.send(ctx, &cycleOut{part: t.part, recs: t.sendQ, topics: &t.topics, pos: t.pos, group: t.cl, dead: t.dead})
 }
 
 // markPositions marks the task's durable input positions for the next

@@ -97,9 +97,30 @@ type groupMember interface {
 	GroupMetadata() (memberID string, generation int32)
 }
 
-// A txnJob is one task's commit cycle, handed to the instance's committer
-// to go out in its next transaction.
-type txnJob struct {
+// A sink takes a task's commit cycle to Kafka: send returns once Kafka has
+// it all, or with the reason it does not. What the task does after (its
+// store batch) depends only on that answer, so the task does not know which
+// guarantee it runs under. Two sinks exist: the instance's committer
+// (exactly-once: the cycle goes out in a transaction shared with the other
+// tasks due in the same round) and producerSink (at-least-once: the
+// cycle's records are produced and acknowledged).
+type sink interface {
+	send(ctx context.Context, c *cycleOut) error
+}
+
+// producerSink sends a cycle without a transaction, through the group
+// consumer's client.
+type producerSink struct{ cl *kgo.Client }
+
+func (s producerSink) send(ctx context.Context, c *cycleOut) error {
+	if err := produceAll(ctx, s.cl, c.recs); err != nil {
+		return fmt.Errorf("produce outputs: %w", err)
+	}
+	return nil
+}
+
+// A cycleOut is what one task's commit cycle sends to Kafka.
+type cycleOut struct {
 	part int32
 	// recs are the cycle's records, changelog checkpoint last. The
 	// committer owns them until it answers on done.
@@ -148,7 +169,7 @@ type committer struct {
 	p    *Processor
 	id   string
 	cl   *kgo.Client
-	jobs chan *txnJob
+	jobs chan *cycleOut
 	// addOffsets: the brokers lack KIP-890's implicit addition of the
 	// group to the transaction, so AddOffsetsToTxn comes first.
 	addOffsets bool
@@ -194,17 +215,17 @@ func newCommitter(ctx context.Context, p *Processor, key string, addOffsets bool
 	}
 	return &committer{
 		p: p, id: id, cl: cl, addOffsets: addOffsets,
-		jobs:    make(chan *txnJob, 1024),
+		jobs:    make(chan *cycleOut, 1024),
 		crashed: make(chan struct{}),
 		done:    make(chan struct{}),
 	}, nil
 }
 
-// submit hands a cycle to the committer and waits for its outcome. It
+// send hands a cycle to the committer and waits for its outcome. It
 // returns errKilled if the task is killed first: the cycle may still
 // commit in Kafka (as when a process dies after its EndTxn), which a
 // restore catches up with.
-func (c *committer) submit(ctx context.Context, j *txnJob) error {
+func (c *committer) send(ctx context.Context, j *cycleOut) error {
 	j.done = make(chan error, 1)
 	select {
 	case c.jobs <- j:
@@ -225,7 +246,13 @@ func (c *committer) submit(ctx context.Context, j *txnJob) error {
 	}
 }
 
-var errCommitterStopped = errors.New("the instance's transactional producer has stopped")
+var (
+	errCommitterStopped = errors.New("the instance's transactional producer has stopped")
+	// errNotInGroup refuses a round while the instance is not a member of
+	// the group; it is sent again (retriableTxn) until it is, or until its
+	// tasks are killed.
+	errNotInGroup = errors.New("not a member of the group")
+)
 
 // run sends rounds until ctx ends (after every task has stopped), then
 // closes the client. A job that arrives after ctx ended gets
@@ -233,7 +260,7 @@ var errCommitterStopped = errors.New("the instance's transactional producer has 
 func (c *committer) run(ctx context.Context) {
 	defer close(c.done)
 	defer c.cl.Close()
-	var round []*txnJob
+	var round []*cycleOut
 	for {
 		select {
 		case <-ctx.Done():
@@ -269,7 +296,7 @@ func (c *committer) crash() {
 // round the coordinator refuses for a passing reason (a rebalance moved
 // the generation, the coordinator moved) is aborted and sent again, without
 // the jobs of tasks killed meanwhile, until commitTimeout.
-func (c *committer) commit(ctx context.Context, jobs []*txnJob) {
+func (c *committer) commit(ctx context.Context, jobs []*cycleOut) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	go func() {
@@ -330,7 +357,7 @@ func (c *committer) commit(ctx context.Context, jobs []*txnJob) {
 	}
 }
 
-func removeJob(jobs []*txnJob, failed *txnJob, err error) []*txnJob {
+func removeJob(jobs []*cycleOut, failed *cycleOut, err error) []*cycleOut {
 	kept := jobs[:0]
 	for _, j := range jobs {
 		if j == failed {
@@ -344,17 +371,22 @@ func removeJob(jobs []*txnJob, failed *txnJob, err error) []*txnJob {
 
 // try sends jobs in one transaction. If a job's records are refused, it
 // returns that job with the error; the transaction is then aborted.
-func (c *committer) try(ctx context.Context, jobs []*txnJob) (*txnJob, error) {
+func (c *committer) try(ctx context.Context, jobs []*cycleOut) (*cycleOut, error) {
 	start := time.Now()
-	if err := c.cl.BeginTransaction(); err != nil {
-		return nil, fmt.Errorf("begin transaction: %w", err)
-	}
 	// The membership is read before the records are produced: if it has
 	// changed by the offset commit, the coordinator refuses the commit.
 	member, gen := jobs[0].group.GroupMetadata()
+	if member == "" || gen < 0 {
+		// Between a lost session and the next join: an offset commit
+		// without a member would not be fenced, so none is sent.
+		return nil, errNotInGroup
+	}
+	if err := c.cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
 	var (
 		left    atomic.Int64
-		failed  atomic.Pointer[txnJob]
+		failed  atomic.Pointer[cycleOut]
 		failErr atomic.Pointer[error]
 		acked   = make(chan struct{})
 	)
@@ -430,7 +462,7 @@ func (c *committer) abort(ctx context.Context) {
 
 // commitOffsets commits the jobs' input positions to the group within the
 // transaction, as the member of generation gen: the fence (see committer).
-func (c *committer) commitOffsets(ctx context.Context, jobs []*txnJob, member string, gen int32) error {
+func (c *committer) commitOffsets(ctx context.Context, jobs []*cycleOut, member string, gen int32) error {
 	id, epoch, err := c.cl.ProducerID(ctx)
 	if err != nil {
 		return fmt.Errorf("producer id: %w", err)
@@ -507,7 +539,7 @@ func (c *committer) commitOffsets(ctx context.Context, jobs []*txnJob, member st
 // asks for the transaction to be aborted. A fenced producer (another run
 // of this instance) or a refused authorization is final.
 func retriableTxn(err error) bool {
-	for _, e := range []error{kerr.IllegalGeneration, kerr.UnknownMemberID, kerr.RebalanceInProgress,
+	for _, e := range []error{errNotInGroup, kerr.IllegalGeneration, kerr.UnknownMemberID, kerr.RebalanceInProgress,
 		kerr.StaleMemberEpoch, kerr.GroupIDNotFound, kerr.CoordinatorNotAvailable, kerr.NotCoordinator,
 		kerr.CoordinatorLoadInProgress, kerr.ConcurrentTransactions, kerr.TransactionAbortable,
 		kerr.UnknownServerError} {

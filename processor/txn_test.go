@@ -93,8 +93,8 @@ func joinedMember(t *testing.T, h *harness, group string) *kgo.Client {
 
 // tierJob is a commit cycle of task 0 with one output record and input
 // positions 7 and 3.
-func tierJob(h *harness, value string, m groupMember, dead chan struct{}) *txnJob {
-	return &txnJob{part: 0, recs: []*kgo.Record{{Topic: h.topics.TierChanges, Partition: 0, Key: []byte("c1"), Value: []byte(value)}},
+func tierJob(h *harness, value string, m groupMember, dead chan struct{}) *cycleOut {
+	return &cycleOut{part: 0, recs: []*kgo.Record{{Topic: h.topics.TierChanges, Partition: 0, Key: []byte("c1"), Value: []byte(value)}},
 		topics: &[numSources]string{h.topics.Interactions, h.topics.Purchases, ""}, pos: [numSources]int64{7, 3, -1}, group: m, dead: dead}
 }
 
@@ -103,6 +103,12 @@ func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
 	p, c := startCommitter(t, h, group, explicit)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+
+	// A member between sessions has no membership to fence by: no round
+	// goes out. (try runs here while the committer has no round.)
+	if _, err := c.try(ctx, []*cycleOut{tierJob(h, "no member", staleMember{"", -1}, nil)}); !errors.Is(err, errNotInGroup) {
+		t.Fatalf("a round without a membership: %v, want errNotInGroup", err)
+	}
 
 	// Two members: the second's join moves the group to a new generation.
 	join := func() *kgo.Client {
@@ -120,14 +126,14 @@ func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
 		return nil
 	})
 
-	job := func(value string, m groupMember, dead chan struct{}) *txnJob { return tierJob(h, value, m, dead) }
+	job := func(value string, m groupMember, dead chan struct{}) *cycleOut { return tierJob(h, value, m, dead) }
 	aborts := func() float64 { return testutil.ToFloat64(p.m.transactions.WithLabelValues("abort")) }
 
 	// The zombie's round: refused and aborted, again and again, until its
 	// task is killed.
 	dead := make(chan struct{})
 	zombie := make(chan error, 1)
-	go func() { zombie <- c.submit(ctx, job("zombie", staleMember{oldMember, oldGen}, dead)) }()
+	go func() { zombie <- c.send(ctx, job("zombie", staleMember{oldMember, oldGen}, dead)) }()
 	kafkatest.Eventually(t, time.Minute, func() error {
 		if aborts() < 2 {
 			return errors.New("the stale round has not been refused twice yet")
@@ -140,7 +146,7 @@ func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
 	}
 
 	// The same round under the current membership commits.
-	if err := c.submit(ctx, job("owner", first, make(chan struct{}))); err != nil {
+	if err := c.send(ctx, job("owner", first, make(chan struct{}))); err != nil {
 		t.Fatalf("current membership: %v", err)
 	}
 	recs := h.b.ConsumeAll(t, h.topics.TierChanges)
@@ -189,7 +195,7 @@ func TestNewOwnerWaitsForPendingOffsets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	committed := make(chan error, 1)
-	go func() { committed <- c.submit(ctx, tierJob(h, "old owner", member, make(chan struct{}))) }()
+	go func() { committed <- c.send(ctx, tierJob(h, "old owner", member, make(chan struct{}))) }()
 	kafkatest.Eventually(t, 30*time.Second, func() error {
 		if !held.Load() {
 			return errors.New("the old owner's EndTxn has not reached the broker yet")
