@@ -18,13 +18,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/processor/group"
 	"valora/processor/score"
 )
 
 // ErrNotCoPartitioned is returned when the input topics do not have the same
 // number of partitions, so that partition p of each cannot hold the same
-// customers.
-var ErrNotCoPartitioned = errors.New("input topics are not co-partitioned")
+// customers. It is group.ErrNotCoPartitioned, which the group leader's
+// balancer sets when it sees such topics.
+var ErrNotCoPartitioned = group.ErrNotCoPartitioned
 
 // pollRecords bounds one poll; with BlockRebalanceOnPoll it also bounds how
 // long a rebalance waits for the poll loop.
