@@ -446,7 +446,7 @@ func (c *Config) ValidateSettings() error {
 			errs = append(errs, fmt.Errorf("%s: %d must not be negative (0: the default)", f.name, f.v))
 		}
 	}
-	if err := c.InputPartitioner.validate(); err != nil {
+	if err := validatePartitioner(c.InputPartitioner); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxClockSkew < 0 {
