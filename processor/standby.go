@@ -187,15 +187,8 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 	if found {
 		from = kgo.NewOffset().At(next)
 	}
-	rd, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(p.cfg.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: from}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(16 << 20),
-		kgo.FetchMaxPartitionBytes(8 << 20),
-		kgo.ClientID("valora-standby"),
-	}, p.cfg.ClientOpts...)...)
+	rd, err := kgo.NewClient(p.clientOpts(roleStandby,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: from}}))...)
 	if err != nil {
 		return fmt.Errorf("changelog reader: %w", err)
 	}
