@@ -3,12 +3,10 @@ package processor
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/internal/kafkatest"
 )
@@ -118,55 +116,6 @@ func TestCooperativeRebalance(t *testing.T) {
 	for id, c := range got {
 		if c.Purchases != 3 {
 			t.Errorf("%s: %d purchases, want 3 (one a day, each counted once)", id, c.Purchases)
-		}
-	}
-}
-
-// TestCooperativePlanWholeTasks checks the cooperative plan directly: a
-// task that changes owner is left out of the first round for every topic,
-// including a topic its old owner did not claim (an erasure topic created
-// later), so that no task ever runs on two members.
-func TestCooperativePlanWholeTasks(t *testing.T) {
-	meta := func(owned map[string][]int32) []byte {
-		return coPartitionBalancer{cooperative: true}.JoinGroupMetadata([]string{"i", "p", "e"}, owned, 1)
-	}
-	members := []kmsg.JoinGroupResponseMember{
-		// a owns tasks 0–3 of the inputs, not of the erasure topic.
-		{MemberID: "a", ProtocolMetadata: meta(map[string][]int32{"i": {0, 1, 2, 3}, "p": {0, 1, 2, 3}})},
-		{MemberID: "b", ProtocolMetadata: meta(nil)},
-	}
-	bal := coPartitionBalancer{cooperative: true}
-	balance := func() map[string]map[string][]int32 {
-		t.Helper()
-		cb, err := kgo.NewConsumerBalancer(bal, members)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, ok := bal.Balance(cb, map[string]int32{"i": 4, "p": 4, "e": 4}).(*kgo.BalancePlan)
-		if !ok {
-			t.Fatalf("plan is %T", plan)
-		}
-		return plan.AsMemberIDMap()
-	}
-	got := balance()
-	for _, topic := range []string{"i", "p", "e"} {
-		if g := got["a"][topic]; !slices.Equal(g, []int32{0, 1}) {
-			t.Errorf("a's %s partitions: %v, want [0 1] (it keeps two tasks)", topic, g)
-		}
-		if g := got["b"][topic]; len(g) != 0 {
-			t.Errorf("b's %s partitions in the first round: %v, want none (tasks 2 and 3 are still a's)", topic, g)
-		}
-	}
-
-	// The second round: a revoked 2 and 3; b gets them, a keeps 0 and 1.
-	members[0].ProtocolMetadata = meta(map[string][]int32{"i": {0, 1}, "p": {0, 1}, "e": {0, 1}})
-	got = balance()
-	for _, topic := range []string{"i", "p", "e"} {
-		if g := got["a"][topic]; !slices.Equal(g, []int32{0, 1}) {
-			t.Errorf("round 2, a's %s partitions: %v, want [0 1]", topic, g)
-		}
-		if g := got["b"][topic]; !slices.Equal(g, []int32{2, 3}) {
-			t.Errorf("round 2, b's %s partitions: %v, want [2 3]", topic, g)
 		}
 	}
 }

@@ -106,15 +106,8 @@ func (t *task) restore(ctx context.Context) error {
 	if remaining > 0 {
 		start := time.Now()
 		t.p.log.Info("restoring task from changelog", "task", t.part, "from", from, "to", end, "records", remaining)
-		rd, err := kgo.NewClient(append([]kgo.Opt{
-			kgo.SeedBrokers(t.p.cfg.Brokers...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.part: kgo.NewOffset().At(from)}}),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.KeepControlRecords(),
-			kgo.FetchMaxBytes(64 << 20),
-			kgo.FetchMaxPartitionBytes(32 << 20),
-			kgo.ClientID("valora-restore"),
-		}, t.p.cfg.ClientOpts...)...)
+		rd, err := kgo.NewClient(t.p.clientOpts(roleRestore,
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {t.part: kgo.NewOffset().At(from)}}))...)
 		if err != nil {
 			return fmt.Errorf("changelog reader: %w", err)
 		}

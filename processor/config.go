@@ -215,8 +215,11 @@ type Config struct {
 	// time.Now.
 	Now func() time.Time
 	// ClientOpts are appended to the options of every Kafka client the
-	// processor creates (the group consumer, the tasks' transactional
-	// producers, restore readers): TLS, SASL, logger, dialers in tests.
+	// processor creates (the group consumer, the transactional producer,
+	// restore and standby readers, the client that checks the topics):
+	// TLS, SASL, logger, dialers in tests. They take precedence over the
+	// processor's settings, except the transactional producer's client id
+	// and hooks.
 	ClientOpts []kgo.Opt
 	// Hooks are installed on the group consumer's client and, in
 	// exactly-once mode, on the instance's transactional producer (not on
@@ -446,7 +449,7 @@ func (c *Config) ValidateSettings() error {
 			errs = append(errs, fmt.Errorf("%s: %d must not be negative (0: the default)", f.name, f.v))
 		}
 	}
-	if err := c.InputPartitioner.validate(); err != nil {
+	if err := validatePartitioner(c.InputPartitioner); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxClockSkew < 0 {

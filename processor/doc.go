@@ -10,12 +10,13 @@
 // Partition p of the interactions topic and partition p of the purchases
 // topic hold the same customers (both keyed by customer id, same partition
 // count: checked at start, ErrNotCoPartitioned otherwise). They form task p.
-// The group balancer assigns whole tasks and keeps a member's tasks where it
-// can. It rebalances cooperatively (protocol "valora-copartition-v2"): a
-// task that moves is left out of the first round, so that only it stops on
-// its old owner, and the next round hands it over; the other tasks run on.
-// The eager protocol "valora-copartition-v1" is offered second, for a group
-// with members that know only it. With Config.StandbyReplicas, the leader
+// The group balancer (package group) assigns whole tasks and keeps a
+// member's tasks where it can. It rebalances cooperatively (protocol
+// "valora-copartition-v2"): a task that moves is left out of the first
+// round, so that only it stops on its old owner, and the next round hands
+// it over; the other tasks run on. The eager protocol
+// "valora-copartition-v1" is offered second, for a group with members that
+// know only it. With Config.StandbyReplicas, the leader
 // also names, for each task, members that keep a standby copy of it: a
 // store that follows the task's changelog (standby.go, through the
 // restore's changelog.Restorer), so that the task's next owner, chosen
@@ -27,9 +28,10 @@
 // A task finds a customer in pend (changed customers not yet encoded), its
 // decoded cache, its write set, and only then the store. Its load scans
 // the partition's customers once (for the gauges, the cache and the timer
-// index) and records every id in a Bloom filter (known.go), to which it
-// adds every customer it creates: a lookup the filter answers "absent" is
-// a new customer, and skips the store read that would find nothing.
+// index) and records every id in a Bloom filter (package knownids), to
+// which it adds every customer it creates: a lookup the filter answers
+// "absent" is a new customer, and skips the store read that would find
+// nothing.
 //
 // Memory is bounded per instance, whatever the number of customers and
 // partitions: each task takes its share (by the partition count) of
@@ -123,12 +125,12 @@
 // read again on restart.
 //
 // A record whose key maps to another partition than its own under
-// Config.InputPartitioner (murmur2 by default, as Kafka's Java client and
-// franz-go place keys; crc32 for producers that all use librdkafka's
-// default) is dead-lettered as wrong_partition: applied, it would start a
-// second state of a customer that another task owns, and the lookup would
-// not find it. The first such record of a task is logged, with the likely
-// cause. The check runs after the key check, so a record without a key (or
+// Config.InputPartitioner (package partition; murmur2 by default, as
+// Kafka's Java client and franz-go place keys; crc32 for producers that all
+// use librdkafka's default) is dead-lettered as wrong_partition: applied,
+// it would start a second state of a customer that another task owns, and
+// the lookup would not find it. The first such record of a task is logged,
+// with the likely cause. The check runs after the key check, so a record without a key (or
 // with another key than its customer_id) stays missing_customer_id or
 // key_mismatch.
 //
@@ -207,4 +209,18 @@
 // up are applied as they come; counts and sums do not depend on that
 // interleaving, which intermediate tier changes are published can. A replay
 // merges strictly: it waits for each input until its end offset.
+//
+// # Packages and clients
+//
+// The processor's pure parts and data structures are packages of their
+// own, below it, each tested alone: group (the group protocol: balancer,
+// member and assignment metadata, the plan of owners and standbys),
+// changelog (the changelog's format and restorer), knownids (the tasks'
+// filters of known ids), histogram (the histograms the tasks fill in
+// batches) and partition (key to partition, as the producers place keys).
+// The processor supplies them its state as values and functions: the
+// balancer calls warmTasks and setStandbys. Every Kafka client the
+// processor creates (the group consumer, the transactional producer, the
+// restore and standby readers, the setup client) is built by clientOpts
+// (clients.go), which says what each role sets and why.
 package processor

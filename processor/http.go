@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/processor/group"
 	"valora/processor/score"
 	"valora/schemas"
 )
@@ -354,7 +355,7 @@ func (p *Processor) ownerOf(ctx context.Context, part int32) (string, error) {
 		if !ok {
 			continue
 		}
-		url := parseMemberData(meta.UserData).URL
+		url := group.ParseMemberData(meta.UserData).URL
 		if url == "" {
 			continue
 		}

@@ -170,7 +170,7 @@ func checkView(id string, body map[string]any) error {
 
 // TestLookupFindsStoredCustomers checks that a customer's later events find
 // it in the store when neither the decoded cache nor the write set holds it
-// (knownIDs decides which lookups read the store): customers created in one
+// (the knownids filter decides which lookups read the store): customers created in one
 // run, and customers a restarted instance's load scan read. Were either
 // missed, a later purchase would start the customer anew and its purchase
 // count would fall back to one. Runs against the test broker (kfake

@@ -69,7 +69,7 @@ func (t *task) publishMemory() {
 	for _, b := range t.qBytes {
 		now[memInputQueues] += int64(b)
 	}
-	now[memKnownIDs] = int64(t.known.bytes)
+	now[memKnownIDs] = int64(t.known.Bytes())
 	for i, v := range now {
 		if d := v - t.shownMem[i]; d != 0 {
 			t.p.mem[i].Add(d)

@@ -2,6 +2,8 @@ package processor
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"valora/processor/histogram"
 )
 
 // metrics are the processor's Prometheus series. Labels are bounded: topic,
@@ -27,7 +29,7 @@ type metrics struct {
 
 	timersPending prometheus.Gauge
 	timersFired   prometheus.Counter
-	timerLateness *batchedHistogram    // observed per firing: tasks batch it
+	timerLateness *histogram.Batched   // observed per firing: tasks batch it
 	watermarkLag  *prometheus.GaugeVec // partition
 	consumerLag   *prometheus.GaugeVec // topic, partition
 	// consumerLagSeconds: 0 when caught up, else the age (wall clock minus
@@ -51,7 +53,7 @@ type metrics struct {
 	standbyRecords   prometheus.Counter
 	// eventLatency: event time to durable commit, per applied record
 	// (daemon only: a replay's event times are history).
-	eventLatency *batchedHistogram
+	eventLatency *histogram.Batched
 }
 
 // eventLatencyBuckets span a live stream (seconds) to a backlog (a day).
@@ -149,7 +151,7 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 		Name: "valora_timers_fired_total",
 		Help: "Timers fired: customers re-evaluated because stream time reached a deadline.",
 	})
-	m.timerLateness = newBatchedHistogram("valora_timer_lateness_seconds",
+	m.timerLateness = histogram.New("valora_timer_lateness_seconds",
 		"How far stream time had passed a timer's due time when it fired.",
 		[]float64{0, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400})
 	m.watermarkLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -215,7 +217,7 @@ func newMetrics(reg prometheus.Registerer, replay bool, topics Topics) *metrics 
 		Name: "valora_standby_records_total",
 		Help: "Changelog records read by this instance's standby copies.",
 	})
-	m.eventLatency = newBatchedHistogram("valora_event_latency_seconds",
+	m.eventLatency = histogram.New("valora_event_latency_seconds",
 		"End-to-end latency per applied record: from its event time (occurred_at, requested_at) to the commit that made its effects durable.",
 		eventLatencyBuckets)
 	m.initRecordSeries(topics)

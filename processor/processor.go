@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"sort"
 	"sync"
@@ -18,13 +17,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/processor/group"
 	"valora/processor/score"
 )
 
 // ErrNotCoPartitioned is returned when the input topics do not have the same
 // number of partitions, so that partition p of each cannot hold the same
-// customers.
-var ErrNotCoPartitioned = errors.New("input topics are not co-partitioned")
+// customers. It is group.ErrNotCoPartitioned, which the group leader's
+// balancer sets when it sees such topics.
+var ErrNotCoPartitioned = group.ErrNotCoPartitioned
 
 // pollRecords bounds one poll; with BlockRebalanceOnPoll it also bounds how
 // long a rebalance waits for the poll loop.
@@ -264,96 +265,6 @@ func (p *Processor) SetPolicy(pol *score.Policy) error {
 	return nil
 }
 
-// producerOpts are the settings every client that produces shares: the
-// group consumer's client (outputs in at-least-once mode) and the tasks'
-// transactional producers; setUp's client takes them for the brokers and
-// the security options.
-//
-// Batches are compressed with snappy, which franz-go encodes with an
-// assembly encoder: with lz4 (a pure Go encoder) compressing took 8 % of
-// the CPU of a workload that produces three tier changes per input event,
-// and snappy made it 8 % faster for 1–3 % more bytes (BENCHMARKS.md).
-func (p *Processor) producerOpts() []kgo.Opt {
-	c := &p.cfg
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Brokers...),
-		kgo.RecordPartitioner(newTaskPartitioner(c.Topics.Changelog)),
-		kgo.ProducerLinger(2 * time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()),
-		// A client waits this long between metadata requests, also when it
-		// needs one to start: a group consumer just assigned its partitions
-		// needs one to load their offsets, a few ms after the one it joined
-		// with, and the tasks need the new changelog's, so with franz-go's
-		// default a new instance would fetch nothing for that long
-		// (BENCHMARKS.md, live traffic).
-		kgo.MetadataMinAge(metadataMinAge),
-	}
-	return append(opts, c.ClientOpts...)
-}
-
-// metadataMinAge is the least time between two metadata requests of a
-// client (see producerOpts).
-const metadataMinAge = 250 * time.Millisecond
-
-// kgoOpts is the one place where the group consumer's settings are chosen.
-func (p *Processor) kgoOpts() []kgo.Opt {
-	c := &p.cfg
-	opts := []kgo.Opt{
-		kgo.ConsumerGroup(c.Group),
-		kgo.SessionTimeout(c.SessionTimeout),
-		kgo.ConsumeTopics(p.inputTopics()...),
-		kgo.Balancers(p.balancers()...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Transaction markers take offsets: tasks see them so that their
-		// position reaches the end offset of a partition that ends with
-		// one (caught-up checks, replay ends). They are not records.
-		kgo.KeepControlRecords(),
-		// State is the source of truth for positions; Kafka commits are
-		// kept only so that lag tooling works.
-		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(time.Second),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(p.onAssigned),
-		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onLost),
-		kgo.AdjustFetchOffsetsFn(p.adjustOffsets),
-		kgo.ClientID("valora"),
-	}
-	opts = append(opts, p.fetchOpts()...)
-	if c.InstanceID != "" {
-		opts = append(opts, kgo.InstanceID(c.InstanceID))
-	}
-	if len(c.Hooks) > 0 {
-		hooks := make([]kgo.Hook, len(c.Hooks))
-		copy(hooks, c.Hooks)
-		opts = append(opts, kgo.WithHooks(hooks...))
-	}
-	return append(opts, p.producerOpts()...)
-}
-
-// fetchOpts bound the group consumer's fetches by Config.FetchBytes: two
-// requests at a time of a tenth each, so that what the client buffers and
-// what waits in the tasks' channels (four polls each) stay within it; and
-// a partition's part of a fetch by half its queue's share of
-// Config.QueueBytes, since a queue paused below one fetch would drop
-// (and fetch again) every fetch it gets.
-func (p *Processor) fetchOpts() []kgo.Opt {
-	c := &p.cfg
-	part := c.QueueBytes / int64(max(1, p.partitions)*numSources) / 2
-	return []kgo.Opt{
-		kgo.FetchMaxBytes(int32(min(c.FetchBytes/10, math.MaxInt32))),
-		kgo.MaxConcurrentFetches(2),
-		kgo.FetchMaxPartitionBytes(int32(min(max(part, minPartitionFetch), maxPartitionFetch))),
-	}
-}
-
-// The bounds of a partition's part of a fetch: franz-go's default at most,
-// and at least a few batches.
-const (
-	minPartitionFetch = 64 << 10
-	maxPartitionFetch = 1 << 20
-)
-
 // Run joins the group and processes until ctx is cancelled or a task fails.
 // On cancellation every task finishes its commit cycle before Run returns
 // nil. Run returns the first task or client error otherwise.
@@ -398,7 +309,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			<-txn.done
 		}()
 	}
-	cl, err := kgo.NewClient(p.kgoOpts()...)
+	cl, err := kgo.NewClient(p.clientOpts(roleGroup)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -652,7 +563,7 @@ func (p *Processor) fail(err error) {
 
 // setUp checks the topics with a client of its own, outside the group.
 func (p *Processor) setUp(ctx context.Context) error {
-	cl, err := kgo.NewClient(p.producerOpts()...)
+	cl, err := kgo.NewClient(p.clientOpts(roleAdmin)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

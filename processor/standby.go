@@ -2,10 +2,8 @@ package processor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -15,90 +13,20 @@ import (
 )
 
 // Standby replicas (Config.StandbyReplicas) keep a warm copy of tasks that
-// other members own: the group leader names, for each task, up to N members
-// other than its owner, in each member's assignment; each of them follows
-// the task's changelog partition into its own store, applying cycles at
-// their checkpoints through the restore's changelog.Restorer, so the store
-// always holds a state some committed cycle produced. When the task moves
-// to one of them, its restore starts from that checkpoint and reads only
-// the cycles since. Members report, in their join metadata, how far their
-// store is along each task's changelog, and the leader prefers the
-// furthest member both for the new owner of a task that lost its owner and
-// for its standbys.
+// other members own: the group leader names (group.PlanStandbys), for each
+// task, up to N members other than its owner, in each member's assignment;
+// each of them follows the task's changelog partition into its own store,
+// applying cycles at their checkpoints through the restore's
+// changelog.Restorer, so the store always holds a state some committed
+// cycle produced. When the task moves to one of them, its restore starts
+// from that checkpoint and reads only the cycles since. Members report, in
+// their join metadata, how far their store is along each task's changelog
+// (warmTasks), and the leader prefers the furthest member both for the new
+// owner of a task that lost its owner and for its standbys.
 //
 // A task and its standby never run on one member at once: a standby starts
 // only for a task the member does not own (or once its task has stopped),
 // and a task starts only after its standby has stopped.
-
-// memberData is a member's join metadata user data in the cooperative
-// protocol: the URL it advertises (Config.AdvertiseURL) and, for each task
-// its store has a checkpoint for, the changelog offset after it. In the
-// eager protocol the user data is the URL alone, as it always was.
-type memberData struct {
-	URL  string          `json:"url,omitempty"`
-	Warm map[int32]int64 `json:"warm,omitempty"`
-}
-
-// parseMemberData reads either form of a member's user data.
-func parseMemberData(b []byte) memberData {
-	var d memberData
-	if len(b) > 0 && b[0] == '{' {
-		if json.Unmarshal(b, &d) == nil {
-			return d
-		}
-		return memberData{}
-	}
-	return memberData{URL: string(b)}
-}
-
-// assignmentData is the user data of a member's assignment: the tasks it
-// keeps a standby copy of.
-type assignmentData struct {
-	Standby []int32 `json:"standby,omitempty"`
-}
-
-// planStandbys picks, for each task p owned by owner[p] (-1: nobody), up to
-// n members other than the owner to keep a standby copy: those whose store
-// is furthest along p's changelog first (warm[i][p]), then those with the
-// fewest standbys so far, then by index. It returns each member's standby
-// tasks, sorted; the result is deterministic for a given input.
-func planStandbys(owner []int, warm []map[int32]int64, n int) [][]int32 {
-	m := len(warm)
-	out := make([][]int32, m)
-	if n <= 0 || m < 2 {
-		return out
-	}
-	cand := make([]int, 0, m)
-	for p, o := range owner {
-		cand = cand[:0]
-		for i := range m {
-			if i != o {
-				cand = append(cand, i)
-			}
-		}
-		slices.SortStableFunc(cand, func(a, b int) int {
-			wa, oka := warm[a][int32(p)]
-			wb, okb := warm[b][int32(p)]
-			switch {
-			case oka != okb:
-				if oka {
-					return -1
-				}
-				return 1
-			case wa != wb:
-				if wa > wb {
-					return -1
-				}
-				return 1
-			}
-			return len(out[a]) - len(out[b])
-		})
-		for _, i := range cand[:min(n, len(cand))] {
-			out[i] = append(out[i], int32(p))
-		}
-	}
-	return out
-}
 
 // warmTasks returns, for each task the store has a checkpoint for, the
 // changelog offset after it (for the join metadata).
@@ -259,15 +187,8 @@ func (p *Processor) followOnce(ctx context.Context, part int32) error {
 	if found {
 		from = kgo.NewOffset().At(next)
 	}
-	rd, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(p.cfg.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: from}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(16 << 20),
-		kgo.FetchMaxPartitionBytes(8 << 20),
-		kgo.ClientID("valora-standby"),
-	}, p.cfg.ClientOpts...)...)
+	rd, err := kgo.NewClient(p.clientOpts(roleStandby,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: from}}))...)
 	if err != nil {
 		return fmt.Errorf("changelog reader: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/processor/clv"
+	"valora/processor/histogram"
+	"valora/processor/knownids"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -217,7 +219,7 @@ type task struct {
 	// lateness and evLatency batch the task's observations of
 	// valora_timer_lateness_seconds and valora_event_latency_seconds
 	// until its commit adds them.
-	lateness, evLatency histBatch
+	lateness, evLatency histogram.Batch
 	// tcBuf holds the tier change being built (score.Policy.TierChangeTo).
 	tcBuf score.TierChangeBuf
 	// prBuf holds the profile being built (score.Policy.ProfileTo), and
@@ -241,8 +243,8 @@ type task struct {
 	treated, shownTreated map[string]float64
 
 	// known holds every customer id the partition's store may hold (see
-	// knownIDs): lookup reads the store only for those.
-	known *knownIDs
+	// package knownids): lookup reads the store only for those.
+	known *knownids.Filter
 
 	// fatal is set when the store fails under a lookup: the task stops
 	// without committing, so nothing half-applied becomes durable.
@@ -285,7 +287,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		done:         make(chan struct{}),
 		dead:         make(chan struct{}),
 		cache:        state.NewCache[*cust](capacity),
-		known:        newKnownIDs(int(min(p.cfg.KnownIDsBytes/int64(max(1, p.partitions)), math.MaxInt32))),
+		known:        knownids.New(int(min(p.cfg.KnownIDsBytes/int64(max(1, p.partitions)), math.MaxInt32))),
 		cacheCap:     capacity,
 		ws:           newWriteSet(wsMax),
 		pend:         make(map[string]pendCustomer),
@@ -317,7 +319,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		t.sink = p.txn
 	}
 	t.beat.Store(time.Now().UnixNano())
-	t.lateness, t.evLatency = p.m.timerLateness.batch(), p.m.eventLatency.batch()
+	t.lateness, t.evLatency = p.m.timerLateness.Batch(), p.m.eventLatency.Batch()
 	t.end = [numSources]int64{math.MaxInt64, math.MaxInt64, math.MaxInt64}
 	if r := p.cfg.Replay; r != nil {
 		t.strict = true
@@ -509,7 +511,7 @@ func (t *task) load() error {
 		if err := schemas.DecodeCustomer(value, &c.Customer); err != nil {
 			return fmt.Errorf("decode customer in task %d: %w", t.part, err)
 		}
-		known = append(known, t.known.hash(c.CustomerID))
+		known = append(known, t.known.Hash(c.CustomerID))
 		t.count(&c.Customer, 1)
 		if rb != nil {
 			if err := rb.add(&c.Customer); err != nil {
@@ -531,9 +533,9 @@ func (t *task) load() error {
 			return err
 		}
 	}
-	t.known.reserve(2 * stored)
+	t.known.Reserve(2 * stored)
 	for _, h := range known {
-		t.known.add(h)
+		t.known.Add(h)
 	}
 	t.p.m.timersPending.Add(float64(t.clk.pending))
 	t.publishCounts()
@@ -1105,8 +1107,8 @@ func (t *task) lookup(id string) (c *cust, isNew bool) {
 		// until the commit deletes it.
 		return newCust(id), true
 	}
-	h := t.known.hash(id)
-	if t.ws.complete || !t.known.mayContain(h) {
+	h := t.known.Hash(id)
+	if t.ws.complete || !t.known.MayContain(h) {
 		// Not in the store: every customer it holds is in the write set
 		// while that is complete (an erased one is in neither, once its
 		// commit deleted it), and in known always.
@@ -1148,7 +1150,7 @@ type cust struct {
 // created returns a new customer id (whose hash in known is h), which
 // known records first: the commit may write it to the store.
 func (t *task) created(id string, h uint64) *cust {
-	t.known.add(h)
+	t.known.Add(h)
 	return newCust(id)
 }
 
@@ -1582,7 +1584,7 @@ func (t *task) commit() error {
 		}
 	}
 	m.timersFired.Add(float64(t.fired))
-	t.lateness.add()
+	t.lateness.Add()
 	m.cacheHits.Add(float64(t.hits))
 	m.cacheMisses.Add(float64(t.misses))
 	m.profiles.Add(float64(t.profiles))
@@ -1591,9 +1593,9 @@ func (t *task) commit() error {
 	t.refreshFutureBound()
 	nowMs := now.UnixMilli()
 	for _, at := range t.evAt {
-		t.evLatency.observe(max(0, float64(nowMs-at)/1000))
+		t.evLatency.Observe(max(0, float64(nowMs-at)/1000))
 	}
-	t.evLatency.add()
+	t.evLatency.Add()
 	t.evAt = t.evAt[:0]
 	if t.strict {
 		var covered int64

@@ -437,7 +437,7 @@ func (t *task) fire(d due, T int64) error {
 		return t.fatal
 	}
 	t.fired++
-	t.lateness.observe(float64(T-at) / 1000)
+	t.lateness.Observe(float64(T-at) / 1000)
 	return nil
 }
 

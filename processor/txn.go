@@ -199,12 +199,10 @@ func newCommitter(ctx context.Context, p *Processor, key string, addOffsets bool
 	if addOffsets {
 		vers.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
 	}
-	cl, err := kgo.NewClient(append(p.producerOpts(),
+	cl, err := kgo.NewClient(p.clientOpts(roleTxn,
 		kgo.TransactionalID(id),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.MaxVersions(vers),
-		kgo.ClientID("valora-txn"),
-		kgo.WithHooks(p.cfg.Hooks...),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("transactional producer: %w", err)

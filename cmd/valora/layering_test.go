@@ -14,9 +14,11 @@ import (
 
 // TestImportDirection checks that dependencies point one way: cmd over the
 // library packages, calibrate over txcsv and the scoring packages, the
-// processor over its changelog package, which knows only the store, and no
-// library package reaching back. It reads the import lists of the
-// packages' non-test files, so it needs no build and no network.
+// processor over its changelog package, which knows only the store, and
+// over its group protocol and data structures (leaves), which know nothing
+// of the project, and no library package reaching back. It reads the
+// import lists of the packages' non-test files, so it needs no build and
+// no network.
 func TestImportDirection(t *testing.T) {
 	root := filepath.Join("..", "..")
 	deps := moduleImports(t, root, "valora")
@@ -60,14 +62,37 @@ func TestImportDirection(t *testing.T) {
 			}
 		}
 	}
-	for pkg, imports := range deps {
-		if matchPkg("valora/cmd/...", pkg) && slices.Contains(imports, "valora/processor/changelog") {
-			t.Errorf("%s imports valora/processor/changelog; the commands reach the changelog through the processor", pkg)
+	// The processor's packages are below it.
+	for pkg := range deps {
+		if pkg == "valora/processor" || !matchPkg("valora/processor/...", pkg) {
+			continue
+		}
+		if via, ok := reach(deps, pkg)["valora/processor"]; ok {
+			t.Errorf("%s imports valora/processor (via %s); the processor's packages are below it", pkg, via)
 		}
 	}
-	for _, want := range []string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/processor/changelog", "valora/cmd/valora"} {
+	for _, leaf := range leaves {
+		if len(deps[leaf]) > 0 {
+			t.Errorf("%s imports %s; it may import no package of the project", leaf, strings.Join(deps[leaf], ", "))
+		}
+	}
+	// The commands reach the processor's own packages through it.
+	internal := append([]string{"valora/processor/changelog"}, leaves...)
+	for pkg, imports := range deps {
+		for _, dep := range internal {
+			if matchPkg("valora/cmd/...", pkg) && slices.Contains(imports, dep) {
+				t.Errorf("%s imports %s; the commands reach it through the processor", pkg, dep)
+			}
+		}
+	}
+	for _, want := range append([]string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/processor/changelog", "valora/cmd/valora"}, leaves...) {
 		if _, ok := deps[want]; !ok {
 			t.Errorf("package %s not found under %s", want, root)
+		}
+	}
+	for _, leaf := range leaves {
+		if !slices.Contains(deps["valora/processor"], leaf) {
+			t.Errorf("valora/processor does not import %s: the rules above check nothing", leaf)
 		}
 	}
 	if !reachable(deps, "valora/processor/calibrate", "valora/processor/txcsv") {
@@ -85,6 +110,15 @@ func matchPkg(pattern, pkg string) bool {
 		return pkg == p || strings.HasPrefix(pkg, p+"/")
 	}
 	return pkg == pattern
+}
+
+// leaves are the processor's packages that import nothing of the project:
+// the group protocol and the data structures its tasks use.
+var leaves = []string{
+	"valora/processor/group",
+	"valora/processor/knownids",
+	"valora/processor/histogram",
+	"valora/processor/partition",
 }
 
 // moduleImports returns, for every package of the module under root, the

@@ -1,4 +1,4 @@
-package processor
+package histogram
 
 import (
 	"math"
@@ -9,16 +9,16 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// TestBatchedHistogram feeds the same values, over many seeds, to a
-// batchedHistogram (through several batches, added at random points) and
+// TestBatched feeds the same values, over many seeds, to a
+// Batched (through several batches, added at random points) and
 // to a prometheus.Histogram: the exposed counts, buckets and sums agree.
-func TestBatchedHistogram(t *testing.T) {
+func TestBatched(t *testing.T) {
 	buckets := []float64{0, 1, 10, 60, 600, 3600}
 	for seed := range uint64(30) {
 		rng := rand.New(rand.NewPCG(seed, 3))
 		want := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h", Help: "h", Buckets: buckets})
-		got := newBatchedHistogram("h", "h", buckets)
-		batches := []histBatch{got.batch(), got.batch(), got.batch()}
+		got := New("h", "h", buckets)
+		batches := []Batch{got.Batch(), got.Batch(), got.Batch()}
 		for range rng.IntN(5000) {
 			var v float64
 			switch rng.IntN(4) {
@@ -31,13 +31,13 @@ func TestBatchedHistogram(t *testing.T) {
 			}
 			want.Observe(v)
 			b := &batches[rng.IntN(len(batches))]
-			b.observe(v)
+			b.Observe(v)
 			if rng.IntN(50) == 0 {
-				b.add()
+				b.Add()
 			}
 		}
 		for i := range batches {
-			batches[i].add()
+			batches[i].Add()
 		}
 		w, g := collectOne(t, want), collectOne(t, got)
 		if w.GetSampleCount() != g.GetSampleCount() || math.Abs(w.GetSampleSum()-g.GetSampleSum()) > 1e-6*math.Max(1, math.Abs(w.GetSampleSum())) {
