@@ -468,22 +468,15 @@ func (c *committer) commitOffsets(ctx context.Context, jobs []*cycleOut, member 
 	if c.addOffsets {
 		req := kmsg.NewPtrAddOffsetsToTxnRequest()
 		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group = c.id, id, epoch, c.p.cfg.Group
-		for {
+		err := retryConcurrent(ctx, func() error {
 			resp, err := req.RequestWith(ctx, c.cl)
 			if err == nil {
 				err = kerr.ErrorForCode(resp.ErrorCode)
 			}
-			if !errors.Is(err, kerr.ConcurrentTransactions) {
-				if err != nil {
-					return fmt.Errorf("add offsets to transaction: %w", err)
-				}
-				break
-			}
-			select { // the previous transaction's markers are still being written
-			case <-time.After(10 * time.Millisecond):
-			case <-ctx.Done():
-				return fmt.Errorf("add offsets to transaction: %w", context.Cause(ctx))
-			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("add offsets to transaction: %w", err)
 		}
 	}
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
@@ -518,18 +511,41 @@ func (c *committer) commitOffsets(ctx context.Context, jobs []*cycleOut, member 
 		// have applied.
 		return nil
 	}
-	resp, err := req.RequestWith(ctx, c.cl)
-	if err != nil {
-		return fmt.Errorf("commit offsets in transaction: %w", err)
-	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return fmt.Errorf("commit offsets in transaction (generation %d): %s[%d]: %w", gen, t.Topic, p.Partition, err)
+	err = retryConcurrent(ctx, func() error {
+		resp, err := req.RequestWith(ctx, c.cl)
+		if err != nil {
+			return err
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit offsets in transaction (generation %d): %w", gen, err)
 	}
 	return nil
+}
+
+// retryConcurrent calls fn until it returns something else than
+// CONCURRENT_TRANSACTIONS (the previous transaction's markers are still
+// being written), waiting as txnRetryBackoff says, or until ctx ends.
+func retryConcurrent(ctx context.Context, fn func() error) error {
+	for fails := 1; ; fails++ {
+		err := fn()
+		if !errors.Is(err, kerr.ConcurrentTransactions) {
+			return err
+		}
+		select {
+		case <-time.After(txnRetryBackoff(fails)):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
+	}
 }
 
 // retriableTxn reports whether a refused round may be sent again: the
