@@ -22,25 +22,6 @@ import (
 // the topic's creation and checks, the restore's reading of a task's
 // partition, and the cycles a task publishes from its store.
 
-// The processor's names for the changelog format, used by the commit
-// cycle (task.commit, task.send).
-const (
-	changelogCustomer   = changelog.KindCustomer
-	changelogCheckpoint = changelog.KindCheckpoint
-)
-
-func appendChangelogHeader(dst []byte, cycle uint64) []byte {
-	return changelog.AppendHeader(dst, cycle)
-}
-
-func tombstoneHeaders(cycle uint64) []kgo.RecordHeader { return changelog.TombstoneHeaders(cycle) }
-
-// appendCheckpoint appends a checkpoint value with the positions of the
-// sources that have one (pos >= 0).
-func appendCheckpoint(dst []byte, cycle uint64, st int64, topics *[numSources]string, pos *[numSources]int64, since int64) []byte {
-	return changelog.AppendCheckpoint(dst, cycle, st, topics[:], pos[:], since)
-}
-
 // changelogMaxCompactionLag is the max.compaction.lag.ms of a changelog
 // topic valora creates: 7 days.
 const changelogMaxCompactionLag = "604800000"
@@ -355,11 +336,11 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	topic := t.p.cfg.Topics.Changelog
 	var recs []*kgo.Record
 	emit := func(id, value []byte) error {
-		rec := &kgo.Record{Topic: topic, Partition: t.part, Key: append([]byte{changelogCustomer}, id...)}
+		rec := &kgo.Record{Topic: topic, Partition: t.part, Key: append([]byte{changelog.KindCustomer}, id...)}
 		if value == nil {
-			rec.Headers = tombstoneHeaders(cycle)
+			rec.Headers = changelog.TombstoneHeaders(cycle)
 		} else {
-			rec.Value = append(appendChangelogHeader(make([]byte, 0, changelog.HeaderLen+len(value)), cycle), value...)
+			rec.Value = append(changelog.AppendHeader(make([]byte, 0, changelog.HeaderLen+len(value)), cycle), value...)
 		}
 		recs = append(recs, rec)
 		return nil
@@ -396,8 +377,8 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 			pos[src] = next
 		}
 	}
-	cp := &kgo.Record{Topic: topic, Partition: t.part, Key: []byte{changelogCheckpoint},
-		Value: appendCheckpoint(nil, cycle, clock.StreamTime, &t.topics, &pos, t.since)}
+	cp := &kgo.Record{Topic: topic, Partition: t.part, Key: []byte{changelog.KindCheckpoint},
+		Value: changelog.AppendCheckpoint(nil, cycle, clock.StreamTime, t.topics[:], pos[:], t.since)}
 	recs = append(recs, cp)
 	if err := t.sink.send(ctx, &cycleOut{part: t.part, recs: recs, topics: &t.topics, pos: pos, group: t.cl, dead: t.dead}); err != nil {
 		return fmt.Errorf("publish state to changelog: %w", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/kafkatest"
+	"valora/processor/changelog"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -51,13 +52,13 @@ func BenchmarkRestore(b *testing.B) {
 			Channel: schemas.ChannelWeb, Items: 1}); err != nil {
 			b.Fatal(err)
 		}
-		buf = appendChangelogHeader(buf[:0], seq)
+		buf = changelog.AppendHeader(buf[:0], seq)
 		buf, _ = schemas.AppendCustomer(buf, c)
-		recs = append(recs, &kgo.Record{Topic: topic, Key: append([]byte{changelogCustomer}, c.CustomerID...), Value: append([]byte(nil), buf...)})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: append([]byte{changelog.KindCustomer}, c.CustomerID...), Value: append([]byte(nil), buf...)})
 		if i%cycle == cycle-1 {
 			pos := [numSources]int64{int64(i), int64(i)}
 			names := [numSources]string{inI, inP}
-			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte{changelogCheckpoint}, Value: appendCheckpoint(nil, seq, int64(i)*1000, &names, &pos, 0)})
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte{changelog.KindCheckpoint}, Value: changelog.AppendCheckpoint(nil, seq, int64(i)*1000, names[:], pos[:], 0)})
 		}
 		if len(recs) >= 10_000 {
 			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {

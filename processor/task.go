@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"valora/processor/changelog"
 	"valora/processor/clv"
 	"valora/processor/histogram"
 	"valora/processor/knownids"
@@ -1439,31 +1440,19 @@ func (t *task) commit() error {
 	if t.pending == 0 && !t.hasChanged() && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
 		return nil
 	}
-	select {
-	case <-t.dead:
+	if t.killed() {
 		return nil
-	default:
 	}
 	start := time.Now()
 	// kill (an abandoned shutdown, a lost partition) ends a commit that
 	// waits on Kafka; the store then stays at the previous cycle.
 	ctx, cancel := context.WithTimeout(t.abortCtx, commitTimeout)
 	defer cancel()
-	if t.batch == nil {
-		t.batch = t.p.cfg.Store.NewBatch()
-	}
-	b := t.batch
-	changelog := t.p.cfg.Topics.Changelog != ""
 	cycle := t.nextCycle()
-	t.clBuf = t.clBuf[:0]
-	t.clRecs = t.clRecs[:0]
-	pendingDelta := 0
 	t.encodePending()
 	if t.fatal != nil {
 		return t.fatal
 	}
-	// The changelog records of the erased customers, then of the dirty
-	// ones, in their batch order (below).
 	dirty, moves, batchBytes := t.ws.commitOrder()
 	defer putRefs(dirty, moves)
 	if t.p.profilesOn() {
@@ -1472,26 +1461,7 @@ func (t *task) commit() error {
 			return t.fatal
 		}
 	}
-	if changelog {
-		for id := range t.erased {
-			k := len(t.clBuf)
-			t.clBuf = append(t.clBuf, changelogCustomer)
-			t.clBuf = append(t.clBuf, id...)
-			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: tombstoneHeaders(cycle)})
-		}
-		for _, r := range *dirty {
-			// Key 'c'+id, value header+customer, in clBuf (sliced once
-			// it stops growing).
-			idb := t.ws.id(r.off)
-			k := len(t.clBuf)
-			t.clBuf = append(t.clBuf, changelogCustomer)
-			t.clBuf = append(t.clBuf, idb...)
-			v := len(t.clBuf)
-			t.clBuf = appendChangelogHeader(t.clBuf, cycle)
-			t.clBuf = append(t.clBuf, t.ws.enc(r.off)...)
-			t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
-		}
-	}
+	t.changelogRecords(cycle, *dirty)
 	if err := t.send(ctx, cycle); err != nil {
 		if errors.Is(err, errKilled) || t.killed() {
 			return nil
@@ -1501,8 +1471,7 @@ func (t *task) commit() error {
 	// Kafka has the cycle's records: now the store's batch, built only
 	// after send so that a large one is in memory for as short a time as
 	// possible, and only commitSlots of them at once.
-	size := batchBytes + 64*len(t.erased) + 1024
-	if size >= bigBatchBytes {
+	if size := batchBytes + 64*len(t.erased) + 1024; size >= bigBatchBytes {
 		select {
 		case t.p.commitSlots <- struct{}{}:
 			defer func() { <-t.p.commitSlots }()
@@ -1510,9 +1479,64 @@ func (t *task) commit() error {
 			return nil
 		}
 	}
-	b.Reserve(size)
-	// Erasures first: a customer erased and seen again in this cycle is
-	// deleted, then written anew (later in the batch and in the log).
+	pendingDelta := t.fillBatch(batchBytes, *dirty, *moves)
+	if t.killed() {
+		// A crash between the Kafka commit and the store's commit: the
+		// restore catches up from the changelog.
+		t.batch.Reset()
+		return nil
+	}
+	if err := t.batch.Commit(); err != nil {
+		return err // a *state.Error: names the directory and the cause
+	}
+	if t.killed() {
+		return nil
+	}
+	t.committed(start, pendingDelta)
+	return nil
+}
+
+// changelogRecords builds the cycle's changelog records in clRecs: a
+// tombstone per erased customer, then a record per dirty one, in their
+// batch order. The checkpoint is added by send.
+func (t *task) changelogRecords(cycle uint64, dirty []commitRef) {
+	t.clBuf = t.clBuf[:0]
+	t.clRecs = t.clRecs[:0]
+	if t.p.cfg.Topics.Changelog == "" {
+		return
+	}
+	for id := range t.erased {
+		k := len(t.clBuf)
+		t.clBuf = append(t.clBuf, changelog.KindCustomer)
+		t.clBuf = append(t.clBuf, id...)
+		t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:len(t.clBuf):len(t.clBuf)], Headers: changelog.TombstoneHeaders(cycle)})
+	}
+	for _, r := range dirty {
+		// Key 'c'+id, value header+customer, in clBuf (sliced once it
+		// stops growing).
+		idb := t.ws.id(r.off)
+		k := len(t.clBuf)
+		t.clBuf = append(t.clBuf, changelog.KindCustomer)
+		t.clBuf = append(t.clBuf, idb...)
+		v := len(t.clBuf)
+		t.clBuf = changelog.AppendHeader(t.clBuf, cycle)
+		t.clBuf = append(t.clBuf, t.ws.enc(r.off)...)
+		t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
+	}
+}
+
+// fillBatch writes the cycle to the task's store batch: erasures first (a
+// customer erased and seen again in this cycle is deleted, then written
+// anew, later in the batch and in the log), the dirty customers, the input
+// offsets and the clock, then the moves of the dirty customers' timer
+// index entries in key order (see commitorder.go), and the changelog
+// position. It returns the change in indexed timers.
+func (t *task) fillBatch(batchBytes int, dirty, moves []commitRef) (pendingDelta int) {
+	if t.batch == nil {
+		t.batch = t.p.cfg.Store.NewBatch()
+	}
+	b := t.batch
+	b.Reserve(batchBytes + 64*len(t.erased) + 1024)
 	for id, due := range t.erased {
 		b.DeleteCustomer(t.part, id)
 		if due != 0 {
@@ -1520,19 +1544,17 @@ func (t *task) commit() error {
 			pendingDelta--
 		}
 	}
-	// The dirty customers, then (after the offsets and the clock) the moves
-	// of their timer index entries, in key order (see commitorder.go).
-	for _, r := range *dirty {
+	for _, r := range dirty {
 		b.PutCustomer(t.part, string(t.ws.id(r.off)), t.ws.enc(r.off))
 	}
 	for topic, next := range t.next {
 		b.SetOffset(t.part, topic, next)
 	}
 	b.SetClock(t.part, state.Clock{StreamTime: t.st, TimerDigest: t.clk.digest})
-	// Move each dirty customer's timer index entry with it: the entry the
+	// Each dirty customer's timer index entry moves with it: the entry the
 	// store holds is due at storedAt, the new one at the deadline scheduled
 	// at the customer's last change (its encoding's TimerAt).
-	for _, r := range *moves {
+	for _, r := range moves {
 		id := string(t.ws.id(r.off))
 		if r.put {
 			b.PutTimer(t.part, int64(r.abbr), id)
@@ -1543,23 +1565,16 @@ func (t *task) commit() error {
 			pendingDelta--
 		}
 	}
-	if changelog {
+	if t.p.cfg.Topics.Changelog != "" {
 		b.SetChangelogNext(t.part, t.sendQ[len(t.sendQ)-1].Offset+1)
 	}
-	select {
-	case <-t.dead:
-		b.Reset()
-		return nil // a crash between the Kafka commit and the store's
-	default: // commit: restore catches up from the changelog
-	}
-	if err := b.Commit(); err != nil {
-		return err // a *state.Error: names the directory and the cause
-	}
-	select {
-	case <-t.dead:
-		return nil
-	default:
-	}
+	return pendingDelta
+}
+
+// committed runs once a cycle is durable in Kafka and in the store: it
+// publishes the cycle's metrics, marks the positions for the group, and
+// starts the next cycle.
+func (t *task) committed(start time.Time, pendingDelta int) {
 	now := time.Now()
 	m := t.p.m
 	m.commitTime.Observe(now.Sub(start).Seconds())
@@ -1629,7 +1644,6 @@ func (t *task) commit() error {
 	clear(t.sendQ)
 	t.sendQ = t.sendQ[:0]
 	t.pending = 0
-	return nil
 }
 
 // A commit whose store batch takes bigBatchBytes or more waits for one of
@@ -1673,9 +1687,9 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 			t.sendQ = append(t.sendQ, r)
 		}
 		k := len(t.clBuf)
-		t.clBuf = append(t.clBuf, changelogCheckpoint)
+		t.clBuf = append(t.clBuf, changelog.KindCheckpoint)
 		v := len(t.clBuf)
-		t.clBuf = appendCheckpoint(t.clBuf, cycle, t.st, &t.topics, &t.pos, t.since)
+		t.clBuf = changelog.AppendCheckpoint(t.clBuf, cycle, t.st, t.topics[:], t.pos[:], t.since)
 		t.clRecs = append(t.clRecs, kgo.Record{Topic: topic, Partition: t.part, Key: t.clBuf[k:v:v], Value: t.clBuf[v:], Timestamp: now})
 		t.sendQ = append(t.sendQ, &t.clRecs[len(t.clRecs)-1])
 	}
