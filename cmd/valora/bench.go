@@ -27,10 +27,12 @@ import (
 
 // benchResult is what `valora bench` reports.
 type benchResult struct {
-	Customers        int     `json:"customers"`
-	Events           int64   `json:"events"`
-	Partitions       int     `json:"partitions"`
-	Mode             string  `json:"mode"`
+	Customers  int    `json:"customers"`
+	Events     int64  `json:"events"`
+	Partitions int    `json:"partitions"`
+	Mode       string `json:"mode"`
+	// Broker is "embedded" (kfake, in this process) or the --brokers given.
+	Broker           string  `json:"broker"`
 	ProduceSeconds   float64 `json:"produce_seconds"`
 	ProducePerSecond float64 `json:"produce_events_per_second"`
 	Seconds          float64 `json:"seconds"`
@@ -206,7 +208,10 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	res := benchResult{
 		Customers: params.Customers, Events: prod.produced.Load(), Partitions: *partitions,
-		ProduceSeconds: time.Since(pstart).Seconds(), GoMaxProcs: runtime.GOMAXPROCS(0),
+		ProduceSeconds: time.Since(pstart).Seconds(), GoMaxProcs: runtime.GOMAXPROCS(0), Broker: "embedded",
+	}
+	if given["brokers"] {
+		res.Broker = addr
 	}
 	res.ProducePerSecond = float64(res.Events) / res.ProduceSeconds
 	fmt.Fprintf(stderr, "bench: produced %d events in %.1fs; scoring...\n", res.Events, res.ProduceSeconds)
@@ -339,16 +344,19 @@ wait:
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	fmt.Fprintf(stdout, "workload:   %d events, %d customers, %d partitions (GOMAXPROCS %d), scored as %s\n",
-		res.Events, res.Customers, res.Partitions, res.GoMaxProcs, res.Mode)
+	fmt.Fprintf(stdout, "workload:   %d events, %d customers, %d partitions (GOMAXPROCS %d), scored as %s, broker %s\n",
+		res.Events, res.Customers, res.Partitions, res.GoMaxProcs, res.Mode, res.Broker)
 	fmt.Fprintf(stdout, "produce:    %.1fs (%.0f events/s)\n", res.ProduceSeconds, res.ProducePerSecond)
 	fmt.Fprintf(stdout, "score:      %.1fs (%.0f events/s end to end)\n", res.Seconds, res.EventsPerSecond)
 	fmt.Fprintf(stdout, "latency:    p50 %.1fms  p99 %.1fms  max %.1fms (fetched batch to durable commit)\n",
 		res.LatencyP50*1e3, res.LatencyP99*1e3, res.LatencyMax*1e3)
 	fmt.Fprintf(stdout, "outputs:    %.0f tier changes, %.0f profiles, %.0f dead-lettered\n", res.TierChanges, res.Profiles, res.DeadLettered)
 	fmt.Fprintf(stdout, "timers:     %.0f fired; %.0f customers churned at the end\n", res.TimersFired, res.Churned)
-	fmt.Fprintf(stdout, "peak RSS:   %.0f MiB (whole process: embedded broker holding every record, scorer, Pebble caches)\n",
-		float64(res.PeakRSSBytes)/(1<<20))
+	held := "embedded broker holding every record, "
+	if res.Broker != "embedded" {
+		held = ""
+	}
+	fmt.Fprintf(stdout, "peak RSS:   %.0f MiB (whole process: %sscorer, Pebble caches)\n", float64(res.PeakRSSBytes)/(1<<20), held)
 	return nil
 }
 
