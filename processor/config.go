@@ -27,9 +27,10 @@ const (
 	AtLeastOnce Guarantee = "at_least_once"
 	// ExactlyOnce (the default of a daemon) commits a task's outputs, its
 	// changelog records and its input positions in one Kafka transaction
-	// of the task's own transactional producer; the store receives the
-	// cycle only after the transaction committed. A read_committed
-	// consumer sees every output once.
+	// of the instance's transactional producer, shared with the other
+	// tasks due in the same round and fenced by the group generation; the
+	// store receives the cycle only after the transaction committed. A
+	// read_committed consumer sees every output once.
 	ExactlyOnce Guarantee = "exactly_once"
 )
 
