@@ -54,8 +54,9 @@
 //     tombstone per erased one, each built and encoded once here), one
 //     changelog record per changed customer and one checkpoint record (the task's input
 //     positions and stream time) to Kafka, and wait until Kafka has them.
-//     With ExactlyOnce (the default) the task hands the cycle to the
-//     instance's committer (txn.go), which sends the cycles of every task
+//     The task hands the cycle to its sink (txn.go), and does not know
+//     the guarantee otherwise: with AtLeastOnce a producer, with
+//     ExactlyOnce (the default) the instance's committer, which sends the cycles of every task
 //     due in the same round in one transaction of the instance's
 //     transactional producer (transactional id "<group>-<instance key>"),
 //     with the tasks' input positions committed to the group in it; the

@@ -101,6 +101,8 @@ type task struct {
 	clBuf  []byte
 	clRecs []kgo.Record
 	sendQ  []*kgo.Record
+	// out is the cycle in flight, as the sink sees it.
+	out cycleOut
 
 	// in carries the poll loop's records; it is never closed, so the
 	// poll loop may hand records to a task that is stopping (they are
@@ -1626,10 +1628,8 @@ func (t *task) committed(start time.Time, pendingDelta int) {
 		f(t.pending, now.Sub(t.oldest))
 	}
 	if len(t.next) > 0 {
-		if t.p.txn == nil { // else the transaction committed them
-			t.markPositions()
-		}
-		t.startCommitted = true // the marked positions supersede them
+		t.sink.durable(&t.out)
+		t.startCommitted = true // the positions handed to the group supersede them
 	}
 	// A replay keeps clean customers in the write set: its decoded cache is
 	// small, and the write set serves its reads (BENCHMARKS.md).
@@ -1693,20 +1693,11 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 		t.clRecs = append(t.clRecs, kgo.Record{Topic: topic, Partition: t.part, Key: t.clBuf[k:v:v], Value: t.clBuf[v:], Timestamp: now})
 		t.sendQ = append(t.sendQ, &t.clRecs[len(t.clRecs)-1])
 	}
+	t.out = cycleOut{part: t.part, recs: t.sendQ, topics: &t.topics, pos: t.pos, group: t.cl, dead: t.dead}
 	if len(t.sendQ) == 0 {
 		return nil
 	}
-	return t.sink.send(ctx, &cycleOut{part: t.part, recs: t.sendQ, topics: &t.topics, pos: t.pos, group: t.cl, dead: t.dead})
-}
-
-// markPositions marks the task's durable input positions for the next
-// commit of the group's offsets. Those offsets are not what the task reads
-// from (the store and changelog are), but lag tooling and dashboards read
-// them, so they follow the state.
-func (t *task) markPositions() {
-	if all := t.positions(); len(all) > 0 {
-		t.cl.MarkCommitOffsets(all)
-	}
+	return t.sink.send(ctx, &t.out)
 }
 
 // commitStart commits the positions the task started from to the group,

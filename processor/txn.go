@@ -106,10 +106,15 @@ type groupMember interface {
 // cycle's records are produced and acknowledged).
 type sink interface {
 	send(ctx context.Context, c *cycleOut) error
+	// durable is told once the cycle is in the store too, so that the
+	// sink can hand the group the positions it covers (they must never
+	// run ahead of the state: lag tooling reads them as processed).
+	durable(c *cycleOut)
 }
 
 // producerSink sends a cycle without a transaction, through the group
-// consumer's client.
+// consumer's client, and marks its positions for the group's next
+// offset commit once the store has it.
 type producerSink struct{ cl *kgo.Client }
 
 func (s producerSink) send(ctx context.Context, c *cycleOut) error {
@@ -117,6 +122,24 @@ func (s producerSink) send(ctx context.Context, c *cycleOut) error {
 		return fmt.Errorf("produce outputs: %w", err)
 	}
 	return nil
+}
+
+func (s producerSink) durable(c *cycleOut) {
+	if all := c.positions(); len(all) > 0 {
+		s.cl.MarkCommitOffsets(all)
+	}
+}
+
+// positions returns the cycle's input positions by topic, as the group
+// client takes them.
+func (c *cycleOut) positions() map[string]map[int32]kgo.EpochOffset {
+	all := make(map[string]map[int32]kgo.EpochOffset, numSources)
+	for src, pos := range c.pos {
+		if pos >= 0 && c.topics[src] != "" {
+			all[c.topics[src]] = map[int32]kgo.EpochOffset{c.part: {Epoch: -1, Offset: pos}}
+		}
+	}
+	return all
 }
 
 // A cycleOut is what one task's commit cycle sends to Kafka.
@@ -218,6 +241,9 @@ func newCommitter(ctx context.Context, p *Processor, key string, addOffsets bool
 		done:    make(chan struct{}),
 	}, nil
 }
+
+// durable does nothing: the transaction committed the positions.
+func (c *committer) durable(*cycleOut) {}
 
 // send hands a cycle to the committer and waits for its outcome. It
 // returns errKilled if the task is killed first: the cycle may still
