@@ -134,9 +134,7 @@ func testCommitCycleModel(t *testing.T, seed uint64) {
 		n := 1 + rng.IntN(60)
 		var f fetched
 		f.at = t0
-		for _, r := range recs[i:min(i+n, len(recs))] {
-			f.recs[srcPurchases] = append(f.recs[srcPurchases], r)
-		}
+		f.recs[srcPurchases] = append(f.recs[srcPurchases], recs[i:min(i+n, len(recs))]...)
 		i += n
 		if err := tk.handle(f); err != nil {
 			t.Fatalf("handle: %v", err)
