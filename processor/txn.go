@@ -197,8 +197,8 @@ type committer struct {
 	// group to the transaction, so AddOffsetsToTxn comes first.
 	addOffsets bool
 
-	// crashed is closed by crash (a simulated crash for tests): the
-	// committer ends no transaction any more.
+	// crashed is closed by crash (Processor.kill): the committer ends no
+	// transaction any more.
 	crashed   chan struct{}
 	crashOnce sync.Once
 	done      chan struct{} // closed when run returns
@@ -310,8 +310,10 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
-// crash simulates a crash for tests: no transaction is ended any more, and
-// the open one stays open until the next run of the instance fences it.
+// crash stops the committer as a crash would, for Processor.kill (a
+// shutdown abandoned after ShutdownTimeout, or a test's crash): no
+// transaction is ended any more, and the open one stays open until the
+// next run of the instance fences it or the broker aborts it.
 func (c *committer) crash() {
 	c.crashOnce.Do(func() { close(c.crashed) })
 }
