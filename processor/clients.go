@@ -33,13 +33,12 @@ const (
 )
 
 // txnRetryBackoff is the transactional producer's backoff before it
-// retries a request: 10 ms, doubling up to a second, with jitter. Since
-// KIP-890 a produce sent right after the previous transaction's EndTxn may
-// be refused with CONCURRENT_TRANSACTIONS until the coordinator has
-// written that transaction's markers (a few ms), and rounds follow one
-// another at once when cycles queue: with franz-go's default (250 ms
-// first) each such refusal held a whole round, and the tasks in it, for a
-// quarter of a second. Java's producer waits 20 ms in that case.
+// retries a request, short at first: since KIP-890 a produce sent right
+// after the previous transaction's EndTxn may be refused with
+// CONCURRENT_TRANSACTIONS until the coordinator has written that
+// transaction's markers, a matter of milliseconds, and each refusal holds
+// the whole round and every task in it (BENCHMARKS.md, one transaction per
+// instance).
 func txnRetryBackoff(fails int) time.Duration {
 	d := 10 * time.Millisecond << min(max(fails-1, 0), 7)
 	d = min(d, time.Second)

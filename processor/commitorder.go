@@ -13,7 +13,7 @@ import (
 // entries, in the store's key order: the customers by id, then the timer
 // entries by (due time, id). Pebble sorts a batch too large for its
 // memtable before it flushes it, and its sort is linear on sorted input
-// (it took 5 % of a replay's CPU on batches in write-set order); a smaller
+// (a replay's batches in write-set order spent CPU on it); a smaller
 // batch goes into the memtable's skiplist, whose inserts are cheapest in key
 // order (they start from the previous insert's place). The operations and
 // their effect are the same in any order: within one commit no two of

@@ -1071,7 +1071,8 @@ func (t *task) warnWrongPartition(r *kgo.Record, want int32) {
 // the clock only when a record is past the bound it last computed (that
 // bound is at most the current one while the clock moves forward), and
 // commit refreshes it, so that a clock set back is followed within a commit
-// interval: reading the clock for every record took 1 % of a replay's CPU.
+// interval: reading the clock for every record showed in a replay's CPU
+// profile.
 func (t *task) refreshFutureBound() int64 {
 	t.futureBound = t.p.cfg.Now().Add(t.p.cfg.MaxClockSkew).UnixMilli()
 	return t.futureBound
@@ -1263,8 +1264,8 @@ type pendCustomer struct {
 // pendMax bounds pend: a task holds at most this many changed customers
 // decoded (about 0.75 KiB each) besides its cache. In a replay, which has
 // no cache, pend is what holds its customers decoded, and a small one
-// stays in the processor's caches: 256 took about 7 % less CPU than 1,024
-// and 4,096 about 20 % more (BENCHMARKS.md).
+// stays in the processor's caches, which measured cheaper than larger ones
+// (BENCHMARKS.md).
 const pendMax = 256
 
 // hasChanged reports whether a customer changed since the last commit.
@@ -1671,8 +1672,7 @@ const commitTimeout = time.Minute
 // fails, the cycle is not in the store, and the task must stop.
 func (t *task) send(ctx context.Context, cycle uint64) error {
 	// Every record of a cycle carries the time it is sent: the client would
-	// read the clock for each record without a timestamp, about 1 % of the
-	// CPU in the default benchmark.
+	// read the clock for each record without a timestamp.
 	now := time.Now()
 	t.sendQ = t.sendQ[:0]
 	for i := range t.outputs.len() {

@@ -649,8 +649,7 @@ func (p *Policy) TierChange(c *schemas.Customer, o Outcome, cause schemas.Cause,
 // TierChangeBuf holds a TierChange built by TierChangeTo and the values its
 // optional fields point to. A task builds one per tier change and encodes it
 // at once: with a buffer of its own, the only allocation is the event id
-// (where TierChange's pointers took four more, about 1 % of the default
-// benchmark's CPU).
+// (TierChange's pointers would take four more).
 type TierChangeBuf struct {
 	tc                  schemas.TierChange
 	prev, class, reason string
