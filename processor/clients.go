@@ -64,11 +64,10 @@ func txnRetryBackoff(fails int) time.Duration {
 //     producer, not on the readers and the setup client: a hook that
 //     registers metrics per client (kprom) tells those two apart by their
 //     client ids, "valora" and "valora-txn".
-//   - The restore reader fetches large (64 MiB, 32 MiB per partition): a
-//     task waits for its restore, which reads one partition to its end.
-//     A standby's reader fetches less (16 MiB, 8 MiB per partition): it
-//     follows new cycles, beside the instance's own tasks, and no task
-//     waits for it.
+//   - The restore reader fetches large: a task waits for its restore,
+//     which reads one partition to its end. A standby's reader fetches a
+//     quarter of that: it follows new cycles, beside the instance's own
+//     tasks, and no task waits for it.
 //   - The clients that ask for metadata when they start (group, txn,
 //     setup) wait at most metadataMinAge between two requests.
 func (p *Processor) clientOpts(role clientRole, extra ...kgo.Opt) []kgo.Opt {
