@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,12 +18,8 @@ import (
 
 // The changelog's record format and the application of its records to
 // the store are package changelog's; this file holds the processor's side:
-// the topic's creation and checks, the restore's reading of a task's
-// partition, and the cycles a task publishes from its store.
-
-// changelogMaxCompactionLag is the max.compaction.lag.ms of a changelog
-// topic valora creates: 7 days.
-const changelogMaxCompactionLag = "604800000"
+// the restore's reading of a task's partition (the topic is checked in
+// topics.go), and the cycles a task publishes from its store.
 
 // restoreIngestRecords is the size of a restore from which the customer
 // records skip Pebble's write-ahead log and memtable: they are collected in
@@ -207,37 +202,32 @@ func (p *Processor) waitStable(ctx context.Context, cl *kgo.Client, part int32) 
 		rg.Topics = append(rg.Topics, rt)
 	}
 	req.Groups = append(req.Groups, rg)
-	waitUntil := time.Now().Add(p.cfg.TransactionTimeout + 30*time.Second)
 	logged := false
-	for {
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err := req.RequestWith(lctx, cl)
-		cancel()
-		if err == nil {
-			err = offsetFetchErr(resp)
+	err := retry(ctx, p.cfg.TransactionTimeout+30*time.Second, 100*time.Millisecond, func(err error) bool {
+		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+			return kerr.IsRetriable(err)
 		}
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
-			return fmt.Errorf("fetch the group's offsets of task %d: %w", part, err)
-		}
-		if !logged && errors.Is(err, kerr.UnstableOffsetCommit) {
+		if !logged {
 			p.log.Info("waiting for a transaction of the task's previous owner to end before restoring", "task", part)
 			logged = true
 		}
-		if time.Now().After(waitUntil) {
-			return fmt.Errorf("task %d: a transaction of its previous owner stayed open past the transaction timeout: %w", part, err)
+		return true
+	}, func(ctx context.Context) error {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		resp, err := req.RequestWith(lctx, cl)
+		if err == nil {
+			err = offsetFetchErr(resp)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err
+	})
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return err
+	case errors.Is(err, kerr.UnstableOffsetCommit):
+		return fmt.Errorf("task %d: a transaction of its previous owner stayed open past the transaction timeout: %w", part, err)
 	}
+	return fmt.Errorf("fetch the group's offsets of task %d: %w", part, err)
 }
 
 // offsetFetchErr returns the first error an OffsetFetch response carries,
@@ -274,42 +264,37 @@ func offsetFetchErr(resp *kmsg.OffsetFetchResponse) error {
 func (p *Processor) changelogBounds(ctx context.Context, cl *kgo.Client, part int32) (start, end kadm.ListedOffset, err error) {
 	topic := p.cfg.Topics.Changelog
 	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err = retry(ctx, 30*time.Second, 250*time.Millisecond, func(err error) bool {
+		return kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)
+	}, func(ctx context.Context) error {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		var ends, starts kadm.ListedOffsets
-		ends, err = adm.ListCommittedOffsets(lctx, topic)
+		defer cancel()
+		ends, err := adm.ListCommittedOffsets(lctx, topic)
 		if err == nil {
 			err = ends.Error()
 		}
+		if err != nil {
+			return err
+		}
+		starts, err := adm.ListStartOffsets(lctx, topic)
 		if err == nil {
-			starts, err = adm.ListStartOffsets(lctx, topic)
-			if err == nil {
-				err = starts.Error()
-			}
+			err = starts.Error()
 		}
-		cancel()
-		if err == nil {
-			var ok, ok2 bool
-			end, ok = ends.Lookup(topic, part)
-			start, ok2 = starts.Lookup(topic, part)
-			if ok && ok2 {
-				return start, end, nil
-			}
-			err = fmt.Errorf("changelog %q has no partition %d: %w", topic, part, kerr.UnknownTopicOrPartition)
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return start, end, ctx.Err()
+		var ok, ok2 bool
+		end, ok = ends.Lookup(topic, part)
+		start, ok2 = starts.Lookup(topic, part)
+		if !ok || !ok2 {
+			return fmt.Errorf("changelog %q has no partition %d: %w", topic, part, kerr.UnknownTopicOrPartition)
 		}
-		if time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)) {
-			return start, end, fmt.Errorf("list changelog offsets: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return start, end, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("list changelog offsets: %w", err)
 	}
+	return start, end, err
 }
 
 // publishCycle writes one cycle to the changelog from the store: the
@@ -393,129 +378,8 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	return nil
 }
 
-// checkChangelog makes sure the changelog topic exists with one partition
-// per task and compaction on: it creates a missing one (whatever
-// CreateTopics says: it is valora's own topic), and refuses one with the
-// wrong partition count or cleanup policy, since either would lose state.
-func (p *Processor) checkChangelog(ctx context.Context, adm *kadm.Client, parts int) error {
-	topic := p.cfg.Topics.Changelog
-	if topic == "" {
-		return nil
-	}
-	details, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("list changelog topic: %w", err)
-	}
-	d, ok := details[topic]
-	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-		// max.compaction.lag.ms bounds how long a superseded value (an
-		// erased customer's last state, before its tombstone) may stay in
-		// the log: a week, then the active segment rolls and is compacted.
-		cfg := map[string]*string{
-			"cleanup.policy":        kadm.StringPtr("compact"),
-			"max.compaction.lag.ms": kadm.StringPtr(changelogMaxCompactionLag),
-		}
-		err := createTopic(ctx, adm, topic, int32(parts), cfg)
-		if errors.Is(err, kerr.InvalidConfig) {
-			// A broker that does not know the setting (kfake): without it.
-			p.log.Warn("the broker refused max.compaction.lag.ms for the changelog topic; creating it without",
-				"topic", topic, "err", err)
-			delete(cfg, "max.compaction.lag.ms")
-			err = createTopic(ctx, adm, topic, int32(parts), cfg)
-		}
-		if err != nil {
-			return fmt.Errorf("create changelog topic %q: %w", topic, err)
-		}
-		lag := "broker default"
-		if v := cfg["max.compaction.lag.ms"]; v != nil {
-			lag = *v
-		}
-		p.log.Info("created changelog topic", "topic", topic, "partitions", parts, "cleanup.policy", "compact", "max.compaction.lag.ms", lag)
-		return nil
-	}
-	if d.Err != nil {
-		return fmt.Errorf("describe changelog topic %q: %w", topic, d.Err)
-	}
-	if len(d.Partitions) != parts {
-		return fmt.Errorf("changelog topic %q has %d partitions, but the inputs have %d: each task needs its own partition; "+
-			"point --changelog-topic at a new topic (valora creates it) and the tasks publish their state there", topic, len(d.Partitions), parts)
-	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err == nil {
-		var rc kadm.ResourceConfig
-		rc, err = rcs.On(topic, nil)
-		if err == nil && rc.Err == nil {
-			for _, c := range rc.Configs {
-				if c.Key == "cleanup.policy" && c.Value != nil && !strings.Contains(*c.Value, "compact") {
-					return fmt.Errorf("changelog topic %q has cleanup.policy=%s: it must include compact, or old state is deleted by retention", topic, *c.Value)
-				}
-			}
-			return nil
-		}
-		if err == nil {
-			err = rc.Err
-		}
-	}
-	p.log.Warn("cannot check the changelog topic's cleanup policy", "topic", topic, "err", err)
-	return nil
-}
-
 // profilesOn reports whether the processor publishes profiles.
 func (p *Processor) profilesOn() bool {
 	r := p.cfg.Replay
 	return p.cfg.Topics.Profiles != "" && (r == nil || !r.NoOutput)
-}
-
-// checkProfiles makes sure the profile topic, if any, exists and is
-// compacted, so that reading it from the start gives every live customer's
-// latest profile: it creates a missing one (compacted, with the inputs'
-// partition count and the changelog's max.compaction.lag.ms, which bounds
-// how long an erased customer's last profile stays before its tombstone
-// compacts it away), and refuses one whose cleanup.policy lacks compact.
-func (p *Processor) checkProfiles(ctx context.Context, adm *kadm.Client, parts int) error {
-	if !p.profilesOn() {
-		return nil
-	}
-	topic := p.cfg.Topics.Profiles
-	details, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("list profile topic: %w", err)
-	}
-	d, ok := details[topic]
-	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-		cfg := map[string]*string{
-			"cleanup.policy":        kadm.StringPtr("compact"),
-			"max.compaction.lag.ms": kadm.StringPtr(changelogMaxCompactionLag),
-		}
-		err := createTopic(ctx, adm, topic, int32(parts), cfg)
-		if errors.Is(err, kerr.InvalidConfig) {
-			delete(cfg, "max.compaction.lag.ms") // a broker that does not know it (kfake)
-			err = createTopic(ctx, adm, topic, int32(parts), cfg)
-		}
-		if err != nil {
-			return fmt.Errorf("create profile topic %q (create it compacted, or run without profiles: --profiles-topic \"\"): %w", topic, err)
-		}
-		p.log.Info("created profile topic", "topic", topic, "partitions", parts, "cleanup.policy", "compact")
-		return nil
-	}
-	if d.Err != nil {
-		return fmt.Errorf("describe profile topic %q: %w", topic, d.Err)
-	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
-	if err == nil {
-		var rc kadm.ResourceConfig
-		if rc, err = rcs.On(topic, nil); err == nil {
-			err = rc.Err
-		}
-		if err == nil {
-			for _, c := range rc.Configs {
-				if c.Key == "cleanup.policy" && c.Value != nil && !strings.Contains(*c.Value, "compact") {
-					return fmt.Errorf("profile topic %q has cleanup.policy=%s: it must include compact, or customers whose profile has not changed for the retention time disappear from it", topic, *c.Value)
-				}
-			}
-			return nil
-		}
-	}
-	p.log.Warn("cannot check the profile topic's cleanup policy", "topic", topic, "err", err)
-	return nil
 }

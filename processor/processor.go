@@ -683,32 +683,6 @@ func (p *Processor) createTopics(ctx context.Context, adm *kadm.Client, missing 
 	return nil
 }
 
-// createTopic creates a topic with the broker's default replication
-// factor; one that exists already is fine. A broker that has just started
-// (or is too loaded to have renewed its registration) refuses with
-// INVALID_REPLICATION_FACTOR or a retriable error for a while: those are
-// retried for up to 30s.
-func createTopic(ctx context.Context, adm *kadm.Client, topic string, parts int32, configs map[string]*string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := adm.CreateTopic(ctx, parts, -1, configs, topic)
-		if err == nil {
-			err = resp.Err
-		}
-		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) || !(kerr.IsRetriable(err) || errors.Is(err, kerr.InvalidReplicationFactor)) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
 // onAssigned starts a task for every newly assigned partition number.
 func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	nums := map[int32]bool{}
