@@ -171,6 +171,19 @@ const metadataMinAge = 250 * time.Millisecond
 // (and fetch again) every fetch it gets.
 func (p *Processor) fetchOpts() []kgo.Opt {
 	c := &p.cfg
+	if c.Replay != nil {
+		// A replay's fetches are bounded, since the records fetched and
+		// not yet merged are most of its heap, and the broker holds one
+		// that finds nothing new only briefly: the records are all there,
+		// and the default wait left the last partitions of a replay idle
+		// between fetches (BENCHMARKS.md).
+		return []kgo.Opt{
+			kgo.FetchMaxBytes(16 << 20),
+			kgo.FetchMaxPartitionBytes(256 << 10),
+			kgo.MaxConcurrentFetches(2),
+			kgo.FetchMaxWait(100 * time.Millisecond),
+		}
+	}
 	part := c.QueueBytes / int64(max(1, p.partitions)*numSources) / 2
 	return []kgo.Opt{
 		kgo.FetchMaxBytes(int32(min(c.FetchBytes/10, math.MaxInt32))),

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"valora/processor/budget"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -36,7 +37,7 @@ const (
 
 // Write set bounds (Config.WriteSetBytes).
 const (
-	DefaultWriteSetBytes int64 = 64 << 20
+	DefaultWriteSetBytes int64 = budget.DefaultWriteSetBytes
 	MaxWriteSetBytes     int64 = 64 << 30
 )
 

@@ -4,6 +4,8 @@ import (
 	rtmetrics "runtime/metrics"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"valora/processor/budget"
 )
 
 // CacheCustomerBytes is the memory one customer takes in the decoded cache
@@ -11,7 +13,7 @@ import (
 // its cache entry, as heap profiles of the daemon measured them
 // (BENCHMARKS.md). Budgets divide by it, and valora_memory_bytes
 // multiplies the cached customers by it.
-const CacheCustomerBytes = 768
+const CacheCustomerBytes = budget.CustomerBytes
 
 // The components of valora_memory_bytes that the tasks account for.
 const (

@@ -22,6 +22,7 @@ import (
 
 	"valora/internal/gen"
 	"valora/processor"
+	"valora/processor/budget"
 	"valora/schemas"
 )
 
@@ -89,16 +90,16 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["commit-records"] {
-			sf.commitRecords = replayCommitRecords
+			sf.commitRecords = budget.ReplayCommitRecords
 		}
 		if !set["commit-interval"] {
-			sf.commitInterval = replayCommitInterval
+			sf.commitInterval = budget.ReplayCommitInterval
 		}
 		if !set["write-set-mib"] {
 			sf.writeSetMiB = replayWriteSetMiB
 		}
 		if !set["cache-customers"] {
-			sf.cacheCustomers = optionalInt{v: replayCacheCustomers, set: true}
+			sf.cacheCustomers = optionalInt{v: budget.ReplayCacheCustomers, set: true}
 		}
 	}
 	if gf.events == 0 {
@@ -255,9 +256,6 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	s, err := newScorer(ctx, &sf, log, func(c *processor.Config) {
 		c.Replay = bounds
-		if bounds != nil {
-			c.ClientOpts = append(c.ClientOpts, replayFetchOpts()...)
-		}
 		c.OnCommit = func(n int, lat time.Duration) {
 			mu.Lock()
 			lats = append(lats, obs{n, lat})

@@ -55,6 +55,9 @@ func TestImportDirection(t *testing.T) {
 		allowed []string
 	}{
 		{"valora/processor/changelog", []string{"valora/state", "valora/schemas"}},
+		// The memory budget is arithmetic over sizes: cmd plans it, the
+		// processor takes its sizes.
+		{"valora/processor/budget", nil},
 	} {
 		for _, dep := range deps[rule.from] {
 			if !slices.Contains(rule.allowed, dep) {
@@ -85,7 +88,7 @@ func TestImportDirection(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range append([]string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/processor/changelog", "valora/cmd/valora"}, leaves...) {
+	for _, want := range append([]string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/processor/changelog", "valora/processor/budget", "valora/cmd/valora"}, leaves...) {
 		if _, ok := deps[want]; !ok {
 			t.Errorf("package %s not found under %s", want, root)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/processor"
+	"valora/processor/budget"
 	"valora/state"
 )
 
@@ -89,10 +90,10 @@ func (f *replayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.deadLetter, "dead-letter-topic", "", "topic for the replay's dead letters (default: none; they are counted in the summary)")
 	fs.StringVar(&f.from, "from", "", "start at the first record with a Kafka timestamp at or after this time (RFC 3339 or YYYY-MM-DD; default: the beginning)")
 	fs.StringVar(&f.to, "to", "", "stop before the first record with a Kafka timestamp at or after this time (default: the end offsets when the replay starts)")
-	fs.IntVar(&s.commitRecords, "commit-records", replayCommitRecords, "records per task after which a commit is forced")
-	fs.DurationVar(&s.commitInterval, "commit-interval", replayCommitInterval, "longest time between commits (an interrupted replay resumes from its last commit)")
+	fs.IntVar(&s.commitRecords, "commit-records", budget.ReplayCommitRecords, "records per task after which a commit is forced")
+	fs.DurationVar(&s.commitInterval, "commit-interval", budget.ReplayCommitInterval, "longest time between commits (an interrupted replay resumes from its last commit)")
 	fs.IntVar(&s.writeSetMiB, "write-set-mib", replayWriteSetMiB, writeSetUsage)
-	s.cacheCustomers = optionalInt{v: replayCacheCustomers, set: true}
+	s.cacheCustomers = optionalInt{v: budget.ReplayCacheCustomers, set: true}
 	fs.Var(&s.cacheCustomers, "cache-customers", "customers kept decoded in memory (about 768 bytes each; 0 or negative: none, the write set serves the reads)")
 	fs.IntVar(&s.blockCacheMiB, "block-cache-mib", 0, blockCacheUsage)
 	fs.DurationVar(&s.maxClockSkew, "max-clock-skew", 24*time.Hour, "event times further than this in the future are dead-lettered")
@@ -178,7 +179,7 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 		// the heap double.
 		// Pebble's cache and memtables count too when they live in the
 		// Go heap (a build without cgo).
-		debug.SetMemoryLimit(replayGoMemLimit + pebbleHeapShare(f.scorer.blockCache()))
+		debug.SetMemoryLimit(budget.ReplayGoLimit + budget.PebbleHeapShare(f.scorer.blockCache()))
 	}
 	log, err := f.scorer.logs.logger(stderr)
 	if err != nil {
@@ -246,7 +247,6 @@ func runReplay(ctx context.Context, args []string, getenv env, stdout, stderr io
 	sc, err := newScorer(ctx, s, log, func(c *processor.Config) {
 		c.Replay = rp
 		c.ClientOpts = append(c.ClientOpts, kafkaOpts...)
-		c.ClientOpts = append(c.ClientOpts, replayFetchOpts()...)
 		c.OnCommit = func(records int, _ time.Duration) { prog.Add(int64(records)) }
 		if s.deadLetter == "" {
 			// Unused (NoDeadLetter) but must not collide with another topic.

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kprom"
 
 	"valora/processor"
+	"valora/processor/budget"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -56,7 +57,7 @@ type scorerFlags struct {
 	memoryLimit    string
 	cacheCustomers optionalInt // unset: from the memory budget
 	writeSetMiB    int         // 0: from the memory budget
-	blockCacheMiB  int         // 0: from the memory budget, or replayBlockCache with bulkLoad
+	blockCacheMiB  int         // 0: from the memory budget, or the replay's with bulkLoad
 	maxClockSkew   time.Duration
 	partitioner    string
 	timeMode       string
@@ -144,66 +145,6 @@ func (f *scorerFlags) topics() processor.Topics {
 	}
 }
 
-// A replay's memory budget: a 384 MiB write set (the customers, encoded,
-// in a pointer-free arena: 220–320 MiB for the 1,000,000 of the benchmark,
-// depending on how many are changed since the last commit), a 32 MiB Pebble
-// block cache beside two 32 MiB memtables (bench --replay's store too), and
-// a soft limit of 804 MiB on the Go heap but Pebble's share (the write set,
-// the decoded customers changed last, the merge queues, fetched records, with
-// fetches of at most 16 MiB, 256 KiB per partition, two at a time), so that
-// a replay stays under 1 GiB whatever the number of customers. In the
-// release build (CGO_ENABLED=0) Pebble's memory is in the Go heap, and the
-// limit grows by its size (pebbleHeapShare: 900 MiB in all with the
-// defaults), so that it bounds the whole process; a cgo build's Pebble
-// memory comes from the C allocator, outside the limit.
-//
-// The write set alone is most of the heap, so the limit sets how often the
-// collector runs: at 640 MiB the live heap sat at the limit and the
-// collector ran back to back (seven cycles a second); at 804 MiB a replay
-// took about a third less CPU, and its peak RSS stayed under 1 GiB
-// (BENCHMARKS.md). The write set serves a replay's reads of the customers it
-// holds, so memory goes to it rather than to the block cache, which serves
-// only the others (BENCHMARKS.md).
-const (
-	replayBlockCache          = 32 << 20 // --block-cache-mib 0 in a replay
-	replayMemTable            = 32 << 20
-	replayGoMemLimit          = 804 << 20
-	replayFetchBytes          = 16 << 20
-	replayFetchPartitionBytes = 256 << 10
-	// replayFetchMaxWait is how long the broker may hold a replay's fetch
-	// that finds no new data. A replay reads records that are already
-	// there, so it has nothing to wait for; with the client's default of
-	// 5 s, the last partitions of a replay over the embedded broker got a
-	// fetch every 5 s, and the 10,000,000-event benchmark spent 45 of its
-	// 92 s with both cores idle (BENCHMARKS.md).
-	replayFetchMaxWait = 100 * time.Millisecond
-)
-
-// replayFetchOpts are a replay's fetch options: bounded fetches, since the
-// records fetched but not yet merged are most of a replay's heap, and a
-// short wait on the broker.
-func replayFetchOpts() []kgo.Opt {
-	return []kgo.Opt{
-		kgo.FetchMaxBytes(replayFetchBytes), kgo.FetchMaxPartitionBytes(replayFetchPartitionBytes),
-		kgo.MaxConcurrentFetches(2), kgo.FetchMaxWait(replayFetchMaxWait),
-	}
-}
-
-// A replay's commits: it commits when a task's share of --write-set-mib is
-// full, after --commit-records records, or every --commit-interval, which
-// bounds what an interrupted replay does again. Each commit writes every
-// customer changed since the last one, once: the rarer the commits, the
-// fewer the writes (BENCHMARKS.md).
-const (
-	replayCommitRecords  = 2_000_000
-	replayCommitInterval = 10 * time.Second
-	// A replay keeps no decoded cache: its write set serves the reads, and
-	// most hits of a cache were of customers still in the task's pend (the
-	// ones changed last), which lookup reads first; a cache of 10,000
-	// cost more than it saved (BENCHMARKS.md).
-	replayCacheCustomers = 0
-)
-
 // maxBlockCacheMiB bounds --block-cache-mib (64 GiB).
 const maxBlockCacheMiB = 64 << 10
 
@@ -223,7 +164,7 @@ func (f *scorerFlags) blockCache() int64 {
 	case f.blockCacheMiB > 0:
 		return int64(f.blockCacheMiB) << 20
 	case f.bulkLoad:
-		return replayBlockCache
+		return budget.ReplayBlockCacheBytes
 	}
 	return 0
 }
@@ -264,9 +205,9 @@ const (
 
 // memoryPlan divides --memory-limit (or the cgroup's limit) among the
 // consumers of memory, with the flags that override their shares.
-func (f *scorerFlags) memoryPlan() (memorySizes, memoryBudget, error) {
-	b := memoryBudget{
-		PebbleInGoHeap:    pebbleInGoHeap,
+func (f *scorerFlags) memoryPlan() (budget.Sizes, budget.Budget, error) {
+	b := budget.Budget{
+		PebbleInGoHeap:    budget.PebbleInGoHeap,
 		CacheCustomers:    f.cacheCustomers.v,
 		CacheCustomersSet: f.cacheCustomers.set,
 		WriteSetBytes:     int64(f.writeSetMiB) << 20,
@@ -274,20 +215,23 @@ func (f *scorerFlags) memoryPlan() (memorySizes, memoryBudget, error) {
 	}
 	if f.memoryLimit == "" {
 		self, _ := os.ReadFile(selfCgroup) // none: the root's limit
-		n, err := cgroupMemoryLimit(cgroupRoot, self)
+		n, err := budget.CgroupLimit(cgroupRoot, self)
 		if err != nil {
-			return memorySizes{}, b, usagef("--memory-limit: not given, and %v; give it", err)
+			return budget.Sizes{}, b, usagef("--memory-limit: not given, and %v; give it", err)
 		}
 		b.Limit, b.LimitFrom = n, "the cgroup's limit"
 	} else {
-		n, err := parseBytes(f.memoryLimit)
+		n, err := budget.ParseBytes(f.memoryLimit)
 		if err != nil {
-			return memorySizes{}, b, usagef("--memory-limit %v", err)
+			return budget.Sizes{}, b, usagef("--memory-limit %v", err)
 		}
 		b.Limit = n
 	}
 	s, err := b.Plan()
-	return s, b, err
+	if err != nil {
+		return s, b, usageError{err}
+	}
+	return s, b, nil
 }
 
 // optionalInt is an int flag that records whether it was given (on the
@@ -320,7 +264,7 @@ func (o *optionalInt) Set(s string) error {
 // its write set fills.
 const (
 	defaultWriteSetMiB = int(processor.DefaultWriteSetBytes >> 20)
-	replayWriteSetMiB  = 384
+	replayWriteSetMiB  = int(budget.ReplayWriteSetBytes >> 20)
 )
 
 const writeSetUsage = "MiB of changed customers (encoded) held until their task's commit writes them, across all tasks; a task whose share is full of changed customers commits"
@@ -330,7 +274,7 @@ const writeSetUsage = "MiB of changed customers (encoded) held until their task'
 type scorer struct {
 	// mem is the memory budget's sizes (the daemon's; a replay's are its
 	// own): run sets the Go memory limit from it.
-	mem   memorySizes
+	mem   budget.Sizes
 	proc  *processor.Processor
 	store *state.Store
 	reg   *prometheus.Registry
@@ -444,18 +388,18 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	}
 	// A replay's sizes are its flags' (its write set, no decoded cache)
 	// and the processor's defaults.
-	mem := memorySizes{CacheCustomers: f.cacheSize(), WriteSetBytes: int64(f.writeSetMiB) << 20}
+	mem := budget.Sizes{CacheCustomers: f.cacheSize(), WriteSetBytes: int64(f.writeSetMiB) << 20}
 	if !f.bulkLoad {
-		// A replay keeps its own budget (replayGoMemLimit and its sizes).
-		var b memoryBudget
+		// A replay keeps its own budget (budget.ReplayGoLimit and its sizes).
+		var b budget.Budget
 		if mem, b, err = f.memoryPlan(); err != nil {
 			return nil, err
 		}
-		log.Info("memory budget", "limit", formatBytes(b.Limit), "go_limit", formatBytes(mem.GoLimit),
-			"cache_customers", mem.CacheCustomers, "write_set", formatBytes(mem.WriteSetBytes),
-			"block_cache", formatBytes(mem.BlockCacheBytes), "memtable", formatBytes(mem.MemTableBytes),
-			"fetch", formatBytes(mem.FetchBytes), "queues", formatBytes(mem.QueueBytes), "known_ids", formatBytes(mem.KnownIDsBytes))
-		registerBudget(reg, b, mem)
+		log.Info("memory budget", "limit", budget.FormatBytes(b.Limit), "go_limit", budget.FormatBytes(mem.GoLimit),
+			"cache_customers", mem.CacheCustomers, "write_set", budget.FormatBytes(mem.WriteSetBytes),
+			"block_cache", budget.FormatBytes(mem.BlockCacheBytes), "memtable", budget.FormatBytes(mem.MemTableBytes),
+			"fetch", budget.FormatBytes(mem.FetchBytes), "queues", budget.FormatBytes(mem.QueueBytes), "known_ids", budget.FormatBytes(mem.KnownIDsBytes))
+		budget.Register(reg, b, mem)
 	}
 	cfg := processor.Config{
 		AdvertiseURL:       advertise,
@@ -525,7 +469,7 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 	if f.bulkLoad {
 		// A replay's memory is bounded whatever the number of customers
 		// (BENCHMARKS.md).
-		opts.MemTableSize = replayMemTable
+		opts.MemTableSize = budget.ReplayMemTableBytes
 	}
 	s.store, err = state.Open(opts)
 	if err != nil {

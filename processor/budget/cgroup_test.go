@@ -1,4 +1,4 @@
-package main
+package budget
 
 import (
 	"os"
@@ -39,7 +39,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := cgroupMemoryLimit(root, []byte(tc.self))
+			got, err := CgroupLimit(root, []byte(tc.self))
 			if (err != nil) != tc.err || got != tc.want {
 				t.Errorf("got %d, %v; want %d (error %v)", got, err, tc.want, tc.err)
 			}

@@ -1,4 +1,4 @@
-package main
+package budget
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 // (it writes the largest multiple of the page size under 2^63).
 const cgroupUnlimited = 1 << 62
 
-// cgroupMemoryLimit returns the memory limit of the process's cgroup, read
+// CgroupLimit returns the memory limit of the process's cgroup, read
 // under root (the cgroup file system, /sys/fs/cgroup) with the process's
 // cgroup paths from selfCgroup (the contents of /proc/self/cgroup): cgroup
 // v2's memory.max, else v1's memory.limit_in_bytes. It looks in the
@@ -24,7 +24,7 @@ const cgroupUnlimited = 1 << 62
 // container's own cgroup in a container with a cgroup namespace. It
 // returns 0 when there is no limit ("max", or v1's huge value) or no
 // cgroup file system.
-func cgroupMemoryLimit(root string, selfCgroup []byte) (int64, error) {
+func CgroupLimit(root string, selfCgroup []byte) (int64, error) {
 	v2, v1 := cgroupPaths(selfCgroup)
 	candidates := []string{
 		filepath.Join(root, v2, "memory.max"),

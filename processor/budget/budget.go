@@ -1,16 +1,20 @@
-package main
+package budget
 
 import (
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"math"
 	"strconv"
 	"strings"
-	"valora/processor"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// memoryBudget divides a process's memory limit among valora's consumers
+// DefaultWriteSetBytes is the write set of all tasks when neither a limit
+// nor --write-set-mib sizes it (processor.DefaultWriteSetBytes).
+const DefaultWriteSetBytes int64 = 64 << 20
+
+// Budget divides a process's memory limit among valora's consumers
 // of memory. Plan is pure arithmetic: it takes the limit and the sizes the
 // operator fixed (overrides) and returns every size, or an error naming
 // the flags that cannot fit together.
@@ -35,7 +39,7 @@ import (
 // Without a limit, the components take their defaults and the Go limit is
 // their sum: the components are bounds that the live heap rarely reaches
 // all at once, and the limit keeps the heap from doubling past them.
-type memoryBudget struct {
+type Budget struct {
 	// Limit is the process's memory limit in bytes; 0: none. LimitFrom
 	// says where it came from when not from --memory-limit (the cgroup).
 	Limit     int64
@@ -50,15 +54,15 @@ type memoryBudget struct {
 	BlockCacheBytes   int64
 }
 
-// memorySizes are the sizes a budget gives each consumer of memory.
-type memorySizes struct {
+// Sizes are the sizes a budget gives each consumer of memory.
+type Sizes struct {
 	// GoLimit is the Go runtime's soft memory limit
 	// (runtime/debug.SetMemoryLimit).
 	GoLimit int64
 	// CacheCustomers is the decoded cache's capacity (processor.Config;
 	// -1: none).
 	CacheCustomers int
-	// CacheBytes is what CacheCustomers take, by cacheCustomerBytes.
+	// CacheBytes is what CacheCustomers take, by CustomerBytes.
 	CacheBytes      int64
 	WriteSetBytes   int64
 	BlockCacheBytes int64
@@ -75,7 +79,7 @@ type memorySizes struct {
 }
 
 // components returns the sum of the sizes the Go limit must hold.
-func (s memorySizes) components(pebbleInGoHeap bool) int64 {
+func (s Sizes) components(pebbleInGoHeap bool) int64 {
 	n := s.CacheBytes + s.WriteSetBytes + s.FetchBytes + s.QueueBytes + s.KnownIDsBytes + s.WorkingBytes
 	if pebbleInGoHeap {
 		n += s.pebble()
@@ -84,10 +88,11 @@ func (s memorySizes) components(pebbleInGoHeap bool) int64 {
 }
 
 // pebble returns Pebble's memory: the block cache and two memtables.
-func (s memorySizes) pebble() int64 { return s.BlockCacheBytes + 2*s.MemTableBytes }
+func (s Sizes) pebble() int64 { return s.BlockCacheBytes + 2*s.MemTableBytes }
 
-// cacheCustomerBytes is the memory of one customer in the decoded cache.
-const cacheCustomerBytes = processor.CacheCustomerBytes
+// CustomerBytes is the memory one customer takes in the decoded cache
+// (processor.CacheCustomerBytes).
+const CustomerBytes = 768
 
 // The defaults without a limit, and the most any share of a limit takes
 // unless overridden: beyond them the decoded cache gets the memory, since
@@ -99,7 +104,7 @@ const (
 	defaultFetchBytes      = 64 << 20
 	defaultQueueBytes      = 64 << 20
 	defaultKnownIDsBytes   = 64 << 20
-	defaultWriteSetBytes   = int64(defaultWriteSetMiB) << 20
+	defaultWriteSetBytes   = DefaultWriteSetBytes
 	defaultWorkingBytes    = 192 << 20
 )
 
@@ -118,9 +123,9 @@ func overhead(limit int64) int64 { return max(minOverhead, limit/16) }
 
 // Plan returns the sizes for b, or an error naming the flags when the
 // overrides do not fit in the limit.
-func (b memoryBudget) Plan() (memorySizes, error) {
+func (b Budget) Plan() (Sizes, error) {
 	if b.Limit < 0 {
-		return memorySizes{}, fmt.Errorf("--memory-limit %d: must not be negative", b.Limit)
+		return Sizes{}, fmt.Errorf("--memory-limit %d: must not be negative", b.Limit)
 	}
 	if b.Limit == 0 {
 		return b.unlimited(), nil
@@ -130,10 +135,10 @@ func (b memoryBudget) Plan() (memorySizes, error) {
 	// room of a quarter of them.
 	usable := avail * 4 / 5
 	if usable <= 0 {
-		return memorySizes{}, b.tooSmall(memorySizes{}, usable)
+		return Sizes{}, b.tooSmall(Sizes{}, usable)
 	}
 	share := func(frac, lo, hi int64) int64 { return min(hi, max(lo, usable/frac)) }
-	s := memorySizes{
+	s := Sizes{
 		MemTableBytes:   share(32, minMemTableBytes, defaultMemTableBytes),
 		BlockCacheBytes: cmp0(b.BlockCacheBytes, share(8, minBlockCache, defaultBlockCacheBytes)),
 		WriteSetBytes:   cmp0(b.WriteSetBytes, share(16, minShare, defaultWriteSetBytes)),
@@ -148,18 +153,18 @@ func (b memoryBudget) Plan() (memorySizes, error) {
 		s.CacheCustomers = -1
 	case b.CacheCustomersSet:
 		s.CacheCustomers = b.CacheCustomers
-		s.CacheBytes = int64(b.CacheCustomers) * cacheCustomerBytes
+		s.CacheBytes = int64(b.CacheCustomers) * CustomerBytes
 		if s.CacheBytes > rest {
-			return memorySizes{}, b.tooSmall(s, usable)
+			return Sizes{}, b.tooSmall(s, usable)
 		}
 	case rest < minCacheBytes:
-		return memorySizes{}, b.tooSmall(s, usable)
+		return Sizes{}, b.tooSmall(s, usable)
 	default:
-		s.CacheCustomers = int(min(rest/cacheCustomerBytes, math.MaxInt32))
-		s.CacheBytes = int64(s.CacheCustomers) * cacheCustomerBytes
+		s.CacheCustomers = int(min(rest/CustomerBytes, math.MaxInt32))
+		s.CacheBytes = int64(s.CacheCustomers) * CustomerBytes
 	}
 	if rest < 0 {
-		return memorySizes{}, b.tooSmall(s, usable)
+		return Sizes{}, b.tooSmall(s, usable)
 	}
 	s.GoLimit = avail
 	if !b.PebbleInGoHeap {
@@ -170,8 +175,8 @@ func (b memoryBudget) Plan() (memorySizes, error) {
 
 // unlimited returns the default sizes, or the overrides, and a Go limit
 // that holds them.
-func (b memoryBudget) unlimited() memorySizes {
-	s := memorySizes{
+func (b Budget) unlimited() Sizes {
+	s := Sizes{
 		CacheCustomers:  defaultCacheCustomers,
 		BlockCacheBytes: cmp0(b.BlockCacheBytes, defaultBlockCacheBytes),
 		WriteSetBytes:   cmp0(b.WriteSetBytes, defaultWriteSetBytes),
@@ -187,21 +192,21 @@ func (b memoryBudget) unlimited() memorySizes {
 			s.CacheCustomers = -1
 		}
 	}
-	s.CacheBytes = int64(max(0, s.CacheCustomers)) * cacheCustomerBytes
+	s.CacheBytes = int64(max(0, s.CacheCustomers)) * CustomerBytes
 	s.GoLimit = s.components(b.PebbleInGoHeap)
 	return s
 }
 
 // tooSmall names the limit and every override that shares it, and how
 // much the components need.
-func (b memoryBudget) tooSmall(s memorySizes, usable int64) error {
-	limit := "--memory-limit " + formatBytes(b.Limit)
+func (b Budget) tooSmall(s Sizes, usable int64) error {
+	limit := "--memory-limit " + FormatBytes(b.Limit)
 	if b.LimitFrom != "" {
 		limit += " (" + b.LimitFrom + ")"
 	}
 	flags := []string{limit}
 	if b.CacheCustomersSet && b.CacheCustomers > 0 {
-		flags = append(flags, fmt.Sprintf("--cache-customers %d (%s)", b.CacheCustomers, formatBytes(int64(b.CacheCustomers)*cacheCustomerBytes)))
+		flags = append(flags, fmt.Sprintf("--cache-customers %d (%s)", b.CacheCustomers, FormatBytes(int64(b.CacheCustomers)*CustomerBytes)))
 	}
 	if b.WriteSetBytes > 0 {
 		flags = append(flags, "--write-set-mib "+strconv.FormatInt(b.WriteSetBytes>>20, 10))
@@ -210,8 +215,8 @@ func (b memoryBudget) tooSmall(s memorySizes, usable int64) error {
 		flags = append(flags, "--block-cache-mib "+strconv.FormatInt(b.BlockCacheBytes>>20, 10))
 	}
 	need := s.components(true) + max(s.CacheBytes, minCacheBytes)
-	return usageError{fmt.Errorf("%s: do not fit: they need %s for the decoded cache, write set, Pebble, fetches, queues, known-ids filters and commit cycles, and the limit leaves %s for them (the rest is for the runtime and the garbage collector); raise --memory-limit or lower the others",
-		strings.Join(flags, ", "), formatBytes(need), formatBytes(max(0, usable)))}
+	return fmt.Errorf("%s: do not fit: they need %s for the decoded cache, write set, Pebble, fetches, queues, known-ids filters and commit cycles, and the limit leaves %s for them (the rest is for the runtime and the garbage collector); raise --memory-limit or lower the others",
+		strings.Join(flags, ", "), FormatBytes(need), FormatBytes(max(0, usable)))
 }
 
 // cmp0 returns v if it is positive, else def.
@@ -222,10 +227,10 @@ func cmp0(v, def int64) int64 {
 	return def
 }
 
-// parseBytes reads a size: a number of bytes, or a number with a unit,
+// ParseBytes reads a size: a number of bytes, or a number with a unit,
 // binary (KiB, MiB, GiB, TiB, or Ki, Mi, Gi, Ti as Kubernetes writes
 // them) or decimal (kB, MB, GB, TB, or k, M, G, T).
-func parseBytes(s string) (int64, error) {
+func ParseBytes(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	num, unit := s, ""
@@ -254,8 +259,8 @@ var byteUnits = map[string]int64{
 	"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
 }
 
-// formatBytes writes n in the largest binary unit that keeps it readable.
-func formatBytes(n int64) string {
+// FormatBytes writes n in the largest binary unit that keeps it readable.
+func FormatBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return trimFloat(float64(n)/(1<<30)) + "GiB"
@@ -272,9 +277,9 @@ func trimFloat(v float64) string {
 	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
 }
 
-// registerBudget exports the budget's sizes as valora_memory_budget_bytes,
+// Register exports the budget's sizes as valora_memory_budget_bytes,
 // beside valora_memory_bytes (what each component holds).
-func registerBudget(reg prometheus.Registerer, b memoryBudget, s memorySizes) {
+func Register(reg prometheus.Registerer, b Budget, s Sizes) {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "valora_memory_budget_bytes",
 		Help: "The memory budget: the process's limit (process; 0: none), the Go memory limit (go_limit), and the share of each consumer of memory.",

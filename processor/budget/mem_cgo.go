@@ -1,10 +1,10 @@
 //go:build cgo
 
-package main
+package budget
 
 // With cgo, Pebble allocates its block cache and memtables with the C
 // allocator, outside the Go heap: the Go memory limit does not count them.
-func pebbleHeapShare(int64) int64 { return 0 }
+func PebbleHeapShare(int64) int64 { return 0 }
 
-// pebbleInGoHeap: Pebble's memory is outside the Go heap (memoryBudget).
-const pebbleInGoHeap = false
+// PebbleInGoHeap: Pebble's memory is outside the Go heap (Budget).
+const PebbleInGoHeap = false

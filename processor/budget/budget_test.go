@@ -1,4 +1,4 @@
-package main
+package budget
 
 import (
 	"strings"
@@ -26,7 +26,7 @@ func TestMemoryBudgetCombinations(t *testing.T) {
 			for _, ws := range sizes {
 				for _, bc := range sizes {
 					for _, inHeap := range []bool{true, false} {
-						b := memoryBudget{Limit: limit, PebbleInGoHeap: inHeap, CacheCustomers: c.n, CacheCustomersSet: c.set, WriteSetBytes: ws, BlockCacheBytes: bc}
+						b := Budget{Limit: limit, PebbleInGoHeap: inHeap, CacheCustomers: c.n, CacheCustomersSet: c.set, WriteSetBytes: ws, BlockCacheBytes: bc}
 						s, err := b.Plan()
 						if err != nil {
 							refused++
@@ -53,7 +53,7 @@ func TestMemoryBudgetCombinations(t *testing.T) {
 	}
 }
 
-func checkPlan(t *testing.T, b memoryBudget, s memorySizes) {
+func checkPlan(t *testing.T, b Budget, s Sizes) {
 	t.Helper()
 	const MiB = 1 << 20
 	if b.WriteSetBytes > 0 && s.WriteSetBytes != b.WriteSetBytes {
@@ -80,7 +80,7 @@ func checkPlan(t *testing.T, b memoryBudget, s memorySizes) {
 			t.Errorf("%+v: no decoded cache", b)
 		}
 	}
-	if s.CacheBytes != int64(max(0, s.CacheCustomers))*cacheCustomerBytes {
+	if s.CacheBytes != int64(max(0, s.CacheCustomers))*CustomerBytes {
 		t.Errorf("%+v: cache bytes %d for %d customers", b, s.CacheBytes, s.CacheCustomers)
 	}
 	if s.MemTableBytes < minMemTableBytes || s.BlockCacheBytes < minBlockCache || s.WriteSetBytes < minShare ||
@@ -115,17 +115,14 @@ func checkPlan(t *testing.T, b memoryBudget, s memorySizes) {
 // checkRefusal checks that a refused budget names its flags and really
 // does not fit: its overrides and the least shares of the rest exceed
 // what the limit leaves for them.
-func checkRefusal(t *testing.T, b memoryBudget, err error) {
+func checkRefusal(t *testing.T, b Budget, err error) {
 	t.Helper()
 	if b.Limit == 0 {
 		t.Errorf("%+v: refused without a limit: %v", b, err)
 		return
 	}
-	if !isUsage(err) {
-		t.Errorf("%+v: error %v is not a usage error", b, err)
-	}
 	msg := err.Error()
-	want := []string{"--memory-limit " + formatBytes(b.Limit)}
+	want := []string{"--memory-limit " + FormatBytes(b.Limit)}
 	if b.CacheCustomersSet && b.CacheCustomers > 0 {
 		want = append(want, "--cache-customers")
 	}
@@ -144,7 +141,7 @@ func checkRefusal(t *testing.T, b memoryBudget, err error) {
 	need := max(b.WriteSetBytes, minShare) + max(b.BlockCacheBytes, minBlockCache) + 2*minMemTableBytes + 4*minShare
 	switch {
 	case b.CacheCustomersSet && b.CacheCustomers > 0:
-		need += int64(b.CacheCustomers) * cacheCustomerBytes
+		need += int64(b.CacheCustomers) * CustomerBytes
 	case !b.CacheCustomersSet:
 		need += minCacheBytes
 	}
@@ -159,7 +156,7 @@ func checkRefusal(t *testing.T, b memoryBudget, err error) {
 
 func TestMemoryBudgetExamples(t *testing.T) {
 	const MiB, GiB = 1 << 20, 1 << 30
-	s, err := memoryBudget{Limit: GiB, PebbleInGoHeap: true}.Plan()
+	s, err := Budget{Limit: GiB, PebbleInGoHeap: true}.Plan()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,18 +166,18 @@ func TestMemoryBudgetExamples(t *testing.T) {
 	if s.CacheCustomers < 300_000 || s.CacheCustomers > 500_000 {
 		t.Errorf("1GiB: %d customers decoded, want 300,000-500,000", s.CacheCustomers)
 	}
-	cgo, err := memoryBudget{Limit: GiB}.Plan()
+	cgo, err := Budget{Limit: GiB}.Plan()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cgo.GoLimit != s.GoLimit-s.pebble() || cgo.CacheCustomers != s.CacheCustomers {
 		t.Errorf("1GiB with cgo: %+v, want Pebble's %d outside the Go limit of %+v", cgo, s.pebble(), s)
 	}
-	def, _ := memoryBudget{PebbleInGoHeap: true}.Plan()
+	def, _ := Budget{PebbleInGoHeap: true}.Plan()
 	if def.CacheCustomers != defaultCacheCustomers || def.GoLimit > 1536*MiB-overhead(1536*MiB) {
 		t.Errorf("no limit: %+v: want the default cache and a Go limit that keeps the process under 1.5GiB", def)
 	}
-	_, err = memoryBudget{Limit: 256 * MiB, LimitFrom: "the cgroup's", CacheCustomers: 1_000_000, CacheCustomersSet: true, WriteSetBytes: 64 * MiB}.Plan()
+	_, err = Budget{Limit: 256 * MiB, LimitFrom: "the cgroup's", CacheCustomers: 1_000_000, CacheCustomersSet: true, WriteSetBytes: 64 * MiB}.Plan()
 	if err == nil || !strings.Contains(err.Error(), "--memory-limit 256MiB (the cgroup's), --cache-customers 1000000 (732.42MiB), --write-set-mib 64: do not fit") {
 		t.Errorf("256MiB and a million customers: %v", err)
 	}
@@ -189,9 +186,9 @@ func TestMemoryBudgetExamples(t *testing.T) {
 func TestParseBytes(t *testing.T) {
 	f := func(in string, want int64) {
 		t.Helper()
-		got, err := parseBytes(in)
+		got, err := ParseBytes(in)
 		if err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	f("0", 0)
@@ -205,13 +202,13 @@ func TestParseBytes(t *testing.T) {
 	f("2GB", 2e9)
 	f("64KiB", 64<<10)
 	for _, bad := range []string{"", "GiB", "1XB", "-1GiB", "1.2.3MiB", "1e30GiB"} {
-		if v, err := parseBytes(bad); err == nil {
-			t.Errorf("parseBytes(%q) = %d, want an error", bad, v)
+		if v, err := ParseBytes(bad); err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", bad, v)
 		}
 	}
 	for _, n := range []int64{1 << 30, 3 << 29, 512 << 20, 1000} {
-		if got, err := parseBytes(formatBytes(n)); err != nil || got != n {
-			t.Errorf("parseBytes(formatBytes(%d) = %q) = %d, %v", n, formatBytes(n), got, err)
+		if got, err := ParseBytes(FormatBytes(n)); err != nil || got != n {
+			t.Errorf("ParseBytes(FormatBytes(%d) = %q) = %d, %v", n, FormatBytes(n), got, err)
 		}
 	}
 }
