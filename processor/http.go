@@ -3,20 +3,15 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"valora/processor/group"
 	"valora/processor/score"
 	"valora/schemas"
 )
@@ -50,42 +45,11 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 // wedged (stalled), 200 otherwise. It takes p.mu only to list the tasks,
 // and nothing holds p.mu across a wait, so it answers at once.
 func (p *Processor) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	if reason := p.stalled(time.Now()); reason != "" {
+	if reason := p.Stalled(); reason != "" {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": reason})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// stalled returns why the instance is wedged, or "": the poll loop has
-// been handing one poll's records to the tasks, or a task has made no
-// progress (see task.beat), for longer than StallTimeout. An idle instance
-// is not stalled: its poll loop waits for records without handing any,
-// and its tasks tick every CommitInterval.
-func (p *Processor) stalled(now time.Time) string {
-	bound := p.cfg.StallTimeout
-	if at := p.handing.Load(); at != 0 && now.Sub(time.Unix(0, at)) > bound {
-		return fmt.Sprintf("the poll loop has waited %v for a task to take its records (stall timeout %v)",
-			now.Sub(time.Unix(0, at)).Round(time.Second), bound)
-	}
-	p.mu.Lock()
-	var worst time.Duration
-	var part int32
-	for n, t := range p.tasks {
-		if d := now.Sub(time.Unix(0, t.beat.Load())); d > worst {
-			worst, part = d, n
-		}
-	}
-	for t := range p.retiring {
-		if d := now.Sub(time.Unix(0, t.beat.Load())); d > worst {
-			worst, part = d, t.part
-		}
-	}
-	p.mu.Unlock()
-	if worst > bound {
-		return fmt.Sprintf("task %d has made no progress for %v (stall timeout %v)", part, worst.Round(time.Second), bound)
-	}
-	return ""
 }
 
 // serveReady answers /readyz: 200 once this instance has been assigned
@@ -94,41 +58,22 @@ func (p *Processor) stalled(now time.Time) string {
 // reason otherwise.
 func (p *Processor) serveReady(w http.ResponseWriter, _ *http.Request) {
 	select {
-	case <-p.ready:
+	case <-p.Ready():
 	default:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no tasks assigned yet"})
 		return
 	}
-	p.mu.Lock()
-	owned, loading := len(p.tasks), 0
-	for _, t := range p.tasks {
-		if !t.loaded.Load() {
-			loading++
-		}
-	}
-	p.mu.Unlock()
+	owned, loading, brokers := p.Readiness()
 	if loading > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
 			"error": fmt.Sprintf("%d of %d tasks are loading their state", loading, owned), "tasks": owned, "loading": loading})
 		return
 	}
-	if p.listFailing.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"error": "the brokers did not answer the latest offset listing", "tasks": owned})
-		return
-	}
-	if at := p.listedAt.Load(); at == 0 || time.Since(time.Unix(0, at)) > p.readyBrokerAge() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"error": "the brokers have not answered an offset listing recently", "tasks": owned})
+	if brokers != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": brokers.Error(), "tasks": owned})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "tasks": owned})
-}
-
-// readyBrokerAge is how old the last successful offset listing may be for
-// /readyz to report the brokers reachable: a few listing intervals.
-func (p *Processor) readyBrokerAge() time.Duration {
-	return 5*p.endsInterval() + 10*time.Second
 }
 
 // CustomerView is the JSON body of GET /v1/customers/{id}: the customer's
@@ -237,24 +182,16 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "customer id must be 1 to 256 bytes"})
 		return
 	}
-	p.mu.Lock()
-	n := p.partitions
-	var owned bool
-	var part int32
-	if n > 0 {
-		part = p.cfg.InputPartitioner.Partition([]byte(id), n)
-		owned = p.tasks[part] != nil
-	}
-	p.mu.Unlock()
-	if n == 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "processor not started"})
+	part, owned, err := p.TaskOf(id)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
 	if !owned {
 		// Name the owner: the URL its member advertises in the group.
 		body := map[string]any{"error": "customer belongs to a task this instance does not own", "task": part}
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		owner, err := p.ownerOf(ctx, part)
+		owner, err := p.Owner(ctx, part)
 		cancel()
 		switch {
 		case err != nil:
@@ -268,112 +205,20 @@ func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMisdirectedRequest, body)
 		return
 	}
-	val, found, err := p.cfg.Store.GetCustomer(part, []byte(id), nil)
+	c, found, err := p.Customer(part, id)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "read state: " + err.Error()})
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
 	if !found {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown customer"})
 		return
 	}
-	var c schemas.Customer
-	if err := schemas.DecodeCustomer(val, &c); err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "decode state: " + err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, newCustomerView(&c, part, p.policy.Load()))
-}
-
-var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
-
-// PartitionOf returns the partition that Kafka's default partitioner (murmur2
-// of the key, as in the Java client and kgo) gives a record keyed by
-// customerID in a topic of n partitions: the task that owns the customer
-// under the default Config.InputPartitioner, and the partition of the
-// customer's tier changes, which valora produces with that partitioner.
-func PartitionOf(customerID string, n int) int32 {
-	return int32(keyPartitioner.Partition(&kgo.Record{Key: []byte(customerID)}, n))
+	writeJSON(w, http.StatusOK, newCustomerView(c, part, p.Policy()))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// ownerCache maps tasks to the advertised URL of the member that owns them,
-// from DescribeGroups. It is refreshed at most every ownerTTL, and at once
-// when a lookup finds no owner for a task (after a rebalance).
-type ownerCache struct {
-	mu     sync.Mutex
-	adm    *kadm.Client // set by Run
-	at     time.Time
-	byTask map[int32]string
-}
-
-const ownerTTL = 2 * time.Second
-
-// ownerOf returns the advertised URL of the instance that owns task part,
-// or "" when no member advertises one for it.
-func (p *Processor) ownerOf(ctx context.Context, part int32) (string, error) {
-	o := &p.owners
-	o.mu.Lock()
-	if u, ok := o.byTask[part]; ok && time.Since(o.at) < ownerTTL {
-		o.mu.Unlock()
-		return u, nil
-	}
-	adm := o.adm
-	if adm == nil {
-		o.mu.Unlock()
-		return "", errors.New("not connected to the group yet")
-	}
-	if !o.at.IsZero() && time.Since(o.at) < ownerTTL/4 {
-		u := o.byTask[part]
-		o.mu.Unlock()
-		return u, nil // asked just now: do not hammer the coordinator
-	}
-	// Mark the cache as fresh for the time of the call, so that the
-	// lookups that come meanwhile read it instead of asking too; o.mu is
-	// not held across the call.
-	prev := o.at
-	o.at = time.Now()
-	o.mu.Unlock()
-	groups, err := adm.DescribeGroups(ctx, p.cfg.Group)
-	if err == nil {
-		err = groups.Error()
-	}
-	if err != nil {
-		o.mu.Lock()
-		o.at = prev
-		o.mu.Unlock()
-		return "", fmt.Errorf("describe group %s: %w", p.cfg.Group, err)
-	}
-	byTask := map[int32]string{}
-	for _, m := range groups[p.cfg.Group].Members {
-		meta, ok := m.Join.AsConsumer()
-		if !ok {
-			continue
-		}
-		url := group.ParseMemberData(meta.UserData).URL
-		if url == "" {
-			continue
-		}
-		as, ok := m.Assigned.AsConsumer()
-		if !ok {
-			continue
-		}
-		for _, t := range as.Topics {
-			if t.Topic != p.cfg.Topics.Purchases {
-				continue
-			}
-			for _, q := range t.Partitions {
-				byTask[q] = url
-			}
-		}
-	}
-	o.mu.Lock()
-	o.byTask, o.at = byTask, time.Now()
-	o.mu.Unlock()
-	return byTask[part], nil
 }
