@@ -1,80 +1,11 @@
-package processor
+package httpapi
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"valora/processor/score"
 	"valora/schemas"
 )
-
-// Handler serves the HTTP API of this instance:
-//
-//	GET /metrics              Prometheus text format from g
-//	GET /healthz              200 unless the instance is wedged (liveness)
-//	GET /readyz               200 once tasks are assigned and loaded and the brokers answer
-//	GET /v1/customers/{id}    the customer's committed state as JSON
-//
-// A lookup of a customer whose task another instance owns answers 421 with
-// the task, and the owner's advertised URL ("owner", and a Location header
-// with the customer's URL there) when the owner advertises one
-// (Config.AdvertiseURL); otherwise "owner_error" says why not.
-//
-// Errors are JSON objects {"error": "..."}. The customer lookup reads only
-// committed state and is safe to call concurrently with processing; Config.HTTP
-// can turn it off, require a bearer token for it, and caps how many run at once.
-func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", p.serveHealth)
-	mux.HandleFunc("GET /readyz", p.serveReady)
-	mux.Handle("GET /v1/customers/{id}", p.cfg.HTTP.guardLookup(http.HandlerFunc(p.serveCustomer)))
-	mux.HandleFunc("/", notFound)
-	return mux
-}
-
-// serveHealth answers /healthz: 503 with the reason when the instance is
-// wedged (stalled), 200 otherwise. It takes p.mu only to list the tasks,
-// and nothing holds p.mu across a wait, so it answers at once.
-func (p *Processor) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	if reason := p.Stalled(); reason != "" {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": reason})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// serveReady answers /readyz: 200 once this instance has been assigned
-// tasks, every task it owns has loaded its state, and the brokers answered
-// the latest offset listing, within the last readyBrokerAge; 503 with the
-// reason otherwise.
-func (p *Processor) serveReady(w http.ResponseWriter, _ *http.Request) {
-	select {
-	case <-p.Ready():
-	default:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no tasks assigned yet"})
-		return
-	}
-	owned, loading, brokers := p.Readiness()
-	if loading > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
-			"error": fmt.Sprintf("%d of %d tasks are loading their state", loading, owned), "tasks": owned, "loading": loading})
-		return
-	}
-	if brokers != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": brokers.Error(), "tasks": owned})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "tasks": owned})
-}
 
 // CustomerView is the JSON body of GET /v1/customers/{id}: the customer's
 // committed state under the field names of the Avro schemas (snake_case),
@@ -174,51 +105,4 @@ func byChannel(counts []int64) map[string]int64 {
 		}
 	}
 	return m
-}
-
-func (p *Processor) serveCustomer(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if id == "" || len(id) > 256 {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "customer id must be 1 to 256 bytes"})
-		return
-	}
-	part, owned, err := p.TaskOf(id)
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-		return
-	}
-	if !owned {
-		// Name the owner: the URL its member advertises in the group.
-		body := map[string]any{"error": "customer belongs to a task this instance does not own", "task": part}
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		owner, err := p.Owner(ctx, part)
-		cancel()
-		switch {
-		case err != nil:
-			body["owner_error"] = err.Error()
-		case owner != "":
-			body["owner"] = owner
-			w.Header().Set("Location", owner+"/v1/customers/"+url.PathEscape(id))
-		default:
-			body["owner_error"] = "no member of the group advertises an address for this task (--advertise-url)"
-		}
-		writeJSON(w, http.StatusMisdirectedRequest, body)
-		return
-	}
-	c, found, err := p.Customer(part, id)
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-		return
-	}
-	if !found {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown customer"})
-		return
-	}
-	writeJSON(w, http.StatusOK, newCustomerView(c, part, p.Policy()))
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }
