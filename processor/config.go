@@ -228,9 +228,6 @@ type Config struct {
 	// restore and standby readers): a hook that registers metrics per
 	// client must tell the two apart (kprom.WithClientLabel).
 	Hooks []kgo.Hook
-	// HTTP configures the HTTP surface served by Handler (lookup access,
-	// TLS, limits). The zero value is plain HTTP with default limits.
-	HTTP HTTPConfig
 	// AdvertiseURL is the base URL (http or https, host and port, no path)
 	// at which other instances and clients reach this instance's HTTP API,
 	// such as http://valora-0.valora:8080. The instance advertises it to
@@ -486,6 +483,5 @@ func (c *Config) ValidateSettings() error {
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("idle_timeout: %v must not be negative", c.IdleTimeout))
 	}
-	errs = append(errs, c.HTTP.Validate())
 	return errors.Join(errs...)
 }

@@ -170,8 +170,10 @@
 // stops after every task has stopped, since the tasks' last cycles go out
 // through it; a task waits for its round's answer, or for its own kill. Each standby runs one goroutine (followChangelog), started under
 // p.mu and stopped by whoever takes it out of p.standbys, who waits for it
-// after releasing p.mu. HTTP handlers run on the server's goroutines and
-// read atomics, or take p.mu briefly.
+// after releasing p.mu. The HTTP API (package httpapi) calls Stalled,
+// Readiness, TaskOf, Customer, Policy and Owner (status.go) from the HTTP
+// server's goroutines: they read atomics or the store, or take p.mu
+// briefly; only Owner waits on the network, without a lock.
 //
 // Locks, in the order they may nest: Processor.mu (tasks, retiring,
 // standbys, partitions, cancel, killed), then ownerCache.mu (the owners'
@@ -220,7 +222,10 @@
 // filters of known ids), histogram (the histograms the tasks fill in
 // batches) and partition (key to partition, as the producers place keys).
 // The processor supplies them its state as values and functions: the
-// balancer calls warmTasks and setStandbys. Every Kafka client the
+// balancer calls warmTasks and setStandbys. The HTTP API, package
+// httpapi, sits beside the processor rather than below it: it declares the
+// methods it needs (httpapi.Instance, which *Processor implements) and
+// imports neither the processor nor the store; the command wires the two. Every Kafka client the
 // processor creates (the group consumer, the transactional producer, the
 // restore and standby readers, the setup client) is built by clientOpts
 // (clients.go), which says what each role sets and why.

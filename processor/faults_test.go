@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"valora/internal/kafkatest"
+	"valora/processor/httpapi"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -122,7 +123,7 @@ func TestCommitFailsWhileInputIsFull(t *testing.T) {
 		}
 		return errors.New("no task yet")
 	})
-	handler := r.p.Handler(r.reg)
+	handler := httpapi.Handler(r.p, r.reg, nil)
 	kafkatest.Eventually(t, 30*time.Second, func() error {
 		if code := getWithin(t, handler, "/readyz").Code; code != http.StatusOK {
 			return fmt.Errorf("/readyz %d before the fault", code)
@@ -225,7 +226,7 @@ func TestStandbyStoppedWhileStarting(t *testing.T) {
 func TestHealthzReportsStall(t *testing.T) {
 	h := newHarness(t, 1)
 	p := h.idle()
-	handler := p.Handler(nil)
+	handler := httpapi.Handler(p, nil, nil)
 	tk := &task{part: 7}
 	p.tasks[7] = tk
 	now := time.Now()
@@ -268,7 +269,7 @@ func TestBrokerLostUnderBacklog(t *testing.T) {
 		c.ShutdownTimeout = shutdown
 		c.CommitRecords = 200
 	})
-	handler := r.p.Handler(r.reg)
+	handler := httpapi.Handler(r.p, r.reg, nil)
 	kafkatest.Eventually(t, time.Minute, func() error {
 		if got := r.handled(); got == 0 {
 			return errors.New("nothing handled yet")

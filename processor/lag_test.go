@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
@@ -72,22 +71,4 @@ func TestConsumerLagGauges(t *testing.T) {
 	if got := gaugeValue(t, r, "valora_consumer_lag_seconds"); got != 0 {
 		t.Errorf("lag seconds %v after the task stopped", got)
 	}
-}
-
-// TestReadyz checks each condition of /readyz on a processor built by hand
-// (no broker): tasks assigned, every task loaded, the brokers answering.
-func TestReadyz(t *testing.T) {
-	p := lookupProcessor(t, HTTPConfig{})
-	h := p.Handler(prometheus.NewRegistry())
-	get(t, h, "GET", "/readyz", "").is(t, "before assignment", http.StatusServiceUnavailable, "no tasks assigned")
-	close(p.ready)
-	p.tasks = map[int32]*task{0: {}, 1: {}}
-	p.tasks[0].loaded.Store(true)
-	get(t, h, "GET", "/readyz", "").is(t, "one task loading", http.StatusServiceUnavailable, "1 of 2 tasks are loading")
-	p.tasks[1].loaded.Store(true)
-	get(t, h, "GET", "/readyz", "").is(t, "no listing yet", http.StatusServiceUnavailable, "brokers have not answered")
-	p.listedAt.Store(time.Now().Add(-time.Hour).UnixNano())
-	get(t, h, "GET", "/readyz", "").is(t, "stale listing", http.StatusServiceUnavailable, "brokers have not answered")
-	p.listedAt.Store(time.Now().UnixNano())
-	get(t, h, "GET", "/readyz", "").is(t, "ready", http.StatusOK, "")
 }

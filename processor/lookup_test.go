@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/kafkatest"
+	"valora/processor/httpapi"
 	"valora/schemas"
 )
 
@@ -32,7 +33,7 @@ func TestLookupAnyInstance(t *testing.T) {
 		srv := httptest.NewUnstartedServer(nil)
 		url := "http://" + srv.Listener.Addr().String()
 		r := h.start(t.TempDir(), group, func(c *Config) { c.AdvertiseURL = url })
-		srv.Config.Handler = r.p.Handler(r.reg)
+		srv.Config.Handler = httpapi.Handler(r.p, r.reg, nil)
 		srv.Start()
 		t.Cleanup(srv.Close)
 		insts = append(insts, &inst{r, srv})

@@ -13,6 +13,7 @@ import (
 
 	"valora/internal/kafkatest"
 	"valora/processor/clv"
+	"valora/processor/httpapi"
 	"valora/processor/score"
 	"valora/schemas"
 )
@@ -184,7 +185,7 @@ func TestModelsEndToEnd(t *testing.T) {
 
 	// The HTTP lookup shows the model values at the last evaluation.
 	w := httptest.NewRecorder()
-	r.p.Handler(r.reg).ServeHTTP(w, httptest.NewRequest("GET", "/v1/customers/buyer", nil))
+	httpapi.Handler(r.p, r.reg, nil).ServeHTTP(w, httptest.NewRequest("GET", "/v1/customers/buyer", nil))
 	var view struct {
 		EvaluatedAt       int64    `json:"evaluated_at"`
 		PAlive            *float64 `json:"p_alive"`

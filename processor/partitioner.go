@@ -3,6 +3,8 @@ package processor
 import (
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"valora/processor/partition"
 )
 
@@ -31,4 +33,15 @@ func validatePartitioner(p Partitioner) error {
 	}
 	return fmt.Errorf("input_partitioner: %q is not one of %s, %s (how the producers of the input topics partition by key)",
 		p, PartitionerMurmur2, PartitionerCRC32)
+}
+
+var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
+
+// PartitionOf returns the partition that Kafka's default partitioner (murmur2
+// of the key, as in the Java client and kgo) gives a record keyed by
+// customerID in a topic of n partitions: the task that owns the customer
+// under the default Config.InputPartitioner, and the partition of the
+// customer's tier changes, which valora produces with that partitioner.
+func PartitionOf(customerID string, n int) int32 {
+	return int32(keyPartitioner.Partition(&kgo.Record{Key: []byte(customerID)}, n))
 }

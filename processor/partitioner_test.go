@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/kafkatest"
+	"valora/processor/httpapi"
 	"valora/schemas"
 )
 
@@ -143,7 +144,7 @@ func TestCRC32ProducedInputs(t *testing.T) {
 		if applied, dead := sumCounter(r.p.m.applied), sumCounter(r.p.m.deadLettered); applied != float64(len(recs)) || dead != 0 {
 			t.Fatalf("applied %v, dead-lettered %v; want all %d applied", applied, dead, len(recs))
 		}
-		srv := httptest.NewServer(r.p.Handler(r.reg))
+		srv := httptest.NewServer(httpapi.Handler(r.p, r.reg, nil))
 		defer srv.Close()
 		for _, id := range ids {
 			resp, err := http.Get(srv.URL + "/v1/customers/" + id)

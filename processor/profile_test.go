@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"valora/internal/kafkatest"
+	"valora/processor/httpapi"
 	"valora/schemas"
 )
 
@@ -66,7 +67,7 @@ func testProfiles(t *testing.T, cache int) {
 	h := newHarness(t, 2)
 	h.topics.Profiles = kafkatest.Name(t, "profiles") // valora creates it
 	r := h.start(t.TempDir(), kafkatest.Name(t, "g"), func(c *Config) { c.CacheCustomers = cache })
-	srv := httptest.NewServer(r.p.Handler(r.reg))
+	srv := httptest.NewServer(httpapi.Handler(r.p, r.reg, nil))
 	t.Cleanup(srv.Close)
 	cat := func(s string) *string { return &s }
 	sat := func(v int32) *int32 { return &v }

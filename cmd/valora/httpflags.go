@@ -3,12 +3,12 @@ package main
 import (
 	"flag"
 
-	"valora/processor"
+	"valora/processor/httpapi"
 )
 
 // httpFlags are the flags of the HTTP surface beyond its address
 // (--http-addr): TLS, who may read customers. The server's timeouts and
-// limits are processor.HTTPConfig's defaults.
+// limits are httpapi.Config's defaults.
 type httpFlags struct {
 	certFile  string
 	keyFile   string
@@ -23,10 +23,9 @@ func (h *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.tokenFile, "http-token-file", "", "`file` holding a bearer token that the customer lookup requires (Authorization: Bearer <token>); /metrics, /healthz and /readyz stay open")
 }
 
-// config returns the HTTP config; processor.Config.ValidateSettings checks
-// the files.
-func (h *httpFlags) config() (processor.HTTPConfig, error) {
-	c := processor.HTTPConfig{CertFile: h.certFile, KeyFile: h.keyFile, TokenFile: h.tokenFile}
+// config returns the HTTP config; its Validate checks the files.
+func (h *httpFlags) config() (httpapi.Config, error) {
+	c := httpapi.Config{CertFile: h.certFile, KeyFile: h.keyFile, TokenFile: h.tokenFile}
 	switch h.lookup {
 	case "on":
 	case "off":

@@ -16,7 +16,10 @@ import (
 // library packages, calibrate over txcsv and the scoring packages, the
 // processor over its changelog package, which knows only the store, and
 // over its group protocol and data structures (leaves), which know nothing
-// of the project, and no library package reaching back. It reads the
+// of the project, and no library package reaching back. The HTTP API
+// (httpapi) sits beside the processor: it knows the processor only as the
+// interface it declares, the commands wire the two, and the processor does
+// not know it. It reads the
 // import lists of the packages' non-test files, so it needs no build and
 // no network.
 func TestImportDirection(t *testing.T) {
@@ -36,6 +39,7 @@ func TestImportDirection(t *testing.T) {
 		{"valora/processor/txcsv", "valora/processor"},
 		{"valora/processor/changelog", "valora/processor"},
 		{"valora/processor/changelog", "valora/cmd/..."},
+		{"valora/processor", "valora/processor/httpapi"},
 	} {
 		for pkg := range deps {
 			if !matchPkg(rule.from, pkg) {
@@ -49,7 +53,8 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 	// Direct imports: the changelog package builds on the store (and the
-	// schemas) only, and the commands reach it through the processor.
+	// schemas) only, and the commands reach it through the processor; the
+	// HTTP API needs only the customer and the policy's profile of it.
 	for _, rule := range []struct {
 		from    string
 		allowed []string
@@ -58,6 +63,7 @@ func TestImportDirection(t *testing.T) {
 		// The memory budget is arithmetic over sizes: cmd plans it, the
 		// processor takes its sizes.
 		{"valora/processor/budget", nil},
+		{"valora/processor/httpapi", []string{"valora/processor/score", "valora/schemas"}},
 	} {
 		for _, dep := range deps[rule.from] {
 			if !slices.Contains(rule.allowed, dep) {
@@ -88,7 +94,8 @@ func TestImportDirection(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range append([]string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/processor/changelog", "valora/processor/budget", "valora/cmd/valora"}, leaves...) {
+	for _, want := range append([]string{"valora/processor/txcsv", "valora/processor/calibrate", "valora/processor/changelog",
+		"valora/processor/budget", "valora/processor/httpapi", "valora/cmd/valora"}, leaves...) {
 		if _, ok := deps[want]; !ok {
 			t.Errorf("package %s not found under %s", want, root)
 		}
@@ -97,6 +104,9 @@ func TestImportDirection(t *testing.T) {
 		if !slices.Contains(deps["valora/processor"], leaf) {
 			t.Errorf("valora/processor does not import %s: the rules above check nothing", leaf)
 		}
+	}
+	if !slices.Contains(deps["valora/cmd/valora"], "valora/processor/httpapi") || !slices.Contains(deps["valora/cmd/valora"], "valora/processor") {
+		t.Error("valora/cmd/valora does not wire valora/processor/httpapi to valora/processor: the rules above check nothing")
 	}
 	if !reachable(deps, "valora/processor/calibrate", "valora/processor/txcsv") {
 		t.Error("valora/processor/calibrate does not import valora/processor/txcsv: the rules above check nothing")

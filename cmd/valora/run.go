@@ -25,6 +25,7 @@ import (
 
 	"valora/processor"
 	"valora/processor/budget"
+	"valora/processor/httpapi"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -431,13 +432,12 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 		Registerer:         reg,
 		ClientOpts:         []kgo.Opt{kgo.WithLogger(kslogAdapter{log})},
 		Hooks:              []kgo.Hook{kp},
-		HTTP:               httpCfg,
 	}
 	for _, fn := range tune {
 		fn(&cfg)
 	}
 	// A bad flag stops us before any file or socket is touched.
-	if err := cfg.ValidateSettings(); err != nil {
+	if err := errors.Join(cfg.ValidateSettings(), httpCfg.Validate()); err != nil {
 		return nil, usageError{err}
 	}
 	if f.stateDir == "" {
@@ -488,8 +488,8 @@ func newScorer(ctx context.Context, f *scorerFlags, log *slog.Logger, tune ...fu
 			s.store.Close()
 			return nil, fmt.Errorf("--http-addr %s: %w", f.httpAddr, err)
 		}
-		s.srv = cfg.HTTP.Server(s.proc.Handler(reg))
-		s.ln = cfg.HTTP.Listener(s.srv, s.ln)
+		s.srv = httpCfg.Server(httpapi.Handler(s.proc, reg, &httpCfg))
+		s.ln = httpCfg.Listener(s.srv, s.ln)
 	}
 	return s, nil
 }

@@ -1,4 +1,4 @@
-package processor
+package httpapi
 
 import (
 	"crypto/sha256"
@@ -14,11 +14,11 @@ import (
 	"time"
 )
 
-// HTTPConfig configures the HTTP surface of an instance (see Handler): who
-// may read customers, TLS, and the server's limits. The zero value serves
-// plain HTTP with the customer lookup open to anyone who can reach the
-// port, and the default limits.
-type HTTPConfig struct {
+// Config configures the HTTP API of an instance (see Handler): who may
+// read customers, TLS, and the server's limits. The zero value serves plain
+// HTTP with the customer lookup open to anyone who can reach the port, and
+// the default limits. Validate it before Handler and Server use it.
+type Config struct {
 	// CertFile and KeyFile, both or neither, serve HTTPS with this PEM
 	// certificate and key (flags --http-tls-cert, --http-tls-key). The
 	// files are read again when the certificate file changes, so a renewed
@@ -48,9 +48,12 @@ type HTTPConfig struct {
 	tokenSum *[sha256.Size]byte
 	// cert serves the certificate, set by Validate.
 	cert *certReloader
+	// validated is set by a Validate that found no fault: Handler and
+	// Server refuse a config whose token and certificate were not read.
+	validated bool
 }
 
-func (c *HTTPConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = 5 * time.Second
 	}
@@ -74,7 +77,7 @@ func (c *HTTPConfig) setDefaults() {
 // Validate applies defaults, checks every field and reads the token file
 // and the certificate, so that a bad file stops the program at start. Each
 // error names the field (http_tls_cert for --http-tls-cert, and so on).
-func (c *HTTPConfig) Validate() error {
+func (c *Config) Validate() error {
 	c.setDefaults()
 	var errs []error
 	switch {
@@ -124,17 +127,21 @@ func (c *HTTPConfig) Validate() error {
 	if c.MaxConcurrentLookups < 0 {
 		errs = append(errs, fmt.Errorf("http_max_concurrent_lookups: %d must be positive", c.MaxConcurrentLookups))
 	}
+	c.validated = len(errs) == 0
 	return errors.Join(errs...)
 }
 
 // TLS reports whether the server speaks HTTPS.
-func (c *HTTPConfig) TLS() bool { return c.CertFile != "" }
+func (c *Config) TLS() bool { return c.CertFile != "" }
 
 // Server returns an http.Server for h with the configured limits and, with
-// a certificate, its TLS config. Call Validate first; serve it with
-// Serve(c.Listener(ln)).
-func (c *HTTPConfig) Server(h http.Handler) *http.Server {
-	c.setDefaults()
+// a certificate, its TLS config. Serve it with Serve(c.Listener(srv, ln)).
+// It panics when Validate has not accepted c, rather than serve plain HTTP
+// in place of HTTPS.
+func (c *Config) Server(h http.Handler) *http.Server {
+	if !c.validated {
+		panic("httpapi: Server with a Config that Validate has not accepted")
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
@@ -155,7 +162,7 @@ func (c *HTTPConfig) Server(h http.Handler) *http.Server {
 
 // Listener wraps ln in TLS when the server speaks HTTPS (srv is what Server
 // returned), and returns ln otherwise.
-func (c *HTTPConfig) Listener(srv *http.Server, ln net.Listener) net.Listener {
+func (c *Config) Listener(srv *http.Server, ln net.Listener) net.Listener {
 	if srv.TLSConfig == nil {
 		return ln
 	}
@@ -165,7 +172,7 @@ func (c *HTTPConfig) Listener(srv *http.Server, ln net.Listener) net.Listener {
 // guardLookup applies the lookup settings in front of next: off (403),
 // bearer token (401), concurrency cap (503). Every answer is JSON and is not
 // cached. It works on a copy of c.
-func (c HTTPConfig) guardLookup(next http.Handler) http.Handler {
+func (c Config) guardLookup(next http.Handler) http.Handler {
 	c.setDefaults()
 	slots := make(chan struct{}, c.MaxConcurrentLookups)
 	disabled, want := c.DisableLookup, c.tokenSum
@@ -214,19 +221,6 @@ func bearerToken(r *http.Request) (string, bool) {
 	}
 	tok = strings.TrimSpace(tok)
 	return tok, tok != ""
-}
-
-// notFound answers every request that no route matches, in JSON: 405 for a
-// known path with another method, 404 otherwise.
-func notFound(w http.ResponseWriter, r *http.Request) {
-	switch p := r.URL.Path; {
-	case p == "/metrics" || p == "/healthz" || p == "/readyz" || strings.HasPrefix(p, "/v1/customers/"):
-		w.Header().Set("Allow", "GET, HEAD")
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed; use GET"})
-	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{
-			"error": "no such endpoint; there are /metrics, /healthz, /readyz and /v1/customers/{id}"})
-	}
 }
 
 // certReloader serves a certificate and loads it again when the
