@@ -20,8 +20,8 @@ import (
 	"valora/state"
 )
 
-const calibrateSummary = `Fit BG/NBD (or MBG/NBD), Gamma-Gamma and the RFM score boundaries over a
-customer base, print a report, and write a new policy with those boundaries and
+const calibrateSummary = `Fit BG/NBD (or MBG/NBD or Pareto/NBD), Gamma-Gamma and the RFM score
+boundaries over a customer base, print a report, and write a new policy with those boundaries and
 a new policy_version.
 
 The input is a whole state directory (--state-dir, opened read-only; not the

@@ -77,7 +77,7 @@ type replayFlags struct {
 
 func (f *replayFlags) register(fs *flag.FlagSet) {
 	s := &f.scorer
-	fs.StringVar(&s.brokers, "brokers", "localhost:9092", "comma-separated Kafka bootstrap brokers")
+	fs.StringVar(&s.brokers, "brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers")
 	fs.StringVar(&s.stateDir, "state-dir", "", "a NEW state directory for the rebuilt state (or the directory of an interrupted replay, to resume it)")
 	fs.StringVar(&s.group, "group", "", "consumer group of the replay (default: valora-replay- and a hash of the state directory)")
 	fs.StringVar(&s.policy, "policy", "", "policy file (default: the built-in policy)")
