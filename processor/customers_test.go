@@ -314,3 +314,56 @@ func checkStore(t *testing.T, op int, st *state.Store, part int32, m *custModel)
 		t.Fatalf("op %d: timer index %v, want %v", op, timers, want)
 	}
 }
+
+// BenchmarkCustomers measures a record's path through customers: the
+// lookup of one of 100,000 customers and its change, with pend encoded into
+// the write set every pendMax customers and a commit every 20,000 changes,
+// with the decoded cache holding them all (the daemon's) and with none (a
+// replay's, whose write set keeps the clean customers).
+func BenchmarkCustomers(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		cache     int
+		keepClean bool
+	}{{"cache", 100_000, false}, {"no-cache", 0, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			st, err := state.Open(state.Options{Dir: b.TempDir(), CacheSize: 8 << 20, MemTableSize: 4 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			cs := newCustomers(st, 0, bc.cache, 1<<30, 0)
+			cs.loaded(bc.keepClean) // an empty store: complete while clean customers stay
+			ids := make([]string, 100_000)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("customer-%07d", i)
+			}
+			clock := uint64(1)
+			change := func(i int) {
+				c, _, err := cs.get(ids[(i*7919)%len(ids)], clock)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Purchases++
+				if err := cs.changed(c, int64(i), clock); err != nil {
+					b.Fatal(err)
+				}
+				if i%20_000 == 0 {
+					if err := cs.encodePending(clock); err != nil {
+						b.Fatal(err)
+					}
+					cs.committed(bc.keepClean)
+					clock++
+				}
+			}
+			for i := range 2 * len(ids) {
+				change(i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				change(i)
+			}
+		})
+	}
+}
