@@ -17,8 +17,9 @@ import (
 // (decoded customers changed since they were last encoded, so that a
 // customer changed by several records in a row is encoded once), cache
 // (decoded customers, so that a customer in use is not decoded again) and
-// ws (encoded customers changed since the last commit, which waits for
-// them, and clean ones while there is room, which spare store reads);
+// ws (encoded in a pointer-free arena: the customers changed since the
+// last commit, until the commit writes them, and clean ones while there is
+// room, which spare store reads);
 // else there is none if erased holds id (the store keeps an erased
 // customer until the commit deletes it) or if ws is complete or known
 // says id was never stored (both spare a store read that would find
