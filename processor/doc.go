@@ -25,9 +25,11 @@
 // fetched records over a channel, and a rebalance waits (BlockRebalanceOnPoll)
 // until revoked tasks have drained what they were given and committed.
 //
-// A task finds a customer in pend (changed customers not yet encoded), its
-// decoded cache, its write set, and only then the store. Its load scans
-// the partition's customers once (for the gauges, the cache and the timer
+// A task's customers (customers.go) are found in pend (changed customers
+// not yet encoded), its decoded cache, its write set, and only then the
+// store; the type's doc comment states the one invariant that places a
+// customer's current value in these layers. A task's load scans the
+// partition's customers once (for the gauges, the cache and the timer
 // index) and records every id in a Bloom filter (package knownids), to
 // which it adds every customer it creates: a lookup the filter answers
 // "absent" is a new customer, and skips the store read that would find

@@ -66,12 +66,10 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 // path.
 func (t *task) publishMemory() {
 	var now [numMem]int64
-	now[memDecodedCache] = int64(t.cache.Len()) * CacheCustomerBytes
-	now[memWriteSet] = int64(t.ws.bytes())
+	now[memDecodedCache], now[memWriteSet], now[memKnownIDs] = t.custs.memory()
 	for _, b := range t.qBytes {
 		now[memInputQueues] += int64(b)
 	}
-	now[memKnownIDs] = int64(t.known.Bytes())
 	for i, v := range now {
 		if d := v - t.shownMem[i]; d != 0 {
 			t.p.mem[i].Add(d)

@@ -18,7 +18,6 @@ import (
 	"valora/processor/changelog"
 	"valora/processor/clv"
 	"valora/processor/histogram"
-	"valora/processor/knownids"
 	"valora/processor/score"
 	"valora/schemas"
 	"valora/state"
@@ -68,7 +67,7 @@ const (
 // talks to it through in, stopc, dead and done, and reads beat.
 //
 // Invariant: every record the task has handled since its last commit is
-// reflected in pend and ws (the changed customers), outputs and pos;
+// reflected in custs (the changed customers), outputs and pos;
 // commit sends the outputs, one changelog record per changed customer and a
 // checkpoint of pos to Kafka (in exactly-once mode in a transaction of the instance's committer), and
 // only once Kafka has them makes the customers, positions and changelog
@@ -123,34 +122,9 @@ type task struct {
 	// task waits on something that does not answer (/healthz).
 	beat atomic.Int64
 
-	// cache holds decoded customers, clean or changed: a cached customer
-	// is the current one (records change the cached object in place, and
-	// changed puts a changed one in the cache). ws holds every customer
-	// changed since the last commit, encoded, until commit writes them
-	// (those in pend are encoded there later), and in a replay clean ones
-	// too (writeset.go); wsMax is the task's share of Config.WriteSetBytes,
-	// past which it commits.
-	cache    *state.Cache[*cust]
-	cacheCap int
-	ws       writeSet
-	wsMax    int
-	// spare holds customers nothing else refers to, for lookup to decode
-	// into (cachePut, encodePending, spareCustomer).
-	spare []*cust
-	// evicted holds customers the cache evicted while pend held them:
-	// encodePending moves them to spare once it has encoded them.
-	evicted []*cust
-	// pend holds the customers changed since they were last encoded into
-	// ws (at most pendMax; commit encodes them all first): a customer
-	// changed by several records in a row is encoded once. While a
-	// customer is in pend, its encoding in ws (if any) is stale.
-	pend map[string]pendCustomer
-	// erased holds the customers erased since the last commit, with the
-	// due time of the timer index entry the store holds for each (0:
-	// none). Commit deletes them from the store and writes a changelog
-	// tombstone for each, before it writes ws (a customer erased and
-	// then seen again in the same cycle is a new customer).
-	erased map[string]int64
+	// custs holds the task's customers: where each one's current value is
+	// (customers.go).
+	custs customers
 	// outputs are the cycle's records for the output and dead-letter
 	// topics, reused from cycle to cycle.
 	outputs outputs
@@ -231,10 +205,6 @@ type task struct {
 	prBuf    score.ProfileBuf
 	prCust   schemas.Customer
 	profiles int
-	// hits and misses count the cycle's lookups served from memory and
-	// from the store, added to the counters at commit.
-	hits, misses int
-
 	// per-task gauge contributions, removed when the task stops; shown*
 	// are the parts already added to the gauges (publishCounts).
 	tiers, shownTiers   map[string]float64
@@ -244,10 +214,6 @@ type task struct {
 	// shownMem is the task's part of Processor.mem (publishMemory).
 	shownMem              [numMem]int64
 	treated, shownTreated map[string]float64
-
-	// known holds every customer id the partition's store may hold (see
-	// package knownids): lookup reads the store only for those.
-	known *knownids.Filter
 
 	// fatal is set when the store fails under a lookup: the task stops
 	// without committing, so nothing half-applied becomes durable.
@@ -265,7 +231,6 @@ type task struct {
 	// reads the clock.
 	futureBound int64
 
-	buf   []byte
 	batch *state.Batch
 }
 
@@ -289,14 +254,8 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		stopc:        make(chan struct{}),
 		done:         make(chan struct{}),
 		dead:         make(chan struct{}),
-		cache:        state.NewCache[*cust](capacity),
-		known:        knownids.New(int(min(p.cfg.KnownIDsBytes/int64(max(1, p.partitions)), math.MaxInt32))),
-		cacheCap:     capacity,
-		ws:           newWriteSet(wsMax),
-		pend:         make(map[string]pendCustomer),
-		wsMax:        wsMax,
+		custs:        newCustomers(p.cfg.Store, part, capacity, wsMax, int(min(p.cfg.KnownIDsBytes/int64(max(1, p.partitions)), math.MaxInt32))),
 		qMaxBytes:    qMaxBytes,
-		erased:       make(map[string]int64),
 		next:         make(map[string]int64, 2),
 		dlq:          make(map[[2]string]int),
 		changes:      make(map[[3]string]int),
@@ -442,7 +401,7 @@ func (t *task) run() {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
 			}
-			if pol := t.p.policy.Load(); pol != t.pol && !t.hasChanged() && !t.killed() {
+			if pol := t.p.policy.Load(); pol != t.pol && !t.custs.hasChanged() && !t.killed() {
 				if err := t.switchPolicy(pol); err != nil {
 					t.p.fail(fmt.Errorf("task %d: switch policy: %w", t.part, err))
 					return
@@ -507,14 +466,12 @@ func (t *task) load() error {
 		rb = t.newTimerRebuild(digest)
 	}
 	stored := 0
-	var known []uint64
 	err = store.ScanCustomers(t.part, func(id, value []byte) error {
 		stored++
 		c := new(cust)
 		if err := schemas.DecodeCustomer(value, &c.Customer); err != nil {
 			return fmt.Errorf("decode customer in task %d: %w", t.part, err)
 		}
-		known = append(known, t.known.Hash(c.CustomerID))
 		t.count(&c.Customer, 1)
 		if rb != nil {
 			if err := rb.add(&c.Customer); err != nil {
@@ -523,9 +480,7 @@ func (t *task) load() error {
 		} else if c.TimerAt != 0 {
 			t.clk.pending++
 		}
-		if t.cache.Len() < t.cacheCap {
-			t.cache.Put(c.CustomerID, c)
-		}
+		t.custs.scanned(c)
 		return nil
 	})
 	if err != nil {
@@ -536,17 +491,11 @@ func (t *task) load() error {
 			return err
 		}
 	}
-	t.known.Reserve(2 * stored)
-	for _, h := range known {
-		t.known.Add(h)
-	}
+	// A replay's write set keeps every customer put into it until a
+	// commit drops some: from an empty store it is complete.
+	t.custs.loaded(t.strict && stored == 0)
 	t.p.m.timersPending.Add(float64(t.clk.pending))
 	t.publishCounts()
-	// A replay's write set keeps every customer put into it until a
-	// commit drops some: from an empty store, while it is complete, a
-	// customer in neither the cache, pend nor ws is new, and lookup need
-	// not ask the store.
-	t.ws.complete = t.strict && stored == 0
 	return t.advance(t.st)
 }
 
@@ -650,24 +599,14 @@ func (t *task) handle(f fetched) error {
 }
 
 // full reports whether the cycle must commit now: CommitRecords records are
-// pending, or the write set holds its share of WriteSetBytes and cannot
-// make room without a commit (writeSet.makeRoom: a replay's set drops clean
-// customers, and any set the bytes its moved entries left, as long as the
-// changed customers leave room). The customers in pend count at pendEntryBytes each:
-// the commit encodes them into the write set, and a task whose changed
-// customers all fit in pend would otherwise never see its set fill.
+// pending, or the changed customers fill the task's share of WriteSetBytes
+// (customers.full).
 func (t *task) full() bool {
 	if t.pending >= t.p.cfg.CommitRecords {
 		return true
 	}
-	pend := pendEntryBytes * len(t.pend)
-	return t.ws.bytes()+pend >= t.wsMax && !t.ws.makeRoom(t.wsMax-pend)
+	return t.custs.full()
 }
-
-// pendEntryBytes is what a customer in pend is counted for against the
-// write set's share: about what its entry will take there (header, id,
-// encoding, room to grow) and the dirty overhead.
-const pendEntryBytes = 256 + wsDirtyOverhead
 
 // step applies one decoded record: it moves stream time to the record's
 // event time first (firing the timers due before it), counts it late when
@@ -1078,87 +1017,16 @@ func (t *task) refreshFutureBound() int64 {
 	return t.futureBound
 }
 
-// lookup returns the customer for id from the cache, the write set, or the
-// store, or a new customer. A new customer enters the write set only when an
-// event applies to it (see changed). It returns nil and sets t.fatal if the
-// store fails.
+// lookup returns the current customer id, or a new customer
+// (customers.get). It returns nil and sets t.fatal if the store fails.
 func (t *task) lookup(id string) (c *cust, isNew bool) {
-	// pend first: small, and it holds the customers changed last (the
-	// cache holds the same object for any of them it holds).
-	if p, ok := t.pend[id]; ok {
-		t.hits++
-		return p.c, false
-	}
-	if c, ok := t.cache.Get([]byte(id)); ok {
-		t.hits++
-		return c, false
-	}
-	if enc, slot, ok := t.ws.get(id); ok {
-		t.hits++
-		c = t.spareCustomer()
-		if err := schemas.DecodeCustomer(enc, &c.Customer); err != nil {
-			t.fatal = fmt.Errorf("decode changed customer: %w", err)
-			return nil, false
-		}
-		if slot >= 0 {
-			c.slot, c.cycle = slot, t.clk.cycle
-		}
-		t.cachePut(c)
-		return c, false
-	}
-	if _, gone := t.erased[id]; gone {
-		// Erased in this cycle: the store still holds the old customer
-		// until the commit deletes it.
-		return newCust(id), true
-	}
-	h := t.known.Hash(id)
-	if t.ws.complete || !t.known.MayContain(h) {
-		// Not in the store: every customer it holds is in the write set
-		// while that is complete (an erased one is in neither, once its
-		// commit deleted it), and in known always.
-		return t.created(id, h), true
-	}
-	t.misses++
-	val, found, err := t.p.cfg.Store.GetCustomer(t.part, []byte(id), t.buf[:0])
+	c, isNew, err := t.custs.get(id, t.clk.cycle)
 	if err != nil {
-		t.fatal = fmt.Errorf("read customer: %w", err)
+		t.fatal = err
 		return nil, false
 	}
-	if !found {
-		return t.created(id, h), true
-	}
-	t.buf = val
-	c = t.spareCustomer()
-	if err := schemas.DecodeCustomer(val, &c.Customer); err != nil {
-		t.fatal = fmt.Errorf("decode stored customer: %w", err)
-		return nil, false
-	}
-	return c, false
+	return c, isNew
 }
-
-// cust is a customer as a task holds it decoded (in its cache, pend and
-// spare list): its state and, while it is dirty, its place in the timer
-// clock's dues, slot, valid in the clock's cycle only. A customer decoded
-// from a dirty write-set entry gets the place the entry keeps.
-type cust struct {
-	schemas.Customer
-	slot  int32
-	cycle uint64
-	// value is the models' evaluation of the customer at its EvaluatedAt
-	// when valued is set (the Outcome of its last evaluation was Valued),
-	// so that its profile need not evaluate them again.
-	value  clv.Value
-	valued bool
-}
-
-// created returns a new customer id (whose hash in known is h), which
-// known records first: the commit may write it to the store.
-func (t *task) created(id string, h uint64) *cust {
-	t.known.Add(h)
-	return newCust(id)
-}
-
-func newCust(id string) *cust { return &cust{Customer: schemas.Customer{CustomerID: id}} }
 
 // schedule records c's deadline after a change (0: none) in the timer
 // clock, by the place c keeps if it is valid in this cycle: a lookup in
@@ -1172,23 +1040,18 @@ func (t *task) schedule(c *cust, at int64) {
 	c.slot, c.cycle = t.clk.schedule(c.CustomerID, at), t.clk.cycle
 }
 
-// changed records c as changed (in pend, with its new deadline as TimerAt,
-// and in the cache) and, if a derived field moved, the TierChange output
-// and the gauges.
+// changed records c as changed (customers.changed, with its new deadline
+// as TimerAt) and, if a derived field moved, the TierChange output and the
+// gauges.
 func (t *task) changed(cs *cust, isNew bool, o score.Outcome, cause schemas.Cause, at int64) {
 	c := &cs.Customer
 	cs.valued, cs.value = o.Valued, o.Value
 	due := t.pol.NextDeadline(c)
 	t.schedule(cs, due)
-	if _, ok := t.pend[c.CustomerID]; !ok {
-		if len(t.pend) >= pendMax {
-			t.encodePending()
-		}
-		// The stored entry's, unless c is in ws already (ws keeps its own).
-		t.pend[c.CustomerID] = pendCustomer{c: cs, storedAt: c.TimerAt}
-		t.cachePut(cs)
+	if err := t.custs.changed(cs, due, t.clk.cycle); err != nil {
+		t.fatal = err
+		return
 	}
-	c.TimerAt = due
 	if !o.Changed {
 		return
 	}
@@ -1207,101 +1070,12 @@ func (t *task) changed(cs *cust, isNew bool, o score.Outcome, cause schemas.Caus
 	t.output(c.CustomerID, t.pol.TierChangeTo(&t.tcBuf, c, o, cause, at))
 }
 
-// cachePut caches c, and keeps the customer it evicts for reuse
-// (spareCustomer), at once or, if pend still holds it, once encodePending
-// has encoded it (evicted).
-func (t *task) cachePut(c *cust) {
-	old, ok := t.cache.Put(c.CustomerID, c)
-	if !ok {
-		return
-	}
-	if p, ok := t.pend[old.CustomerID]; ok && p.c == old {
-		t.evicted = append(t.evicted, old)
-		return
-	}
-	t.keepSpare(old)
-}
-
-// keepSpare keeps c, which nothing holds any more, for reuse.
-func (t *task) keepSpare(c *cust) {
-	if len(t.spare) < spareMax {
-		t.spare = append(t.spare, c)
-	}
-}
-
-// spareCustomer returns a customer to decode into: one nothing holds any
-// more (evicted from the cache, or encoded out of pend with no cache),
-// whose slices the decoder reuses, or a new one. Without it, a task whose
-// customers do not fit its cache (a replay's, which has none) made a new
-// customer and its slices for nearly every record (BENCHMARKS.md).
-func (t *task) spareCustomer() *cust {
-	if n := len(t.spare); n > 0 {
-		c := t.spare[n-1]
-		t.spare[n-1] = nil
-		t.spare = t.spare[:n-1]
-		c.cycle = 0 // its place in dues was another customer's
-		c.valued = false
-		return c
-	}
-	return new(cust)
-}
-
-// spareMax bounds the customers kept for reuse: a lookup takes one and the
-// cache insertion that follows gives one back, and encodePending gives back
-// those that only pend held, up to pendMax at once. In a replay, which
-// keeps no cache, those are all of them: dropped, they were about a fifth
-// of what a replay allocated (BENCHMARKS.md).
-const spareMax = pendMax
-
-// pendCustomer is a customer changed since it was last encoded into the
-// write set, and the due time of its stored timer index entry when it was
-// first changed.
-type pendCustomer struct {
-	c        *cust
-	storedAt int64
-}
-
-// pendMax bounds pend: a task holds at most this many changed customers
-// decoded (about 0.75 KiB each) besides its cache. In a replay, which has
-// no cache, pend is what holds its customers decoded, and a small one
-// stays in the processor's caches, which measured cheaper than larger ones
-// (BENCHMARKS.md).
-const pendMax = 256
-
-// hasChanged reports whether a customer changed since the last commit.
-func (t *task) hasChanged() bool {
-	return len(t.pend) > 0 || t.ws.dirtyLen() > 0
-}
-
-// encodePending moves the customers of pend into the write set, encoded.
+// encodePending moves the customers of pend into the write set, encoded
+// (customers.encodePending); it sets t.fatal if one fails to encode.
 func (t *task) encodePending() {
-	for id, p := range t.pend {
-		var err error
-		t.buf, err = schemas.AppendCustomer(t.buf[:0], &p.c.Customer)
-		if err != nil {
-			t.fatal = fmt.Errorf("encode customer: %w", err)
-			return
-		}
-		slot := int32(-1)
-		if p.c.cycle == t.clk.cycle {
-			slot = p.c.slot
-		}
-		t.ws.put(id, t.buf, p.storedAt, p.c.TimerAt, slot)
+	if err := t.custs.encodePending(t.clk.cycle); err != nil {
+		t.fatal = err
 	}
-	if t.cache.Cap() == 0 {
-		// Without a cache nothing else holds them.
-		for _, p := range t.pend {
-			t.keepSpare(p.c)
-		}
-	}
-	clear(t.pend)
-	// Customers the cache evicted while pend held them: nothing holds
-	// them now.
-	for i, c := range t.evicted {
-		t.keepSpare(c)
-		t.evicted[i] = nil
-	}
-	t.evicted = t.evicted[:0]
 }
 
 // output adds a TierChange for the customer id to the cycle's outputs,
@@ -1334,7 +1108,7 @@ func (t *task) output(id string, tc *schemas.TierChange) {
 // write set.
 func (t *task) publishProfiles(dirty []commitRef) {
 	topic := t.p.cfg.Topics.Profiles
-	for id := range t.erased {
+	for id := range t.custs.erasures() {
 		b := t.outputs.buf()
 		k := len(b)
 		b = append(b, id...)
@@ -1344,15 +1118,15 @@ func (t *task) publishProfiles(dirty []commitRef) {
 		t.profiles++
 	}
 	for _, ref := range dirty {
-		idb := t.ws.id(ref.off)
+		idb := t.custs.id(ref)
 		cs := &t.prCust
 		var value *clv.Value
-		if c, ok := t.cache.Get(idb); ok {
+		if c, ok := t.custs.cached(idb); ok {
 			cs = &c.Customer
 			if c.valued {
 				value = &c.value
 			}
-		} else if err := schemas.DecodeCustomer(t.ws.enc(ref.off), cs); err != nil {
+		} else if err := schemas.DecodeCustomer(t.custs.enc(ref), cs); err != nil {
 			t.fatal = fmt.Errorf("decode changed customer: %w", err)
 			return
 		}
@@ -1386,22 +1160,7 @@ func (t *task) erase(e *schemas.ErasureRequest) {
 	if c == nil || isNew {
 		return // t.fatal is set, or there is nothing to erase
 	}
-	if _, ok := t.erased[id]; !ok {
-		// The index entry the store holds belongs to the stored customer;
-		// a customer erased, seen again and erased again in one cycle has
-		// no other entry.
-		at := c.TimerAt
-		if p, ok := t.pend[id]; ok {
-			at = p.storedAt
-		}
-		if stored, ok := t.ws.storedAt(id); ok {
-			at = stored // changed before pend held it
-		}
-		t.erased[id] = at
-	}
-	delete(t.pend, id)
-	t.ws.remove(id)
-	t.cache.Delete(id)
+	t.custs.erase(c)
 	t.clk.schedule(id, 0) // its index entry is stale from now on
 	t.count(&c.Customer, -1)
 	t.changes[[3]string{c.Tier, "none", string(schemas.CauseErasure)}]++
@@ -1440,7 +1199,7 @@ func (t *task) deadLetter(r *kgo.Record, reason string, err error) {
 // task clock in one synced batch. A cycle with nothing applied and nothing
 // fired commits nothing.
 func (t *task) commit() error {
-	if t.pending == 0 && !t.hasChanged() && len(t.erased) == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
+	if t.pending == 0 && !t.custs.hasChanged() && t.custs.erasedLen() == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
 		return nil
 	}
 	if t.killed() {
@@ -1456,7 +1215,7 @@ func (t *task) commit() error {
 	if t.fatal != nil {
 		return t.fatal
 	}
-	dirty, moves, batchBytes := t.ws.commitOrder()
+	dirty, moves, batchBytes := t.custs.commitOrder()
 	defer putRefs(dirty, moves)
 	if t.p.profilesOn() {
 		t.publishProfiles(*dirty)
@@ -1474,7 +1233,7 @@ func (t *task) commit() error {
 	// Kafka has the cycle's records: now the store's batch, built only
 	// after send so that a large one is in memory for as short a time as
 	// possible, and only commitSlots of them at once.
-	if size := batchBytes + 64*len(t.erased) + 1024; size >= bigBatchBytes {
+	if size := batchBytes + 64*t.custs.erasedLen() + 1024; size >= bigBatchBytes {
 		select {
 		case t.p.commitSlots <- struct{}{}:
 			defer func() { <-t.p.commitSlots }()
@@ -1508,7 +1267,7 @@ func (t *task) changelogRecords(cycle uint64, dirty []commitRef) {
 	if t.p.cfg.Topics.Changelog == "" {
 		return
 	}
-	for id := range t.erased {
+	for id := range t.custs.erasures() {
 		k := len(t.clBuf)
 		t.clBuf = append(t.clBuf, changelog.KindCustomer)
 		t.clBuf = append(t.clBuf, id...)
@@ -1517,13 +1276,13 @@ func (t *task) changelogRecords(cycle uint64, dirty []commitRef) {
 	for _, r := range dirty {
 		// Key 'c'+id, value header+customer, in clBuf (sliced once it
 		// stops growing).
-		idb := t.ws.id(r.off)
+		idb := t.custs.id(r)
 		k := len(t.clBuf)
 		t.clBuf = append(t.clBuf, changelog.KindCustomer)
 		t.clBuf = append(t.clBuf, idb...)
 		v := len(t.clBuf)
 		t.clBuf = changelog.AppendHeader(t.clBuf, cycle)
-		t.clBuf = append(t.clBuf, t.ws.enc(r.off)...)
+		t.clBuf = append(t.clBuf, t.custs.enc(r)...)
 		t.clRecs = append(t.clRecs, kgo.Record{Key: t.clBuf[k:v:v], Value: t.clBuf[v:len(t.clBuf):len(t.clBuf)]})
 	}
 }
@@ -1539,17 +1298,8 @@ func (t *task) fillBatch(batchBytes int, dirty, moves []commitRef) (pendingDelta
 		t.batch = t.p.cfg.Store.NewBatch()
 	}
 	b := t.batch
-	b.Reserve(batchBytes + 64*len(t.erased) + 1024)
-	for id, due := range t.erased {
-		b.DeleteCustomer(t.part, id)
-		if due != 0 {
-			b.DeleteTimer(t.part, due, id)
-			pendingDelta--
-		}
-	}
-	for _, r := range dirty {
-		b.PutCustomer(t.part, string(t.ws.id(r.off)), t.ws.enc(r.off))
-	}
+	b.Reserve(batchBytes + 64*t.custs.erasedLen() + 1024)
+	pendingDelta = t.custs.fillBatch(b, dirty)
 	for topic, next := range t.next {
 		b.SetOffset(t.part, topic, next)
 	}
@@ -1558,7 +1308,7 @@ func (t *task) fillBatch(batchBytes int, dirty, moves []commitRef) (pendingDelta
 	// store holds is due at storedAt, the new one at the deadline scheduled
 	// at the customer's last change (its encoding's TimerAt).
 	for _, r := range moves {
-		id := string(t.ws.id(r.off))
+		id := string(t.custs.id(r))
 		if r.put {
 			b.PutTimer(t.part, int64(r.abbr), id)
 			t.clk.indexed(int64(r.abbr))
@@ -1603,8 +1353,9 @@ func (t *task) committed(start time.Time, pendingDelta int) {
 	}
 	m.timersFired.Add(float64(t.fired))
 	t.lateness.Add()
-	m.cacheHits.Add(float64(t.hits))
-	m.cacheMisses.Add(float64(t.misses))
+	hits, misses := t.custs.takeCounts()
+	m.cacheHits.Add(float64(hits))
+	m.cacheMisses.Add(float64(misses))
 	m.profiles.Add(float64(t.profiles))
 	t.profiles = 0
 	t.publishCounts()
@@ -1634,13 +1385,12 @@ func (t *task) committed(start time.Time, pendingDelta int) {
 	}
 	// A replay keeps clean customers in the write set: its decoded cache is
 	// small, and the write set serves its reads (BENCHMARKS.md).
-	t.ws.committed(t.wsMax, t.strict)
-	clear(t.erased)
+	t.custs.committed(t.strict)
 	t.clk.committed()
 	t.consumed, t.applied = [numSources]int{}, [numSources]int{}
 	clear(t.dlq)
 	t.late = [numSources]int{}
-	t.fired, t.hits, t.misses = 0, 0, 0
+	t.fired = 0
 	t.outputs.reset()
 	clear(t.sendQ)
 	t.sendQ = t.sendQ[:0]

@@ -562,12 +562,12 @@ func (t *task) switchPolicy(pol *score.Policy) error {
 	// The rebuild rewrites customers whose deadline moves: drop the write
 	// set's copies (all clean, after a commit) rather than let them go
 	// stale.
-	t.ws = newWriteSet(t.wsMax) // not complete: it holds none of the stored customers
+	t.custs.dropClean()
 	rb := t.newTimerRebuild(digest)
 	err := t.p.cfg.Store.ScanCustomers(t.part, func(id, value []byte) error {
 		// A cached customer is the same as the stored one after a
 		// commit; rebuild on the cached object so its TimerAt stays true.
-		c, ok := t.cache.Get(id)
+		c, ok := t.custs.cached(id)
 		if !ok {
 			c = new(cust)
 			if err := schemas.DecodeCustomer(value, &c.Customer); err != nil {
