@@ -226,11 +226,6 @@ type task struct {
 	partitioner     Partitioner
 	wrongPartWarned bool
 
-	// futureBound is the latest event time a record may have, as last
-	// computed (refreshFutureBound); 0 until then, so the first record
-	// reads the clock.
-	futureBound int64
-
 	batch *state.Batch
 }
 
@@ -346,16 +341,8 @@ func (t *task) run() {
 		t.p.fail(fmt.Errorf("task %d: %w", t.part, err))
 		return
 	}
-	// A replay's tasks start together, so they would reach their commit
-	// interval together, and wait for one another's commit slot
-	// (bigBatchSlots) with both cores idle: the first commit of each comes
-	// later by a share of the interval, by partition, which spreads their
-	// commits over it.
 	every := t.p.cfg.CommitInterval
 	first := every
-	if n := int32(t.p.partitions); t.strict && n > 1 {
-		first += every * time.Duration(t.part%n) / time.Duration(n)
-	}
 	if t.p.txn != nil {
 		// The instance's tasks tick together, at multiples of the
 		// interval on the wall clock, so that their cycles share one
@@ -973,7 +960,7 @@ func (t *task) validate(r *kgo.Record, id string, at int64) (string, error) {
 			want, t.nparts, t.partitioner, r.Partition)
 	case at < 0:
 		return ReasonInvalidTimestamp, fmt.Errorf("occurred_at %d is before 1970", at)
-	case at > t.futureBound && at > t.refreshFutureBound():
+	case at > t.p.cfg.Now().Add(t.p.cfg.MaxClockSkew).UnixMilli():
 		return ReasonFutureTimestamp, fmt.Errorf("occurred_at %s is more than %v in the future",
 			time.UnixMilli(at).UTC().Format(time.RFC3339), t.p.cfg.MaxClockSkew)
 	}
@@ -1003,18 +990,6 @@ func (t *task) warnWrongPartition(r *kgo.Record, want int32) {
 	t.p.log.Warn("input record in a partition its key does not map to: dead-lettered as wrong_partition (logged once per task)",
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key_partition", want,
 		"input_partitioner", string(t.partitioner), "likely_cause", cause)
-}
-
-// refreshFutureBound sets and returns futureBound, the latest event time
-// (Unix ms) a record may have: now plus Config.MaxClockSkew. validate reads
-// the clock only when a record is past the bound it last computed (that
-// bound is at most the current one while the clock moves forward), and
-// commit refreshes it, so that a clock set back is followed within a commit
-// interval: reading the clock for every record showed in a replay's CPU
-// profile.
-func (t *task) refreshFutureBound() int64 {
-	t.futureBound = t.p.cfg.Now().Add(t.p.cfg.MaxClockSkew).UnixMilli()
-	return t.futureBound
 }
 
 // lookup returns the current customer id, or a new customer
@@ -1359,7 +1334,6 @@ func (t *task) committed(start time.Time, pendingDelta int) {
 	m.profiles.Add(float64(t.profiles))
 	t.profiles = 0
 	t.publishCounts()
-	t.refreshFutureBound()
 	nowMs := now.UnixMilli()
 	for _, at := range t.evAt {
 		t.evLatency.Observe(max(0, float64(nowMs-at)/1000))

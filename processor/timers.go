@@ -84,12 +84,6 @@ type timerClock struct {
 	// place, and the cycle it was given in (cust), so that only its first
 	// change in a cycle looks it up in idx (task.schedule).
 	cycle uint64
-	// topLive is set when heap[0] is known to be live (it matches dues),
-	// so that heapMin, called before every record, need not check it
-	// again: heapMin and push set it, pop and committed clear it, and
-	// schedule clears it when it changes the deadline of the customer
-	// heap[0] names.
-	topLive bool
 
 	// The index cursor: entries up to and including cursor have been read;
 	// buf[bufPos:] are read and not yet consumed. next is a lower bound on
@@ -134,7 +128,6 @@ func (c *timerClock) init() {
 	clear(c.over)
 	c.cycle = 1 // a cust's zero cycle is never valid
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
-	c.topLive = false
 	c.cursor = due{at: -1}
 	c.next = -1
 }
@@ -169,9 +162,6 @@ func (c *timerClock) reschedule(i int32, at int64) {
 		return
 	}
 	c.dues[i].at = at
-	if c.topLive && c.heap[0].i == i {
-		c.topLive = false
-	}
 	if at != 0 {
 		c.push(heapRef{at, i})
 	}
@@ -198,13 +188,9 @@ func (c *timerClock) dirty(id string) bool {
 // heapMin returns the earliest deadline of a dirty customer, or
 // math.MaxInt64.
 func (c *timerClock) heapMin() int64 {
-	if c.topLive {
-		return c.heap[0].at
-	}
 	for len(c.heap) > 0 {
 		top := c.heap[0]
 		if c.dues[top.i].at == top.at {
-			c.topLive = true
 			return top.at
 		}
 		c.pop()
@@ -234,7 +220,6 @@ func (c *timerClock) committed() {
 	clear(c.over)
 	clear(c.dues) // let go of the ids
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
-	c.topLive = false
 	c.cycle++
 }
 
@@ -276,14 +261,10 @@ func (c *timerClock) push(r heapRef) {
 		c.heap[i], c.heap[parent] = c.heap[parent], c.heap[i]
 		i = parent
 	}
-	if i == 0 {
-		c.topLive = true // r was just scheduled: dues holds it
-	}
 }
 
 // pop drops the top entry.
 func (c *timerClock) pop() {
-	c.topLive = false
 	n := len(c.heap) - 1
 	c.heap[0] = c.heap[n]
 	c.heap = c.heap[:n]
