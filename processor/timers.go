@@ -3,7 +3,6 @@ package processor
 import (
 	"bytes"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"strconv"
 	"time"
@@ -61,21 +60,12 @@ func (a due) less(b due) bool {
 // timerClock is a task's timer bookkeeping. Only the task goroutine uses it.
 type timerClock struct {
 	// idx gives every dirty customer its place in dues, which holds its
-	// current deadline (0: none), by a hash of its id (hash); over holds
-	// the few whose hash another dirty customer had first (a hash
-	// collision), by id. A lookup (find) compares the id it finds in dues,
-	// so it is exact. heap orders deadlines of dirty customers by
-	// (deadline, id), as (deadline, place in dues) pairs; a reschedule
-	// pushes a new entry and leaves the old one, which is dropped when it
-	// reaches the top and no longer matches dues (heapMin).
-	//
-	// A map keyed by the id itself took about a tenth of a replay's CPU:
-	// it compared the ids it probed, bytes allocated wherever the
-	// customer was first decoded; a 64-bit key is compared in the map's
-	// own memory (BENCHMARKS.md).
-	idx  map[uint64]int32
-	over map[string]int32
-	hash func(id string) uint64
+	// current deadline (0: none). heap orders deadlines of dirty
+	// customers by (deadline, id), as (deadline, place in dues) pairs; a
+	// reschedule pushes a new entry and leaves the old one, which is
+	// dropped when it reaches the top and no longer matches dues
+	// (heapMin).
+	idx  map[string]int32
 	dues []dirtyDue
 	heap []heapRef
 	// cycle numbers the commit cycles (committed moves it on): a place in
@@ -122,10 +112,7 @@ type heapRef struct {
 }
 
 func (c *timerClock) init() {
-	seed := maphash.MakeSeed()
-	c.hash = func(id string) uint64 { return maphash.String(seed, id) }
-	c.idx = make(map[uint64]int32)
-	clear(c.over)
+	c.idx = make(map[string]int32)
 	c.cycle = 1 // a cust's zero cycle is never valid
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
 	c.cursor = due{at: -1}
@@ -135,21 +122,13 @@ func (c *timerClock) init() {
 // schedule records id's deadline after a change (0: none), and returns
 // the customer's place in dues.
 func (c *timerClock) schedule(id string, at int64) int32 {
-	i, ok, h, taken := c.find(id)
-	if ok {
+	if i, ok := c.idx[id]; ok {
 		c.reschedule(i, at)
 		return i
 	}
 	c.dues = append(c.dues, dirtyDue{id: id, at: at})
-	i = int32(len(c.dues) - 1)
-	if !taken {
-		c.idx[h] = i
-	} else {
-		if c.over == nil {
-			c.over = make(map[string]int32)
-		}
-		c.over[id] = i
-	}
+	i := int32(len(c.dues) - 1)
+	c.idx[id] = i
 	if at != 0 {
 		c.push(heapRef{at, i})
 	}
@@ -167,21 +146,9 @@ func (c *timerClock) reschedule(i int32, at int64) {
 	}
 }
 
-// find returns id's place in dues, if it is a dirty customer; h is its
-// hash, and taken reports whether idx holds another customer under h.
-func (c *timerClock) find(id string) (i int32, ok bool, h uint64, taken bool) {
-	h = c.hash(id)
-	i, taken = c.idx[h]
-	if !taken || c.dues[i].id == id {
-		return i, taken, h, false
-	}
-	i, ok = c.over[id]
-	return i, ok, h, true
-}
-
 // dirty reports whether id changed since the last commit.
 func (c *timerClock) dirty(id string) bool {
-	_, ok, _, _ := c.find(id)
+	_, ok := c.idx[id]
 	return ok
 }
 
@@ -217,7 +184,6 @@ func (c *timerClock) indexed(at int64) {
 func (c *timerClock) committed() {
 	c.dropBuf()
 	clear(c.idx)
-	clear(c.over)
 	clear(c.dues) // let go of the ids
 	c.dues, c.heap = c.dues[:0], c.heap[:0]
 	c.cycle++

@@ -251,18 +251,12 @@ func gaugeValue(t *testing.T, r *running, name string) float64 {
 // TestTimerHeap checks the dirty-customer heap against a sorted reference
 // over many seeds: reschedules supersede earlier deadlines, commits empty
 // it, heapMin always returns the earliest live one, and the heap keeps its
-// invariants after every change; half the seeds with a hash under which
-// most customers collide.
+// invariants after every change.
 func TestTimerHeap(t *testing.T) {
 	for seed := uint64(1); seed <= 400; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		var c timerClock
 		c.init()
-		if seed%2 == 0 {
-			// A hash with three values: most customers collide, and
-			// find must tell them apart by id (over).
-			c.hash = func(id string) uint64 { return uint64(len(id) % 3) }
-		}
 		ref := map[string]int64{}
 		for range 300 {
 			id := fmt.Sprintf("c%d", rng.IntN(40))
@@ -275,8 +269,8 @@ func TestTimerHeap(t *testing.T) {
 				c.schedule(id, at)
 				ref[id] = at
 			}
-			// heapMin after every change, so that its cached top meets
-			// every reschedule, of the top's customer and of others.
+			// heapMin after every change, so that it meets every
+			// reschedule, of the top's customer and of others.
 			if m := c.heapMin(); m != refMin(ref) || (m != 1<<63-1 && ref[c.top().id] != m) {
 				t.Fatalf("seed %d: heapMin %d, want %d", seed, m, refMin(ref))
 			}
@@ -322,15 +316,15 @@ func checkHeap(t *testing.T, c *timerClock) {
 		live[r] = true
 	}
 	for i, e := range c.dues {
-		if j, ok, _, _ := c.find(e.id); !ok || j != int32(i) {
+		if j, ok := c.idx[e.id]; !ok || j != int32(i) {
 			t.Fatalf("%s at %d in dues, found at %d (%v)", e.id, i, j, ok)
 		}
 		if e.at != 0 && !live[heapRef{e.at, int32(i)}] {
 			t.Fatalf("%s: deadline %d not in the heap", e.id, e.at)
 		}
 	}
-	if len(c.idx)+len(c.over) != len(c.dues) {
-		t.Fatalf("%d dirty customers, %d in idx and %d in over", len(c.dues), len(c.idx), len(c.over))
+	if len(c.idx) != len(c.dues) {
+		t.Fatalf("%d dirty customers, %d in idx", len(c.dues), len(c.idx))
 	}
 	for k := 1; k < len(c.heap); k++ {
 		if c.less(c.heap[k], c.heap[(k-1)/2]) {
