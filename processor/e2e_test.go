@@ -281,8 +281,8 @@ func (h *harness) workloadRecords(t *testing.T, seed uint64, customers int) []*k
 }
 
 // TestCrashRestartSameState runs a workload once without interruption, and
-// once with the processor killed (no clean shutdown, nothing committed
-// after the kill) at random points and restarted on the same state
+// once with the processor abandoned (no clean shutdown, nothing committed
+// after the abandon) at random points and restarted on the same state
 // directory, over many seeds. The final states must be equal, and the
 // tier changes of the interrupted run, once repeats (same event_id) are
 // dropped, must equal the uninterrupted run's.
@@ -323,13 +323,13 @@ func TestCrashRestartSameState(t *testing.T) {
 					if crashing {
 						c.OnCommit = func(int, time.Duration) {
 							if commits.Add(1) == killAt {
-								go r.p.kill()
+								go r.p.abandon()
 							}
 						}
 					}
 				})
 				if crashing && killAt == 0 {
-					r.p.kill()
+					r.p.abandon()
 				}
 				if crashing {
 					kafkatest.Eventually(t, time.Minute, func() error {

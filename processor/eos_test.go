@@ -100,7 +100,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 				commits.Add(1)
 				if k := own[i].Add(1); k == killAt[i].Load() {
 					if p := procs[i].Load(); p != nil {
-						go p.kill() // mid-stream: the other tasks are anywhere in their cycles
+						go p.abandon() // mid-stream: the other tasks are anywhere in their cycles
 					}
 				}
 			}

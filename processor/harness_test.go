@@ -121,15 +121,16 @@ func (h *harness) startWith(o state.Options, group string, tune ...func(*Config)
 	return r
 }
 
-// shutdown stops the instance, cleanly or as a crash (kill: no commit),
-// and closes its store. It returns Run's error.
+// shutdown stops the instance, cleanly or as a crash (abandon: no task
+// commits any more, nothing is committed to the group), and closes its
+// store. It returns Run's error.
 func (r *running) shutdown(t *testing.T, crash bool) error {
 	t.Helper()
 	if r.store == nil {
 		return nil
 	}
 	if crash {
-		r.p.kill()
+		r.p.abandon()
 	}
 	r.stop()
 	var err error
