@@ -204,7 +204,10 @@
 // the store, unless it waits for a batch slot; one whose send gave up does
 // not, and if Kafka has it after all the store is behind the changelog, as
 // after a crash, and the next restore catches up. The task of a lost
-// partition (onLost) is abandoned alone, the same way.
+// partition (onLost) is abandoned alone, the same way. The crash tests
+// take this path too, at chosen steps of a cycle, through a sink that
+// wraps the task's (Processor.newSink).
+//
 // /healthz reports a hand-off or a task that made no progress for
 // Config.StallTimeout. Fetch errors that say the brokers cannot be reached
 // are retried (the client reconnects); /readyz is 503 meanwhile. A store

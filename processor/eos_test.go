@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,13 +40,7 @@ func TestScaleOutCrashes(t *testing.T) {
 	if testing.Short() {
 		seeds = 1
 	}
-	if v := os.Getenv("VALORA_CRASH_SEEDS"); v != "" { // make crash
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("VALORA_CRASH_SEEDS=%q: want a positive number", v)
-		}
-		seeds = n
-	}
+	seeds = crashSeeds(t, seeds)
 	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
 		t.Run(string(g), func(t *testing.T) {
 			for seed := range uint64(seeds) {
@@ -81,7 +73,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 	var commits atomic.Int64
 	var slots [3]*running
 	var procs [3]atomic.Pointer[Processor]
-	var own, killAt [3]atomic.Int64 // per slot: commits, and the commit to crash at (0: none)
+	var own, crashAt [3]atomic.Int64 // per slot: commits, and the commit to crash at (0: none)
 	dirs := [3]string{}
 	start := func(i int, fresh bool) {
 		if fresh || dirs[i] == "" {
@@ -98,7 +90,7 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 			c.ClientOpts = append(c.ClientOpts, small)
 			c.OnCommit = func(int, time.Duration) {
 				commits.Add(1)
-				if k := own[i].Add(1); k == killAt[i].Load() {
+				if k := own[i].Add(1); k == crashAt[i].Load() {
 					if p := procs[i].Load(); p != nil {
 						go p.abandon() // mid-stream: the other tasks are anywhere in their cycles
 					}
@@ -130,10 +122,10 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 		// Crash an instance at one of its next commits, while a chunk
 		// is being processed (or at once if it has nothing left to do).
 		i := rng.IntN(3)
-		killAt[i].Store(own[i].Load() + 1 + int64(rng.IntN(3)))
+		crashAt[i].Store(own[i].Load() + 1 + int64(rng.IntN(3)))
 		progress(1 + rng.IntN(8))
 		slots[i].shutdown(t, true)
-		killAt[i].Store(0)
+		crashAt[i].Store(0)
 		crashes++
 		start(i, rng.IntN(2) == 0)
 	}
