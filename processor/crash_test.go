@@ -71,7 +71,7 @@ var errCrash = errors.New("crashed by the test")
 // holds for the task: what its restore left.
 type crasher struct {
 	where crashWhere
-	at    int64
+	at    atomic.Int64
 
 	p    *Processor
 	n    atomic.Int64 // cycles counted
@@ -102,23 +102,32 @@ type storedAt struct {
 }
 
 func newCrasher(where crashWhere, at int64) *crasher {
-	return &crasher{where: where, at: at, hit: make(chan struct{}), restored: map[int32]storedAt{}}
+	c := &crasher{where: where, hit: make(chan struct{}), restored: map[int32]storedAt{}}
+	c.at.Store(at)
+	return c
 }
 
-// attach wraps p's task sinks, and takes Config.OnCommit; it is called
-// before p runs.
+// attach wraps p's task sinks, and Config.OnCommit; it is called before p
+// runs.
 func (c *crasher) attach(p *Processor) {
 	c.p = p
 	real := p.newSink
 	p.newSink = func(cl *kgo.Client) sink { return &crashSink{sink: real(cl), c: c} }
 	if c.where == afterCommit {
-		p.cfg.OnCommit = func(int, time.Duration) {
-			if c.n.Add(1) == c.at {
+		prev := p.cfg.OnCommit
+		p.cfg.OnCommit = func(records int, latency time.Duration) {
+			if prev != nil {
+				prev(records, latency)
+			}
+			if c.n.Add(1) == c.at.Load() {
 				c.crash()
 			}
 		}
 	}
 }
+
+// crashIn sets the crash k cycles after those counted so far.
+func (c *crasher) crashIn(k int64) { c.at.Store(c.n.Load() + k) }
 
 // crash abandons the processor, once.
 func (c *crasher) crash() {
@@ -164,14 +173,15 @@ func (s *crashSink) send(ctx context.Context, co *cycleOut) error {
 		return s.sink.send(ctx, co)
 	}
 	k := s.c.n.Add(1)
-	if k == s.c.at && s.c.where == beforeSend {
+	at := s.c.at.Load()
+	if k == at && s.c.where == beforeSend {
 		s.c.crash()
 		return errCrash
 	}
 	if err := s.sink.send(ctx, co); err != nil {
 		return err
 	}
-	if k == s.c.at && s.c.where == afterSend {
+	if k == at && s.c.where == afterSend {
 		s.c.lost = s.c.lostOf(co)
 		s.c.crash()
 		return errCrash
@@ -293,7 +303,7 @@ func crashKafkaAheadOfStore(t *testing.T, g Guarantee, seed uint64) {
 	select {
 	case <-c.hit:
 	case <-time.After(time.Minute):
-		t.Fatalf("no crash at cycle %d within a minute (%d cycles sent)", c.at, c.n.Load())
+		t.Fatalf("no crash at cycle %d within a minute (%d cycles sent)", c.at.Load(), c.n.Load())
 	}
 	r.shutdown(t, true)
 	checkBehind(t, dir, c.lost)
@@ -320,7 +330,7 @@ func crashKafkaAheadOfStore(t *testing.T, g Guarantee, seed uint64) {
 		t.Fatalf("the restore read %v changelog records, fewer than the %d of the cycle the store lost", restored, c.lost.records)
 	}
 	t.Logf("crashed after cycle %d was sent (checkpoint at changelog offset %d, %d records); the restore read %v records",
-		c.at, c.lost.checkpoint, c.lost.records, restored)
+		c.at.Load(), c.lost.checkpoint, c.lost.records, restored)
 
 	// A run without a crash over the same input.
 	ref := h.withOutputs()

@@ -323,14 +323,15 @@ func TestCrashRestartSameState(t *testing.T) {
 				crashing := restarts < 8 && handledInDir(t, dir) < n
 				c := newCrasher(crashWhere(rng.IntN(3)), 0)
 				if crashing {
-					c.at = int64(rng.IntN(12))
+					at := int64(rng.IntN(12))
 					if c.where != afterCommit {
-						c.at = max(c.at, 1) // a send step needs a cycle
+						at = max(at, 1) // a send step needs a cycle
 					}
+					c.at.Store(at)
 				}
 				commitRecords := 1 + rng.IntN(100)
 				r := crash.startCrashing(dir, group, c, func(cfg *Config) { cfg.CommitRecords = commitRecords })
-				if crashing && c.at == 0 {
+				if crashing && c.at.Load() == 0 {
 					c.crash()
 				}
 				if crashing {
@@ -338,7 +339,7 @@ func TestCrashRestartSameState(t *testing.T) {
 						if c.crashed() || handledInStore(t, r.store) >= n {
 							return nil
 						}
-						return fmt.Errorf("%d cycles, waiting for %d (%v)", c.n.Load(), c.at, c.where)
+						return fmt.Errorf("%d cycles, waiting for %d (%v)", c.n.Load(), c.at.Load(), c.where)
 					})
 					r.shutdown(t, true)
 					restarts++
