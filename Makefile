@@ -25,7 +25,7 @@ test-kafka:
 # guarantees); against a real broker when VALORA_TEST_BROKERS is set.
 CRASH_SEEDS ?= 10
 crash:
-	VALORA_CRASH_SEEDS=$(CRASH_SEEDS) $(GO) test -count=1 -timeout 2h -run 'TestScaleOutCrashes|TestCrashRealProcesses' ./processor ./cmd/valora
+	VALORA_CRASH_SEEDS=$(CRASH_SEEDS) $(GO) test -count=1 -timeout 2h -run 'TestScaleOutCrashes|TestCrashRestartSameState|TestCrashKafkaAheadOfStore|TestCrashRealProcesses' ./processor ./cmd/valora
 
 # The fault suite: a real Apache Kafka broker of its own (deploy/kafka-local,
 # port 19392) paused, killed and restarted under a `valora run` process.

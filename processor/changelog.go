@@ -365,7 +365,7 @@ func (t *task) publishCycle(ctx context.Context, ids [][]byte) error {
 	cp := &kgo.Record{Topic: topic, Partition: t.part, Key: []byte{changelog.KindCheckpoint},
 		Value: changelog.AppendCheckpoint(nil, cycle, clock.StreamTime, t.topics[:], pos[:], t.since)}
 	recs = append(recs, cp)
-	if err := t.sink.send(ctx, &cycleOut{part: t.part, recs: recs, topics: &t.topics, pos: pos, group: t.cl, dead: t.dead}); err != nil {
+	if err := t.sink.send(ctx, &cycleOut{part: t.part, recs: recs, topics: &t.topics, pos: pos, group: t.cl, abandoned: t.abandonCtx.Done()}); err != nil {
 		return fmt.Errorf("publish state to changelog: %w", err)
 	}
 	b := store.NewBatch()

@@ -91,7 +91,7 @@
 // (waitStable), so the old owner's last transaction is committed (and
 // restored) or aborted; a read_committed consumer sees each tier change
 // once. A round refused for a passing reason (a new generation, a moved
-// coordinator) is aborted and sent again without the tasks killed
+// coordinator) is aborted and sent again without the tasks abandoned
 // meanwhile. With AtLeastOnce the
 // cycle is not a transaction: a crash between the acknowledgement and the
 // Pebble batch repeats the cycle's outputs with the same event_id (customer
@@ -170,15 +170,20 @@
 // Run also owns the committer's goroutine (committer.run), which owns the
 // instance's transactional producer: it starts before the group client and
 // stops after every task has stopped, since the tasks' last cycles go out
-// through it; a task waits for its round's answer, or for its own kill. Each standby runs one goroutine (followChangelog), started under
-// p.mu and stopped by whoever takes it out of p.standbys, who waits for it
-// after releasing p.mu. The HTTP API (package httpapi) calls Stalled,
-// Readiness, TaskOf, Customer, Policy and Owner (status.go) from the HTTP
-// server's goroutines: they read atomics or the store, or take p.mu
-// briefly; only Owner waits on the network, without a lock.
+// through it; a task waits for its round's answer, or until it is
+// abandoned. Each standby runs one goroutine (followChangelog), started
+// under p.mu and stopped by whoever takes it out of p.standbys, who waits
+// for it after releasing p.mu. The HTTP API (package httpapi) calls
+// Stalled, Readiness, TaskOf, Customer, Policy and Owner (status.go) from
+// the HTTP server's goroutines: they read atomics or the store, or take
+// p.mu briefly; only Owner waits on the network, without a lock. Run
+// returns only once every task has exited: it waits for the tasks it
+// stops, and closing the group client waits for kgo's callbacks, which
+// wait for the tasks they stop; so no task writes to the store once Run
+// has returned, abandoned or not.
 //
 // Locks, in the order they may nest: Processor.mu (tasks, retiring,
-// standbys, partitions, cancel, killed), then ownerCache.mu (the owners'
+// standbys, partitions, cancel, abandoned), then ownerCache.mu (the owners'
 // URLs). Neither is ever held while waiting on a channel, another
 // goroutine or the network: the poll loop copies the tasks it hands
 // records to under p.mu and sends without it; a standby or task that must
@@ -190,12 +195,23 @@
 // # Faults
 //
 // A commit waits for Kafka for at most a minute (commitTimeout), and not
-// at all once the task is killed: records are produced with the commit's
+// at all once the task is abandoned: records are produced with the commit's
 // context (produceAll), which a broker that stopped answering cannot
 // outlast. A commit that fails stops the processor: Run returns the error,
 // and a restart restores from the changelog. At shutdown the tasks finish
-// their cycles within Config.ShutdownTimeout, or are killed (the cycle in
-// flight is abandoned, as in a crash) and Run returns ErrShutdownAbandoned.
+// their cycles within Config.ShutdownTimeout, or the processor abandons
+// them (Processor.abandon) and Run returns ErrShutdownAbandoned: each task
+// exits at its next step without starting a cycle, a commit waiting on
+// Kafka (the sink's send, the committer's round, a slot for a large store
+// batch) gives up, the committer ends no transaction any more, and no
+// offsets go to the group. A cycle whose send has returned still goes to
+// the store, unless it waits for a batch slot; one whose send gave up does
+// not, and if Kafka has it after all the store is behind the changelog, as
+// after a crash, and the next restore catches up. The task of a lost
+// partition (onLost) is abandoned alone, the same way. The crash tests
+// take this path too, at chosen steps of a cycle, through a sink that
+// wraps the task's (Processor.newSink).
+//
 // /healthz reports a hand-off or a task that made no progress for
 // Config.StallTimeout. Fetch errors that say the brokers cannot be reached
 // are retried (the client reconnects); /readyz is 503 meanwhile. A store

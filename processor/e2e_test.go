@@ -17,6 +17,7 @@ import (
 	"valora/internal/gen"
 	"valora/internal/kafkatest"
 	"valora/schemas"
+	"valora/state"
 )
 
 // Every test in this file runs against the broker kafkatest.New picks: the
@@ -281,16 +282,22 @@ func (h *harness) workloadRecords(t *testing.T, seed uint64, customers int) []*k
 }
 
 // TestCrashRestartSameState runs a workload once without interruption, and
-// once with the processor killed (no clean shutdown, nothing committed
-// after the kill) at random points and restarted on the same state
-// directory, over many seeds. The final states must be equal, and the
-// tier changes of the interrupted run, once repeats (same event_id) are
-// dropped, must equal the uninterrupted run's.
+// once crashed (Processor.abandon: nothing committed after the crash) at
+// random points and restarted on the same state directory, over many
+// seeds. A crash comes after a random number of commit cycles of any task
+// (the other tasks are then anywhere in theirs), at a random step of the
+// cycle: once it is durable, before it is sent (the inputs are read
+// again), or once Kafka has it and before the store does; after the
+// latter, the next run must restore the cycle from the changelog before it
+// reads input. The final states must be equal, and the tier changes of the
+// interrupted run, once repeats (same event_id) are dropped, must equal the
+// uninterrupted run's.
 func TestCrashRestartSameState(t *testing.T) {
 	seeds := 12
 	if testing.Short() {
 		seeds = 2
 	}
+	seeds = crashSeeds(t, seeds)
 	for seed := range uint64(seeds) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			h := newHarness(t, 3)
@@ -310,50 +317,83 @@ func TestCrashRestartSameState(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "crash")
 			group := kafkatest.Name(t, "crash")
 			rng := rand.New(rand.NewPCG(seed, 42))
-			restarts := 0
+			restarts, caughtUp := 0, 0
+			var lost []lostCycle // cycles Kafka has and the store does not yet
 			for {
-				// Crash after a random number of commits of any task: the
-				// other tasks are then at arbitrary points of their cycles.
-				killAt := int64(rng.IntN(12))
 				crashing := restarts < 8 && handledInDir(t, dir) < n
-				var commits atomic.Int64
-				var r *running
-				r = crash.start(dir, group, func(c *Config) {
-					c.CommitRecords = 1 + rng.IntN(100)
-					if crashing {
-						c.OnCommit = func(int, time.Duration) {
-							if commits.Add(1) == killAt {
-								go r.p.kill()
-							}
-						}
+				c := newCrasher(crashWhere(rng.IntN(3)), 0)
+				if crashing {
+					at := int64(rng.IntN(12))
+					if c.where != afterCommit {
+						at = max(at, 1) // a send step needs a cycle
 					}
-				})
-				if crashing && killAt == 0 {
-					r.p.kill()
+					c.at.Store(at)
+				}
+				commitRecords := 1 + rng.IntN(100)
+				r := crash.startCrashing(dir, group, c, func(cfg *Config) { cfg.CommitRecords = commitRecords })
+				if crashing && c.at.Load() == 0 {
+					c.crash()
 				}
 				if crashing {
 					kafkatest.Eventually(t, time.Minute, func() error {
-						if commits.Load() >= killAt || handledInStore(t, r.store) >= n {
+						if c.crashed() || handledInStore(t, r.store) >= n {
 							return nil
 						}
-						return fmt.Errorf("%d commits, waiting for %d", commits.Load(), killAt)
+						return fmt.Errorf("%d cycles, waiting for %d (%v)", c.n.Load(), c.at.Load(), c.where)
 					})
 					r.shutdown(t, true)
 					restarts++
-					continue
-				}
-				kafkatest.Eventually(t, time.Minute, func() error {
-					if got := handledInStore(t, r.store); got < n {
-						return fmt.Errorf("state covers %d of %d records", got, n)
+				} else {
+					kafkatest.Eventually(t, time.Minute, func() error {
+						if got := handledInStore(t, r.store); got < n {
+							return fmt.Errorf("state covers %d of %d records", got, n)
+						}
+						return nil
+					})
+					if err := r.shutdown(t, false); err != nil {
+						t.Fatal(err)
 					}
-					return nil
-				})
-				if err := r.shutdown(t, false); err != nil {
+				}
+				// A lost cycle whose task sent in this run was restored
+				// before.
+				kept := lost[:0]
+				for _, l := range lost {
+					if got, ok := c.restoredAt(l.part); ok {
+						checkRestored(t, l, got)
+						caughtUp++
+					} else {
+						kept = append(kept, l)
+					}
+				}
+				lost = kept
+				if c.crashed() && c.where == afterSend {
+					checkBehind(t, dir, c.lost)
+					lost = append(lost, c.lost)
+				}
+				if !crashing {
+					break
+				}
+			}
+			// A lost cycle whose task sent nothing since: the store holds
+			// what its last restore left.
+			for _, l := range lost {
+				st, err := state.Open(state.Options{Dir: dir, ReadOnly: true})
+				if err != nil {
 					t.Fatal(err)
 				}
-				break
+				next, _, err := st.ChangelogNext(l.part)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pos, err := st.Offsets(l.part)
+				st.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkRestored(t, l, storedAt{next: next, pos: pos})
+				caughtUp++
 			}
-			t.Logf("%d crashes", restarts)
+			t.Logf("%d crashes; cycles Kafka had and the store did not, restored from the changelog: %d", restarts, caughtUp)
 			got := snapshot(t, dir)
 			if len(got) != len(want) {
 				t.Fatalf("customers: got %d, want %d", len(got), len(want))

@@ -86,6 +86,18 @@ func (h *harness) start(dir, group string, tune ...func(*Config)) *running {
 // size unless o sets one.
 func (h *harness) startWith(o state.Options, group string, tune ...func(*Config)) *running {
 	h.t.Helper()
+	return h.launch(o, group, nil, tune...)
+}
+
+// startCrashing is start with a processor that c crashes (see crasher).
+func (h *harness) startCrashing(dir, group string, c *crasher, tune ...func(*Config)) *running {
+	h.t.Helper()
+	return h.launch(state.Options{Dir: dir}, group, c, tune...)
+}
+
+// launch is startWith, with the processor crashed by c if not nil.
+func (h *harness) launch(o state.Options, group string, c *crasher, tune ...func(*Config)) *running {
+	h.t.Helper()
 	dir := o.Dir
 	o.CacheSize, o.MemTableSize = cmp.Or(o.CacheSize, 8<<20), 4<<20
 	st, err := state.Open(o)
@@ -114,6 +126,9 @@ func (h *harness) startWith(o state.Options, group string, tune ...func(*Config)
 		st.Close()
 		h.t.Fatal(err)
 	}
+	if c != nil {
+		c.attach(p)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, store: st, reg: reg, done: make(chan error, 1), stop: cancel, h: h}
 	go func() { r.done <- p.Run(ctx) }()
@@ -121,15 +136,16 @@ func (h *harness) startWith(o state.Options, group string, tune ...func(*Config)
 	return r
 }
 
-// shutdown stops the instance, cleanly or as a crash (kill: no commit),
-// and closes its store. It returns Run's error.
+// shutdown stops the instance, cleanly or as a crash (abandon: no task
+// commits any more, nothing is committed to the group), and closes its
+// store. It returns Run's error.
 func (r *running) shutdown(t *testing.T, crash bool) error {
 	t.Helper()
 	if r.store == nil {
 		return nil
 	}
 	if crash {
-		r.p.kill()
+		r.p.abandon()
 	}
 	r.stop()
 	var err error

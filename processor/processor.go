@@ -49,10 +49,12 @@ type Processor struct {
 	partitions int
 	tasks      map[int32]*task
 	// retiring holds the tasks being stopped (no longer in tasks), so
-	// that kill reaches them too.
+	// that abandon reaches them too.
 	retiring map[*task]struct{}
 	cl       *kgo.Client
-	killed   bool // set by kill: tasks stop without committing
+	// abandoned is set by abandon: tasks stop without committing, and
+	// none starts any more.
+	abandoned bool
 	// finished holds the tasks of a replay that reached their end offsets
 	// and committed; Run returns once it holds every partition.
 	finished map[int32]bool
@@ -66,6 +68,10 @@ type Processor struct {
 	// nil otherwise. Set before the group client exists, so before any
 	// task.
 	txn *committer
+	// newSink gives a new task the sink its cycles go to Kafka through:
+	// taskSink, set by New. Tests of this package wrap it, to fail a
+	// cycle at a chosen point.
+	newSink func(cl *kgo.Client) sink
 	// implicitOffsets: the brokers add a group to a transaction on
 	// TxnOffsetCommit by themselves (setUp asks them).
 	implicitOffsets bool
@@ -89,8 +95,8 @@ type Processor struct {
 	// the tasks (Unix nanoseconds; 0: it is not handing any): /healthz
 	// reads a hand-off older than StallTimeout as a wedged loop.
 	handing atomic.Int64
-	// abandoned is set when a shutdown outlasted ShutdownTimeout.
-	abandoned atomic.Bool
+	// timedOut is set when a shutdown outlasted ShutdownTimeout.
+	timedOut atomic.Bool
 
 	// adjusted counts the adjustOffsets calls that have returned: the
 	// client has taken the offsets they chose (see task.commitStart).
@@ -234,6 +240,7 @@ func New(cfg Config) (*Processor, error) {
 		ingestSlots: make(chan struct{}, restoreIngestSlots()),
 		commitSlots: make(chan struct{}, bigBatchSlots),
 	}
+	p.newSink = p.taskSink
 	p.policy.Store(cfg.Policy)
 	p.m.policy.WithLabelValues(cfg.Policy.Version).Set(1)
 	cfg.Registerer.MustRegister(&memoryCollector{p: p})
@@ -447,24 +454,24 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	// The tasks finish their cycles, unless that takes longer than
 	// ShutdownTimeout (a broker that does not answer): then they are
-	// killed, their commits abandoned, and the state stays at the last
-	// durable cycle, as after a crash.
+	// abandoned, and the state stays at the last durable cycle, as after
+	// a crash.
 	stopping := time.Now()
-	abandon := time.AfterFunc(p.cfg.ShutdownTimeout, func() {
+	timeout := time.AfterFunc(p.cfg.ShutdownTimeout, func() {
 		p.log.Error("shutdown: tasks did not finish their commit cycle in time; abandoning it (the state stays at the last durable cycle)",
 			"shutdown_timeout", p.cfg.ShutdownTimeout)
-		p.abandoned.Store(true)
-		p.kill()
+		p.timedOut.Store(true)
+		p.abandon()
 	})
 	p.mu.Lock()
-	killed := p.killed
+	abandoned := p.abandoned
 	p.mu.Unlock()
 	p.stopStandbys()
-	p.stopTasks(!killed)
+	p.stopTasks(!abandoned)
 	p.mu.Lock()
-	killed = p.killed
+	abandoned = p.abandoned
 	p.mu.Unlock()
-	if !killed {
+	if !abandoned {
 		left := p.cfg.ShutdownTimeout - time.Since(stopping)
 		cctx, ccancel := context.WithTimeout(context.Background(), min(10*time.Second, max(left, 0)))
 		if err := cl.CommitMarkedOffsets(cctx); err != nil {
@@ -472,8 +479,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		ccancel()
 	}
-	abandon.Stop()
-	if p.abandoned.Load() && cause == nil {
+	timeout.Stop()
+	if p.timedOut.Load() && cause == nil {
 		cause = ErrShutdownAbandoned
 	}
 	p.log.Info("processor stopped", "err", cause, "stop_seconds", time.Since(stopping).Seconds())
@@ -529,22 +536,28 @@ func (p *Processor) taskFinished(part int32) {
 	}
 }
 
-// kill simulates a crash for tests: tasks stop without committing and Run
-// returns without committing anything to Kafka.
-func (p *Processor) kill() {
+// abandon gives up the work in flight, for a shutdown that outlasted
+// ShutdownTimeout: every task exits at its next step without committing (a
+// commit waiting on Kafka gives up), no task starts any more, the
+// committer ends no transaction any more, and Run returns without
+// committing offsets to the group. The store stays at the last cycle it
+// holds, as after a crash; Kafka may hold later ones, which a restart
+// restores from the changelog. Run still waits for every task to exit, so
+// none writes to the store once it returns.
+func (p *Processor) abandon() {
 	p.mu.Lock()
-	p.killed = true
+	p.abandoned = true
 	for _, t := range p.tasks {
-		t.kill()
+		t.abandon()
 	}
 	for t := range p.retiring {
-		t.kill()
+		t.abandon()
 	}
 	cancel := p.cancel
 	txn := p.txn
 	p.mu.Unlock()
 	if txn != nil {
-		txn.crash()
+		txn.abandon()
 	}
 	if cancel != nil {
 		cancel(context.Canceled)
@@ -692,7 +705,7 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 		}
 	}
 	p.mu.Lock()
-	if p.killed {
+	if p.abandoned {
 		p.mu.Unlock()
 		return
 	}
@@ -731,9 +744,9 @@ func (p *Processor) onAssigned(ctx context.Context, cl *kgo.Client, assigned map
 func (p *Processor) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	p.stopPartitions(revoked, true)
 	p.mu.Lock()
-	killed := p.killed
+	abandoned := p.abandoned
 	p.mu.Unlock()
-	if !killed {
+	if !abandoned {
 		if err := cl.CommitMarkedOffsets(ctx); err != nil {
 			p.log.Warn("commit offsets to kafka on revoke", "err", err)
 		}
@@ -762,7 +775,7 @@ func (p *Processor) stopPartitions(parts map[string][]int32, graceful bool) {
 		}
 	}
 	p.m.tasks.Set(float64(len(p.tasks)))
-	if p.killed {
+	if p.abandoned {
 		graceful = false
 	}
 	p.mu.Unlock()
@@ -770,7 +783,7 @@ func (p *Processor) stopPartitions(parts map[string][]int32, graceful bool) {
 	// their last cycles together.
 	for _, t := range stopping {
 		if !graceful {
-			t.kill()
+			t.abandon()
 		}
 		t.requestStop()
 	}

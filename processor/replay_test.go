@@ -96,8 +96,9 @@ func (h *harness) bounds(t *testing.T) Replay {
 }
 
 // replay runs a replay over dir until it ends by itself, and returns its
-// dead-letter count. crashAfter > 0 kills it (no commit) right after the
-// commit that takes it past that many records, and then returns -1.
+// dead-letter count. crashAfter > 0 crashes it (abandon: no commit) right
+// after the commit that takes it past that many records, and then returns
+// -1.
 func (h *harness) replay(t *testing.T, dir, group string, b Replay, crashAfter int, tune ...func(*Config)) float64 {
 	t.Helper()
 	hit := make(chan struct{}, 1)

@@ -59,7 +59,7 @@ type standby struct {
 // when the task stops (stopPartitions).
 func (p *Processor) setStandbys(parts []int32) {
 	p.mu.Lock()
-	if p.killed || p.standbyOff {
+	if p.abandoned || p.standbyOff {
 		p.mu.Unlock()
 		return
 	}
@@ -88,7 +88,7 @@ func (p *Processor) setStandbys(parts []int32) {
 // startStandbyLocked starts a standby for part unless one runs; p.mu is
 // held.
 func (p *Processor) startStandbyLocked(part int32) {
-	if _, ok := p.standbys[part]; ok || p.killed || p.standbyOff || p.cfg.Topics.Changelog == "" {
+	if _, ok := p.standbys[part]; ok || p.abandoned || p.standbyOff || p.cfg.Topics.Changelog == "" {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())

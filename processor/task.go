@@ -64,7 +64,7 @@ const (
 
 // task owns the state of one partition number: partition p of every input
 // topic. Only its goroutine touches its fields after start; the processor
-// talks to it through in, stopc, dead and done, and reads beat.
+// talks to it through in, stopc, abandonCtx and done, and reads beat.
 //
 // Invariant: every record the task has handled since its last commit is
 // reflected in custs (the changed customers), outputs and pos;
@@ -84,7 +84,7 @@ type task struct {
 	cl *kgo.Client
 	// sink takes the task's commit cycles to Kafka.
 	sink sink
-	// ctx ends when the task is stopped or killed (restore, snapshot).
+	// ctx ends when the task is stopped or abandoned (restore, snapshot).
 	ctx    context.Context
 	cancel context.CancelFunc
 	// restored is closed once the task's store is up to date with its
@@ -111,10 +111,10 @@ type task struct {
 	stopc chan struct{}
 	quit  sync.Once
 	done  chan struct{}
-	dead  chan struct{} // closed by kill: exit without committing
-	// abortCtx ends with kill: a commit waiting on Kafka gives up.
-	abortCtx    context.Context
-	abortCancel context.CancelFunc
+	// abandonCtx ends with abandon: the task exits at its next step
+	// without committing, and a commit waiting on Kafka gives up.
+	abandonCtx    context.Context
+	abandonCancel context.CancelFunc
 	// beat is when the task last made progress (Unix nanoseconds): it
 	// handled records, finished a tick and its commit, or read a poll of
 	// its changelog while restoring. An idle task ticks every
@@ -243,12 +243,11 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		p:            p,
 		part:         part,
 		cl:           cl,
-		sink:         producerSink{cl},
+		sink:         p.newSink(cl),
 		startGen:     p.adjusted.Load(),
 		in:           make(chan fetched, 4),
 		stopc:        make(chan struct{}),
 		done:         make(chan struct{}),
-		dead:         make(chan struct{}),
 		custs:        newCustomers(p.cfg.Store, part, capacity, wsMax, int(min(p.cfg.KnownIDsBytes/int64(max(1, p.partitions)), math.MaxInt32))),
 		qMaxBytes:    qMaxBytes,
 		next:         make(map[string]int64, 2),
@@ -271,10 +270,7 @@ func newTask(p *Processor, part int32, cl *kgo.Client) *task {
 		shownTreated: make(map[string]float64),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.abortCtx, t.abortCancel = context.WithCancel(context.Background())
-	if p.txn != nil {
-		t.sink = p.txn
-	}
+	t.abandonCtx, t.abandonCancel = context.WithCancel(context.Background())
 	t.beat.Store(time.Now().UnixNano())
 	t.lateness, t.evLatency = p.m.timerLateness.Batch(), p.m.eventLatency.Batch()
 	t.end = [numSources]int64{math.MaxInt64, math.MaxInt64, math.MaxInt64}
@@ -298,32 +294,20 @@ func (t *task) requestStop() {
 	t.quit.Do(func() { close(t.stopc) })
 }
 
-// killed reports whether kill was called.
-func (t *task) killed() bool {
-	select {
-	case <-t.dead:
-		return true
-	default:
-		return false
-	}
-}
+// abandoned reports whether abandon was called.
+func (t *task) abandoned() bool { return t.abandonCtx.Err() != nil }
 
-// kill makes the task exit at its next step without committing.
-func (t *task) kill() {
-	select {
-	case <-t.dead:
-	default:
-		close(t.dead)
-		t.cancel()
-		t.abortCancel()
-	}
+// abandon makes the task exit at its next step without committing.
+func (t *task) abandon() {
+	t.abandonCancel()
+	t.cancel()
 }
 
 func (t *task) run() {
 	defer close(t.done)
 	defer t.dropGauges()
 	defer t.cancel()
-	defer t.abortCancel()
+	defer t.abandonCancel()
 	t.lastInput = time.Now()
 	if err := t.startChangelog(); err != nil {
 		if t.ctx.Err() == nil {
@@ -354,7 +338,7 @@ func (t *task) run() {
 	for {
 		t.beat.Store(time.Now().UnixNano())
 		select {
-		case <-t.dead:
+		case <-t.abandonCtx.Done():
 			return
 		case <-t.stopc:
 			if err := t.drain(); err != nil {
@@ -388,7 +372,7 @@ func (t *task) run() {
 				t.p.fail(fmt.Errorf("task %d: commit: %w", t.part, err))
 				return
 			}
-			if pol := t.p.policy.Load(); pol != t.pol && !t.custs.hasChanged() && !t.killed() {
+			if pol := t.p.policy.Load(); pol != t.pol && !t.custs.hasChanged() && !t.abandoned() {
 				if err := t.switchPolicy(pol); err != nil {
 					t.p.fail(fmt.Errorf("task %d: switch policy: %w", t.part, err))
 					return
@@ -1177,13 +1161,14 @@ func (t *task) commit() error {
 	if t.pending == 0 && !t.custs.hasChanged() && t.custs.erasedLen() == 0 && t.outputs.len() == 0 && t.pos == t.committedPos {
 		return nil
 	}
-	if t.killed() {
-		return nil
+	if t.abandoned() {
+		return nil // no cycle starts once the task is abandoned
 	}
 	start := time.Now()
-	// kill (an abandoned shutdown, a lost partition) ends a commit that
-	// waits on Kafka; the store then stays at the previous cycle.
-	ctx, cancel := context.WithTimeout(t.abortCtx, commitTimeout)
+	// An abandon (a shutdown past its timeout, a lost partition) ends a
+	// commit that waits on Kafka; the store then stays at the previous
+	// cycle, whether Kafka has this one or not.
+	ctx, cancel := context.WithTimeout(t.abandonCtx, commitTimeout)
 	defer cancel()
 	cycle := t.nextCycle()
 	t.encodePending()
@@ -1200,8 +1185,8 @@ func (t *task) commit() error {
 	}
 	t.changelogRecords(cycle, *dirty)
 	if err := t.send(ctx, cycle); err != nil {
-		if errors.Is(err, errKilled) || t.killed() {
-			return nil
+		if t.abandoned() {
+			return nil // the task gave the cycle up: not a failure
 		}
 		return err
 	}
@@ -1212,22 +1197,13 @@ func (t *task) commit() error {
 		select {
 		case t.p.commitSlots <- struct{}{}:
 			defer func() { <-t.p.commitSlots }()
-		case <-t.dead:
-			return nil
+		case <-t.abandonCtx.Done():
+			return nil // the restore catches up from the changelog
 		}
 	}
 	pendingDelta := t.fillBatch(batchBytes, *dirty, *moves)
-	if t.killed() {
-		// A crash between the Kafka commit and the store's commit: the
-		// restore catches up from the changelog.
-		t.batch.Reset()
-		return nil
-	}
 	if err := t.batch.Commit(); err != nil {
 		return err // a *state.Error: names the directory and the cause
-	}
-	if t.killed() {
-		return nil
 	}
 	t.committed(start, pendingDelta)
 	return nil
@@ -1417,7 +1393,7 @@ func (t *task) send(ctx context.Context, cycle uint64) error {
 		t.clRecs = append(t.clRecs, kgo.Record{Topic: topic, Partition: t.part, Key: t.clBuf[k:v:v], Value: t.clBuf[v:], Timestamp: now})
 		t.sendQ = append(t.sendQ, &t.clRecs[len(t.clRecs)-1])
 	}
-	t.out = cycleOut{part: t.part, recs: t.sendQ, topics: &t.topics, pos: t.pos, group: t.cl, dead: t.dead}
+	t.out = cycleOut{part: t.part, recs: t.sendQ, topics: &t.topics, pos: t.pos, group: t.cl, abandoned: t.abandonCtx.Done()}
 	if len(t.sendQ) == 0 {
 		return nil
 	}

@@ -14,8 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 )
 
-// errKilled ends a commit that a simulated crash (kill) interrupted.
-var errKilled = errors.New("task killed")
+// errAbandoned ends a commit that the task's abandon interrupted: Kafka
+// may have the cycle or not, and the store does not.
+var errAbandoned = errors.New("commit abandoned")
 
 // taskPartitioner partitions the changelog by hand (record.Partition is
 // the task) and every other topic by the default key hash, so that a
@@ -112,6 +113,15 @@ type sink interface {
 	durable(c *cycleOut)
 }
 
+// taskSink returns the sink of a task whose group consumer is cl: the
+// instance's committer in exactly-once mode, else a producerSink.
+func (p *Processor) taskSink(cl *kgo.Client) sink {
+	if p.txn != nil {
+		return p.txn
+	}
+	return producerSink{cl}
+}
+
 // producerSink sends a cycle without a transaction, through the group
 // consumer's client, and marks its positions for the group's next
 // offset commit once the store has it.
@@ -156,9 +166,9 @@ type cycleOut struct {
 	// group is the group consumer (a *kgo.Client) whose membership the
 	// task's ownership comes from.
 	group groupMember
-	// dead is the task's: a job of a killed task is left out of any
-	// transaction not yet begun.
-	dead <-chan struct{}
+	// abandoned is closed when the task is abandoned: its job is left
+	// out of any transaction not yet begun.
+	abandoned <-chan struct{}
 	// done receives the job's outcome, once.
 	done chan error
 }
@@ -187,7 +197,7 @@ type cycleOut struct {
 //
 // One goroutine (run, owned by Processor.Run) sends the transactions. The
 // tasks hand it jobs over jobs and wait for the answer on the job's done
-// channel, or for their own kill.
+// channel, or until they are abandoned.
 type committer struct {
 	p    *Processor
 	id   string
@@ -197,11 +207,11 @@ type committer struct {
 	// group to the transaction, so AddOffsetsToTxn comes first.
 	addOffsets bool
 
-	// crashed is closed by crash (Processor.kill): the committer ends no
-	// transaction any more.
-	crashed   chan struct{}
-	crashOnce sync.Once
-	done      chan struct{} // closed when run returns
+	// abandoned is closed by abandon (Processor.abandon): the committer
+	// ends no transaction any more.
+	abandoned   chan struct{}
+	abandonOnce sync.Once
+	done        chan struct{} // closed when run returns
 }
 
 // committerLinger is how long a round waits, after its first job, for the
@@ -236,9 +246,9 @@ func newCommitter(ctx context.Context, p *Processor, key string, addOffsets bool
 	}
 	return &committer{
 		p: p, id: id, cl: cl, addOffsets: addOffsets,
-		jobs:    make(chan *cycleOut, 1024),
-		crashed: make(chan struct{}),
-		done:    make(chan struct{}),
+		jobs:      make(chan *cycleOut, 1024),
+		abandoned: make(chan struct{}),
+		done:      make(chan struct{}),
 	}, nil
 }
 
@@ -246,15 +256,15 @@ func newCommitter(ctx context.Context, p *Processor, key string, addOffsets bool
 func (c *committer) durable(*cycleOut) {}
 
 // send hands a cycle to the committer and waits for its outcome. It
-// returns errKilled if the task is killed first: the cycle may still
+// returns errAbandoned if the task is abandoned first: the cycle may still
 // commit in Kafka (as when a process dies after its EndTxn), which a
 // restore catches up with.
 func (c *committer) send(ctx context.Context, j *cycleOut) error {
 	j.done = make(chan error, 1)
 	select {
 	case c.jobs <- j:
-	case <-j.dead:
-		return errKilled
+	case <-j.abandoned:
+		return errAbandoned
 	case <-ctx.Done():
 		return fmt.Errorf("commit: %w", context.Cause(ctx))
 	case <-c.done:
@@ -263,8 +273,8 @@ func (c *committer) send(ctx context.Context, j *cycleOut) error {
 	select {
 	case err := <-j.done:
 		return err
-	case <-j.dead:
-		return errKilled
+	case <-j.abandoned:
+		return errAbandoned
 	case <-ctx.Done():
 		return fmt.Errorf("commit: %w", context.Cause(ctx))
 	}
@@ -274,7 +284,7 @@ var (
 	errCommitterStopped = errors.New("the instance's transactional producer has stopped")
 	// errNotInGroup refuses a round while the instance is not a member of
 	// the group; it is sent again (retriableTxn) until it is, or until its
-	// tasks are killed.
+	// tasks are abandoned.
 	errNotInGroup = errors.New("not a member of the group")
 )
 
@@ -310,24 +320,24 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
-// crash stops the committer as a crash would, for Processor.kill (a
-// shutdown abandoned after ShutdownTimeout, or a test's crash): no
-// transaction is ended any more, and the open one stays open until the
-// next run of the instance fences it or the broker aborts it.
-func (c *committer) crash() {
-	c.crashOnce.Do(func() { close(c.crashed) })
+// abandon stops the committer for Processor.abandon (a shutdown past
+// ShutdownTimeout): no transaction is ended any more, and the open one
+// stays open until the next run of the instance fences it or the broker
+// aborts it.
+func (c *committer) abandon() {
+	c.abandonOnce.Do(func() { close(c.abandoned) })
 }
 
 // commit sends one round of jobs in a transaction and answers each. A
 // round the coordinator refuses for a passing reason (a rebalance moved
 // the generation, the coordinator moved) is aborted and sent again, without
-// the jobs of tasks killed meanwhile, until commitTimeout.
+// the jobs of tasks abandoned meanwhile, until commitTimeout.
 func (c *committer) commit(ctx context.Context, jobs []*cycleOut) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	go func() {
 		select {
-		case <-c.crashed:
+		case <-c.abandoned:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -335,9 +345,9 @@ func (c *committer) commit(ctx context.Context, jobs []*cycleOut) {
 	backoff := 20 * time.Millisecond
 	for {
 		select {
-		case <-c.crashed:
+		case <-c.abandoned:
 			for _, j := range jobs {
-				j.done <- errKilled
+				j.done <- errAbandoned
 			}
 			return
 		default:
@@ -345,8 +355,8 @@ func (c *committer) commit(ctx context.Context, jobs []*cycleOut) {
 		live := jobs[:0]
 		for _, j := range jobs {
 			select {
-			case <-j.dead:
-				j.done <- errKilled
+			case <-j.abandoned:
+				j.done <- errAbandoned
 			default:
 				live = append(live, j)
 			}
@@ -460,10 +470,10 @@ func (c *committer) try(ctx context.Context, jobs []*cycleOut) (*cycleOut, error
 		return nil, offErr
 	}
 	select {
-	case <-c.crashed:
-		// A crash before the EndTxn: the transaction stays open until
-		// the next run of the instance fences it, or it times out.
-		return nil, errKilled
+	case <-c.abandoned:
+		// Abandoned before the EndTxn: the transaction stays open
+		// until the next run of the instance fences it, or it times out.
+		return nil, errAbandoned
 	default:
 	}
 	if err := c.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {

@@ -93,9 +93,9 @@ func joinedMember(t *testing.T, h *harness, group string) *kgo.Client {
 
 // tierJob is a commit cycle of task 0 with one output record and input
 // positions 7 and 3.
-func tierJob(h *harness, value string, m groupMember, dead chan struct{}) *cycleOut {
+func tierJob(h *harness, value string, m groupMember, abandoned chan struct{}) *cycleOut {
 	return &cycleOut{part: 0, recs: []*kgo.Record{{Topic: h.topics.TierChanges, Partition: 0, Key: []byte("c1"), Value: []byte(value)}},
-		topics: &[numSources]string{h.topics.Interactions, h.topics.Purchases, ""}, pos: [numSources]int64{7, 3, -1}, group: m, dead: dead}
+		topics: &[numSources]string{h.topics.Interactions, h.topics.Purchases, ""}, pos: [numSources]int64{7, 3, -1}, group: m, abandoned: abandoned}
 }
 
 func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
@@ -126,23 +126,25 @@ func testCommitterFenced(t *testing.T, h *harness, explicit bool) {
 		return nil
 	})
 
-	job := func(value string, m groupMember, dead chan struct{}) *cycleOut { return tierJob(h, value, m, dead) }
+	job := func(value string, m groupMember, abandoned chan struct{}) *cycleOut {
+		return tierJob(h, value, m, abandoned)
+	}
 	aborts := func() float64 { return testutil.ToFloat64(p.m.transactions.WithLabelValues("abort")) }
 
 	// The zombie's round: refused and aborted, again and again, until its
-	// task is killed.
-	dead := make(chan struct{})
+	// task is abandoned.
+	abandoned := make(chan struct{})
 	zombie := make(chan error, 1)
-	go func() { zombie <- c.send(ctx, job("zombie", staleMember{oldMember, oldGen}, dead)) }()
+	go func() { zombie <- c.send(ctx, job("zombie", staleMember{oldMember, oldGen}, abandoned)) }()
 	kafkatest.Eventually(t, time.Minute, func() error {
 		if aborts() < 2 {
 			return errors.New("the stale round has not been refused twice yet")
 		}
 		return nil
 	})
-	close(dead)
-	if err := <-zombie; !errors.Is(err, errKilled) {
-		t.Fatalf("the stale round ended with %v, want it refused until its task was killed", err)
+	close(abandoned)
+	if err := <-zombie; !errors.Is(err, errAbandoned) {
+		t.Fatalf("the stale round ended with %v, want it refused until its task was abandoned", err)
 	}
 
 	// The same round under the current membership commits.
