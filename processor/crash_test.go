@@ -36,6 +36,24 @@ func crashSeeds(t *testing.T, def int) int {
 	return max(n, def)
 }
 
+// crashBothModes runs crash(t, g, seed) for each guarantee over the
+// seeds (def, or short with -short; VALORA_CRASH_SEEDS can raise them).
+func crashBothModes(t *testing.T, def, short int, crash func(t *testing.T, g Guarantee, seed uint64)) {
+	t.Helper()
+	seeds := def
+	if testing.Short() {
+		seeds = short
+	}
+	seeds = crashSeeds(t, seeds)
+	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
+		t.Run(string(g), func(t *testing.T) {
+			for seed := range uint64(seeds) {
+				t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { crash(t, g, seed) })
+			}
+		})
+	}
+}
+
 // crashWhere is the step of a commit cycle at which a crasher crashes the
 // processor.
 type crashWhere int
@@ -268,18 +286,7 @@ func checkBehind(t *testing.T, dir string, l lostCycle) {
 // changelog position past its checkpoint), and end with the state and
 // tier changes of a run without a crash.
 func TestCrashKafkaAheadOfStore(t *testing.T) {
-	seeds := 2
-	if testing.Short() {
-		seeds = 1
-	}
-	seeds = crashSeeds(t, seeds)
-	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
-		t.Run(string(g), func(t *testing.T) {
-			for seed := range uint64(seeds) {
-				t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { crashKafkaAheadOfStore(t, g, seed) })
-			}
-		})
-	}
+	crashBothModes(t, 2, 1, crashKafkaAheadOfStore)
 }
 
 func crashKafkaAheadOfStore(t *testing.T, g Guarantee, seed uint64) {

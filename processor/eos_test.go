@@ -38,18 +38,7 @@ import (
 //   - the final state of every customer, read from the changelog, equals
 //     the clean run's.
 func TestScaleOutCrashes(t *testing.T) {
-	seeds := 3
-	if testing.Short() {
-		seeds = 1
-	}
-	seeds = crashSeeds(t, seeds)
-	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
-		t.Run(string(g), func(t *testing.T) {
-			for seed := range uint64(seeds) {
-				t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { scaleOutCrashes(t, g, seed) })
-			}
-		})
-	}
+	crashBothModes(t, 3, 1, scaleOutCrashes)
 }
 
 func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {

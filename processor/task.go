@@ -1434,13 +1434,7 @@ func (t *task) commitStart() {
 // must never run ahead of the state, since tooling (and tests) read them
 // as what has been processed.
 func (t *task) positions() map[string]map[int32]kgo.EpochOffset {
-	all := make(map[string]map[int32]kgo.EpochOffset, numSources)
-	for src, pos := range t.committedPos {
-		if pos >= 0 && t.topics[src] != "" {
-			all[t.topics[src]] = map[int32]kgo.EpochOffset{t.part: {Epoch: -1, Offset: pos}}
-		}
-	}
-	return all
+	return positionsOf(t.part, &t.topics, t.committedPos)
 }
 
 func decodeReason(err error) string {

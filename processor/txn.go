@@ -143,10 +143,17 @@ func (s producerSink) durable(c *cycleOut) {
 // positions returns the cycle's input positions by topic, as the group
 // client takes them.
 func (c *cycleOut) positions() map[string]map[int32]kgo.EpochOffset {
+	return positionsOf(c.part, c.topics, c.pos)
+}
+
+// positionsOf returns partition part's positions pos of the sources
+// topics, by topic, as the group client takes them; an unknown position
+// (-1) or an absent source is left out.
+func positionsOf(part int32, topics *[numSources]string, pos [numSources]int64) map[string]map[int32]kgo.EpochOffset {
 	all := make(map[string]map[int32]kgo.EpochOffset, numSources)
-	for src, pos := range c.pos {
-		if pos >= 0 && c.topics[src] != "" {
-			all[c.topics[src]] = map[int32]kgo.EpochOffset{c.part: {Epoch: -1, Offset: pos}}
+	for src, next := range pos {
+		if next >= 0 && topics[src] != "" {
+			all[topics[src]] = map[int32]kgo.EpochOffset{part: {Epoch: -1, Offset: next}}
 		}
 	}
 	return all
