@@ -77,6 +77,13 @@ func scaleOutCrashes(t *testing.T, g Guarantee, seed uint64) {
 			// IdleTimeout, and the wall clock would move its tasks'
 			// stream time, which the clean run's does not.
 			c.Time = TimeEvent
+			// An instance that comes back with a lost disk has a new
+			// transactional id, so the transaction its crashed run left
+			// open ends only when the broker times it out; until then it
+			// holds read_committed reads of the outputs and the new
+			// owners' restores. 10s (plus the broker's abort scan, 10s
+			// by default) keeps that well inside the reads' minute.
+			c.TransactionTimeout = 10 * time.Second
 			if seed%2 == 1 {
 				c.restoreIngestAt = 1 // odd seeds restore through ingested tables
 			}
