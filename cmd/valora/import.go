@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,6 +78,7 @@ type importFlags struct {
 	json             bool
 	progress         bool
 	progressInterval time.Duration
+	sec              securityFlags
 }
 
 func (f *importFlags) register(fs *flag.FlagSet) {
@@ -110,6 +112,7 @@ func (f *importFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON")
 	fs.BoolVar(&f.progress, "progress", true, "report progress on stderr: one line redrawn on a terminal, else a line per --progress-interval")
 	fs.DurationVar(&f.progressInterval, "progress-interval", 5*time.Second, "progress line interval when stderr is not a terminal")
+	f.sec.register(fs)
 }
 
 // importMaxPrinted is the number of bad rows printed on stderr; the rest
@@ -132,6 +135,7 @@ type importer struct {
 	stderr  io.Writer
 	isTerm  bool
 	codec   *schemas.Codec
+	kafka   []kgo.Opt // TLS and SASL, from f.sec
 	cl      *kgo.Client
 	now     time.Time
 	idBuf   []byte
@@ -180,6 +184,11 @@ func runImport(ctx context.Context, args []string, getenv env, stdout, stderr io
 	}
 	im := &importer{f: &f, stderr: stderr, isTerm: isTerminal(stderr), now: time.Now()}
 	if err := im.configure(fs, paths); err != nil {
+		return err
+	}
+	// The security flags are checked on a dry run too, so that the command
+	// a dry run accepted does not fail later on them.
+	if im.kafka, err = f.sec.clientOpts(getenv, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
 		return err
 	}
 	if !f.dryRun {
@@ -386,15 +395,15 @@ func (im *importer) kinds(m *txcsv.Config) error {
 // producer (linger, lz4, many records buffered, which bounds what is in
 // flight) that is idempotent with acks from all in-sync replicas, so that
 // retries neither lose, repeat nor reorder records.
-func importClientOpts(f *importFlags) []kgo.Opt {
-	return []kgo.Opt{
+func importClientOpts(f *importFlags, security []kgo.Opt) []kgo.Opt {
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(splitList(f.brokers)...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // and idempotence, franz-go's default
 		kgo.ProducerLinger(10 * time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
 		kgo.MaxBufferedRecords(f.maxBuffered),
 		kgo.RecordDeliveryTimeout(2 * time.Minute),
-	}
+	}, security...)
 }
 
 // connect opens the codec and the client and checks that the topics to
@@ -407,7 +416,12 @@ func (im *importer) connect(ctx context.Context) error {
 		return err
 	}
 	im.codec = codec
-	cl, err := kgo.NewClient(importClientOpts(f)...)
+	// A certificate or login the brokers refuse stops the import here, with
+	// the cause, rather than as a metadata timeout.
+	if err := checkBrokers(ctx, splitList(f.brokers), im.kafka); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(importClientOpts(f, im.kafka)...)
 	if err != nil {
 		return usageError{fmt.Errorf("kafka client: %w", err)}
 	}

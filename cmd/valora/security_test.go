@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -54,8 +56,8 @@ func runCmd(t *testing.T, ctx context.Context, args []string, getenv env) (int, 
 }
 
 // TestSecurityFlagsBadValues checks that a bad security or HTTP setting
-// stops run and gen at start, with exit code 2, a message naming the flag,
-// and nothing opened.
+// stops run, gen and import (a dry run too) at start, with exit code 2, a
+// message naming the flag, and nothing opened.
 func TestSecurityFlagsBadValues(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
@@ -78,10 +80,13 @@ func TestSecurityFlagsBadValues(t *testing.T) {
 			t.Errorf("%v: the state directory was created before validation failed", args)
 		}
 	}
-	for _, cmd := range []string{"run", "gen"} {
+	for _, cmd := range []string{"run", "gen", "import"} {
 		base := []string{cmd}
-		if cmd == "run" {
+		switch cmd {
+		case "run":
 			base = append(base, "--state-dir", state)
+		case "import":
+			base = append(base, "--dry-run", calCDNOWSample)
 		}
 		args := func(a ...string) []string { return append(append([]string{}, base...), a...) }
 		f(args("--sasl-mechanism", "FOO"), nil,
@@ -104,7 +109,7 @@ func TestSecurityFlagsBadValues(t *testing.T) {
 // never the password, even when it is set in the environment.
 func TestHelpShowsNoSecret(t *testing.T) {
 	envs := mapEnv(map[string]string{"VALORA_SASL_PASSWORD": saslPass, "VALORA_SASL_USERNAME": saslUser})
-	for _, cmd := range []string{"run", "gen"} {
+	for _, cmd := range []string{"run", "gen", "import"} {
 		_, _, help := runCmd(t, context.Background(), []string{cmd, "--help"}, envs)
 		for _, flag := range []string{"-tls", "-tls-ca", "-tls-cert", "-tls-key", "-tls-server-name", "-sasl-mechanism",
 			"-sasl-username", "-sasl-password-file", "-sasl-oauth-token-file", "VALORA_SASL_PASSWORD"} {
@@ -148,27 +153,86 @@ func TestGenOverTLSAndSASL(t *testing.T) {
 		t.Errorf("gen's start-up log does not describe the security settings: %q", stderr)
 	}
 
-	// Read them back with the same settings, through the same code path.
+	if n := readSecure(t, ctx, pki, addr, 300); n != 300 {
+		t.Errorf("read back %d records, want 300", n)
+	}
+}
+
+// secureClient is a client of the secureCluster at addr, with the
+// security flags' own client options.
+func secureClient(t *testing.T, pki *certtest.PKI, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
 	sec := securityFlags{tls: true, caFile: pki.CAFile, mechanism: "SCRAM-SHA-512", username: saslUser}
-	opts, err := sec.clientOpts(mapEnv(map[string]string{"VALORA_SASL_PASSWORD": saslPass}), discardLogger())
+	secOpts, err := sec.clientOpts(mapEnv(map[string]string{"VALORA_SASL_PASSWORD": saslPass}), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(addr), kgo.ConsumeTopics("interactions", "purchases"))...)
+	cl, err := kgo.NewClient(append(append(secOpts, kgo.SeedBrokers(addr)), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// readSecure reads the input topics of the secureCluster at addr until it
+// has want records or ctx ends, and returns how many it read.
+func readSecure(t *testing.T, ctx context.Context, pki *certtest.PKI, addr string, want int) int {
+	t.Helper()
+	cl := secureClient(t, pki, addr, kgo.ConsumeTopics("interactions", "purchases"))
 	n := 0
-	for n < 300 && ctx.Err() == nil {
+	for n < want && ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
 		if err := fs.Err0(); err != nil && ctx.Err() == nil {
 			t.Fatalf("consume: %v", err)
 		}
 		n += fs.NumRecords()
 	}
-	if n != 300 {
-		t.Errorf("read back %d records, want 300", n)
+	return n
+}
+
+// TestImportOverTLSAndSASL imports the CDNOW sample into a broker that
+// requires TLS and SCRAM-SHA-512 and reads every row back; with a wrong
+// password the import stops at once, exit 1, naming the cause and
+// producing nothing.
+func TestImportOverTLSAndSASL(t *testing.T) {
+	pki := certtest.New(t, "import")
+	addr := secureCluster(t, pki)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := []string{"import", "--brokers", addr, "--progress=false",
+		"--tls", "--tls-ca", pki.CAFile, "--sasl-mechanism", "SCRAM-SHA-512", "--sasl-username", saslUser}
+
+	code, stdout, stderr := runCmd(t, ctx, append(args, "--json", calCDNOWSample), mapEnv(map[string]string{"VALORA_SASL_PASSWORD": saslPass + "-wrong"}))
+	if code != 1 || !strings.Contains(stderr, "SASL authentication failed") || strings.Contains(stdout+stderr, saslPass) {
+		t.Errorf("import with a wrong password: exit %d, want 1 with the cause and no password\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	ends, err := kadm.NewClient(secureClient(t, pki, addr)).ListEndOffsets(ctx, "interactions", "purchases")
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset != 0 {
+			t.Errorf("the refused import produced: %s/%d ends at %d", o.Topic, o.Partition, o.Offset)
+		}
+	})
+
+	code, stdout, stderr = runCmd(t, ctx, append(args, "--json", calCDNOWSample), mapEnv(map[string]string{"VALORA_SASL_PASSWORD": saslPass}))
+	if code != 0 {
+		t.Fatalf("import: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	var rep importReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("import summary %q: %v", stdout, err)
+	}
+	if rep.Purchases.Records != 6919 || strings.Contains(stdout+stderr, saslPass) {
+		t.Errorf("import: %d purchases acknowledged, want 6919 (stderr %q)", rep.Purchases.Records, stderr)
+	}
+	if n := readSecure(t, ctx, pki, addr, 6919); n != 6919 {
+		t.Errorf("read back %d records, want 6919", n)
 	}
 }
 
