@@ -53,6 +53,9 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	var gf genFlags
 	d.register(fs)
 	sf.register(fs, "127.0.0.1:8089")
+	if fl := fs.Lookup("brokers"); fl != nil {
+		fl.Usage, fl.DefValue = "not taken: dev runs its own broker (see --kafka-port)", ""
+	}
 	gf.register(fs, 2000, 24*time.Hour)
 	// Customers keep arriving over the two years up to now (the default
 	// --start), so that new customers join all along, and the traffic
@@ -61,6 +64,13 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	gf.arrival = 730
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["brokers"] {
+		// Silently scoring the embedded broker's traffic instead would
+		// hide that the user's brokers were never read.
+		return usagef("--brokers (or %s): valora dev runs its own broker (--kafka-port); for your brokers, run valora run, with valora gen for traffic", envName("brokers"))
 	}
 	if !(d.history >= 0) || d.history > gen.MaxSpan.Hours()/24 {
 		return usagef("--history-days: %v must be in [0, %v]", d.history, gen.MaxSpan.Hours()/24)

@@ -198,6 +198,8 @@ func TestBadConfigurationStopsAtStart(t *testing.T) {
 	f([]string{"run", "--state-dir", state, "--log-level", "loud"}, nil, "log-level")
 	f([]string{"gen", "--bgnbd", "1,2,3"}, nil, "bgnbd")
 	f([]string{"dev", "--partitions", "0"}, nil, "partitions")
+	f([]string{"dev", "--brokers", "kafka:9092"}, nil, "--brokers")
+	f([]string{"dev"}, map[string]string{"VALORA_BROKERS": "kafka:9092"}, "VALORA_BROKERS")
 	f([]string{"dev", "--history-days", "-1"}, nil, "history-days")
 	f([]string{"run", "--state-dir", state, "--input-partitioner", "consistent_random"}, nil, "input_partitioner")
 	f([]string{"run", "--state-dir", state}, map[string]string{"VALORA_INPUT_PARTITIONER": "fnv"}, "input_partitioner")
