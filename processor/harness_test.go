@@ -92,11 +92,12 @@ func (h *harness) startWith(o state.Options, group string, tune ...func(*Config)
 // startCrashing is start with a processor that c crashes (see crasher).
 func (h *harness) startCrashing(dir, group string, c *crasher, tune ...func(*Config)) *running {
 	h.t.Helper()
-	return h.launch(state.Options{Dir: dir}, group, c, tune...)
+	return h.launch(state.Options{Dir: dir}, group, c.attach, tune...)
 }
 
-// launch is startWith, with the processor crashed by c if not nil.
-func (h *harness) launch(o state.Options, group string, c *crasher, tune ...func(*Config)) *running {
+// launch is startWith, with attach (if not nil) called on the processor
+// before it runs: a crasher's, or a test sink's.
+func (h *harness) launch(o state.Options, group string, attach func(*Processor), tune ...func(*Config)) *running {
 	h.t.Helper()
 	dir := o.Dir
 	o.CacheSize, o.MemTableSize = cmp.Or(o.CacheSize, 8<<20), 4<<20
@@ -126,8 +127,8 @@ func (h *harness) launch(o state.Options, group string, c *crasher, tune ...func
 		st.Close()
 		h.t.Fatal(err)
 	}
-	if c != nil {
-		c.attach(p)
+	if attach != nil {
+		attach(p)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, store: st, reg: reg, done: make(chan error, 1), stop: cancel, h: h}

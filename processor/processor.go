@@ -95,6 +95,12 @@ type Processor struct {
 	// the tasks (Unix nanoseconds; 0: it is not handing any): /healthz
 	// reads a hand-off older than StallTimeout as a wedged loop.
 	handing atomic.Int64
+	// handClock is the time the poll loop has spent handing, in one word
+	// so that it reads consistently (handingTime): the nanoseconds of the
+	// handings that ended, minus the Unix nanoseconds at which the one
+	// under way started, if any (which makes it negative). Only the poll
+	// loop writes it.
+	handClock atomic.Int64
 	// timedOut is set when a shutdown outlasted ShutdownTimeout.
 	timedOut atomic.Bool
 
@@ -161,6 +167,16 @@ func (p *Processor) endsInterval() time.Duration {
 // ends: a few intervals, so that one slow listing does not count.
 func (p *Processor) endsStale() time.Duration {
 	return 3*p.endsInterval() + time.Second
+}
+
+// handingTime is the time the poll loop has spent handing records to the
+// tasks, the handing under way up to now included.
+func (p *Processor) handingTime(now time.Time) time.Duration {
+	v := p.handClock.Load()
+	if v < 0 {
+		v += now.UnixNano()
+	}
+	return time.Duration(v)
 }
 
 // watchEnds lists the start and end offsets of both inputs at once and then
@@ -435,6 +451,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		p.mu.Unlock()
 		p.handing.Store(now.UnixNano())
+		p.handClock.Add(-now.UnixNano())
 	hand:
 		for _, t := range targets {
 			select {
@@ -444,6 +461,7 @@ func (p *Processor) Run(ctx context.Context) error {
 				break hand
 			}
 		}
+		p.handClock.Add(time.Now().UnixNano())
 		p.handing.Store(0)
 		cl.AllowRebalance()
 	}

@@ -147,21 +147,23 @@ type task struct {
 	// offset at which each source stops and finished is set once both
 	// reached it and the task committed; live, end is unbounded and
 	// waitFrom is when the merge began to wait for a source's next
-	// record (zero: not waiting), gaveUp that it stopped waiting for it
-	// until the source's next fetch.
+	// record (zero: not waiting), waitHanding the poll loop's
+	// handingTime then, gaveUp that it stopped waiting for the source
+	// until its next fetch.
 	strict bool
 	end    [numSources]int64
 	q      [numSources][]*kgo.Record
 	// qBytes is the memory of each source's queue (queuedBytes), which a
 	// live task bounds by qMaxBytes as it bounds the count by
 	// liveQueueMax.
-	qBytes    [numSources]int
-	qMaxBytes int
-	head      [numSources]item
-	paused    [numSources]bool
-	finished  bool
-	waitFrom  [numSources]time.Time
-	gaveUp    [numSources]bool
+	qBytes      [numSources]int
+	qMaxBytes   int
+	head        [numSources]item
+	paused      [numSources]bool
+	finished    bool
+	waitFrom    [numSources]time.Time
+	waitHanding [numSources]time.Duration
+	gaveUp      [numSources]bool
 	// committedPos is pos at the last commit, or at load: the durable
 	// positions (replay progress, the group's offsets).
 	committedPos [numSources]int64
@@ -648,7 +650,8 @@ const (
 // records while it waits for a source that is known to have more to read
 // (or whose end is unknown). The wait normally lasts one fetch; the bound
 // keeps a partition that cannot be fetched (its leader is down) from
-// stopping the task's other inputs.
+// stopping the task's other inputs. Time the poll loop spends handing
+// records to other tasks does not count (waitFor).
 const mergeWaitMax = 5 * time.Second
 
 // enqueue adds f's records to their sources' queues, in offset order,
@@ -798,10 +801,16 @@ func (t *task) waitFor(src int) bool {
 	}
 	now := time.Now()
 	if t.waitFrom[src].IsZero() {
-		t.waitFrom[src] = now
+		t.waitFrom[src], t.waitHanding[src] = now, t.p.handingTime(now)
 		return true
 	}
-	if now.Sub(t.waitFrom[src]) >= mergeWaitMax {
+	// While the poll loop waits for busy tasks to take their records, no
+	// fetch reaches this one: that time says nothing of src. Counting it
+	// would make a saturated instance (a backlog after downtime) give up
+	// on sources that merely wait their turn, and apply its inputs out of
+	// event-time order, with churn fired early.
+	waited := now.Sub(t.waitFrom[src]) - (t.p.handingTime(now) - t.waitHanding[src])
+	if waited >= mergeWaitMax {
 		t.gaveUp[src] = true
 		return false
 	}
