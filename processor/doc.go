@@ -162,7 +162,9 @@
 // Run's goroutine is the poll loop: it polls the group client and hands
 // each task its records over the task's channel. It owns the group client
 // and the watchEnds goroutine (offset listings for lag, idle time and
-// /readyz), and stops both before it returns. kgo's group goroutine calls
+// /readyz), and stops both before it returns. It alone writes the atomics
+// that time its hand-offs (handing, handClock), which /healthz and the
+// tasks' merges read. kgo's group goroutine calls
 // onAssigned, onRevoked, onLost and the balancer's callbacks; they start
 // and stop tasks and standbys. Each task runs one goroutine (task.run),
 // started by onAssigned and stopped by stopPartitions, which waits for it;
