@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,8 +73,7 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	given := givenFlags(fs)
 	if err := lf.validate(given, &sf, &gf); err != nil {
 		return err
 	}
@@ -87,18 +85,16 @@ func runBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	if *replay {
 		// Score with `valora replay`'s defaults, but for the flags given.
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["commit-records"] {
+		if !given["commit-records"] {
 			sf.commitRecords = budget.ReplayCommitRecords
 		}
-		if !set["commit-interval"] {
+		if !given["commit-interval"] {
 			sf.commitInterval = budget.ReplayCommitInterval
 		}
-		if !set["write-set-mib"] {
+		if !given["write-set-mib"] {
 			sf.writeSetMiB = replayWriteSetMiB
 		}
-		if !set["cache-customers"] {
+		if !given["cache-customers"] {
 			sf.cacheCustomers = optionalInt{v: budget.ReplayCacheCustomers, set: true}
 		}
 	}

@@ -65,9 +65,7 @@ func runDev(ctx context.Context, args []string, getenv env, stdout, stderr io.Wr
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if given["brokers"] {
+	if givenFlags(fs)["brokers"] {
 		// Silently scoring the embedded broker's traffic instead would
 		// hide that the user's brokers were never read.
 		return usagef("--brokers (or %s): valora dev runs its own broker (--kafka-port); for your brokers, run valora run, with valora gen for traffic", envName("brokers"))

@@ -53,8 +53,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv env) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := givenFlags(fs)
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if set[f.Name] || err != nil {
@@ -68,6 +67,14 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv env) error {
 		}
 	})
 	return err
+}
+
+// givenFlags returns the names of the flags set on fs, on the command
+// line or (after parseFlags) from the environment.
+func givenFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 func envName(flagName string) string {
