@@ -289,6 +289,9 @@ func (c *committer) send(ctx context.Context, j *cycleOut) error {
 
 var (
 	errCommitterStopped = errors.New("the instance's transactional producer has stopped")
+	// errCommitUnconfirmed fails a round whose EndTxn(commit) got no
+	// clear answer: it is never sent again (retriableTxn).
+	errCommitUnconfirmed = errors.New("the transaction's commit is unconfirmed")
 	// errNotInGroup refuses a round while the instance is not a member of
 	// the group; it is sent again (retriableTxn) until it is, or until its
 	// tasks are abandoned.
@@ -485,7 +488,17 @@ func (c *committer) try(ctx context.Context, jobs []*cycleOut) (*cycleOut, error
 	}
 	if err := c.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		c.abort(ctx)
-		return nil, fmt.Errorf("commit transaction: %w", err)
+		if errors.Is(err, kerr.TransactionAbortable) || errors.Is(err, kerr.OperationNotAttempted) {
+			// The commit was refused or not attempted: the abort ended
+			// the transaction, and the round may go again.
+			return nil, fmt.Errorf("commit transaction: %w", err)
+		}
+		// Any other answer (a timeout, a coordinator that moved,
+		// UNKNOWN_SERVER_ERROR) leaves the commit's outcome unknown: the
+		// broker may have committed the round, and sending its records
+		// again would publish them twice. The round fails instead, and
+		// its tasks restore from what Kafka has.
+		return nil, fmt.Errorf("commit transaction: %w: %w", errCommitUnconfirmed, err)
 	}
 	m := c.p.m
 	m.transactions.WithLabelValues("commit").Inc()
@@ -596,8 +609,12 @@ func retryConcurrent(ctx context.Context, fn func() error) error {
 // retriableTxn reports whether a refused round may be sent again: the
 // group moved to a new generation or its coordinator moved, or the broker
 // asks for the transaction to be aborted. A fenced producer (another run
-// of this instance) or a refused authorization is final.
+// of this instance), a refused authorization, or a commit whose outcome is
+// unknown is final.
 func retriableTxn(err error) bool {
+	if errors.Is(err, errCommitUnconfirmed) {
+		return false
+	}
 	for _, e := range []error{errNotInGroup, kerr.IllegalGeneration, kerr.UnknownMemberID, kerr.RebalanceInProgress,
 		kerr.StaleMemberEpoch, kerr.GroupIDNotFound, kerr.CoordinatorNotAvailable, kerr.NotCoordinator,
 		kerr.CoordinatorLoadInProgress, kerr.ConcurrentTransactions, kerr.TransactionAbortable,

@@ -227,3 +227,47 @@ func TestNewOwnerWaitsForPendingOffsets(t *testing.T) {
 		t.Fatal("the new owner still waits after the old owner's transaction ended")
 	}
 }
+
+// TestUnconfirmedCommitFails answers a round's EndTxn(commit) with
+// UNKNOWN_SERVER_ERROR, which leaves the commit's outcome unknown (the
+// broker may have committed it): the round must fail rather than go again,
+// since its records sent again would be published twice had the broker
+// committed. The committer then commits the next round, and a
+// read_committed reader sees only that one. It needs kfake, to answer the
+// request.
+func TestUnconfirmedCommitFails(t *testing.T) {
+	b, cluster := kafkatest.NewKfake(t)
+	h := newHarnessOn(t, b, 1)
+	group := kafkatest.Name(t, "g")
+	_, c := startCommitter(t, h, group, false)
+	member := joinedMember(t, h, group)
+	var commits atomic.Int32
+	cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if !req.(*kmsg.EndTxnRequest).Commit || commits.Add(1) > 1 {
+			return nil, nil, false // the broker answers it
+		}
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil, true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := c.send(ctx, tierJob(h, "unconfirmed", member, make(chan struct{})))
+	if !errors.Is(err, errCommitUnconfirmed) {
+		t.Fatalf("a round whose commit is unconfirmed: %v, want errCommitUnconfirmed", err)
+	}
+	if n := commits.Load(); n != 1 {
+		t.Fatalf("%d EndTxn(commit) requests for the round, want 1: it was sent again", n)
+	}
+	if err := c.send(ctx, tierJob(h, "next", member, make(chan struct{}))); err != nil {
+		t.Fatalf("the next round: %v", err)
+	}
+	var vals []string
+	for _, r := range h.b.ConsumeAll(t, h.topics.TierChanges) {
+		vals = append(vals, string(r.Value))
+	}
+	if len(vals) != 1 || vals[0] != "next" {
+		t.Fatalf("read_committed reader saw %q, want only the next round's record", vals)
+	}
+}
